@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# A real mail stack on loopback for mailcanary's tests and demo: Postfix
+# receives SMTP and hands mail over LMTP to Dovecot, which serves it over IMAP.
+# Everything (configs, queue, mailboxes, certificates, logs) lives in one
+# private directory; nothing touches the system's own mail configuration.
+#
+#   scripts/mailstack.sh install   Debian packages (needs root and apt)
+#   scripts/mailstack.sh up        a fresh stack in $MAILSTACK_DIR
+#   scripts/mailstack.sh down | status
+#   scripts/mailstack.sh dovecot-stop | dovecot-start    IMAP outage on demand
+#   scripts/mailstack.sh release   deliver mail held by the hold- rule
+#
+# After `up`, $MAILSTACK_DIR/env holds the ports, the password and the CA file.
+#
+# Addresses at the domain mailcanary.test, all with password $MAILSTACK_PASSWORD:
+#   any local part         delivered to its own mailbox (INBOX)
+#   spam*                  filed into Junk by a Sieve rule
+#   hold-*                 accepted, then held in the Postfix queue (release)
+#   throttle-*             refused at RCPT with 450 4.7.1 (rate limited)
+#   nobody                 refused at RCPT with 550 5.1.1 (unknown user)
+set -euo pipefail
+
+DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack}
+DOMAIN=mailcanary.test
+PASSWORD=${MAILSTACK_PASSWORD:-canary-secret}
+SMTP_PORT=${MAILSTACK_SMTP_PORT:-10025}             # plain, no AUTH needed from loopback
+SUBMISSION_PORT=${MAILSTACK_SUBMISSION_PORT:-10587} # STARTTLS required, AUTH required
+SMTPS_PORT=${MAILSTACK_SMTPS_PORT:-10465}           # implicit TLS, AUTH required
+IMAP_PORT=${MAILSTACK_IMAP_PORT:-10143}             # plain and STARTTLS
+IMAPS_PORT=${MAILSTACK_IMAPS_PORT:-10993}           # implicit TLS
+
+die() { echo "mailstack: $*" >&2; exit 1; }
+
+need_root() { [ "$(id -u)" = 0 ] || die "must run as root (Postfix starts only as root)"; }
+
+install_packages() {
+  need_root
+  local missing=()
+  for p in postfix dovecot-imapd dovecot-lmtpd dovecot-sieve openssl; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  apt-get update -q
+  # policy-rc.d keeps the packages' own system services from starting.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  rm -f /usr/sbin/policy-rc.d
+}
+
+wait_port() {
+  local port=$1 name=$2 i
+  for i in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "mailstack: $name did not open port $port; its log:" >&2
+  tail -n 30 "$DIR/log/$name.log" >&2 || true
+  exit 1
+}
+
+make_certs() {
+  local t=$DIR/tls
+  mkdir -p "$t"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$t/ca.key" -out "$t/ca.pem" -days 30 -subj "/CN=mailcanary test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$t/key.pem" -out "$t/server.csr" -subj "/CN=localhost" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$t/ext.cnf"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+    -out "$t/cert.pem" -days 30 -extfile "$t/ext.cnf" 2>/dev/null
+  chmod 644 "$t"/*.pem
+}
+
+write_dovecot() {
+  local d=$DIR/dovecot
+  mkdir -p "$d/run" "$d/state" "$DIR/mail" "$DIR/sieve"
+  chown mail:mail "$DIR/mail"
+  cat >"$DIR/sieve/before.sieve" <<'SIEVE'
+require ["fileinto", "envelope"];
+if envelope :localpart :matches "to" "spam*" {
+  fileinto "Junk";
+  stop;
+}
+SIEVE
+  sievec "$DIR/sieve/before.sieve"
+  cat >"$d/dovecot.conf" <<CONF
+base_dir = $d/run
+state_dir = $d/state
+log_path = $DIR/log/dovecot.log
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <$DIR/tls/cert.pem
+ssl_key = <$DIR/tls/key.pem
+ssl_dh = </usr/share/dovecot/dh.pem
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+first_valid_uid = 8
+mail_location = maildir:$DIR/mail/%n/Maildir
+passdb {
+  driver = static
+  args = password=$PASSWORD
+}
+userdb {
+  driver = static
+  args = uid=mail gid=mail home=$DIR/mail/%n
+}
+namespace inbox {
+  inbox = yes
+  mailbox Junk {
+    special_use = \\Junk
+    auto = create
+  }
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAP_PORT
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $IMAPS_PORT
+    ssl = yes
+  }
+}
+service lmtp {
+  unix_listener $d/lmtp {
+    mode = 0666
+  }
+}
+service auth {
+  unix_listener $d/auth {
+    mode = 0666
+  }
+}
+protocol lmtp {
+  mail_plugins = sieve
+}
+plugin {
+  sieve_before = $DIR/sieve/before.sieve
+}
+CONF
+}
+
+write_postfix() {
+  local p=$DIR/postfix
+  mkdir -p "$p/spool" "$p/data"
+  chown postfix "$p/data"
+  cat >"$p/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $p/spool
+data_directory = $p/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.$DOMAIN
+mydomain = $DOMAIN
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+maillog_file = $DIR/log/postfix.log
+maillog_file_prefixes = $DIR/log
+alias_maps =
+alias_database =
+smtpd_banner = \$myhostname ESMTP
+virtual_mailbox_domains = $DOMAIN
+virtual_mailbox_maps = regexp:$p/mailboxes
+virtual_transport = lmtp:unix:$DIR/dovecot/lmtp
+smtpd_recipient_restrictions = check_recipient_access regexp:$p/recipient_access, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $DIR/dovecot/auth
+smtpd_tls_cert_file = $DIR/tls/cert.pem
+smtpd_tls_key_file = $DIR/tls/key.pem
+smtpd_tls_security_level = may
+smtpd_tls_auth_only = yes
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+CONF
+  printf '/^[^@]+@%s$/ OK\n' "${DOMAIN//./\\.}" >"$p/mailboxes"
+  cat >"$p/recipient_access" <<'MAP'
+/^nobody@/ 550 5.1.1 Recipient address rejected: User unknown
+/^throttle-/ 450 4.7.1 Rate limit exceeded, try again later
+/^hold-/ HOLD
+MAP
+  local auth="-o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject"
+  cat >"$p/master.cf" <<CONF
+127.0.0.1:$SMTP_PORT inet n - n - - smtpd
+127.0.0.1:$SUBMISSION_PORT inet n - n - - smtpd -o smtpd_tls_security_level=encrypt $auth
+127.0.0.1:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes $auth
+cleanup   unix n - n - 0 cleanup
+qmgr      unix n - n 300 1 qmgr
+tlsmgr    unix - - n 1000? 1 tlsmgr
+rewrite   unix - - n - - trivial-rewrite
+bounce    unix - - n - 0 bounce
+defer     unix - - n - 0 bounce
+trace     unix - - n - 0 bounce
+verify    unix - - n - 1 verify
+flush     unix n - n 1000? 0 flush
+proxymap  unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp      unix - - n - - smtp
+relay     unix - - n - - smtp
+showq     unix n - n - - showq
+error     unix - - n - - error
+retry     unix - - n - - error
+discard   unix - - n - - discard
+lmtp      unix - - n - - lmtp
+anvil     unix - - n - 1 anvil
+scache    unix - - n - 1 scache
+postlog   unix-dgram n - n - 1 postlogd
+CONF
+}
+
+dovecot_start() {
+  # Dovecot keeps its caller's stderr open after daemonizing.
+  dovecot -c "$DIR/dovecot/dovecot.conf" 2>>"$DIR/log/dovecot.stderr" </dev/null
+  wait_port "$IMAP_PORT" dovecot
+  wait_port "$IMAPS_PORT" dovecot
+}
+
+dovecot_stop() {
+  doveadm -c "$DIR/dovecot/dovecot.conf" stop 2>/dev/null || true
+  local i
+  for i in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$IMAP_PORT") 2>/dev/null || return 0
+    sleep 0.05
+  done
+}
+
+up() {
+  need_root
+  [ -d "$DIR" ] && down
+  rm -rf "$DIR"
+  mkdir -p "$DIR/log"
+  chmod 755 "$DIR" "$DIR/log"
+  # Every directory above the stack must be searchable by postfix, dovecot and mail.
+  local up=$DIR
+  while [ "$up" != / ]; do
+    up=$(dirname "$up")
+    [ -x "$up" ] && case "$(stat -c %A "$up" | cut -c10)" in x|t) true ;; *) false ;; esac || die "$up is not searchable by the mail users; choose another MAILSTACK_DIR"
+  done
+  make_certs
+  write_dovecot
+  write_postfix
+  dovecot_start
+  postfix -c "$DIR/postfix" check
+  postfix -c "$DIR/postfix" start 2>>"$DIR/log/postfix.stderr"
+  wait_port "$SMTP_PORT" postfix
+  wait_port "$SUBMISSION_PORT" postfix
+  wait_port "$SMTPS_PORT" postfix
+  cat >"$DIR/env" <<ENV
+MAILSTACK_DIR=$DIR
+MAILSTACK_DOMAIN=$DOMAIN
+MAILSTACK_PASSWORD=$PASSWORD
+MAILSTACK_CA=$DIR/tls/ca.pem
+MAILSTACK_SMTP_PORT=$SMTP_PORT
+MAILSTACK_SUBMISSION_PORT=$SUBMISSION_PORT
+MAILSTACK_SMTPS_PORT=$SMTPS_PORT
+MAILSTACK_IMAP_PORT=$IMAP_PORT
+MAILSTACK_IMAPS_PORT=$IMAPS_PORT
+ENV
+  echo "mailstack: up in $DIR (SMTP $SMTP_PORT, submission $SUBMISSION_PORT, SMTPS $SMTPS_PORT, IMAP $IMAP_PORT, IMAPS $IMAPS_PORT)"
+}
+
+down() {
+  [ -f "$DIR/postfix/main.cf" ] && postfix -c "$DIR/postfix" stop 2>/dev/null || true
+  [ -f "$DIR/dovecot/dovecot.conf" ] && dovecot_stop
+  return 0
+}
+
+status() {
+  local ok=0
+  (exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null && echo "postfix: up (port $SMTP_PORT)" || { echo "postfix: down"; ok=1; }
+  (exec 3<>"/dev/tcp/127.0.0.1/$IMAP_PORT") 2>/dev/null && echo "dovecot: up (port $IMAP_PORT)" || { echo "dovecot: down"; ok=1; }
+  return $ok
+}
+
+case "${1:-}" in
+  install) install_packages ;;
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  dovecot-stop) dovecot_stop ;;
+  dovecot-start) dovecot_start ;;
+  release) postsuper -c "$DIR/postfix" -H ALL && postqueue -c "$DIR/postfix" -f ;;
+  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | release" >&2; exit 2 ;;
+esac
