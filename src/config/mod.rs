@@ -1,0 +1,497 @@
+//! `probes.yaml`: decode with unknown keys refused, expand `${VAR}`, apply
+//! defaults, validate the whole file, and report every problem at once with
+//! its path and line.
+
+pub mod duration;
+mod validate;
+mod yaml;
+
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use duration::Percent;
+
+/// A loaded, validated configuration with every probe expanded into routes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub global: Global,
+    pub providers: Vec<ProviderConfig>,
+    pub inboxes: Vec<InboxConfig>,
+    /// Every route, matrices expanded, defaults applied.
+    pub routes: Vec<Route>,
+}
+
+/// The `global:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Global {
+    /// Address of `/metrics`, `/healthz`, `/readyz` and `/api/v1/status`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the SQLite ledger lives.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// This prober's identity, carried in every token; defaults to the host name.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// File holding the signing key; created (mode 0600) if missing.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// The signing key itself, usually `${VAR}`; instead of `signing_key_file`.
+    #[serde(default)]
+    pub signing_key: Option<Secret>,
+    /// Who runs this prober, named in every canary's body.
+    #[serde(default)]
+    pub operator: Option<String>,
+    /// Route defaults.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// At most this many canaries being submitted at once.
+    #[serde(default = "default_max_concurrent_sends")]
+    pub max_concurrent_sends: usize,
+    /// Fast polling of an inbox right after a canary was sent into it.
+    #[serde(default)]
+    pub fast_poll: FastPoll,
+}
+
+/// `global.defaults`: what a probe gets when it says nothing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default = "default_interval", deserialize_with = "duration::deserialize")]
+    pub interval: Duration,
+    #[serde(default = "default_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+    #[serde(default = "default_jitter")]
+    pub jitter: Percent,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults { interval: default_interval(), timeout: default_timeout(), jitter: default_jitter() }
+    }
+}
+
+/// `global.fast_poll`: servers may hold IDLE notifications back (Dovecot by
+/// ~500 ms), so after a send the watcher polls its inbox every `interval`
+/// for up to `window`, or until nothing it waits for is in flight.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FastPoll {
+    #[serde(default = "default_fast_interval", deserialize_with = "duration::deserialize")]
+    pub interval: Duration,
+    #[serde(default = "default_fast_window", deserialize_with = "duration::deserialize")]
+    pub window: Duration,
+}
+
+impl Default for FastPoll {
+    fn default() -> Self {
+        FastPoll { interval: default_fast_interval(), window: default_fast_window() }
+    }
+}
+
+/// How a connection is secured. `none` is never a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (SMTPS 465, IMAPS 993).
+    Tls,
+    /// Plain connection upgraded with STARTTLS, which is required.
+    Starttls,
+    /// No encryption at all; must be written out.
+    None,
+}
+
+/// One sending provider; `type` picks the kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProviderConfig {
+    Smtp(SmtpConfig),
+}
+
+impl ProviderConfig {
+    /// The `provider` label.
+    pub fn name(&self) -> &str {
+        match self {
+            ProviderConfig::Smtp(c) => &c.name,
+        }
+    }
+
+    /// The envelope and header sender.
+    pub fn from(&self) -> &str {
+        match self {
+            ProviderConfig::Smtp(c) => &c.from,
+        }
+    }
+}
+
+/// `type: smtp`: a relay or submission server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub name: String,
+    pub host: String,
+    /// Defaults to 465 for `tls`, 587 for `starttls`, 25 for `none`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: Option<TlsMode>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    pub from: String,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Limit for one whole submission (connect, TLS, AUTH, DATA).
+    #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+}
+
+impl SmtpConfig {
+    /// The TLS mode, STARTTLS unless said otherwise.
+    pub fn tls_mode(&self) -> TlsMode {
+        self.tls.unwrap_or(TlsMode::Starttls)
+    }
+
+    /// The port, from the TLS mode unless given.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls_mode() {
+            TlsMode::Tls => 465,
+            TlsMode::Starttls => 587,
+            TlsMode::None => 25,
+        })
+    }
+}
+
+/// One watched mailbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxConfig {
+    /// The `inbox` label.
+    pub name: String,
+    /// Where canaries are sent.
+    pub address: String,
+    pub imap: ImapConfig,
+    #[serde(default)]
+    pub folders: Folders,
+    #[serde(default)]
+    pub cleanup: Cleanup,
+}
+
+/// `inboxes[].imap`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapConfig {
+    pub host: String,
+    /// Defaults to 993 for `tls`, 143 otherwise.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: Option<TlsMode>,
+    pub username: String,
+    pub password: Secret,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// Limit for every single IMAP command.
+    #[serde(default = "default_imap_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+    /// How often every folder is checked even when IDLE reports nothing.
+    #[serde(default = "default_poll_interval", deserialize_with = "duration::deserialize")]
+    pub poll_interval: Duration,
+}
+
+impl ImapConfig {
+    /// The TLS mode, implicit TLS unless said otherwise.
+    pub fn tls_mode(&self) -> TlsMode {
+        self.tls.unwrap_or(TlsMode::Tls)
+    }
+
+    /// The port, from the TLS mode unless given.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls_mode() {
+            TlsMode::Tls => 993,
+            _ => 143,
+        })
+    }
+}
+
+/// `inboxes[].folders`: where a canary counts as `inbox` or `spam`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Folders {
+    #[serde(default = "default_inbox_folder")]
+    pub inbox: String,
+    #[serde(default)]
+    pub spam: Vec<String>,
+}
+
+impl Default for Folders {
+    fn default() -> Self {
+        Folders { inbox: default_inbox_folder(), spam: Vec::new() }
+    }
+}
+
+/// What happens to a verified canary of this instance once it is seen.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Cleanup {
+    #[default]
+    Delete,
+    Keep,
+    Move(String),
+}
+
+impl<'de> Deserialize<'de> for Cleanup {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Word(String),
+            Move {
+                #[serde(rename = "move")]
+                folder: String,
+            },
+        }
+        match Repr::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("cleanup must be delete, keep or { move: FOLDER }"))?
+        {
+            Repr::Word(w) if w == "delete" => Ok(Cleanup::Delete),
+            Repr::Word(w) if w == "keep" => Ok(Cleanup::Keep),
+            Repr::Word(w) => {
+                Err(serde::de::Error::custom(format!("unknown cleanup {w:?}: use delete, keep or {{ move: FOLDER }}")))
+            }
+            Repr::Move { folder } => Ok(Cleanup::Move(folder)),
+        }
+    }
+}
+
+/// One entry of `probes:` as written: a single route, or a `matrix`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeEntry {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub inbox: Option<String>,
+    #[serde(default)]
+    pub matrix: Option<Matrix>,
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub jitter: Option<Percent>,
+}
+
+/// `matrix:` every listed provider to every listed inbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    pub providers: Vec<String>,
+    pub inboxes: Vec<String>,
+}
+
+/// One provider → inbox path, probed on its own schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The `probe` label.
+    pub name: String,
+    pub provider: String,
+    pub inbox: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub jitter: f64,
+}
+
+impl Config {
+    /// The provider named `name`.
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name() == name)
+    }
+
+    /// The inbox named `name`.
+    pub fn inbox(&self, name: &str) -> Option<&InboxConfig> {
+        self.inboxes.iter().find(|i| i.name == name)
+    }
+
+    /// The route named `name`.
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+
+    /// This prober's identity.
+    pub fn instance(&self) -> String {
+        self.global.instance.clone().unwrap_or_else(default_instance)
+    }
+}
+
+/// One thing wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where, as `probes[2].provider`; empty for the whole file.
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl Problem {
+    fn at(path: &str, line: Option<usize>, message: impl Into<String>) -> Self {
+        Problem { path: path.to_string(), line, message: message.into() }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a config could not be loaded: every problem found, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    #[error("{} has {} problem{}:\n{}", .path.display(), .problems.len(), if .problems.len() == 1 { "" } else { "s" }, list(.problems))]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Loads and validates `path`, reading `${VAR}` from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: std::sync::Arc::new(e) })?;
+    let env: HashMap<String, String> = std::env::vars().collect();
+    parse(&text, &env).map_err(|problems| ConfigError::Invalid { path: path.to_path_buf(), problems })
+}
+
+/// Parses and validates config text; `env` supplies `${VAR}`.
+pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let doc = yaml::Document::parse(text, env, &mut problems).map_err(|p| vec![p])?;
+    for (key, line) in &doc.top_keys {
+        if !["global", "providers", "inboxes", "probes"].contains(&key.as_str()) {
+            problems.push(Problem::at(
+                key,
+                Some(*line),
+                format!("unknown key {key:?}, expected one of global, providers, inboxes, probes"),
+            ));
+        }
+    }
+    let global = match doc.node("global") {
+        Some(_) => ok_or_push(doc.decode::<Global>("global"), &mut problems),
+        None => ok_or_push(doc_default_global(), &mut problems),
+    };
+    let providers = decode_list::<ProviderConfig>(&doc, "providers", &mut problems);
+    let inboxes = decode_list::<InboxConfig>(&doc, "inboxes", &mut problems);
+    let probes = decode_list::<ProbeEntry>(&doc, "probes", &mut problems);
+    let mut config = Config {
+        global: global.unwrap_or_else(|| doc_default_global().expect("defaults decode")),
+        providers: providers.iter().map(|(_, p)| p.clone()).collect(),
+        inboxes: inboxes.iter().map(|(_, i)| i.clone()).collect(),
+        routes: Vec::new(),
+    };
+    config.routes = validate::validate(&config, &providers, &inboxes, &probes, &doc, &mut problems);
+    problems.sort_by_key(|p| p.line.unwrap_or(0));
+    if problems.is_empty() { Ok(config) } else { Err(problems) }
+}
+
+/// Decodes each item of the list at `section` on its own, with its index.
+fn decode_list<T: serde::de::DeserializeOwned>(
+    doc: &yaml::Document,
+    section: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<(usize, T)> {
+    match doc.node(section) {
+        None => return Vec::new(),
+        Some(node) if node.kind == yaml::Kind::Sequence => {}
+        Some(node) if node.kind == yaml::Kind::Scalar && doc.len(section) == 0 => return Vec::new(),
+        Some(node) => {
+            problems.push(Problem::at(section, Some(node.line), "must be a list (each item starts with -)"));
+            return Vec::new();
+        }
+    }
+    (0..doc.len(section))
+        .filter_map(|i| {
+            let path = format!("{section}[{i}]");
+            ok_or_push(doc.decode::<T>(&path), problems).map(|item| (i, item))
+        })
+        .collect()
+}
+
+fn ok_or_push<T>(result: Result<T, Problem>, problems: &mut Vec<Problem>) -> Option<T> {
+    result.map_err(|p| problems.push(p)).ok()
+}
+
+fn doc_default_global() -> Result<Global, Problem> {
+    serde_saphyr::from_str::<Global>("{}").map_err(|e| Problem::at("global", None, e.to_string()))
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:9925".into()
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_max_concurrent_sends() -> usize {
+    64
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_jitter() -> Percent {
+    Percent(0.1)
+}
+fn default_fast_interval() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_fast_window() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_send_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_imap_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_inbox_folder() -> String {
+    "INBOX".into()
+}
+
+/// The machine's host name, the default `instance`.
+pub fn default_instance() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mailcanary".into())
+}

@@ -1,0 +1,238 @@
+//! Checks on a decoded config that serde cannot make: names that must be
+//! unique and label-safe, references between sections, values in range.
+//! Every check pushes a problem and carries on, so one run reports all.
+
+use super::yaml::Document;
+use super::{Config, InboxConfig, ProbeEntry, Problem, ProviderConfig, Route, TlsMode};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+struct Checker<'a> {
+    doc: &'a Document,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, path: String, message: impl Into<String>) {
+        let line = self.doc.line(&path);
+        self.problems.push(Problem { path, line, message: message.into() });
+    }
+
+    /// Names become label values and parts of route names: keep them plain.
+    fn name(&mut self, path: String, name: &str, what: &str) {
+        if name.is_empty() {
+            self.push(path, format!("{what} name must not be empty"));
+        } else if name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            self.push(
+                path,
+                format!("{what} name {name:?} may use only letters, digits, '-', '_' and '.' (at most 64)"),
+            );
+        }
+    }
+
+    fn address(&mut self, path: String, address: &str) {
+        let valid = address.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !address.contains(|c: char| c.is_whitespace() || "<>,\"".contains(c))
+        });
+        if !valid {
+            self.push(path, format!("{address:?} is not an email address (user@domain)"));
+        }
+    }
+
+    fn ca_file(&mut self, path: String, ca_file: &Option<std::path::PathBuf>) {
+        if let Some(file) = ca_file
+            && !file.is_file()
+        {
+            self.push(path, format!("CA file {} does not exist", file.display()));
+        }
+    }
+}
+
+/// Validates `config` and expands its probes into routes.
+pub(super) fn validate(
+    config: &Config,
+    providers: &[(usize, ProviderConfig)],
+    inboxes: &[(usize, InboxConfig)],
+    probes: &[(usize, ProbeEntry)],
+    doc: &Document,
+    problems: &mut Vec<Problem>,
+) -> Vec<Route> {
+    let mut c = Checker { doc, problems };
+    global(&mut c, config);
+
+    let mut seen = HashSet::new();
+    for (i, provider) in providers {
+        let name = provider.name();
+        c.name(format!("providers[{i}].name"), name, "provider");
+        if !seen.insert(name) {
+            c.push(format!("providers[{i}].name"), format!("duplicate provider name {name:?}"));
+        }
+        c.address(format!("providers[{i}].from"), provider.from());
+        match provider {
+            ProviderConfig::Smtp(smtp) => {
+                if smtp.host.trim().is_empty() {
+                    c.push(format!("providers[{i}].host"), "host must not be empty");
+                }
+                if smtp.port == Some(0) {
+                    c.push(format!("providers[{i}].port"), "port must be 1-65535");
+                }
+                if smtp.username.is_some() != smtp.password.is_some() {
+                    c.push(format!("providers[{i}]"), "username and password go together: set both or neither");
+                }
+                if smtp.insecure_skip_verify && smtp.tls_mode() == TlsMode::None {
+                    c.push(format!("providers[{i}].insecure_skip_verify"), "has no effect with tls: none");
+                }
+                if smtp.timeout.is_zero() {
+                    c.push(format!("providers[{i}].timeout"), "timeout must be more than 0s");
+                }
+                c.ca_file(format!("providers[{i}].ca_file"), &smtp.ca_file);
+            }
+        }
+    }
+
+    let mut seen = HashSet::new();
+    for (i, inbox) in inboxes {
+        c.name(format!("inboxes[{i}].name"), &inbox.name, "inbox");
+        if !seen.insert(inbox.name.as_str()) {
+            c.push(format!("inboxes[{i}].name"), format!("duplicate inbox name {:?}", inbox.name));
+        }
+        c.address(format!("inboxes[{i}].address"), &inbox.address);
+        if inbox.imap.host.trim().is_empty() {
+            c.push(format!("inboxes[{i}].imap.host"), "host must not be empty");
+        }
+        if inbox.imap.port == Some(0) {
+            c.push(format!("inboxes[{i}].imap.port"), "port must be 1-65535");
+        }
+        if inbox.imap.timeout.is_zero() {
+            c.push(format!("inboxes[{i}].imap.timeout"), "timeout must be more than 0s");
+        }
+        if inbox.imap.poll_interval.is_zero() {
+            c.push(format!("inboxes[{i}].imap.poll_interval"), "poll_interval must be more than 0s");
+        }
+        c.ca_file(format!("inboxes[{i}].imap.ca_file"), &inbox.imap.ca_file);
+        if inbox.folders.spam.contains(&inbox.folders.inbox) {
+            c.push(format!("inboxes[{i}].folders.spam"), format!("{:?} is the inbox folder too", inbox.folders.inbox));
+        }
+        if let super::Cleanup::Move(folder) = &inbox.cleanup
+            && (folder == &inbox.folders.inbox || inbox.folders.spam.contains(folder))
+        {
+            c.push(format!("inboxes[{i}].cleanup"), format!("cannot move canaries into the watched folder {folder:?}"));
+        }
+    }
+
+    // Names as written, so that a provider that failed to decode is not
+    // reported a second time as unknown wherever it is used.
+    let provider_names: HashSet<&str> =
+        (0..doc.len("providers")).filter_map(|i| doc.scalar(&format!("providers[{i}].name"))).collect();
+    let inbox_names: HashSet<&str> =
+        (0..doc.len("inboxes")).filter_map(|i| doc.scalar(&format!("inboxes[{i}].name"))).collect();
+    let defaults = &config.global.defaults;
+    let mut routes: Vec<Route> = Vec::new();
+    let mut route_paths: Vec<String> = Vec::new();
+    for (i, probe) in probes {
+        let path = format!("probes[{i}]");
+        let interval = probe.interval.unwrap_or(defaults.interval);
+        let timeout = probe.timeout.unwrap_or(defaults.timeout);
+        let jitter = probe.jitter.unwrap_or(defaults.jitter).0;
+        if interval.is_zero() {
+            c.push(format!("{path}.interval"), "interval must be more than 0s");
+        }
+        if timeout.is_zero() {
+            c.push(format!("{path}.timeout"), "timeout must be more than 0s");
+        }
+        if !(0.0..=1.0).contains(&jitter) {
+            c.push(format!("{path}.jitter"), "jitter must be between 0% and 100%");
+        }
+        let mut pairs: Vec<(String, String, String)> = Vec::new();
+        match (&probe.matrix, &probe.provider, &probe.inbox) {
+            (Some(matrix), None, None) => {
+                if probe.name.is_some() {
+                    c.push(format!("{path}.name"), "a matrix names its routes <provider>-to-<inbox>; remove name");
+                }
+                if matrix.providers.is_empty() || matrix.inboxes.is_empty() {
+                    c.push(format!("{path}.matrix"), "matrix needs at least one provider and one inbox");
+                }
+                for (j, p) in matrix.providers.iter().enumerate() {
+                    if !provider_names.contains(p.as_str()) {
+                        c.push(format!("{path}.matrix.providers[{j}]"), format!("unknown provider {p:?}"));
+                    }
+                }
+                for (j, b) in matrix.inboxes.iter().enumerate() {
+                    if !inbox_names.contains(b.as_str()) {
+                        c.push(format!("{path}.matrix.inboxes[{j}]"), format!("unknown inbox {b:?}"));
+                    }
+                }
+                for p in &matrix.providers {
+                    for b in &matrix.inboxes {
+                        pairs.push((format!("{p}-to-{b}"), p.clone(), b.clone()));
+                    }
+                }
+            }
+            (Some(_), ..) => c.push(path.clone(), "a probe has either matrix or provider and inbox, not both"),
+            (None, provider, inbox) => {
+                let name = match &probe.name {
+                    Some(name) => {
+                        c.name(format!("{path}.name"), name, "probe");
+                        name.clone()
+                    }
+                    None => {
+                        c.push(path.clone(), "probe needs a name (or use matrix)");
+                        String::new()
+                    }
+                };
+                match provider {
+                    Some(p) if !provider_names.contains(p.as_str()) => {
+                        c.push(format!("{path}.provider"), format!("unknown provider {p:?}"));
+                    }
+                    None => c.push(path.clone(), "probe needs a provider"),
+                    _ => {}
+                }
+                match inbox {
+                    Some(b) if !inbox_names.contains(b.as_str()) => {
+                        c.push(format!("{path}.inbox"), format!("unknown inbox {b:?}"));
+                    }
+                    None => c.push(path.clone(), "probe needs an inbox"),
+                    _ => {}
+                }
+                if let (Some(p), Some(b)) = (provider, inbox) {
+                    pairs.push((name, p.clone(), b.clone()));
+                }
+            }
+        }
+        for (name, provider, inbox) in pairs {
+            if let Some(k) = routes.iter().position(|r| r.name == name) {
+                c.push(path.clone(), format!("route {name:?} is defined twice (also by {})", route_paths[k]));
+                continue;
+            }
+            routes.push(Route { name, provider, inbox, interval, timeout, jitter });
+            route_paths.push(path.clone());
+        }
+    }
+    routes
+}
+
+fn global(c: &mut Checker<'_>, config: &Config) {
+    let g = &config.global;
+    if g.listen.parse::<SocketAddr>().is_err() {
+        c.push("global.listen".into(), format!("{:?} is not an address:port such as 0.0.0.0:9925", g.listen));
+    }
+    if let Some(instance) = &g.instance {
+        c.name("global.instance".into(), instance, "instance");
+    }
+    if g.signing_key.is_some() && g.signing_key_file.is_some() {
+        c.push("global.signing_key".into(), "set signing_key or signing_key_file, not both");
+    }
+    if let Some(key) = &g.signing_key
+        && key.expose().len() < 16
+    {
+        c.push("global.signing_key".into(), "signing key must be at least 16 characters");
+    }
+    if g.max_concurrent_sends == 0 {
+        c.push("global.max_concurrent_sends".into(), "must be at least 1");
+    }
+    if g.fast_poll.interval.is_zero() {
+        c.push("global.fast_poll.interval".into(), "interval must be more than 0s");
+    }
+}

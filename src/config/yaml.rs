@@ -1,0 +1,368 @@
+//! The YAML side of config loading: where every key is (path → line), and
+//! decoding one node at a time so that one bad provider does not hide the
+//! problems of the next.
+
+use super::Problem;
+use serde::de::DeserializeOwned;
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+use std::collections::HashMap;
+
+/// What kind of YAML node stands at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Scalar,
+    Sequence,
+    Mapping,
+}
+
+/// One node of the document: where it starts (line, 1-based) and its byte range.
+#[derive(Debug, Clone, Copy)]
+pub struct Node {
+    pub line: usize,
+    pub kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+/// Every node of a parsed document by its path (`probes[2].provider`), over
+/// the source text with `${VAR}` expanded in every value.
+pub struct Document {
+    text: String,
+    nodes: HashMap<String, Node>,
+    /// Top-level keys in file order, with the line of each key.
+    pub top_keys: Vec<(String, usize)>,
+}
+
+/// A value scalar as written: where it is and what it says.
+struct Scalar {
+    path: String,
+    line: usize,
+    start: usize,
+    end: usize,
+    value: String,
+    plain: bool,
+}
+
+enum Frame {
+    Map { path: String, start: usize, line: usize, key: Option<String> },
+    Seq { path: String, start: usize, line: usize, next: usize },
+}
+
+impl Document {
+    /// Parses `text`, expanding `${VAR}` from `env` in every value (`$$` is a
+    /// literal `$`). A syntax error stops here; an unset variable is a
+    /// problem pushed to `problems`, naming the variable but never a value.
+    pub fn parse(text: &str, env: &HashMap<String, String>, problems: &mut Vec<Problem>) -> Result<Self, Problem> {
+        let (raw, scalars) = Self::index(text)?;
+        if !scalars.iter().any(|s| s.value.contains('$')) {
+            return Ok(raw);
+        }
+        // Rewrite each expanded value in place, keeping its line count, then
+        // index the result: lines stay those of the file.
+        let mut expanded = String::with_capacity(text.len());
+        let mut at = 0;
+        for scalar in scalars.iter().filter(|s| s.value.contains('$')) {
+            let value = match expand(&scalar.value, env) {
+                Ok(value) => value,
+                Err(message) => {
+                    problems.push(Problem { path: scalar.path.clone(), line: Some(scalar.line), message });
+                    continue;
+                }
+            };
+            expanded.push_str(&text[at..scalar.start]);
+            expanded.push_str(&yaml_scalar(&value, scalar.plain));
+            let lines = text[scalar.start..scalar.end].matches('\n').count();
+            expanded.extend(std::iter::repeat_n('\n', lines));
+            at = scalar.end;
+        }
+        expanded.push_str(&text[at..]);
+        Ok(Self::index(&expanded)?.0)
+    }
+
+    /// Indexes `text` without expanding anything.
+    fn index(text: &str) -> Result<(Self, Vec<Scalar>), Problem> {
+        let mut doc = Document { text: text.to_string(), nodes: HashMap::new(), top_keys: Vec::new() };
+        let mut scalars = Vec::new();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut parser = Parser::new_from_str(text);
+        while let Some(event) = parser.next_event() {
+            let (event, span) = event.map_err(|e| Problem {
+                path: String::new(),
+                line: Some(e.marker().line()),
+                message: format!("YAML syntax error: {}", e.info()),
+            })?;
+            let line = span.start.line();
+            let (start, end) = (span.start.index(), span.end.index());
+            match event {
+                Event::Scalar(value, style, ..) => {
+                    // A scalar in key position names the next value; otherwise it is a value.
+                    if let Some(Frame::Map { key: key @ None, path, .. }) = stack.last_mut() {
+                        let value = value.to_string();
+                        if path.is_empty() {
+                            doc.top_keys.push((value.clone(), line));
+                        }
+                        doc.nodes.insert(join(path, &value), Node { line, kind: Kind::Scalar, start, end });
+                        *key = Some(value);
+                        continue;
+                    }
+                    let path = child_path(&mut stack);
+                    doc.nodes.insert(path.clone(), Node { line, kind: Kind::Scalar, start, end });
+                    let plain = style == ScalarStyle::Plain;
+                    // A block scalar's span starts at its content: take in its `|` or `>`.
+                    let start = match style {
+                        ScalarStyle::Literal | ScalarStyle::Folded => text[..start].rfind(['|', '>']).unwrap_or(start),
+                        _ => start,
+                    };
+                    scalars.push(Scalar { path, line, start, end, value: value.to_string(), plain });
+                }
+                Event::MappingStart(..) => {
+                    let path = child_path(&mut stack);
+                    stack.push(Frame::Map { path, start, line, key: None });
+                }
+                Event::SequenceStart(..) => {
+                    let path = child_path(&mut stack);
+                    stack.push(Frame::Seq { path, start, line, next: 0 });
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    let (path, node) = match stack.pop() {
+                        Some(Frame::Map { path, start, line, .. }) => {
+                            (path, Node { line, kind: Kind::Mapping, start, end })
+                        }
+                        Some(Frame::Seq { path, start, line, .. }) => {
+                            (path, Node { line, kind: Kind::Sequence, start, end })
+                        }
+                        None => continue,
+                    };
+                    // Keep the line of the key that introduced the collection.
+                    let line = doc.nodes.get(&path).map_or(node.line, |n| n.line);
+                    doc.nodes.insert(path, Node { line, ..node });
+                }
+                Event::Alias(_) => {
+                    let path = child_path(&mut stack);
+                    doc.nodes.entry(path).or_insert(Node { line, kind: Kind::Scalar, start, end });
+                }
+                _ => {}
+            }
+        }
+        Ok((doc, scalars))
+    }
+
+    /// The node at `path`, if the file has one.
+    pub fn node(&self, path: &str) -> Option<Node> {
+        self.nodes.get(path).copied()
+    }
+
+    /// The line of `path`, or of its nearest ancestor that the file has.
+    pub fn line(&self, path: &str) -> Option<usize> {
+        let mut path = path;
+        loop {
+            if let Some(node) = self.nodes.get(path) {
+                return Some(node.line);
+            }
+            let cut = path.rfind(['.', '['])?;
+            path = &path[..cut];
+        }
+    }
+
+    /// The number of items of the sequence at `path` (0 if it is not one).
+    pub fn len(&self, path: &str) -> usize {
+        (0..).take_while(|i| self.nodes.contains_key(&format!("{path}[{i}]"))).count()
+    }
+
+    /// Decodes the node at `path` alone. Everything outside the node is
+    /// blanked (newlines kept), so the decoder's line numbers are the file's own.
+    pub fn decode<T: DeserializeOwned>(&self, path: &str) -> Result<T, Problem> {
+        let node = self.node(path).ok_or_else(|| Problem::at(path, None, "missing"))?;
+        let isolated: String = self
+            .text
+            .char_indices()
+            .map(|(i, c)| if (node.start..node.end).contains(&i) || c == '\n' || c == '\r' { c } else { ' ' })
+            .collect();
+        let mut options = serde_saphyr::Options::default();
+        options.with_snippet = false;
+        serde_saphyr::from_str_with_options(&isolated, options).map_err(|e| {
+            let message = clean_message(&e.without_snippet().to_string());
+            // Tagged enums are decoded from a buffer and lose the position of
+            // an unknown key: find the key itself.
+            let unknown = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(key, _)| format!("{path}.{key}"))
+                .filter(|p| self.nodes.contains_key(p));
+            let line = e.location().map(|l| l.line() as usize).filter(|&l| l > 0);
+            let path = unknown
+                .or_else(|| line.and_then(|l| self.deepest_path_on_line(path, l)))
+                .unwrap_or_else(|| path.to_string());
+            Problem { line: self.line(&path).or(line), path, message }
+        })
+    }
+
+    /// The text of the scalar at `path`, as decoded would see it.
+    pub fn scalar(&self, path: &str) -> Option<&str> {
+        let node = self.node(path).filter(|n| n.kind == Kind::Scalar)?;
+        Some(self.text[node.start..node.end].trim_matches(|c: char| c == '"' || c == '\'' || c.is_whitespace()))
+    }
+
+    /// The longest path under `prefix` that starts on `line`.
+    fn deepest_path_on_line(&self, prefix: &str, line: usize) -> Option<String> {
+        self.nodes
+            .iter()
+            .filter(|(p, n)| n.line == line && p.starts_with(prefix))
+            .map(|(p, _)| p)
+            .max_by_key(|p| p.len())
+            .cloned()
+    }
+}
+
+/// Expands `${VAR}` from `env`; `$$` is a literal `$`, any other `$` stays.
+fn expand(value: &str, env: &HashMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some(after) = rest.strip_prefix("${") {
+            let Some(close) = after.find('}') else {
+                return Err("unclosed ${ (write $$ for a literal $)".into());
+            };
+            let name = &after[..close];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("invalid variable name {name:?} in ${{...}}"));
+            }
+            match env.get(name) {
+                Some(v) => out.push_str(v),
+                None => return Err(format!("environment variable {name} is not set")),
+            }
+            rest = &after[close + 1..];
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `value` as a one-line YAML scalar: plain when it was plain and is safe so
+/// (numbers stay numbers), otherwise double-quoted with escapes.
+fn yaml_scalar(value: &str, plain: bool) -> String {
+    let safe = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "._/+-@".contains(c));
+    if plain && safe {
+        return value.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+}
+
+/// The path of the node that starts now, as a child of the innermost frame.
+fn child_path(stack: &mut [Frame]) -> String {
+    match stack.last_mut() {
+        None => String::new(),
+        Some(Frame::Map { path, key, .. }) => {
+            let key = key.take().unwrap_or_default();
+            join(path, &key)
+        }
+        Some(Frame::Seq { path, next, .. }) => {
+            *next += 1;
+            format!("{path}[{}]", *next - 1)
+        }
+    }
+}
+
+/// The decoder's message without its own position suffix (we add ours).
+fn clean_message(message: &str) -> String {
+    let message = message.trim();
+    let message = match message.rfind(" at line ") {
+        Some(cut) => &message[..cut],
+        None => message,
+    };
+    message.trim_end_matches(',').trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_paths_with_lines() {
+        let text = "global:\n  listen: x\nproviders:\n  - name: a\n    type: smtp\n  - { name: b }\n";
+        let doc = Document::parse(text, &HashMap::new(), &mut Vec::new()).unwrap();
+        assert_eq!(doc.line("global.listen"), Some(2));
+        assert_eq!(doc.line("providers[0].type"), Some(5));
+        assert_eq!(doc.line("providers[1].name"), Some(6));
+        assert_eq!(doc.line("providers[1].nothing"), Some(6));
+        assert_eq!(doc.len("providers"), 2);
+        assert_eq!(doc.top_keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["global", "providers"]);
+    }
+
+    #[test]
+    fn decodes_one_item_alone_with_file_lines() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct P {
+            name: String,
+        }
+        let text = "providers:\n  - name: a\n  - name: b\n    hots: x\n";
+        let doc = Document::parse(text, &HashMap::new(), &mut Vec::new()).unwrap();
+        assert_eq!(doc.decode::<P>("providers[0]").unwrap().name, "a");
+        let err = doc.decode::<P>("providers[1]").unwrap_err();
+        assert_eq!(err.line, Some(4));
+        assert_eq!(err.path, "providers[1].hots");
+        assert!(err.message.contains("hots"), "{}", err.message);
+    }
+
+    #[test]
+    fn expands_variables_in_values_keeping_lines() {
+        #[derive(serde::Deserialize, Debug)]
+        struct V {
+            a: String,
+            b: String,
+            c: u16,
+            d: String,
+        }
+        let env: HashMap<String, String> =
+            [("PW", "p\"w: #x\nz"), ("PORT", "25")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let text = "a: \"${PW}\"\nb: 'cost $$5 ${PW}'\nc: ${PORT}\nd: |\n  two\n  lines $$\nz: x\n";
+        let mut problems = Vec::new();
+        let doc = Document::parse(text, &env, &mut problems).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let v: V = doc.decode("").unwrap();
+        assert_eq!(v.a, "p\"w: #x\nz");
+        assert_eq!(v.b, "cost $5 p\"w: #x\nz");
+        assert_eq!(v.c, 25);
+        assert_eq!(v.d, "two\nlines $\n");
+        assert_eq!(doc.line("z"), Some(7));
+    }
+
+    #[test]
+    fn an_unset_variable_is_named_and_its_neighbours_kept() {
+        let mut problems = Vec::new();
+        let env: HashMap<String, String> = [("SET".to_string(), "s3cret".to_string())].into();
+        let doc = Document::parse("a: ${SET}\nb: \"${NOT_SET}\"\n", &env, &mut problems).unwrap();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "b");
+        assert_eq!(problems[0].line, Some(2));
+        assert_eq!(problems[0].message, "environment variable NOT_SET is not set");
+        assert_eq!(doc.scalar("a"), Some("s3cret"));
+    }
+}
