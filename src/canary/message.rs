@@ -1,0 +1,147 @@
+//! Building a canary's RFC 5322 message, and finding the token in what an
+//! inbox hands back.
+
+use super::token::{SigningKey, Token};
+use crate::config::Route;
+use chrono::{DateTime, Utc};
+use mail_parser::MessageParser;
+
+/// The header that carries the token.
+pub const TOKEN_HEADER: &str = "X-Mailcanary-Token";
+
+/// One canary, ready to hand to a provider.
+#[derive(Debug, Clone)]
+pub struct Canary {
+    /// Random, unique, URL-safe; the ledger's key.
+    pub id: String,
+    /// The route's names: the `probe`, `provider` and `inbox` labels.
+    pub probe: String,
+    pub provider: String,
+    pub inbox: String,
+    /// Envelope and header sender.
+    pub from: String,
+    /// Envelope and header recipient: the inbox's address.
+    pub to: String,
+    pub token: String,
+    pub subject: String,
+    pub message_id: String,
+    /// When the canary was made (ms since the Unix epoch).
+    pub created_ms: i64,
+    /// The whole message, CRLF line endings.
+    pub raw: Vec<u8>,
+}
+
+impl Canary {
+    /// Makes a signed canary for `route` from `from` to `to`.
+    pub fn new(
+        route: &Route,
+        from: &str,
+        to: &str,
+        instance: &str,
+        operator: Option<&str>,
+        key: &SigningKey,
+        now: DateTime<Utc>,
+    ) -> Canary {
+        let id = crate::random::token(12);
+        let created_ms = now.timestamp_millis();
+        let token = Token {
+            instance: instance.to_string(),
+            probe: route.name.clone(),
+            canary_id: id.clone(),
+            sent_ms: created_ms,
+        }
+        .sign(key);
+        let subject = format!("mailcanary {} {}", route.name, &id[..8]);
+        let message_id = format!("<{id}@{instance}.mailcanary>");
+        let operator = operator.map(|o| format!("It is run by {o}.\r\n")).unwrap_or_default();
+        let raw = format!(
+            "From: {from}\r\n\
+             To: {to}\r\n\
+             Subject: {subject}\r\n\
+             Date: {date}\r\n\
+             Message-ID: {message_id}\r\n\
+             {TOKEN_HEADER}: {token}\r\n\
+             Auto-Submitted: auto-generated\r\n\
+             X-Auto-Response-Suppress: All\r\n\
+             MIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: 7bit\r\n\
+             \r\n\
+             This is a delivery monitoring message sent by mailcanary instance {instance}\r\n\
+             on route {probe}. It checks that mail sent through {provider} reaches\r\n\
+             this mailbox, and is deleted automatically once seen.\r\n\
+             {operator}",
+            date = now.to_rfc2822(),
+            probe = route.name,
+            provider = route.provider,
+        )
+        .into_bytes();
+        Canary {
+            id,
+            probe: route.name.clone(),
+            provider: route.provider.clone(),
+            inbox: route.inbox.clone(),
+            from: from.to_string(),
+            to: to.to_string(),
+            token,
+            subject,
+            message_id,
+            created_ms,
+            raw,
+        }
+    }
+}
+
+/// The token header's value in a header block, if there is exactly one
+/// (a message with two different tokens is not trusted with either).
+pub fn extract_token(headers: &[u8]) -> Result<Option<String>, ()> {
+    let Some(message) = MessageParser::new().parse_headers(headers) else {
+        return Ok(None);
+    };
+    let mut values = message.header_values(TOKEN_HEADER).filter_map(|v| v.as_text()).map(|t| t.trim().to_string());
+    let first = values.next();
+    match (first, values.next()) {
+        (Some(a), Some(b)) if a != b => Err(()),
+        (first, _) => Ok(first),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use std::time::Duration;
+
+    fn route() -> Route {
+        Route {
+            name: "relay-to-box".into(),
+            provider: "relay".into(),
+            inbox: "box".into(),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(600),
+            jitter: 0.1,
+        }
+    }
+
+    #[test]
+    fn a_canary_carries_a_verifiable_token_in_its_headers() {
+        let key = SigningKey::new(Secret::new("0123456789abcdef"));
+        let c = Canary::new(&route(), "a@x.test", "b@y.test", "eu-1", Some("SRE <sre@x.test>"), &key, Utc::now());
+        let text = String::from_utf8(c.raw.clone()).unwrap();
+        assert!(text.contains(&format!("Subject: mailcanary relay-to-box {}\r\n", &c.id[..8])));
+        assert!(text.contains("It is run by SRE <sre@x.test>."));
+        let header_end = text.find("\r\n\r\n").unwrap() + 4;
+        let token = extract_token(&c.raw[..header_end]).unwrap().unwrap();
+        let verified = Token::verify(&token, "eu-1", &[key]).unwrap();
+        assert_eq!(verified.canary_id, c.id);
+        assert_eq!(verified.probe, "relay-to-box");
+    }
+
+    #[test]
+    fn folded_and_duplicate_headers() {
+        assert_eq!(extract_token(b"X-Mailcanary-Token:\r\n mc1.abc\r\n\r\n").unwrap().as_deref(), Some("mc1.abc"));
+        assert_eq!(extract_token(b"Subject: hi\r\n\r\n").unwrap(), None);
+        assert!(extract_token(b"X-Mailcanary-Token: a\r\nX-Mailcanary-Token: b\r\n\r\n").is_err());
+        assert_eq!(extract_token(b"").unwrap(), None);
+    }
+}

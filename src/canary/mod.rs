@@ -1,0 +1,7 @@
+//! A canary: one signed test message for one route.
+
+mod message;
+pub mod token;
+
+pub use message::{Canary, extract_token};
+pub use token::{Rejection, SigningKey, Token};

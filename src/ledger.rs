@@ -1,0 +1,388 @@
+//! The ledger: every canary in SQLite, recorded before it is sent and
+//! updated on each outcome. Each transition is one conditional UPDATE whose
+//! row count says whether it happened, so an outcome is recorded (and
+//! counted) exactly once even when two paths race for it.
+
+use crate::canary::Canary;
+use crate::provider::SendReason;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Where a canary is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Recorded, being handed to the provider.
+    Sending,
+    /// Accepted by the provider, not yet seen.
+    Sent,
+    /// Not accepted by the provider.
+    Failed,
+    Delivered,
+    Lost,
+    /// Seen after it was counted lost.
+    Late,
+}
+
+impl State {
+    /// The name used in the ledger, reports and the status API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Delivered => "delivered",
+            State::Lost => "lost",
+            State::Late => "late",
+        }
+    }
+
+    fn parse(s: &str) -> Option<State> {
+        Some(match s {
+            "sending" => State::Sending,
+            "sent" => State::Sent,
+            "failed" => State::Failed,
+            "delivered" => State::Delivered,
+            "lost" => State::Lost,
+            "late" => State::Late,
+            _ => return None,
+        })
+    }
+}
+
+/// A canary still waiting to be seen, as the ledger has it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: String,
+    pub probe: String,
+    pub provider: String,
+    pub inbox: String,
+    pub state: State,
+    pub created_ms: i64,
+    pub accepted_ms: Option<i64>,
+    pub deadline_ms: i64,
+}
+
+/// One resolved canary, for the report and the late path.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: String,
+    pub probe: String,
+    pub provider: String,
+    pub inbox: String,
+    pub state: State,
+    pub created_ms: i64,
+    pub accepted_ms: Option<i64>,
+    pub provider_id: Option<String>,
+    pub failure_reason: Option<String>,
+    pub seen_ms: Option<i64>,
+    pub latency_ms: Option<i64>,
+    pub placement: Option<String>,
+}
+
+/// Errors are the database's; callers log them and carry on.
+pub type Result<T> = rusqlite::Result<T>;
+
+pub struct Ledger {
+    db: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS canaries (
+    id TEXT PRIMARY KEY,
+    probe TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    inbox TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    deadline_ms INTEGER NOT NULL,
+    accepted_ms INTEGER,
+    send_ms INTEGER,
+    provider_id TEXT,
+    failure_reason TEXT,
+    failure_detail TEXT,
+    seen_ms INTEGER,
+    latency_ms INTEGER,
+    placement TEXT,
+    lost_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS canaries_pending ON canaries(state) WHERE state IN ('sending', 'sent');
+CREATE INDEX IF NOT EXISTS canaries_created ON canaries(created_ms);
+CREATE TABLE IF NOT EXISTS cursors (
+    inbox TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    uid_validity INTEGER NOT NULL,
+    next_uid INTEGER NOT NULL,
+    PRIMARY KEY (inbox, folder)
+);
+";
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Ledger> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot create state_dir {}: {e}", state_dir.display())),
+            )
+        })?;
+        let db = Connection::open(state_dir.join("ledger.sqlite"))?;
+        // WAL keeps every committed transition across a crash of the process.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        Self::init(db)
+    }
+
+    /// A ledger that lives only as long as the process (for `check`).
+    pub fn in_memory() -> Result<Ledger> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(db: Connection) -> Result<Ledger> {
+        db.execute_batch(SCHEMA)?;
+        Ok(Ledger { db: Mutex::new(db) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let db = self.db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&db)
+    }
+
+    /// Step 1 of a canary's life: recorded before anything leaves.
+    pub fn record_sending(&self, canary: &Canary, deadline_ms: i64) -> Result<()> {
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms)
+                 VALUES (?1, ?2, ?3, ?4, 'sending', ?5, ?6)",
+                params![canary.id, canary.probe, canary.provider, canary.inbox, canary.created_ms, deadline_ms],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The provider accepted it.
+    pub fn record_sent(
+        &self,
+        id: &str,
+        accepted_ms: i64,
+        send_ms: i64,
+        provider_id: Option<&str>,
+        deadline_ms: i64,
+    ) -> Result<bool> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE canaries SET state = 'sent', accepted_ms = ?2, send_ms = ?3, provider_id = ?4, deadline_ms = ?5
+                 WHERE id = ?1 AND state = 'sending'",
+                params![id, accepted_ms, send_ms, provider_id, deadline_ms],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    /// The provider refused it.
+    pub fn record_failed(&self, id: &str, reason: SendReason, detail: &str) -> Result<bool> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE canaries SET state = 'failed', failure_reason = ?2, failure_detail = ?3
+                 WHERE id = ?1 AND state = 'sending'",
+                params![id, reason.as_str(), detail],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    /// Seen in time. True only for the one call that moved it.
+    pub fn record_delivered(&self, id: &str, seen_ms: i64, latency_ms: i64, placement: &str) -> Result<bool> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE canaries SET state = 'delivered', seen_ms = ?2, latency_ms = ?3, placement = ?4
+                 WHERE id = ?1 AND state IN ('sending', 'sent')",
+                params![id, seen_ms, latency_ms, placement],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    /// Not seen by its deadline.
+    pub fn record_lost(&self, id: &str, lost_ms: i64) -> Result<bool> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE canaries SET state = 'lost', lost_ms = ?2 WHERE id = ?1 AND state IN ('sending', 'sent')",
+                params![id, lost_ms],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    /// Seen after it was counted lost.
+    pub fn record_late(&self, id: &str, seen_ms: i64, latency_ms: i64, placement: &str) -> Result<bool> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE canaries SET state = 'late', seen_ms = ?2, latency_ms = ?3, placement = ?4
+                 WHERE id = ?1 AND state = 'lost'",
+                params![id, seen_ms, latency_ms, placement],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    /// One canary as recorded.
+    pub fn get(&self, id: &str) -> Result<Option<Row>> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT id, probe, provider, inbox, state, created_ms, accepted_ms, provider_id, failure_reason,
+                        seen_ms, latency_ms, placement
+                 FROM canaries WHERE id = ?1",
+                params![id],
+                row,
+            )
+            .optional()
+        })
+    }
+
+    /// Canaries resolved or sent since `since_ms`, oldest first.
+    pub fn since(&self, since_ms: i64) -> Result<Vec<Row>> {
+        self.with(|db| {
+            let mut stmt = db.prepare(
+                "SELECT id, probe, provider, inbox, state, created_ms, accepted_ms, provider_id, failure_reason,
+                        seen_ms, latency_ms, placement
+                 FROM canaries WHERE created_ms >= ?1 ORDER BY created_ms",
+            )?;
+            stmt.query_map(params![since_ms], row)?.collect()
+        })
+    }
+
+    /// Every canary still waiting, to pick up after a restart.
+    pub fn pending(&self) -> Result<Vec<Pending>> {
+        self.with(|db| {
+            let mut stmt = db.prepare(
+                "SELECT id, probe, provider, inbox, state, created_ms, accepted_ms, deadline_ms
+                 FROM canaries WHERE state IN ('sending', 'sent') ORDER BY created_ms",
+            )?;
+            stmt.query_map([], |r| {
+                Ok(Pending {
+                    id: r.get(0)?,
+                    probe: r.get(1)?,
+                    provider: r.get(2)?,
+                    inbox: r.get(3)?,
+                    state: State::parse(&r.get::<_, String>(4)?).unwrap_or(State::Sent),
+                    created_ms: r.get(5)?,
+                    accepted_ms: r.get(6)?,
+                    deadline_ms: r.get(7)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Where the watcher of `inbox` stopped reading `folder`.
+    pub fn cursor(&self, inbox: &str, folder: &str) -> Result<Option<(u32, u32)>> {
+        self.with(|db| {
+            db.query_row(
+                "SELECT uid_validity, next_uid FROM cursors WHERE inbox = ?1 AND folder = ?2",
+                params![inbox, folder],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+    }
+
+    pub fn set_cursor(&self, inbox: &str, folder: &str, uid_validity: u32, next_uid: u32) -> Result<()> {
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO cursors (inbox, folder, uid_validity, next_uid) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (inbox, folder) DO UPDATE SET uid_validity = ?3, next_uid = ?4",
+                params![inbox, folder, uid_validity, next_uid],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Forgets resolved canaries made before `before_ms`.
+    pub fn prune(&self, before_ms: i64) -> Result<usize> {
+        self.with(|db| {
+            db.execute(
+                "DELETE FROM canaries WHERE created_ms < ?1 AND state NOT IN ('sending', 'sent')",
+                params![before_ms],
+            )
+        })
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        probe: r.get(1)?,
+        provider: r.get(2)?,
+        inbox: r.get(3)?,
+        state: State::parse(&r.get::<_, String>(4)?).unwrap_or(State::Failed),
+        created_ms: r.get(5)?,
+        accepted_ms: r.get(6)?,
+        provider_id: r.get(7)?,
+        failure_reason: r.get(8)?,
+        seen_ms: r.get(9)?,
+        latency_ms: r.get(10)?,
+        placement: r.get(11)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canary::{Canary, SigningKey};
+    use crate::config::Route;
+    use crate::secret::Secret;
+    use std::time::Duration;
+
+    fn canary() -> Canary {
+        let route = Route {
+            name: "r".into(),
+            provider: "p".into(),
+            inbox: "i".into(),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+            jitter: 0.0,
+        };
+        let key = SigningKey::new(Secret::new("0123456789abcdef"));
+        Canary::new(&route, "a@x.test", "b@x.test", "inst", None, &key, chrono::Utc::now())
+    }
+
+    #[test]
+    fn each_outcome_happens_once() {
+        let ledger = Ledger::in_memory().unwrap();
+        let c = canary();
+        ledger.record_sending(&c, 10).unwrap();
+        assert!(ledger.record_sent(&c.id, 1, 1, Some("Q1"), 10).unwrap());
+        assert!(!ledger.record_sent(&c.id, 1, 1, Some("Q1"), 10).unwrap());
+        assert!(ledger.record_lost(&c.id, 11).unwrap());
+        assert!(!ledger.record_delivered(&c.id, 12, 11, "inbox").unwrap(), "a lost canary is never delivered");
+        assert!(ledger.record_late(&c.id, 12, 11, "inbox").unwrap());
+        assert!(!ledger.record_late(&c.id, 13, 12, "inbox").unwrap(), "late only once");
+        let row = ledger.get(&c.id).unwrap().unwrap();
+        assert_eq!(row.state, State::Late);
+        assert_eq!(row.provider_id.as_deref(), Some("Q1"));
+        assert!(ledger.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_send_is_never_lost() {
+        let ledger = Ledger::in_memory().unwrap();
+        let c = canary();
+        ledger.record_sending(&c, 10).unwrap();
+        assert!(ledger.record_failed(&c.id, SendReason::Auth, "535").unwrap());
+        assert!(!ledger.record_lost(&c.id, 11).unwrap());
+        assert_eq!(ledger.get(&c.id).unwrap().unwrap().failure_reason.as_deref(), Some("auth"));
+    }
+
+    #[test]
+    fn cursors_are_kept_per_folder() {
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(ledger.cursor("i", "INBOX").unwrap(), None);
+        ledger.set_cursor("i", "INBOX", 7, 100).unwrap();
+        ledger.set_cursor("i", "INBOX", 7, 101).unwrap();
+        ledger.set_cursor("i", "Junk", 8, 5).unwrap();
+        assert_eq!(ledger.cursor("i", "INBOX").unwrap(), Some((7, 101)));
+        assert_eq!(ledger.cursor("i", "Junk").unwrap(), Some((8, 5)));
+    }
+}

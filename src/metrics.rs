@@ -1,0 +1,268 @@
+//! The `mailcanary_*` metrics of DESIGN.md, with typed label sets. Every
+//! per-route series exists at 0 from start-up so alerts never wait for a
+//! first event. Labels carry names from the config, never addresses,
+//! tokens or free text.
+
+use crate::provider::SendReason;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// `probe`, `provider`, `inbox`: one route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub probe: String,
+    pub provider: String,
+    pub inbox: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    #[prometheus(flatten)]
+    pub route: RouteLabels,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlacementLabels {
+    #[prometheus(flatten)]
+    pub route: RouteLabels,
+    pub placement: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InboxLabels {
+    pub inbox: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InboxReasonLabels {
+    pub inbox: String,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// Where a delivered canary landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    Inbox,
+    Spam,
+}
+
+impl Placement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Inbox => "inbox",
+            Placement::Spam => "spam",
+        }
+    }
+}
+
+/// Why an inbox session failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxError {
+    Connect,
+    Tls,
+    Auth,
+    Protocol,
+    Timeout,
+}
+
+impl InboxError {
+    pub const ALL: [InboxError; 5] =
+        [InboxError::Connect, InboxError::Tls, InboxError::Auth, InboxError::Protocol, InboxError::Timeout];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxError::Connect => "connect",
+            InboxError::Tls => "tls",
+            InboxError::Auth => "auth",
+            InboxError::Protocol => "protocol",
+            InboxError::Timeout => "timeout",
+        }
+    }
+}
+
+/// Why a message in an inbox was not matched to a canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// The token does not verify.
+    Forged,
+    /// A valid-looking token of another instance.
+    Foreign,
+    /// A canary already resolved, seen again.
+    Duplicate,
+    /// A genuine canary this instance no longer tracks.
+    Expired,
+}
+
+impl Unmatched {
+    pub const ALL: [Unmatched; 4] = [Unmatched::Forged, Unmatched::Foreign, Unmatched::Duplicate, Unmatched::Expired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unmatched::Forged => "forged",
+            Unmatched::Foreign => "foreign",
+            Unmatched::Duplicate => "duplicate",
+            Unmatched::Expired => "expired",
+        }
+    }
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric mailcanary exports.
+pub struct Metrics {
+    registry: Registry,
+    pub canaries_sent: Family<RouteLabels, Counter>,
+    pub send_failures: Family<ReasonLabels, Counter>,
+    pub canaries_delivered: Family<PlacementLabels, Counter>,
+    pub canaries_lost: Family<RouteLabels, Counter>,
+    pub canaries_late: Family<RouteLabels, Counter>,
+    pub delivery_latency: HistogramFamily,
+    pub send_duration: HistogramFamily,
+    pub in_flight: Family<RouteLabels, Gauge>,
+    pub oldest_in_flight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
+    pub last_delivery: Family<RouteLabels, Gauge<f64, AtomicU64>>,
+    pub inbox_up: Family<InboxLabels, Gauge>,
+    pub inbox_errors: Family<InboxReasonLabels, Counter>,
+    pub unmatched: Family<InboxReasonLabels, Counter>,
+    pub config_reload_ok: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0])
+}
+
+fn send_histogram() -> Histogram {
+    Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mailcanary");
+        let m = Metrics {
+            canaries_sent: Family::default(),
+            send_failures: Family::default(),
+            canaries_delivered: Family::default(),
+            canaries_lost: Family::default(),
+            canaries_late: Family::default(),
+            delivery_latency: Family::new_with_constructor(latency_histogram),
+            send_duration: Family::new_with_constructor(send_histogram),
+            in_flight: Family::default(),
+            oldest_in_flight: Family::default(),
+            last_delivery: Family::default(),
+            inbox_up: Family::default(),
+            inbox_errors: Family::default(),
+            unmatched: Family::default(),
+            config_reload_ok: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("canaries_sent", "Canaries accepted by the provider", m.canaries_sent.clone());
+        r.register("send_failures", "Canaries the provider did not accept, by reason", m.send_failures.clone());
+        r.register("canaries_delivered", "Canaries seen in the inbox, by placement", m.canaries_delivered.clone());
+        r.register("canaries_lost", "Canaries not seen within the route's timeout", m.canaries_lost.clone());
+        r.register("canaries_late", "Canaries seen after being counted lost", m.canaries_late.clone());
+        r.register(
+            "delivery_latency_seconds",
+            "Provider acceptance to first sight in the inbox",
+            m.delivery_latency.clone(),
+        );
+        r.register("send_duration_seconds", "Submit start to provider acceptance", m.send_duration.clone());
+        r.register("canaries_in_flight", "Canaries sent and not yet delivered or lost", m.in_flight.clone());
+        r.register(
+            "oldest_in_flight_seconds",
+            "Age of the oldest in-flight canary, 0 when none",
+            m.oldest_in_flight.clone(),
+        );
+        r.register(
+            "last_delivery_timestamp_seconds",
+            "Wall-clock time of the route's last delivery",
+            m.last_delivery.clone(),
+        );
+        r.register("inbox_up", "1 while the inbox's IMAP session is healthy", m.inbox_up.clone());
+        r.register("inbox_errors", "IMAP session failures, by reason", m.inbox_errors.clone());
+        r.register(
+            "unmatched_messages",
+            "Messages in an inbox not matched to a canary, by reason",
+            m.unmatched.clone(),
+        );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        r.register("build_info", "mailcanary's version", build_info);
+        r.register(
+            "config_last_reload_successful",
+            "1 if the last config (re)load succeeded",
+            m.config_reload_ok.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Creates every series of a route at 0.
+    pub fn init_route(&self, route: &RouteLabels) {
+        let _ = self.canaries_sent.get_or_create(route);
+        for reason in SendReason::ALL {
+            let _ = self.send_failures.get_or_create(&ReasonLabels { route: route.clone(), reason: reason.as_str() });
+        }
+        for placement in [Placement::Inbox, Placement::Spam] {
+            let _ = self
+                .canaries_delivered
+                .get_or_create(&PlacementLabels { route: route.clone(), placement: placement.as_str() });
+        }
+        let _ = self.canaries_lost.get_or_create(route);
+        let _ = self.canaries_late.get_or_create(route);
+        let _ = self.delivery_latency.get_or_create(route);
+        let _ = self.send_duration.get_or_create(route);
+        let _ = self.in_flight.get_or_create(route);
+        let _ = self.oldest_in_flight.get_or_create(route);
+        let _ = self.last_delivery.get_or_create(route);
+    }
+
+    /// Creates every series of an inbox, down until its first session.
+    pub fn init_inbox(&self, inbox: &str) {
+        self.inbox_up.get_or_create(&InboxLabels { inbox: inbox.to_string() }).set(0);
+        for reason in InboxError::ALL {
+            let _ = self
+                .inbox_errors
+                .get_or_create(&InboxReasonLabels { inbox: inbox.to_string(), reason: reason.as_str() });
+        }
+        for reason in Unmatched::ALL {
+            let _ =
+                self.unmatched.get_or_create(&InboxReasonLabels { inbox: inbox.to_string(), reason: reason.as_str() });
+        }
+    }
+
+    pub fn inbox_error(&self, inbox: &str, reason: InboxError) {
+        self.inbox_errors.get_or_create(&InboxReasonLabels { inbox: inbox.to_string(), reason: reason.as_str() }).inc();
+    }
+
+    pub fn unmatched(&self, inbox: &str, reason: Unmatched) {
+        self.unmatched.get_or_create(&InboxReasonLabels { inbox: inbox.to_string(), reason: reason.as_str() }).inc();
+    }
+
+    pub fn set_inbox_up(&self, inbox: &str, up: bool) {
+        self.inbox_up.get_or_create(&InboxLabels { inbox: inbox.to_string() }).set(i64::from(up));
+    }
+
+    /// The exposition text (OpenMetrics).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}

@@ -1,0 +1,115 @@
+//! `type: smtp`: submit the canary to a relay with lettre, one connection per
+//! canary (so connect, TLS and AUTH are measured every time), and keep the
+//! server's queue id.
+
+use super::{Accepted, Provider, SendError, SendReason};
+use crate::canary::Canary;
+use crate::config::{SmtpConfig, TlsMode};
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::response::{Category, Severity};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::time::Duration;
+
+pub struct SmtpProvider {
+    name: String,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    timeout: Duration,
+}
+
+impl SmtpProvider {
+    pub fn new(config: &SmtpConfig) -> Result<Self, String> {
+        let tls = || -> Result<TlsParameters, String> {
+            let mut params = TlsParameters::builder(config.host.clone());
+            if let Some(path) = &config.ca_file {
+                let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                params = params.add_root_certificate(cert);
+            }
+            if config.insecure_skip_verify {
+                params = params.dangerous_accept_invalid_certs(true);
+            }
+            params.build_rustls().map_err(|e| format!("TLS set-up for {}: {e}", config.host))
+        };
+        let tls = match config.tls_mode() {
+            TlsMode::Tls => Tls::Wrapper(tls()?),
+            TlsMode::Starttls => Tls::Required(tls()?),
+            TlsMode::None => Tls::None,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
+            .port(config.port())
+            .tls(tls)
+            .timeout(Some(config.timeout));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
+        }
+        Ok(SmtpProvider { name: config.name.clone(), transport: builder.build(), timeout: config.timeout })
+    }
+}
+
+impl Provider for SmtpProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
+        let envelope = Envelope::new(
+            Some(canary.from.parse().map_err(|e| SendError::new(SendReason::Other, format!("bad from address: {e}")))?),
+            vec![canary.to.parse().map_err(|e| SendError::new(SendReason::Other, format!("bad to address: {e}")))?],
+        )
+        .map_err(|e| SendError::new(SendReason::Other, e.to_string()))?;
+        let response = tokio::time::timeout(self.timeout, self.transport.send_raw(&envelope, &canary.raw))
+            .await
+            .map_err(|_| SendError::new(SendReason::Timeout, format!("no answer within {:?}", self.timeout)))?
+            .map_err(classify)?;
+        let text: Vec<&str> = response.message().collect();
+        Ok(Accepted { provider_id: queue_id(&text.join(" ")) })
+    }
+}
+
+/// Postfix says `250 2.0.0 Ok: queued as 4Xb1...`; others put an id last.
+fn queue_id(text: &str) -> Option<String> {
+    let after = text.split("queued as ").nth(1).or_else(|| text.split_whitespace().last())?;
+    let id: String = after.chars().take_while(|c| !c.is_whitespace() && *c != '>').collect();
+    (!id.is_empty() && id.len() <= 128).then_some(id)
+}
+
+/// Maps lettre's error to the bounded reason, keeping what the server said.
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    let detail = e.to_string();
+    let reason = if e.is_timeout() {
+        SendReason::Timeout
+    } else if let Some(code) = e.status() {
+        match (code.severity, code.category) {
+            // 530 5.7.0 "Must issue a STARTTLS command first"
+            (_, Category::Unspecified3) if detail.contains("STARTTLS") => SendReason::Tls,
+            // 535 authentication failed, 534 mechanism too weak, 530 auth required
+            (Severity::PermanentNegativeCompletion, Category::Unspecified3) => SendReason::Auth,
+            (Severity::TransientNegativeCompletion, _) => SendReason::Throttled,
+            (Severity::PermanentNegativeCompletion, _) => SendReason::Rejected,
+            _ => SendReason::Other,
+        }
+    } else if e.is_tls() || crate::tls::is_tls_error(&e) {
+        SendReason::Tls
+    } else if detail.contains("authentication mechanism") {
+        SendReason::Auth
+    } else if e.is_client() || e.is_response() {
+        SendReason::Other
+    } else {
+        SendReason::Connect
+    };
+    SendError::new(reason, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_queue_id() {
+        assert_eq!(queue_id("2.0.0 Ok: queued as 4XyZ12abc").as_deref(), Some("4XyZ12abc"));
+        assert_eq!(queue_id("OK id=1ab2-3").as_deref(), Some("id=1ab2-3"));
+        assert_eq!(queue_id("").as_deref(), None);
+    }
+}
