@@ -3,10 +3,17 @@
 //! Prometheus metrics.
 
 pub mod canary;
+pub mod check;
 pub mod config;
+pub mod inbox;
 pub mod ledger;
+pub mod matcher;
 pub mod metrics;
+pub mod probe;
 pub mod provider;
 mod random;
+pub mod scheduler;
 pub mod secret;
+pub mod server;
+pub mod service;
 pub mod tls;

@@ -1,1 +1,102 @@
-fn main() {}
+//! The `mailcanary` command line: thin, everything lives in the library.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mailcanary::check::Verdict;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mailcanary",
+    version,
+    about = "Email delivery health monitor: signed canaries through every provider, watched in every inbox, exported as Prometheus metrics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: probes on schedule, /metrics, /api/v1/status.
+    Run {
+        #[arg(long, short, default_value = "probes.yaml", env = "MAILCANARY_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a config file: exit 0, or print every problem and exit 2.
+    Validate {
+        #[arg(long, short, default_value = "probes.yaml", env = "MAILCANARY_CONFIG")]
+        config: PathBuf,
+    },
+    /// Send one canary now and follow it: exit 0 only when it reaches the inbox.
+    Check {
+        #[arg(long, short, default_value = "probes.yaml", env = "MAILCANARY_CONFIG")]
+        config: PathBuf,
+        /// The probe (route) to check.
+        #[arg(long)]
+        probe: String,
+    },
+}
+
+fn init_logs(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match cli.command {
+        Command::Validate { config } => match mailcanary::config::load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: OK ({} providers, {} inboxes, {} routes)",
+                    config.display(),
+                    c.providers.len(),
+                    c.inboxes.len(),
+                    c.routes.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { config } => {
+            init_logs(cli.log_format, "info");
+            match runtime().block_on(mailcanary::service::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mailcanary: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Check { config, probe } => {
+            init_logs(cli.log_format, "warn");
+            match runtime().block_on(mailcanary::check::check(&config, &probe)) {
+                Ok(Verdict::Inbox) => ExitCode::SUCCESS,
+                Ok(Verdict::Spam | Verdict::Failed | Verdict::Lost) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("mailcanary: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

@@ -259,10 +259,55 @@ impl Metrics {
         self.inbox_up.get_or_create(&InboxLabels { inbox: inbox.to_string() }).set(i64::from(up));
     }
 
-    /// The exposition text (OpenMetrics).
-    pub fn encode(&self) -> String {
+    /// The exposition in OpenMetrics text.
+    pub fn encode_openmetrics(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
         out
+    }
+
+    /// The exposition in the Prometheus text format 0.0.4, for scrapers and
+    /// tools (`promtool check metrics`) that do not ask for OpenMetrics.
+    pub fn encode_text(&self) -> String {
+        to_prometheus_text(&self.encode_openmetrics())
+    }
+}
+
+/// OpenMetrics → Prometheus text 0.0.4: counter families are named with
+/// their `_total` suffix, and `# UNIT` / `# EOF` are dropped.
+fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> =
+        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_format_names_counters_with_total() {
+        let m = Metrics::new();
+        m.init_route(&RouteLabels { probe: "p".into(), provider: "s".into(), inbox: "i".into() });
+        let text = m.encode_text();
+        assert!(text.contains("# TYPE mailcanary_canaries_sent_total counter\n"), "{text}");
+        assert!(text.contains("# HELP mailcanary_canaries_sent_total Canaries accepted by the provider\n"));
+        assert!(text.contains("mailcanary_canaries_sent_total{probe=\"p\",provider=\"s\",inbox=\"i\"} 0\n"));
+        assert!(text.contains("# TYPE mailcanary_delivery_latency_seconds histogram\n"));
+        assert!(!text.contains("# EOF"));
+        assert!(m.encode_openmetrics().ends_with("# EOF\n"));
     }
 }

@@ -92,16 +92,19 @@ impl Canary {
     }
 }
 
-/// The token header's value in a header block, if there is exactly one
-/// (a message with two different tokens is not trusted with either).
-pub fn extract_token(headers: &[u8]) -> Result<Option<String>, ()> {
+/// A message that carries two different tokens: trusted with neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConflictingTokens;
+
+/// The token header's value in a header block, if there is one.
+pub fn extract_token(headers: &[u8]) -> Result<Option<String>, ConflictingTokens> {
     let Some(message) = MessageParser::new().parse_headers(headers) else {
         return Ok(None);
     };
     let mut values = message.header_values(TOKEN_HEADER).filter_map(|v| v.as_text()).map(|t| t.trim().to_string());
     let first = values.next();
     match (first, values.next()) {
-        (Some(a), Some(b)) if a != b => Err(()),
+        (Some(a), Some(b)) if a != b => Err(ConflictingTokens),
         (first, _) => Ok(first),
     }
 }

@@ -150,7 +150,7 @@ impl Token {
         };
         let body_len = text.len() - mac.len() - 1;
         let mut check = key.mac();
-        check.update(text[..body_len].as_bytes());
+        check.update(&text.as_bytes()[..body_len]);
         check.verify_slice(&mac_bytes).map_err(|_| Rejection::Forged)?;
         Ok(Token { instance: token_instance, probe, canary_id: canary_id.to_string(), sent_ms })
     }

@@ -56,6 +56,9 @@ pub struct Global {
     /// Fast polling of an inbox right after a canary was sent into it.
     #[serde(default)]
     pub fast_poll: FastPoll,
+    /// How long resolved canaries stay in the ledger.
+    #[serde(default = "default_retention", deserialize_with = "duration::deserialize")]
+    pub retention: Duration,
 }
 
 /// `global.defaults`: what a probe gets when it says nothing.
@@ -458,6 +461,9 @@ fn default_state_dir() -> PathBuf {
 }
 fn default_max_concurrent_sends() -> usize {
     64
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 fn default_interval() -> Duration {
     Duration::from_secs(60)

@@ -1,0 +1,140 @@
+//! `mailcanary check --probe NAME`: one canary now, through the same
+//! pipeline as the service (with a ledger of its own), with live progress
+//! and a timing breakdown. Succeeds only when the canary reaches the inbox.
+
+use crate::config::{self, Config};
+use crate::ledger::Ledger;
+use crate::matcher::Event;
+use crate::probe::{ProbeContext, run_once};
+use crate::service::{Runtime, preflight, probes, watch_inboxes};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, broadcast, watch};
+
+/// What became of the checked canary.
+pub enum Verdict {
+    Inbox,
+    Spam,
+    Failed,
+    Lost,
+}
+
+/// Runs the check and prints as it goes. Err only when it could not start.
+pub async fn check(config_path: &Path, probe: &str) -> Result<Verdict, String> {
+    let config = config::load(config_path).map_err(|e| e.to_string())?;
+    let Some(route) = config.route(probe).cloned() else {
+        let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        return Err(format!("no probe named {probe:?} in {}; probes: {}", config_path.display(), names.join(", ")));
+    };
+    let one = Config { routes: vec![route.clone()], ..config };
+    preflight(&one)?;
+    let rt = Runtime::with_ledger(&one, Arc::new(Ledger::in_memory().map_err(|e| e.to_string())?))?;
+    let stop = watch::channel(false).0;
+    let (inboxes, watchers) = watch_inboxes(&one, &rt, &stop)?;
+    let probe = probes(&one, &inboxes)?.remove(0);
+    rt.matcher.add_route(&route);
+    let mut events = rt.matcher.subscribe();
+    let ticker = {
+        let matcher = rt.matcher.clone();
+        let mut stop = stop.subscribe();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => matcher.tick(),
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
+    };
+    let ctx = ProbeContext {
+        instance: rt.instance.clone(),
+        key: rt.key.clone(),
+        operator: one.global.operator.clone(),
+        matcher: rt.matcher.clone(),
+        sends: Arc::new(Semaphore::new(1)),
+    };
+    println!("check {}: {} → {} <{}>", route.name, route.provider, route.inbox, probe.to);
+    println!("  sending through {} …", route.provider);
+    let start = Instant::now();
+    let verdict = match run_once(&probe, &ctx).await {
+        None => Err("the canary could not be recorded; nothing was sent".to_string()),
+        Some(id) => Ok(follow(&mut events, &id, &route.inbox, route.timeout, start).await),
+    };
+    stop.send_replace(true);
+    for task in watchers {
+        let _ = task.await;
+    }
+    let _ = ticker.await;
+    verdict
+}
+
+/// Prints the canary's events until it is resolved.
+async fn follow(
+    events: &mut broadcast::Receiver<Event>,
+    id: &str,
+    inbox: &str,
+    timeout: Duration,
+    start: Instant,
+) -> Verdict {
+    let live = std::io::stdout().is_terminal();
+    let mut send_seconds = 0.0;
+    let mut progress = tokio::time::interval(if live { Duration::from_millis(250) } else { Duration::from_secs(5) });
+    progress.tick().await;
+    // The matcher counts it lost at the deadline; this is only a backstop.
+    let backstop = tokio::time::sleep(timeout + Duration::from_secs(5));
+    tokio::pin!(backstop);
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Verdict::Lost,
+            },
+            _ = progress.tick() => {
+                if send_seconds > 0.0 {
+                    let waited = start.elapsed().as_secs_f64() - send_seconds;
+                    if live {
+                        print!("\r  waiting for it in {inbox}: {waited:.1} s of {} s ", timeout.as_secs());
+                        let _ = std::io::stdout().flush();
+                    } else {
+                        println!("  still waiting in {inbox}: {waited:.0} s");
+                    }
+                }
+                continue;
+            }
+            _ = &mut backstop => {
+                println!("\n  ✗ not seen within {} s", timeout.as_secs());
+                return Verdict::Lost;
+            }
+        };
+        let clear = if live { "\r\x1b[K" } else { "" };
+        match event {
+            Event::Sent { canary, provider_id, send_seconds: s, .. } if canary == id => {
+                send_seconds = s;
+                let queued = provider_id.map(|q| format!(" (id {q})")).unwrap_or_default();
+                println!("  ✓ accepted in {s:.3} s{queued}");
+                println!("  waiting for it in {inbox} (timeout {} s) …", timeout.as_secs());
+            }
+            Event::Failed { canary, reason, detail, .. } if canary == id => {
+                println!("  ✗ not accepted: {reason}: {detail}");
+                return Verdict::Failed;
+            }
+            Event::Delivered { canary, placement, latency_seconds, .. } if canary == id => {
+                let mark = if placement == "inbox" { "✓" } else { "✗" };
+                println!("{clear}  {mark} delivered to {placement} in {latency_seconds:.3} s");
+                println!("timing:");
+                println!("  submit → accepted   {send_seconds:>9.3} s");
+                println!("  accepted → seen     {latency_seconds:>9.3} s");
+                println!("  total               {:>9.3} s", start.elapsed().as_secs_f64());
+                return if placement == "inbox" { Verdict::Inbox } else { Verdict::Spam };
+            }
+            Event::Lost { canary, .. } if canary == id => {
+                println!("{clear}  ✗ lost: not seen within {} s", timeout.as_secs());
+                return Verdict::Lost;
+            }
+            _ => {}
+        }
+    }
+}

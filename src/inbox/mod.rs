@@ -1,0 +1,252 @@
+//! The inbox watcher: one task and one IMAP session per inbox, serving every
+//! route that ends there. It learns new messages by UID from a cursor kept
+//! in the ledger (never a full-mailbox scan per tick), verifies tokens, hands
+//! genuine canaries to the matcher, and cleans up only what the matcher
+//! resolved. It waits in IDLE, polls fast for a short window after a send
+//! (servers may hold IDLE notifications back), and reconnects with capped
+//! exponential backoff.
+
+pub mod imap;
+
+use crate::canary::{Rejection, SigningKey, Token, extract_token};
+use crate::config::{Cleanup, FastPoll, InboxConfig};
+use crate::ledger::Ledger;
+use crate::matcher::{Disposition, Matcher};
+use crate::metrics::{Metrics, Placement, Unmatched};
+use imap::{ImapError, ImapSession};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_rustls::rustls::ClientConfig;
+
+/// Headers fetched for each new message.
+const FIELDS: &str = "X-Mailcanary-Token";
+/// New messages fetched per round trip.
+const BATCH: usize = 500;
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What every watcher shares with the rest of the service.
+pub struct Shared {
+    pub instance: String,
+    /// The current signing key first, then retired ones.
+    pub keys: Vec<SigningKey>,
+    pub matcher: Arc<Matcher>,
+    pub metrics: Arc<Metrics>,
+    pub ledger: Arc<Ledger>,
+    pub fast_poll: FastPoll,
+}
+
+/// The probe side of a watcher: tells it a canary is on its way.
+#[derive(Clone)]
+pub struct InboxHandle {
+    sent: Arc<watch::Sender<Instant>>,
+}
+
+impl InboxHandle {
+    /// A canary was just accepted for this inbox: poll fast for a while.
+    pub fn canary_sent(&self) {
+        self.sent.send_replace(Instant::now());
+    }
+}
+
+/// Starts the watcher of `config`; it runs until `shutdown` turns true.
+pub fn spawn(
+    config: InboxConfig,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(InboxHandle, tokio::task::JoinHandle<()>), String> {
+    let tls = crate::tls::client_config(config.imap.ca_file.as_deref(), config.imap.insecure_skip_verify)
+        .map_err(|e| format!("inbox {}: {e}", config.name))?;
+    if config.imap.insecure_skip_verify {
+        tracing::warn!(inbox = %config.name, "TLS certificate verification is OFF for this inbox (insecure_skip_verify)");
+    }
+    shared.metrics.init_inbox(&config.name);
+    // Long ago: no fast polling until the first send.
+    let long_ago = Instant::now().checked_sub(shared.fast_poll.window).unwrap_or_else(Instant::now);
+    let (sent_tx, sent) = watch::channel(long_ago);
+    let watcher = Watcher { config, tls, shared, sent, shutdown };
+    let task = tokio::spawn(watcher.run());
+    Ok((InboxHandle { sent: Arc::new(sent_tx) }, task))
+}
+
+struct Watcher {
+    config: InboxConfig,
+    tls: Arc<ClientConfig>,
+    shared: Arc<Shared>,
+    sent: watch::Receiver<Instant>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Watcher {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    async fn run(mut self) {
+        let mut backoff = BACKOFF_START;
+        while !*self.shutdown.borrow() {
+            match self.session(&mut backoff).await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.shared.metrics.set_inbox_up(self.name(), false);
+                    self.shared.metrics.inbox_error(self.name(), e.reason);
+                    tracing::warn!(inbox = %self.name(), reason = e.reason.as_str(), error = %e.detail, retry_in = ?backoff, "inbox session failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.shutdown.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        self.shared.metrics.set_inbox_up(self.name(), false);
+    }
+
+    /// One session, from login until shutdown (Ok) or a failure (Err).
+    async fn session(&mut self, backoff: &mut Duration) -> Result<(), ImapError> {
+        let mut imap = ImapSession::connect(&self.config.imap, self.tls.clone()).await?;
+        self.shared.metrics.set_inbox_up(self.name(), true);
+        *backoff = BACKOFF_START;
+        tracing::info!(inbox = %self.name(), idle = imap.capabilities.idle, "inbox connected");
+        // Spam folders first, so the inbox folder stays selected for IDLE.
+        let mut folders: Vec<(String, Placement)> =
+            self.config.folders.spam.iter().map(|f| (f.clone(), Placement::Spam)).collect();
+        folders.push((self.config.folders.inbox.clone(), Placement::Inbox));
+        loop {
+            for (folder, placement) in &folders {
+                self.scan(&mut imap, folder, *placement).await?;
+            }
+            if *self.shutdown.borrow() {
+                imap.logout().await;
+                return Ok(());
+            }
+            let fast = self.shared.fast_poll.clone();
+            if self.sent.borrow().elapsed() < fast.window && self.shared.matcher.waiting_in(self.name()) > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(fast.interval) => {}
+                    _ = self.shutdown.changed() => {}
+                }
+                continue;
+            }
+            if imap.selected().map(|(f, _)| f) != Some(self.config.folders.inbox.as_str()) {
+                imap.select(&self.config.folders.inbox).await?;
+            }
+            let (sent, shutdown) = (&mut self.sent, &mut self.shutdown);
+            let interrupt = async {
+                tokio::select! {
+                    _ = sent.changed() => {}
+                    _ = shutdown.changed() => {}
+                }
+            };
+            if imap.capabilities.idle {
+                imap.idle(self.config.imap.poll_interval, interrupt).await?;
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.imap.poll_interval) => {}
+                    _ = interrupt => {}
+                }
+                imap.noop().await?;
+            }
+        }
+    }
+
+    /// Reads every message of `folder` that arrived since the cursor.
+    async fn scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
+        // STATUS on the selected folder may answer from the session's stale
+        // view (Dovecot does): there, NOOP to sync and read from the cursor.
+        let (uid_validity, uid_next) = match imap.selected() {
+            Some((selected, state)) if selected == folder => {
+                imap.noop().await?;
+                (state.uid_validity, None)
+            }
+            _ => {
+                let state = imap.status(folder).await?;
+                (state.uid_validity, Some(state.uid_next))
+            }
+        };
+        let cursor = self.shared.ledger.cursor(self.name(), folder).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "ledger read failed");
+            None
+        });
+        let mut from = match cursor {
+            Some((validity, next)) if validity == uid_validity => {
+                if uid_next.is_some_and(|uid_next| next >= uid_next) {
+                    return Ok(());
+                }
+                if uid_next.is_some() {
+                    imap.select(folder).await?;
+                }
+                next
+            }
+            _ => {
+                // First sight of this folder (or it was recreated): look back
+                // one day on the server, so canaries sent while we were not yet
+                // connected are still found, without reading old mail.
+                let state = imap.select(folder).await?;
+                let since = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+                match imap.uids_since(since).await?.first() {
+                    Some(&first) => first,
+                    None => {
+                        self.save_cursor(folder, state.uid_validity, state.uid_next);
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        loop {
+            let batch = imap.headers_from(from, FIELDS, BATCH).await?;
+            let Some(&(last, _)) = batch.last() else { break };
+            let mut resolved = Vec::new();
+            for (uid, headers) in &batch {
+                if self.classify(headers, placement) {
+                    resolved.push(*uid);
+                }
+            }
+            self.cleanup(imap, &resolved, folder).await;
+            from = last + 1;
+            self.save_cursor(folder, uid_validity, from);
+            if batch.len() < BATCH {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies one message's token and hands a genuine canary to the
+    /// matcher. True when the matcher resolved it (so it may be cleaned up).
+    fn classify(&self, headers: &[u8], placement: Placement) -> bool {
+        let reason = match extract_token(headers) {
+            Ok(None) => return false,
+            Err(_conflicting) => Unmatched::Forged,
+            Ok(Some(text)) => match Token::verify(&text, &self.shared.instance, &self.shared.keys) {
+                Ok(token) => match self.shared.matcher.seen(&token, placement) {
+                    Disposition::Resolved => return true,
+                    Disposition::Unmatched(reason) => reason,
+                },
+                Err(Rejection::Forged) => Unmatched::Forged,
+                Err(Rejection::Foreign { .. }) => Unmatched::Foreign,
+            },
+        };
+        tracing::debug!(inbox = %self.name(), reason = reason.as_str(), "unmatched message left alone");
+        self.shared.metrics.unmatched(self.name(), reason);
+        false
+    }
+
+    async fn cleanup(&self, imap: &mut ImapSession, uids: &[u32], folder: &str) {
+        let result = match &self.config.cleanup {
+            Cleanup::Keep => Ok(()),
+            Cleanup::Delete => imap.delete(uids).await,
+            Cleanup::Move(to) => imap.move_to(uids, to).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(inbox = %self.name(), folder, error = %e, "cleanup of seen canaries failed; they stay in the mailbox");
+        }
+    }
+
+    fn save_cursor(&self, folder: &str, uid_validity: u32, next_uid: u32) {
+        if let Err(e) = self.shared.ledger.set_cursor(self.name(), folder, uid_validity, next_uid) {
+            tracing::error!(error = %e, "ledger write failed");
+        }
+    }
+}

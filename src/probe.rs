@@ -1,0 +1,64 @@
+//! One canary's life on one route: build, record, expect, send, report.
+//! What happens after the send is the matcher's and the watcher's business.
+
+use crate::canary::{Canary, SigningKey};
+use crate::config::Route;
+use crate::inbox::InboxHandle;
+use crate::matcher::Matcher;
+use crate::provider::{AnyProvider, Provider};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+/// A route with everything it needs to send.
+pub struct Probe {
+    pub route: Route,
+    pub provider: Arc<AnyProvider>,
+    pub inbox: InboxHandle,
+    pub from: String,
+    pub to: String,
+}
+
+/// What every probe shares.
+pub struct ProbeContext {
+    pub instance: String,
+    pub key: SigningKey,
+    pub operator: Option<String>,
+    pub matcher: Arc<Matcher>,
+    /// Bounds the canaries being submitted at once.
+    pub sends: Arc<Semaphore>,
+}
+
+/// Sends one canary on `probe`'s route; returns its id once the provider
+/// answered, or None if it could not even be recorded (then nothing is sent).
+pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
+    let canary = Canary::new(
+        &probe.route,
+        &probe.from,
+        &probe.to,
+        &ctx.instance,
+        ctx.operator.as_deref(),
+        &ctx.key,
+        chrono::Utc::now(),
+    );
+    // Recorded and expected before anything leaves: a fast arrival is never missed.
+    if let Err(e) = ctx.matcher.expect(&canary, probe.route.timeout) {
+        tracing::error!(probe = %probe.route.name, error = %e, "cannot record the canary in the ledger; not sending it");
+        return None;
+    }
+    let _permit = ctx.sends.acquire().await.ok()?;
+    let start = Instant::now();
+    match probe.provider.send(&canary).await {
+        Ok(accepted) => {
+            let took = start.elapsed();
+            tracing::debug!(probe = %probe.route.name, canary = %canary.id, provider_id = ?accepted.provider_id, send_seconds = took.as_secs_f64(), "canary accepted");
+            ctx.matcher.accepted(&canary.id, &accepted, took);
+            probe.inbox.canary_sent();
+        }
+        Err(e) => {
+            tracing::warn!(probe = %probe.route.name, provider = %probe.provider.name(), reason = e.reason().as_str(), error = %e.detail, "send failed");
+            ctx.matcher.failed(&canary.id, &e);
+        }
+    }
+    Some(canary.id)
+}

@@ -1,0 +1,95 @@
+//! HTTP: `/metrics`, `/healthz`, `/readyz`, `/api/v1/status` and
+//! `POST /-/reload`. Nothing here ever shows a secret: the status API is
+//! built from route names and outcomes only.
+
+use crate::matcher::{Matcher, RouteStatus};
+use crate::metrics::Metrics;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// A reload request and where to send its result.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+pub struct AppState {
+    pub instance: String,
+    pub metrics: Arc<Metrics>,
+    pub matcher: Arc<Matcher>,
+    /// False until the first config runs, and again while draining.
+    pub ready: AtomicBool,
+    pub reload: mpsc::Sender<ReloadRequest>,
+}
+
+#[derive(Serialize)]
+struct Status {
+    instance: String,
+    version: &'static str,
+    routes: Vec<RouteStatus>,
+}
+
+/// Serves until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/status", get(status))
+        .route("/-/reload", post(reload))
+        .with_state(state);
+    let stop = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+/// OpenMetrics for scrapers that ask for it, Prometheus text otherwise.
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") {
+        (
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            state.metrics.encode_openmetrics(),
+        )
+            .into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode_text())
+            .into_response()
+    }
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn status(State(state): State<Arc<AppState>>) -> Json<impl Serialize> {
+    Json(Status {
+        instance: state.instance.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+        routes: state.matcher.status(),
+    })
+}
+
+async fn reload(State(state): State<Arc<AppState>>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if state.reload.send(tx).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match rx.await {
+        Ok(Ok(())) => (StatusCode::OK, "reloaded\n").into_response(),
+        Ok(Err(errors)) => (StatusCode::BAD_REQUEST, format!("{errors}\n")).into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
+}
