@@ -304,7 +304,7 @@ mod tests {
         m.init_route(&RouteLabels { probe: "p".into(), provider: "s".into(), inbox: "i".into() });
         let text = m.encode_text();
         assert!(text.contains("# TYPE mailcanary_canaries_sent_total counter\n"), "{text}");
-        assert!(text.contains("# HELP mailcanary_canaries_sent_total Canaries accepted by the provider\n"));
+        assert!(text.contains("# HELP mailcanary_canaries_sent_total Canaries accepted by the provider.\n"));
         assert!(text.contains("mailcanary_canaries_sent_total{probe=\"p\",provider=\"s\",inbox=\"i\"} 0\n"));
         assert!(text.contains("# TYPE mailcanary_delivery_latency_seconds histogram\n"));
         assert!(!text.contains("# EOF"));
