@@ -178,6 +178,10 @@ smtpd_tls_security_level = may
 smtpd_tls_auth_only = yes
 smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
+# Retry deferred mail (Dovecot down, released holds) within seconds, not minutes.
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 5s
 CONF
   printf '/^[^@]+@%s$/ OK\n' "${DOMAIN//./\\.}" >"$p/mailboxes"
   cat >"$p/recipient_access" <<'MAP'
@@ -190,6 +194,7 @@ MAP
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
 127.0.0.1:$SUBMISSION_PORT inet n - n - - smtpd -o smtpd_tls_security_level=encrypt $auth
 127.0.0.1:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes $auth
+pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
 tlsmgr    unix - - n 1000? 1 tlsmgr

@@ -1,0 +1,293 @@
+//! Test harness: the real mail stack of scripts/mailstack.sh (started once if
+//! it is not up), and the real `mailcanary` binary run per test with its own
+//! config, state directory, port and mailbox users.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The running mail stack, as its env file describes it.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub password: String,
+    pub ca: String,
+    pub smtp: u16,
+    pub submission: u16,
+    pub smtps: u16,
+    pub imap: u16,
+    pub imaps: u16,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `scripts/mailstack.sh <args>`; panics with its output on failure.
+pub fn mailstack(args: &[&str]) {
+    let out = Command::new(repo().join("scripts/mailstack.sh")).args(args).output().expect("run mailstack.sh");
+    assert!(
+        out.status.success(),
+        "mailstack.sh {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The stack, started on first use if `mailstack.sh status` says it is down.
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let dir = PathBuf::from(std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/mailcanary-stack".into()));
+        let up = Command::new(repo().join("scripts/mailstack.sh"))
+            .arg("status")
+            .env("MAILSTACK_DIR", &dir)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !up || !dir.join("env").exists() {
+            mailstack(&["up"]);
+        }
+        let text = std::fs::read_to_string(dir.join("env")).expect("mail stack env file");
+        let env: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let port = |k: &str| env[k].parse().unwrap();
+        Stack {
+            dir: dir.clone(),
+            password: env["MAILSTACK_PASSWORD"].to_string(),
+            ca: env["MAILSTACK_CA"].to_string(),
+            smtp: port("MAILSTACK_SMTP_PORT"),
+            submission: port("MAILSTACK_SUBMISSION_PORT"),
+            smtps: port("MAILSTACK_SMTPS_PORT"),
+            imap: port("MAILSTACK_IMAP_PORT"),
+            imaps: port("MAILSTACK_IMAPS_PORT"),
+        }
+    })
+}
+
+/// The mailbox user for `base` in this test run: runs on the same stack
+/// never see each other's mail. Prefixes (spam-, hold-) keep their meaning.
+pub fn user(base: &str) -> String {
+    format!("{base}-{}", std::process::id())
+}
+
+impl Stack {
+    /// Messages in `user(base)`'s `folder` ("" for INBOX), read from the Maildir.
+    pub fn messages(&self, base: &str, folder: &str) -> Vec<String> {
+        let base = self.dir.join("mail").join(user(base)).join("Maildir");
+        let base = if folder.is_empty() { base } else { base.join(format!(".{folder}")) };
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(base.join(sub)) {
+                for e in entries.flatten() {
+                    out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits (up to 10 s) until `user(base)`'s `folder` holds `count` messages.
+    pub fn wait_messages(&self, base: &str, folder: &str, count: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let messages = self.messages(base, folder);
+            if messages.len() == count || start.elapsed() > Duration::from_secs(10) {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends a raw message over plain SMTP, as any outsider could.
+    pub fn inject(&self, to: &str, message: &str) {
+        let stream = TcpStream::connect(("127.0.0.1", self.smtp)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut w = stream;
+        let mut expect = |code: &str| loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert!(line.starts_with(code), "SMTP: expected {code}, got {line:?}");
+            if line.as_bytes().get(3) == Some(&b' ') {
+                break;
+            }
+        };
+        expect("220");
+        for (cmd, code) in [
+            ("EHLO test".to_string(), "250"),
+            ("MAIL FROM:<outsider@example.test>".to_string(), "250"),
+            (format!("RCPT TO:<{to}>"), "250"),
+            ("DATA".to_string(), "354"),
+        ] {
+            write!(w, "{cmd}\r\n").unwrap();
+            expect(code);
+        }
+        write!(w, "{}\r\n.\r\n", message.replace('\n', "\r\n")).unwrap();
+        expect("250");
+        write!(w, "QUIT\r\n").unwrap();
+    }
+}
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A fresh directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mailcanary-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The `global:` block every test config starts with.
+pub fn global(instance: &str, port: u16, dir: &Path, interval: &str, timeout: &str) -> String {
+    format!(
+        "global:\n  listen: \"127.0.0.1:{port}\"\n  state_dir: \"{}\"\n  instance: \"{instance}\"\n  defaults: {{ interval: {interval}, timeout: {timeout}, jitter: 0% }}\n",
+        dir.join("state").display()
+    )
+}
+
+/// An inbox entry for mailbox `user(base)` over IMAPS with the stack's CA.
+pub fn inbox(name: &str, base: &str) -> String {
+    let s = stack();
+    let user = user(base);
+    format!(
+        "  - name: {name}\n    address: {user}@mailcanary.test\n    imap: {{ host: localhost, port: {}, tls: tls, username: {user}, password: \"{}\", ca_file: \"{}\" }}\n    folders: {{ inbox: INBOX, spam: [Junk] }}\n",
+        s.imaps, s.password, s.ca
+    )
+}
+
+/// The plain relay provider.
+pub fn relay(name: &str) -> String {
+    format!(
+        "  - {{ name: {name}, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\n",
+        stack().smtp
+    )
+}
+
+/// A running `mailcanary run`.
+pub struct Mailcanary {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+/// Parsed `/metrics` text.
+pub struct Metrics(pub String);
+
+impl Metrics {
+    /// The value of `name` on the series carrying all `labels`, if any.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.0.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+                .then(|| value.parse().ok())?
+        })
+    }
+
+    /// Like `get`, 0 when the series is missing.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels).unwrap_or(0.0)
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let (head, body) = body.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+impl Mailcanary {
+    /// Starts `mailcanary run` on `config` (written to the test's directory).
+    pub fn start(dir: &Path, port: u16, config: &str) -> Mailcanary {
+        let path = dir.join("probes.yaml");
+        std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(dir.join("mailcanary.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "mailcanary=debug")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start mailcanary");
+        let m = Mailcanary { child, port, dir: dir.to_path_buf() };
+        m.wait_until("the HTTP server answers", Duration::from_secs(10), |_| true);
+        m
+    }
+
+    /// The service's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mailcanary.log")).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> Option<Metrics> {
+        http_get(self.port, "/metrics").map(Metrics)
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&http_get(self.port, "/api/v1/status").expect("status API")).unwrap()
+    }
+
+    /// Polls `/metrics` until `cond` holds; panics with the log if it never does.
+    pub fn wait_until(&self, what: &str, limit: Duration, cond: impl Fn(&Metrics) -> bool) -> Metrics {
+        let start = Instant::now();
+        loop {
+            if let Some(m) = self.metrics()
+                && cond(&m)
+            {
+                return m;
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "timed out after {limit:?} waiting for {what}\n--- metrics ---\n{}\n--- log ---\n{}",
+                    self.metrics().map(|m| m.0).unwrap_or_default(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then wait; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!("mailcanary did not stop within 30 s of SIGTERM\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Mailcanary {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The route labels of a route.
+pub fn route<'a>(probe: &'a str, provider: &'a str, inbox: &'a str) -> [(&'a str, &'a str); 3] {
+    [("probe", probe), ("provider", provider), ("inbox", inbox)]
+}

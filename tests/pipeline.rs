@@ -1,0 +1,294 @@
+//! The canary pipeline against a real Postfix and Dovecot: every outcome a
+//! route can have, as /metrics, the status API and the mailbox show it.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
+    let s = stack();
+    let dir = temp_dir("deliver");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: deliver, provider: relay, inbox: box }}\n",
+        global("t-deliver", port, &dir, "2s", "1m"),
+        relay("relay"),
+        inbox("box", "t-deliver"),
+    );
+    let mut mc = Mailcanary::start(&dir, port, &config);
+    let labels = route("deliver", "relay", "box");
+    let inbox_labels = [labels.as_slice(), &[("placement", "inbox")]].concat();
+    let m = mc.wait_until("two canaries delivered", WAIT, |m| {
+        m.value("mailcanary_canaries_delivered_total", &inbox_labels) >= 2.0
+    });
+    assert!(m.value("mailcanary_canaries_sent_total", &labels) >= 2.0);
+    assert!(m.value("mailcanary_delivery_latency_seconds_count", &labels) >= 2.0);
+    let sum = m.value("mailcanary_delivery_latency_seconds_sum", &labels);
+    assert!(sum > 0.0 && sum < 10.0, "latency sum {sum}");
+    assert_eq!(m.get("mailcanary_inbox_up", &[("inbox", "box")]), Some(1.0));
+    assert!(m.value("mailcanary_last_delivery_timestamp_seconds", &labels) > 1.7e9);
+    for reason in ["rejected", "auth", "tls", "connect", "timeout", "throttled", "other"] {
+        let l = [labels.as_slice(), &[("reason", reason)]].concat();
+        assert_eq!(m.get("mailcanary_send_failures_total", &l), Some(0.0), "{reason} exists at 0");
+    }
+    assert_eq!(m.get("mailcanary_canaries_lost_total", &labels), Some(0.0));
+    assert_eq!(m.get("mailcanary_canaries_late_total", &labels), Some(0.0));
+
+    let status = mc.status();
+    let r = &status["routes"][0];
+    assert_eq!(r["probe"], "deliver");
+    assert!(r["last_outcome"] == "delivered", "{status}");
+    assert!(r["last_latency_seconds"].as_f64().unwrap() > 0.0);
+
+    // The exposition passes promtool when it is installed (CI installs it).
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(m.0.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "promtool check metrics: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    assert!(mc.stop().success());
+    // Verified canaries were deleted: the mailbox holds at most one that
+    // arrived after the last scan.
+    assert!(s.messages("t-deliver", "").len() <= 1, "canaries left behind");
+}
+
+#[test]
+fn spam_placement_is_reported() {
+    let dir = temp_dir("spam");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: to-spam, provider: relay, inbox: junky }}\n",
+        global("t-spam", port, &dir, "1h", "1m"),
+        relay("relay"),
+        inbox("junky", "spam-t-spam"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let labels = route("to-spam", "relay", "junky");
+    let spam = [labels.as_slice(), &[("placement", "spam")]].concat();
+    let inbox = [labels.as_slice(), &[("placement", "inbox")]].concat();
+    let m = mc.wait_until("a canary in spam", WAIT, |m| m.value("mailcanary_canaries_delivered_total", &spam) >= 1.0);
+    assert_eq!(m.value("mailcanary_canaries_delivered_total", &inbox), 0.0);
+    assert_eq!(mc.status()["routes"][0]["last_outcome"], "spam");
+}
+
+#[test]
+fn send_failures_carry_their_reason() {
+    let s = stack();
+    let dir = temp_dir("fail");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}  - name: badpass\n    type: smtp\n    host: localhost\n    port: {}\n    tls: starttls\n    username: t-fail@mailcanary.test\n    password: not-the-password\n    ca_file: \"{}\"\n    from: t-fail@mailcanary.test\n\
+         inboxes:\n{}{}{}probes:\n\
+         \x20 - {{ name: rejected, provider: relay, inbox: nobody }}\n\
+         \x20 - {{ name: throttled, provider: relay, inbox: throttle }}\n\
+         \x20 - {{ name: wrong-password, provider: badpass, inbox: ok }}\n",
+        global("t-fail", port, &dir, "1h", "1m"),
+        relay("relay"),
+        s.submission,
+        s.ca,
+        inbox("nobody", "nobody").replace(&user("nobody"), "nobody"),
+        inbox("throttle", "throttle-t-fail"),
+        inbox("ok", "t-fail"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let reason = |probe: &'static str, provider: &'static str, inbox: &'static str, reason: &'static str| {
+        [route(probe, provider, inbox).as_slice(), &[("reason", reason)]].concat()
+    };
+    let rejected = reason("rejected", "relay", "nobody", "rejected");
+    let throttled = reason("throttled", "relay", "throttle", "throttled");
+    let auth = reason("wrong-password", "badpass", "ok", "auth");
+    let m = mc.wait_until("three failures", WAIT, |m| {
+        m.value("mailcanary_send_failures_total", &rejected) >= 1.0
+            && m.value("mailcanary_send_failures_total", &throttled) >= 1.0
+            && m.value("mailcanary_send_failures_total", &auth) >= 1.0
+    });
+    for (probe, provider, inbox) in [("rejected", "relay", "nobody"), ("wrong-password", "badpass", "ok")] {
+        assert_eq!(m.value("mailcanary_canaries_sent_total", &route(probe, provider, inbox)), 0.0);
+        assert_eq!(m.value("mailcanary_canaries_lost_total", &route(probe, provider, inbox)), 0.0);
+    }
+    // Nothing secret in what the service says about it.
+    for text in [m.0.clone(), mc.status().to_string(), mc.log()] {
+        assert!(!text.contains("not-the-password"));
+        assert!(!text.contains(&s.password));
+    }
+}
+
+#[test]
+fn wrong_imap_password_marks_the_inbox_down() {
+    let s = stack();
+    let dir = temp_dir("imapauth");
+    let port = free_port();
+    let bad_inbox = inbox("locked", "t-imapauth").replace(&s.password, "wrong-imap-password");
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: locked-out, provider: relay, inbox: locked }}\n",
+        global("t-imapauth", port, &dir, "1h", "1m"),
+        relay("relay"),
+        bad_inbox,
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let auth = [("inbox", "locked"), ("reason", "auth")];
+    let m = mc.wait_until("an IMAP auth error", WAIT, |m| m.value("mailcanary_inbox_errors_total", &auth) >= 1.0);
+    assert_eq!(m.get("mailcanary_inbox_up", &[("inbox", "locked")]), Some(0.0));
+    assert!(!mc.log().contains("wrong-imap-password"), "the password reached the log");
+}
+
+#[test]
+fn a_held_canary_is_lost_then_late_and_counted_once() {
+    let dir = temp_dir("held");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: held, provider: relay, inbox: hold }}\n",
+        global("t-held", port, &dir, "1h", "3s"),
+        relay("relay"),
+        inbox("hold", "hold-t-held"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let labels = route("held", "relay", "hold");
+    mc.wait_until("the canary in flight", WAIT, |m| m.value("mailcanary_canaries_sent_total", &labels) >= 1.0);
+    let m = mc.wait_until("the canary lost", WAIT, |m| m.value("mailcanary_canaries_lost_total", &labels) >= 1.0);
+    assert_eq!(m.value("mailcanary_canaries_in_flight", &labels), 0.0);
+    mailstack(&["release"]);
+    let m = mc.wait_until("the canary late", WAIT, |m| m.value("mailcanary_canaries_late_total", &labels) >= 1.0);
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &labels), 1.0, "lost stays counted once");
+    let delivered = [labels.as_slice(), &[("placement", "inbox")]].concat();
+    assert_eq!(m.value("mailcanary_canaries_delivered_total", &delivered), 0.0, "a late canary is not delivered");
+    std::thread::sleep(Duration::from_secs(2));
+    let m = mc.metrics().unwrap();
+    assert_eq!(m.value("mailcanary_canaries_late_total", &labels), 1.0, "late is counted once");
+    assert_eq!(m.value("mailcanary_unmatched_messages_total", &[("inbox", "hold"), ("reason", "duplicate")]), 0.0);
+}
+
+#[test]
+fn forged_and_foreign_messages_are_counted_and_left_alone() {
+    use mailcanary::canary::{SigningKey, Token};
+    use mailcanary::secret::Secret;
+    let s = stack();
+    let dir = temp_dir("hostile");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: hostile, provider: relay, inbox: target }}\n",
+        global("t-hostile", port, &dir, "1h", "1m"),
+        relay("relay"),
+        inbox("target", "t-hostile"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let labels = route("hostile", "relay", "target");
+    let inbox_labels = [labels.as_slice(), &[("placement", "inbox")]].concat();
+    mc.wait_until("the genuine canary", WAIT, |m| m.value("mailcanary_canaries_delivered_total", &inbox_labels) >= 1.0);
+
+    let forged = Token {
+        instance: "t-hostile".into(),
+        probe: "hostile".into(),
+        canary_id: "AAAAAAAAAAAAAAAA".into(),
+        sent_ms: 1,
+    }
+    .sign(&SigningKey::new(Secret::new("not the instance's key at all")));
+    let foreign = Token {
+        instance: "somebody-else".into(),
+        probe: "hostile".into(),
+        canary_id: "BBBBBBBBBBBBBBBB".into(),
+        sent_ms: 1,
+    }
+    .sign(&SigningKey::new(Secret::new("another instance's own key")));
+    let to = format!("{}@mailcanary.test", user("t-hostile"));
+    s.inject(&to, &format!("Subject: forged\nX-Mailcanary-Token: {forged}\n\nforged\n"));
+    s.inject(&to, &format!("Subject: foreign\nX-Mailcanary-Token: {foreign}\n\nforeign\n"));
+    s.inject(&to, "Subject: garbage\nX-Mailcanary-Token: mc1.%%%not-a-token\n\ngarbage\n");
+    s.inject(&to, "Subject: ordinary mail\n\nhello\n");
+    let m = mc.wait_until("hostile messages counted", WAIT, |m| {
+        m.value("mailcanary_unmatched_messages_total", &[("inbox", "target"), ("reason", "forged")]) >= 2.0
+            && m.value("mailcanary_unmatched_messages_total", &[("inbox", "target"), ("reason", "foreign")]) >= 1.0
+    });
+    assert_eq!(m.value("mailcanary_unmatched_messages_total", &[("inbox", "target"), ("reason", "forged")]), 2.0);
+    assert_eq!(m.value("mailcanary_canaries_delivered_total", &inbox_labels), 1.0, "nothing hostile matched");
+    let left = s.wait_messages("t-hostile", "", 4);
+    assert_eq!(left.len(), 4, "the four hostile or ordinary messages, and nothing else");
+    for subject in ["forged", "foreign", "garbage", "ordinary mail"] {
+        assert!(left.iter().any(|m| m.contains(&format!("Subject: {subject}"))), "{subject} was not left alone");
+    }
+    assert!(!left.iter().any(|m| m.contains("Subject: mailcanary hostile")), "the genuine canary was cleaned up");
+}
+
+#[test]
+fn tls_verifies_against_the_given_ca_and_refuses_without_it() {
+    let s = stack();
+    let dir = temp_dir("tls");
+    let port = free_port();
+    let submission = |name: &str, ca: bool| {
+        format!(
+            "  - name: {name}\n    type: smtp\n    host: localhost\n    port: {}\n    tls: starttls\n    username: t-tls@mailcanary.test\n    password: \"{}\"\n{}    from: t-tls@mailcanary.test\n",
+            s.submission,
+            s.password,
+            if ca { format!("    ca_file: \"{}\"\n", s.ca) } else { String::new() }
+        )
+    };
+    let no_ca_inbox = inbox("untrusted", "t-tls-noca").replace(&format!(", ca_file: \"{}\"", s.ca), "");
+    let config = format!(
+        "{}providers:\n{}{}inboxes:\n{}{}probes:\n\
+         \x20 - {{ name: trusted, provider: with-ca, inbox: trusted }}\n\
+         \x20 - {{ name: untrusted-smtp, provider: without-ca, inbox: trusted }}\n\
+         \x20 - {{ name: untrusted-imap, provider: with-ca, inbox: untrusted }}\n",
+        global("t-tls", port, &dir, "1h", "1m"),
+        submission("with-ca", true),
+        submission("without-ca", false),
+        inbox("trusted", "t-tls"),
+        no_ca_inbox,
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let delivered = [route("trusted", "with-ca", "trusted").as_slice(), &[("placement", "inbox")]].concat();
+    let smtp_tls = [route("untrusted-smtp", "without-ca", "trusted").as_slice(), &[("reason", "tls")]].concat();
+    let m = mc.wait_until("TLS outcomes", WAIT, |m| {
+        m.value("mailcanary_canaries_delivered_total", &delivered) >= 1.0
+            && m.value("mailcanary_send_failures_total", &smtp_tls) >= 1.0
+            && m.value("mailcanary_inbox_errors_total", &[("inbox", "untrusted"), ("reason", "tls")]) >= 1.0
+    });
+    assert_eq!(m.get("mailcanary_inbox_up", &[("inbox", "trusted")]), Some(1.0));
+    assert_eq!(m.get("mailcanary_inbox_up", &[("inbox", "untrusted")]), Some(0.0));
+}
+
+#[test]
+fn check_exits_zero_only_for_the_inbox() {
+    let dir = temp_dir("check");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}{}probes:\n  - {{ name: good, provider: relay, inbox: box }}\n  - {{ name: spammy, provider: relay, inbox: junk }}\n",
+        global("t-check", port, &dir, "1h", "20s"),
+        relay("relay"),
+        inbox("box", "t-check"),
+        inbox("junk", "spam-t-check"),
+    );
+    let path = dir.join("probes.yaml");
+    std::fs::write(&path, config).unwrap();
+    let run = |probe: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .args(["--probe", probe])
+            .output()
+            .unwrap()
+    };
+    let good = run("good");
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert_eq!(good.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&good.stderr));
+    assert!(stdout.contains("accepted in"), "{stdout}");
+    assert!(stdout.contains("delivered to inbox in"), "{stdout}");
+    assert!(stdout.contains("accepted → seen"), "{stdout}");
+    let spammy = run("spammy");
+    assert_eq!(spammy.status.code(), Some(1), "{}", String::from_utf8_lossy(&spammy.stdout));
+    assert!(String::from_utf8_lossy(&spammy.stdout).contains("delivered to spam"));
+    let unknown = run("nope");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("probes: good, spammy"));
+}
