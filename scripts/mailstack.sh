@@ -227,7 +227,12 @@ dovecot_start() {
 }
 
 dovecot_stop() {
+  # A real outage: the master and every process it started (existing IMAP
+  # sessions would otherwise keep serving). The master leads its own session.
+  local pid
+  pid=$(cat "$DIR/dovecot/run/master.pid" 2>/dev/null || true)
   doveadm -c "$DIR/dovecot/dovecot.conf" stop 2>/dev/null || true
+  [ -n "$pid" ] && pkill -KILL -s "$pid" 2>/dev/null || true
   local i
   for i in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$IMAP_PORT") 2>/dev/null || return 0
