@@ -19,6 +19,8 @@ pub enum Kind {
 #[derive(Debug, Clone, Copy)]
 pub struct Node {
     pub line: usize,
+    /// Column of the node's start (0-based, in characters).
+    col: usize,
     pub kind: Kind,
     start: usize,
     end: usize,
@@ -44,8 +46,8 @@ struct Scalar {
 }
 
 enum Frame {
-    Map { path: String, start: usize, line: usize, key: Option<String> },
-    Seq { path: String, start: usize, line: usize, next: usize },
+    Map { path: String, start: usize, line: usize, col: usize, key: Option<String> },
+    Seq { path: String, start: usize, line: usize, col: usize, next: usize },
 }
 
 impl Document {
@@ -91,7 +93,7 @@ impl Document {
                 line: Some(e.marker().line()),
                 message: format!("YAML syntax error: {}", e.info()),
             })?;
-            let line = span.start.line();
+            let (line, col) = (span.start.line(), span.start.col());
             let (start, end) = (span.start.index(), span.end.index());
             match event {
                 Event::Scalar(value, style, ..) => {
@@ -101,12 +103,12 @@ impl Document {
                         if path.is_empty() {
                             doc.top_keys.push((value.clone(), line));
                         }
-                        doc.nodes.insert(join(path, &value), Node { line, kind: Kind::Scalar, start, end });
+                        doc.nodes.insert(join(path, &value), Node { line, col, kind: Kind::Scalar, start, end });
                         *key = Some(value);
                         continue;
                     }
                     let path = child_path(&mut stack);
-                    doc.nodes.insert(path.clone(), Node { line, kind: Kind::Scalar, start, end });
+                    doc.nodes.insert(path.clone(), Node { line, col, kind: Kind::Scalar, start, end });
                     let plain = style == ScalarStyle::Plain;
                     // A block scalar's span starts at its content: take in its `|` or `>`.
                     let start = match style {
@@ -117,19 +119,19 @@ impl Document {
                 }
                 Event::MappingStart(..) => {
                     let path = child_path(&mut stack);
-                    stack.push(Frame::Map { path, start, line, key: None });
+                    stack.push(Frame::Map { path, start, line, col, key: None });
                 }
                 Event::SequenceStart(..) => {
                     let path = child_path(&mut stack);
-                    stack.push(Frame::Seq { path, start, line, next: 0 });
+                    stack.push(Frame::Seq { path, start, line, col, next: 0 });
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
                     let (path, node) = match stack.pop() {
-                        Some(Frame::Map { path, start, line, .. }) => {
-                            (path, Node { line, kind: Kind::Mapping, start, end })
+                        Some(Frame::Map { path, start, line, col, .. }) => {
+                            (path, Node { line, col, kind: Kind::Mapping, start, end })
                         }
-                        Some(Frame::Seq { path, start, line, .. }) => {
-                            (path, Node { line, kind: Kind::Sequence, start, end })
+                        Some(Frame::Seq { path, start, line, col, .. }) => {
+                            (path, Node { line, col, kind: Kind::Sequence, start, end })
                         }
                         None => continue,
                     };
@@ -139,7 +141,7 @@ impl Document {
                 }
                 Event::Alias(_) => {
                     let path = child_path(&mut stack);
-                    doc.nodes.entry(path).or_insert(Node { line, kind: Kind::Scalar, start, end });
+                    doc.nodes.entry(path).or_insert(Node { line, col, kind: Kind::Scalar, start, end });
                 }
                 _ => {}
             }
@@ -182,18 +184,9 @@ impl Document {
         options.with_snippet = false;
         serde_saphyr::from_str_with_options(&isolated, options).map_err(|e| {
             let message = clean_message(&e.without_snippet().to_string());
-            // Tagged enums are decoded from a buffer and lose the position of
-            // an unknown key: find the key itself.
-            let unknown = message
-                .strip_prefix("unknown field `")
-                .and_then(|rest| rest.split_once('`'))
-                .map(|(key, _)| format!("{path}.{key}"))
-                .filter(|p| self.nodes.contains_key(p));
-            let line = e.location().map(|l| l.line() as usize).filter(|&l| l > 0);
-            let path = unknown
-                .or_else(|| line.and_then(|l| self.deepest_path_on_line(path, l)))
-                .unwrap_or_else(|| path.to_string());
-            Problem { line: self.line(&path).or(line), path, message }
+            let at = e.location().filter(|l| l.line() > 0).map(|l| (l.line() as usize, l.column() as usize));
+            let path = self.locate(path, &message, at);
+            Problem { line: self.line(&path).or(at.map(|(l, _)| l)), path, message }
         })
     }
 
@@ -203,14 +196,32 @@ impl Document {
         Some(self.text[node.start..node.end].trim_matches(|c: char| c == '"' || c == '\'' || c.is_whitespace()))
     }
 
-    /// The longest path under `prefix` that starts on `line`.
-    fn deepest_path_on_line(&self, prefix: &str, line: usize) -> Option<String> {
+    /// The path under `prefix` that a decode error is about. Tagged enums
+    /// are decoded from a buffer and lose positions, so an unknown key or a
+    /// quoted bad value is looked up by name first; otherwise the node that
+    /// starts at the error's position (or the last one before it on its line).
+    fn locate(&self, prefix: &str, message: &str, at: Option<(usize, usize)>) -> String {
+        let under = |p: &str| p.starts_with(prefix) && p.len() > prefix.len();
+        if let Some(key) = message.strip_prefix("unknown field `").and_then(|r| r.split_once('`')).map(|(k, _)| k) {
+            let path = format!("{prefix}.{key}");
+            if self.nodes.contains_key(&path) {
+                return path;
+            }
+        }
+        let quoted = message.split(['`', '"']).nth(1).filter(|q| !q.is_empty());
+        if let Some(value) = quoted {
+            let mut hits = self.nodes.keys().filter(|p| under(p) && self.scalar(p) == Some(value));
+            if let (Some(hit), None) = (hits.next(), hits.next()) {
+                return hit.clone();
+            }
+        }
+        let Some((line, col)) = at else { return prefix.to_string() };
+        let col = col.saturating_sub(1);
         self.nodes
             .iter()
-            .filter(|(p, n)| n.line == line && p.starts_with(prefix))
-            .map(|(p, _)| p)
-            .max_by_key(|p| p.len())
-            .cloned()
+            .filter(|(p, n)| under(p) && n.line == line && n.col <= col)
+            .max_by_key(|(p, n)| (n.col, p.len()))
+            .map_or_else(|| prefix.to_string(), |(p, _)| p.clone())
     }
 }
 
@@ -295,7 +306,12 @@ fn clean_message(message: &str) -> String {
         Some(cut) => &message[..cut],
         None => message,
     };
-    message.trim_end_matches(',').trim().to_string()
+    let message = message.trim_end_matches(',').trim();
+    match message {
+        "invalid u16" => "expected a whole number from 1 to 65535".to_string(),
+        "invalid usize" | "invalid u32" | "invalid u64" => "expected a whole number".to_string(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,156 @@
+//! Config validation: one invalid fixture per rule, each pinned to the exact
+//! problems it must report (path, message, line), and `mailcanary validate`.
+
+use mailcanary::config;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/config/invalid-{name}.yaml"))
+}
+
+fn problems(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    match config::parse(&text, &HashMap::new()) {
+        Ok(_) => vec![],
+        Err(problems) => problems.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+/// Every fixture and what it must say, in file order.
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("bad-cleanup", &[r#"inboxes[0].cleanup: unknown cleanup "purge": use delete, keep or { move: FOLDER } (line 5)"#]),
+    ("bad-duration", &[r#"global.defaults.interval: invalid duration "30": missing unit (ms, s, m, h or d) (line 2)"#]),
+    (
+        "bad-from",
+        &[r#"providers[0].from: "Canary <canary@example.com>" is not an email address (user@domain) (line 2)"#],
+    ),
+    ("bad-jitter", &[r#"global.defaults.jitter: invalid percentage "0.1": write it like 10% (line 2)"#]),
+    ("bad-listen", &[r#"global.listen: "localhost" is not an address:port such as 0.0.0.0:9925 (line 2)"#]),
+    (
+        "bad-name",
+        &[
+            r#"providers[0].name: provider name "relay one" may use only letters, digits, '-', '_' and '.' (at most 64) (line 2)"#,
+        ],
+    ),
+    ("bad-tls", &[r#"providers[0].tls: unknown variant `ssl`, expected one of tls, starttls, none (line 2)"#]),
+    ("duplicate-provider", &[r#"providers[1].name: duplicate provider name "relay" (line 3)"#]),
+    ("duplicate-route", &[r#"probes[1]: route "relay-to-box" is defined twice (also by probes[0]) (line 9)"#]),
+    ("jitter-too-large", &[r#"probes[0].jitter: jitter must be between 0% and 100% (line 8)"#]),
+    (
+        "many-problems",
+        &[
+            r#"global.listen: "nowhere" is not an address:port such as 0.0.0.0:9925 (line 2)"#,
+            r#"providers[0].from: "canary" is not an email address (user@domain) (line 4)"#,
+            r#"inboxes[0].imap.port: expected a whole number from 1 to 65535 (line 8)"#,
+            r#"probes[0].provider: unknown provider "ses-prd" (line 10)"#,
+        ],
+    ),
+    ("matrix-and-provider", &[r#"probes[0]: a probe has either matrix or provider and inbox, not both (line 8)"#]),
+    ("missing-ca-file", &[r#"inboxes[0].imap.ca_file: CA file /nonexistent/ca.pem does not exist (line 4)"#]),
+    ("missing-host", &[r#"providers[0]: missing field `host` (line 2)"#]),
+    ("move-into-watched", &[r#"inboxes[0].cleanup: cannot move canaries into the watched folder "Junk" (line 6)"#]),
+    ("not-a-list", &[r#"providers: must be a list (each item starts with -) (line 1)"#]),
+    ("probe-without-name", &[r#"probes[0]: probe needs a name (or use matrix) (line 8)"#]),
+    ("short-signing-key", &[r#"global.signing_key: signing key must be at least 16 characters (line 2)"#]),
+    ("spam-is-inbox", &[r#"inboxes[0].folders.spam: "INBOX" is the inbox folder too (line 5)"#]),
+    (
+        "syntax-error",
+        &[r#"YAML syntax error: while parsing a block collection, did not find expected '-' indicator (line 3)"#],
+    ),
+    ("two-signing-keys", &[r#"global.signing_key: set signing_key or signing_key_file, not both (line 2)"#]),
+    ("unknown-in-matrix", &[r#"probes[0].matrix.providers[1]: unknown provider "sendgrid" (line 8)"#]),
+    ("unknown-inbox-in-probe", &[r#"probes[0].inbox: unknown inbox "gmail" (line 8)"#]),
+    ("unknown-provider-in-probe", &[r#"probes[0].provider: unknown provider "ses-prd" (line 8)"#]),
+    (
+        "unknown-provider-key",
+        &[
+            r#"providers[0].hots: unknown field `hots`, expected one of name, host, port, tls, username, password, from, ca_file, insecure_skip_verify, timeout (line 5)"#,
+        ],
+    ),
+    ("unknown-provider-type", &[r#"providers[0].type: unknown variant `sess`, expected one of smtp (line 2)"#]),
+    (
+        "unknown-top-key",
+        &[r#"alerts: unknown key "alerts", expected one of global, providers, inboxes, probes (line 9)"#],
+    ),
+    ("unset-variable", &[r#"providers[0].password: environment variable MAILCANARY_TEST_UNSET is not set (line 6)"#]),
+    (
+        "username-without-password",
+        &[r#"providers[0]: username and password go together: set both or neither (line 2)"#],
+    ),
+    ("zero-interval", &[r#"probes[0].interval: interval must be more than 0s (line 8)"#]),
+];
+
+#[test]
+fn each_invalid_fixture_reports_exactly_its_problems() {
+    let mut failures = Vec::new();
+    for (name, expected) in EXPECTED {
+        let got = problems(&fixture(name));
+        if got != *expected {
+            failures.push(format!("{name}:\n  expected {expected:#?}\n  got {got:#?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_fixture_is_pinned() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        let name = name.trim_start_matches("invalid-").trim_end_matches(".yaml");
+        assert!(EXPECTED.iter().any(|(n, _)| *n == name), "fixture {name} has no expected problems");
+    }
+}
+
+#[test]
+fn the_shipped_config_is_valid() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.yaml")).unwrap();
+    let env: HashMap<String, String> = [("MAILSTACK_PASSWORD", "x"), ("MAILSTACK_CA", "/dev/null")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = config::parse(&text, &env).unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(config.routes.len(), 4);
+    assert!(config.route("relay-to-local").is_some());
+}
+
+#[test]
+fn validate_exits_2_with_every_problem_and_0_when_valid() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+        .args(["validate", "--config"])
+        .arg(fixture("many-problems"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("has 4 problems:"), "{stderr}");
+    assert!(stderr.contains(r#"probes[0].provider: unknown provider "ses-prd" (line 10)"#), "{stderr}");
+
+    let dir = std::env::temp_dir().join(format!("mailcanary-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.yaml");
+    std::fs::write(
+        &good,
+        "providers:\n  - { name: relay, type: smtp, host: 127.0.0.1, tls: none, from: a@example.com }\n\
+         inboxes:\n  - { name: box, address: b@example.com, imap: { host: h, username: b, password: \"${MC_TEST_PW}\" } }\n\
+         probes:\n  - matrix: { providers: [relay], inboxes: [box] }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+        .args(["validate", "--config"])
+        .arg(&good)
+        .env("MC_TEST_PW", "pw")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 routes"));
+    let missing = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+        .args(["validate", "--config"])
+        .arg(dir.join("absent.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config"));
+}
