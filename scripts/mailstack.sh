@@ -4,7 +4,7 @@
 # Everything (configs, queue, mailboxes, certificates, logs) lives in one
 # private directory; nothing touches the system's own mail configuration.
 #
-#   scripts/mailstack.sh install   Debian packages (needs root and apt)
+#   scripts/mailstack.sh install [PKG...]   Debian packages (root, apt), plus any extra PKGs
 #   scripts/mailstack.sh up        a fresh stack in $MAILSTACK_DIR
 #   scripts/mailstack.sh down | status
 #   scripts/mailstack.sh dovecot-stop | dovecot-start    IMAP outage on demand
@@ -18,6 +18,7 @@
 #   hold-*                 accepted, then held in the Postfix queue (release)
 #   throttle-*             refused at RCPT with 450 4.7.1 (rate limited)
 #   nobody                 refused at RCPT with 550 5.1.1 (unknown user)
+# Every mailbox has the folders INBOX, Junk and Canaries (for cleanup: move).
 set -euo pipefail
 
 DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack}
@@ -36,16 +37,20 @@ need_root() { [ "$(id -u)" = 0 ] || die "must run as root (Postfix starts only a
 install_packages() {
   need_root
   local missing=()
-  for p in postfix dovecot-imapd dovecot-lmtpd dovecot-sieve openssl; do
+  for p in postfix dovecot-imapd dovecot-lmtpd dovecot-sieve openssl "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -q
   # policy-rc.d keeps the packages' own system services from starting.
-  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  local ours=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && ours=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-  rm -f /usr/sbin/policy-rc.d
+  [ "$ours" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  return 0
 }
 
 wait_port() {
@@ -112,6 +117,9 @@ namespace inbox {
   inbox = yes
   mailbox Junk {
     special_use = \\Junk
+    auto = create
+  }
+  mailbox Canaries {
     auto = create
   }
 }
@@ -221,7 +229,11 @@ CONF
 
 dovecot_start() {
   # Dovecot keeps its caller's stderr open after daemonizing.
-  dovecot -c "$DIR/dovecot/dovecot.conf" 2>>"$DIR/log/dovecot.stderr" </dev/null
+  if ! dovecot -c "$DIR/dovecot/dovecot.conf" 2>>"$DIR/log/dovecot.stderr" </dev/null; then
+    echo "mailstack: dovecot did not start (is another stack on these ports? scripts/mailstack.sh down):" >&2
+    cat "$DIR/log/dovecot.stderr" >&2
+    exit 1
+  fi
   wait_port "$IMAP_PORT" dovecot
   wait_port "$IMAPS_PORT" dovecot
 }
@@ -257,7 +269,12 @@ up() {
   write_postfix
   dovecot_start
   postfix -c "$DIR/postfix" check
-  postfix -c "$DIR/postfix" start 2>>"$DIR/log/postfix.stderr"
+  if ! postfix -c "$DIR/postfix" start 2>>"$DIR/log/postfix.stderr"; then
+    echo "mailstack: postfix did not start:" >&2
+    cat "$DIR/log/postfix.stderr" >&2
+    tail -n 20 "$DIR/log/postfix.log" >&2 || true
+    exit 1
+  fi
   wait_port "$SMTP_PORT" postfix
   wait_port "$SUBMISSION_PORT" postfix
   wait_port "$SMTPS_PORT" postfix
@@ -289,7 +306,7 @@ status() {
 }
 
 case "${1:-}" in
-  install) install_packages ;;
+  install) shift; install_packages "$@" ;;
   up) up ;;
   down) down ;;
   status) status ;;

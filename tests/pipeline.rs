@@ -292,3 +292,31 @@ fn check_exits_zero_only_for_the_inbox() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("probes: good, spammy"));
 }
+
+#[test]
+fn cleanup_moves_or_keeps_canaries_as_configured() {
+    let s = stack();
+    let dir = temp_dir("cleanup");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}    cleanup: {{ move: Canaries }}\n{}    cleanup: keep\nprobes:\n\
+         \x20 - {{ name: moved, provider: relay, inbox: mover }}\n\
+         \x20 - {{ name: kept, provider: relay, inbox: keeper }}\n",
+        global("t-cleanup", port, &dir, "1h", "1m"),
+        relay("relay"),
+        inbox("mover", "t-move"),
+        inbox("keeper", "t-keep"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let moved = [route("moved", "relay", "mover").as_slice(), &[("placement", "inbox")]].concat();
+    let kept = [route("kept", "relay", "keeper").as_slice(), &[("placement", "inbox")]].concat();
+    mc.wait_until("both delivered", WAIT, |m| {
+        m.value("mailcanary_canaries_delivered_total", &moved) >= 1.0
+            && m.value("mailcanary_canaries_delivered_total", &kept) >= 1.0
+    });
+    let in_canaries = s.wait_messages("t-move", "Canaries", 1);
+    assert_eq!(in_canaries.len(), 1, "the canary was moved to Canaries");
+    assert!(in_canaries[0].contains("X-Mailcanary-Token: mc1."));
+    assert!(s.wait_messages("t-move", "", 0).is_empty(), "and is gone from INBOX");
+    assert_eq!(s.messages("t-keep", "").len(), 1, "keep leaves it in INBOX");
+}

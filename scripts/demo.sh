@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The demo: a real Postfix + Dovecot on loopback, one canary checked by hand,
+# then mailcanary running on the shipped probes.yaml with /metrics on
+# http://127.0.0.1:9925/metrics. Ctrl-C stops everything. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack}
+scripts/mailstack.sh install
+command -v cargo >/dev/null || { echo "demo.sh: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+cargo build --release --locked
+scripts/mailstack.sh up
+trap 'scripts/mailstack.sh down' EXIT
+set -a
+# shellcheck disable=SC1091
+. "$MAILSTACK_DIR/env"
+set +a
+
+echo
+echo "== one canary, followed live: mailcanary check --probe relay-to-local"
+./target/release/mailcanary check --config probes.yaml --probe relay-to-local || true
+echo
+echo "== mailcanary run: canaries every 30 s on 4 routes. In another terminal:"
+echo "     curl -s http://127.0.0.1:9925/metrics | grep -E 'canaries_(sent|delivered)_total|latency_seconds_(sum|count)'"
+echo "     curl -s http://127.0.0.1:9925/api/v1/status"
+echo
+./target/release/mailcanary run --config probes.yaml

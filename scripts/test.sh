@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test of mailcanary, on a fresh Debian machine: installs what the
+# tests need (Postfix, Dovecot, promtool), starts the local mail stack in a
+# fresh directory, runs lint and the test suite against it, stops the stack.
+# Run as root (Postfix starts only as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack-test}
+scripts/mailstack.sh install prometheus
+command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+
+trap 'scripts/mailstack.sh down' EXIT
+scripts/mailstack.sh up
+
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked
