@@ -59,6 +59,17 @@ fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
     }
 
     assert!(mc.stop().success());
+    // The ledger holds each canary with the server's queue id and its latency.
+    let ledger = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap();
+    let rows = ledger.since(0).unwrap();
+    let delivered: Vec<_> = rows.iter().filter(|r| r.state == mailcanary::ledger::State::Delivered).collect();
+    assert!(delivered.len() >= 2, "{rows:?}");
+    for row in &delivered {
+        assert_eq!(row.probe, "deliver");
+        assert!(row.provider_id.as_ref().is_some_and(|id| id.len() >= 6), "Postfix queue id kept: {row:?}");
+        assert_eq!(row.placement.as_deref(), Some("inbox"));
+        assert!(row.latency_ms.is_some() && row.accepted_ms.is_some() && row.seen_ms.is_some());
+    }
     // Verified canaries were deleted: the mailbox holds at most one that
     // arrived after the last scan.
     assert!(s.messages("t-deliver", "").len() <= 1, "canaries left behind");
@@ -319,4 +330,46 @@ fn cleanup_moves_or_keeps_canaries_as_configured() {
     assert!(in_canaries[0].contains("X-Mailcanary-Token: mc1."));
     assert!(s.wait_messages("t-move", "", 0).is_empty(), "and is gone from INBOX");
     assert_eq!(s.messages("t-keep", "").len(), 1, "keep leaves it in INBOX");
+}
+
+#[test]
+fn a_bad_reload_is_refused_and_a_good_one_applied() {
+    let dir = temp_dir("reload");
+    let port = free_port();
+    let head = format!(
+        "{}providers:\n{}inboxes:\n{}{}",
+        global("t-reload", port, &dir, "2s", "1m"),
+        relay("relay"),
+        inbox("one", "t-reload-1"),
+        inbox("two", "t-reload-2"),
+    );
+    let mc =
+        Mailcanary::start(&dir, port, &format!("{head}probes:\n  - {{ name: first, provider: relay, inbox: one }}\n"));
+    let first = [route("first", "relay", "one").as_slice(), &[("placement", "inbox")]].concat();
+    mc.wait_until("a first delivery", WAIT, |m| m.value("mailcanary_canaries_delivered_total", &first) >= 1.0);
+
+    // A config with a mistake: refused with its errors, the old one keeps probing.
+    mc.rewrite_config(&format!("{head}probes:\n  - {{ name: first, provider: ses-prd, inbox: one }}\n"));
+    let (code, body) = http(port, "POST", "/-/reload").unwrap();
+    assert_eq!(code, 400);
+    assert!(body.contains(r#"probes[0].provider: unknown provider "ses-prd""#), "{body}");
+    let m = mc.metrics().unwrap();
+    assert_eq!(m.get("mailcanary_config_last_reload_successful", &[]), Some(0.0));
+    let before = m.value("mailcanary_canaries_delivered_total", &first);
+    mc.wait_until("deliveries under the old config", WAIT, |m| {
+        m.value("mailcanary_canaries_delivered_total", &first) >= before + 1.0
+    });
+
+    // A good one by SIGHUP: a second route starts, the first goes on.
+    mc.rewrite_config(&format!(
+        "{head}probes:\n  - {{ name: first, provider: relay, inbox: one }}\n  - {{ name: second, provider: relay, inbox: two }}\n"
+    ));
+    mc.signal("HUP");
+    let second = [route("second", "relay", "two").as_slice(), &[("placement", "inbox")]].concat();
+    let m = mc.wait_until("the new route delivering", WAIT, |m| {
+        m.value("mailcanary_canaries_delivered_total", &second) >= 1.0
+    });
+    assert_eq!(m.get("mailcanary_config_last_reload_successful", &[]), Some(1.0));
+    let duplicates = m.value("mailcanary_unmatched_messages_total", &[("inbox", "one"), ("reason", "duplicate")]);
+    assert_eq!(duplicates, 0.0, "the restarted watcher did not see a canary twice");
 }

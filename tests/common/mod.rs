@@ -199,14 +199,20 @@ impl Metrics {
     }
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
+/// One HTTP/1.1 request on loopback: (status code, body).
+pub fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    let (head, body) = body.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    s.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    http(port, "GET", path).filter(|(code, _)| *code == 200).map(|(_, body)| body)
 }
 
 impl Mailcanary {
@@ -259,6 +265,17 @@ impl Mailcanary {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Rewrites the config file (for a reload).
+    pub fn rewrite_config(&self, config: &str) {
+        std::fs::write(self.dir.join("probes.yaml"), config).unwrap();
+    }
+
+    /// Sends a signal to the service.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
     }
 
     /// SIGTERM, then wait; returns the exit status.
