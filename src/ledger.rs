@@ -50,20 +50,7 @@ impl State {
     }
 }
 
-/// A canary still waiting to be seen, as the ledger has it.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub id: String,
-    pub probe: String,
-    pub provider: String,
-    pub inbox: String,
-    pub state: State,
-    pub created_ms: i64,
-    pub accepted_ms: Option<i64>,
-    pub deadline_ms: i64,
-}
-
-/// One resolved canary, for the report and the late path.
+/// One canary as the ledger has it.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub id: String,
@@ -73,6 +60,8 @@ pub struct Row {
     pub state: State,
     pub created_ms: i64,
     pub accepted_ms: Option<i64>,
+    /// When it counts as lost if not seen (acceptance + the route's timeout).
+    pub deadline_ms: i64,
     pub provider_id: Option<String>,
     pub failure_reason: Option<String>,
     pub seen_ms: Option<i64>,
@@ -86,6 +75,10 @@ pub type Result<T> = rusqlite::Result<T>;
 pub struct Ledger {
     db: Mutex<Connection>,
 }
+
+/// The columns `row` reads, in its order.
+const COLUMNS: &str = "id, probe, provider, inbox, state, created_ms, accepted_ms, deadline_ms, provider_id, \
+                       failure_reason, seen_ms, latency_ms, placement";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS canaries (
@@ -230,49 +223,26 @@ impl Ledger {
     /// One canary as recorded.
     pub fn get(&self, id: &str) -> Result<Option<Row>> {
         self.with(|db| {
-            db.query_row(
-                "SELECT id, probe, provider, inbox, state, created_ms, accepted_ms, provider_id, failure_reason,
-                        seen_ms, latency_ms, placement
-                 FROM canaries WHERE id = ?1",
-                params![id],
-                row,
-            )
-            .optional()
+            db.query_row(&format!("SELECT {COLUMNS} FROM canaries WHERE id = ?1"), params![id], row).optional()
         })
     }
 
     /// Canaries resolved or sent since `since_ms`, oldest first.
     pub fn since(&self, since_ms: i64) -> Result<Vec<Row>> {
         self.with(|db| {
-            let mut stmt = db.prepare(
-                "SELECT id, probe, provider, inbox, state, created_ms, accepted_ms, provider_id, failure_reason,
-                        seen_ms, latency_ms, placement
-                 FROM canaries WHERE created_ms >= ?1 ORDER BY created_ms",
-            )?;
+            let mut stmt =
+                db.prepare(&format!("SELECT {COLUMNS} FROM canaries WHERE created_ms >= ?1 ORDER BY created_ms"))?;
             stmt.query_map(params![since_ms], row)?.collect()
         })
     }
 
     /// Every canary still waiting, to pick up after a restart.
-    pub fn pending(&self) -> Result<Vec<Pending>> {
+    pub fn pending(&self) -> Result<Vec<Row>> {
         self.with(|db| {
-            let mut stmt = db.prepare(
-                "SELECT id, probe, provider, inbox, state, created_ms, accepted_ms, deadline_ms
-                 FROM canaries WHERE state IN ('sending', 'sent') ORDER BY created_ms",
-            )?;
-            stmt.query_map([], |r| {
-                Ok(Pending {
-                    id: r.get(0)?,
-                    probe: r.get(1)?,
-                    provider: r.get(2)?,
-                    inbox: r.get(3)?,
-                    state: State::parse(&r.get::<_, String>(4)?).unwrap_or(State::Sent),
-                    created_ms: r.get(5)?,
-                    accepted_ms: r.get(6)?,
-                    deadline_ms: r.get(7)?,
-                })
-            })?
-            .collect()
+            let mut stmt = db.prepare(&format!(
+                "SELECT {COLUMNS} FROM canaries WHERE state IN ('sending', 'sent') ORDER BY created_ms"
+            ))?;
+            stmt.query_map([], row)?.collect()
         })
     }
 
@@ -319,11 +289,12 @@ fn row(r: &rusqlite::Row<'_>) -> Result<Row> {
         state: State::parse(&r.get::<_, String>(4)?).unwrap_or(State::Failed),
         created_ms: r.get(5)?,
         accepted_ms: r.get(6)?,
-        provider_id: r.get(7)?,
-        failure_reason: r.get(8)?,
-        seen_ms: r.get(9)?,
-        latency_ms: r.get(10)?,
-        placement: r.get(11)?,
+        deadline_ms: r.get(7)?,
+        provider_id: r.get(8)?,
+        failure_reason: r.get(9)?,
+        seen_ms: r.get(10)?,
+        latency_ms: r.get(11)?,
+        placement: r.get(12)?,
     })
 }
 
