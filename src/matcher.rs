@@ -123,8 +123,8 @@ impl Matcher {
     }
 
     /// Picks up canaries the ledger still has in flight (after a restart),
-    /// timed from the ledger's wall-clock times.
-    pub fn resume(&self, timeouts: &HashMap<String, Duration>) -> crate::ledger::Result<usize> {
+    /// timed from the ledger's wall-clock times and deadlines.
+    pub fn resume(&self) -> crate::ledger::Result<usize> {
         let pending = self.ledger.pending()?;
         let mut book = self.book();
         for p in &pending {
@@ -133,12 +133,11 @@ impl Matcher {
                 p.id.clone(),
                 InFlight {
                     labels: labels(&p.probe, &p.provider, &p.inbox),
-                    timeout: timeouts
-                        .get(&p.probe)
-                        .copied()
-                        .unwrap_or(Duration::from_millis(u64::try_from(p.deadline_ms - since_ms).unwrap_or(0))),
+                    timeout: Duration::from_millis(u64::try_from(p.deadline_ms - since_ms).unwrap_or(0)),
                     since_ms,
                     since: None,
+                    // Whether or not the provider answered before the crash,
+                    // it may have taken it: wait for it until its deadline.
                     accepted: true,
                     deadline_ms: p.deadline_ms,
                     early: None,

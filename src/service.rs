@@ -194,8 +194,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     let mut config = config::load(&config_path).map_err(|e| e.to_string())?;
     let rt = Runtime::open(&config)?;
     rt.metrics.config_reload_ok.set(1);
-    let timeouts: HashMap<String, Duration> = config.routes.iter().map(|r| (r.name.clone(), r.timeout)).collect();
-    match rt.matcher.resume(&timeouts) {
+    match rt.matcher.resume() {
         Ok(0) => {}
         Ok(n) => tracing::info!(canaries = n, "resumed canaries in flight from the ledger"),
         Err(e) => return Err(format!("cannot read the ledger: {e}")),
