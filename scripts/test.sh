@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack-test}
-scripts/mailstack.sh install prometheus
+# promtool checks /metrics; botocore checks SES signatures in the provider stand-ins.
+scripts/mailstack.sh install prometheus python3-botocore
 command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 
 trap 'scripts/mailstack.sh down' EXIT

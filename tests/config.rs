@@ -20,6 +20,21 @@ fn problems(path: &Path) -> Vec<String> {
 
 /// Every fixture and what it must say, in file order.
 const EXPECTED: &[(&str, &[&str])] = &[
+    (
+        "ses-region",
+        &[
+            r#"providers[0].region: "US East" is not an AWS region such as us-east-1 (line 2)"#,
+            r#"providers[0].secret_access_key: must not be empty: give the credential, or a ${VAR} that holds it (line 2)"#,
+        ],
+    ),
+    ("mailgun-domain", &[r#"providers[0].domain: "https://mg.example.com" is not a sending domain (line 2)"#]),
+    (
+        "empty-key-and-endpoint",
+        &[
+            r#"providers[0].api_key: must not be empty: give the credential, or a ${VAR} that holds it (line 2)"#,
+            r#"providers[0].endpoint: "127.0.0.1:4566" is not an http:// or https:// URL (line 2)"#,
+        ],
+    ),
     ("bad-cleanup", &[r#"inboxes[0].cleanup: unknown cleanup "purge": use delete, keep or { move: FOLDER } (line 5)"#]),
     ("bad-duration", &[r#"global.defaults.interval: invalid duration "30": missing unit (ms, s, m, h or d) (line 2)"#]),
     (
@@ -69,7 +84,12 @@ const EXPECTED: &[(&str, &[&str])] = &[
             r#"providers[0].hots: unknown field `hots`, expected one of name, host, port, tls, username, password, from, ca_file, insecure_skip_verify, timeout (line 5)"#,
         ],
     ),
-    ("unknown-provider-type", &[r#"providers[0].type: unknown variant `sess`, expected one of smtp (line 2)"#]),
+    (
+        "unknown-provider-type",
+        &[
+            r#"providers[0].type: unknown variant `sess`, expected one of smtp, ses, sendgrid, mailgun, postmark, resend (line 2)"#,
+        ],
+    ),
     (
         "unknown-top-key",
         &[r#"alerts: unknown key "alerts", expected one of global, providers, inboxes, probes (line 9)"#],

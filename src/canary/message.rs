@@ -4,10 +4,15 @@
 use super::token::{SigningKey, Token};
 use crate::config::Route;
 use chrono::{DateTime, Utc};
-use mail_parser::MessageParser;
+use mail_parser::{HeaderName, MessageParser};
 
 /// The header that carries the token.
 pub const TOKEN_HEADER: &str = "X-Mailcanary-Token";
+
+/// Headers an API provider must add to the message it builds: the token,
+/// and the RFC 3834 marks that keep auto-responders quiet.
+pub const AUTO_SUBMITTED: [(&str, &str); 2] =
+    [("Auto-Submitted", "auto-generated"), ("X-Auto-Response-Suppress", "All")];
 
 /// One canary, ready to hand to a provider.
 #[derive(Debug, Clone)]
@@ -25,6 +30,8 @@ pub struct Canary {
     pub token: String,
     pub subject: String,
     pub message_id: String,
+    /// The plain-text body (CRLF line endings), for APIs that build the message.
+    pub body: String,
     /// When the canary was made (ms since the Unix epoch).
     pub created_ms: i64,
     /// The whole message, CRLF line endings.
@@ -54,6 +61,14 @@ impl Canary {
         let subject = format!("mailcanary {} {}", route.name, &id[..8]);
         let message_id = format!("<{id}@{instance}.mailcanary>");
         let operator = operator.map(|o| format!("It is run by {o}.\r\n")).unwrap_or_default();
+        let body = format!(
+            "This is a delivery monitoring message sent by mailcanary instance {instance}\r\n\
+             on route {probe}. It checks that mail sent through {provider} reaches\r\n\
+             this mailbox, and is deleted automatically once seen.\r\n\
+             {operator}",
+            probe = route.name,
+            provider = route.provider,
+        );
         let raw = format!(
             "From: {from}\r\n\
              To: {to}\r\n\
@@ -67,13 +82,8 @@ impl Canary {
              Content-Type: text/plain; charset=utf-8\r\n\
              Content-Transfer-Encoding: 7bit\r\n\
              \r\n\
-             This is a delivery monitoring message sent by mailcanary instance {instance}\r\n\
-             on route {probe}. It checks that mail sent through {provider} reaches\r\n\
-             this mailbox, and is deleted automatically once seen.\r\n\
-             {operator}",
+             {body}",
             date = now.to_rfc2822(),
-            probe = route.name,
-            provider = route.provider,
         )
         .into_bytes();
         Canary {
@@ -86,6 +96,7 @@ impl Canary {
             token,
             subject,
             message_id,
+            body,
             created_ms,
             raw,
         }
@@ -98,7 +109,10 @@ pub struct ConflictingTokens;
 
 /// The token header's value in a header block, if there is one.
 pub fn extract_token(headers: &[u8]) -> Result<Option<String>, ConflictingTokens> {
-    let Some(message) = MessageParser::new().parse_headers(headers) else {
+    // As unstructured text: unfolded, and RFC 2047 encoded-words decoded,
+    // which some relays make of a long header.
+    let parser = MessageParser::new().header_text(HeaderName::Other(TOKEN_HEADER.into()));
+    let Some(message) = parser.parse_headers(headers) else {
         return Ok(None);
     };
     let mut values = message.header_values(TOKEN_HEADER).filter_map(|v| v.as_text()).map(|t| t.trim().to_string());
@@ -146,5 +160,11 @@ mod tests {
         assert_eq!(extract_token(b"Subject: hi\r\n\r\n").unwrap(), None);
         assert!(extract_token(b"X-Mailcanary-Token: a\r\nX-Mailcanary-Token: b\r\n\r\n").is_err());
         assert_eq!(extract_token(b"").unwrap(), None);
+    }
+
+    #[test]
+    fn encoded_words_are_decoded() {
+        let h = b"X-Mailcanary-Token: =?utf-8?q?mc1=2E70985da1=2EdC1hcGk?=\r\n =?utf-8?q?=2Ee3=5FSFjg5R?=\r\n\r\n";
+        assert_eq!(extract_token(h).unwrap().as_deref(), Some("mc1.70985da1.dC1hcGk.e3_SFjg5R"));
     }
 }

@@ -114,22 +114,135 @@ pub enum TlsMode {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ProviderConfig {
     Smtp(SmtpConfig),
+    Ses(SesConfig),
+    Sendgrid(SendgridConfig),
+    Mailgun(MailgunConfig),
+    Postmark(PostmarkConfig),
+    Resend(ResendConfig),
 }
 
 impl ProviderConfig {
+    /// What every kind has: name, sender, and (for API providers) the
+    /// endpoint override and the request timeout.
+    fn common(&self) -> (&str, &str, Option<&str>, Duration) {
+        match self {
+            ProviderConfig::Smtp(c) => (&c.name, &c.from, None, c.timeout),
+            ProviderConfig::Ses(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
+            ProviderConfig::Sendgrid(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
+            ProviderConfig::Mailgun(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
+            ProviderConfig::Postmark(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
+            ProviderConfig::Resend(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
+        }
+    }
+
     /// The `provider` label.
     pub fn name(&self) -> &str {
-        match self {
-            ProviderConfig::Smtp(c) => &c.name,
-        }
+        self.common().0
     }
 
     /// The envelope and header sender.
     pub fn from(&self) -> &str {
-        match self {
-            ProviderConfig::Smtp(c) => &c.from,
-        }
+        self.common().1
     }
+
+    /// The API base URL override, if any.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.common().2
+    }
+
+    /// The limit for one submission.
+    pub fn timeout(&self) -> Duration {
+        self.common().3
+    }
+}
+
+/// `type: ses`: Amazon SES v2 `SendEmail` with the raw message, SigV4-signed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesConfig {
+    pub name: String,
+    /// e.g. `us-east-1`; picks `https://email.<region>.amazonaws.com`.
+    pub region: String,
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    /// For temporary credentials (STS).
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    pub from: String,
+    /// Optional configuration set, for SES's own event publishing.
+    #[serde(default)]
+    pub configuration_set: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+}
+
+/// `type: sendgrid`: SendGrid v3 `mail/send`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendgridConfig {
+    pub name: String,
+    pub api_key: Secret,
+    pub from: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+}
+
+/// Mailgun's two API regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailgunRegion {
+    #[default]
+    Us,
+    Eu,
+}
+
+/// `type: mailgun`: Mailgun `messages` for a sending domain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailgunConfig {
+    pub name: String,
+    pub api_key: Secret,
+    pub domain: String,
+    #[serde(default)]
+    pub region: MailgunRegion,
+    pub from: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+}
+
+/// `type: postmark`: Postmark `email` with a server token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmarkConfig {
+    pub name: String,
+    pub server_token: Secret,
+    pub from: String,
+    /// The message stream; Postmark's default is `outbound`.
+    #[serde(default)]
+    pub message_stream: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+}
+
+/// `type: resend`: Resend `emails`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResendConfig {
+    pub name: String,
+    pub api_key: Secret,
+    pub from: String,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
 }
 
 /// `type: smtp`: a relay or submission server.

@@ -41,6 +41,12 @@ impl Checker<'_> {
         }
     }
 
+    fn secret(&mut self, path: String, secret: &crate::secret::Secret) {
+        if secret.expose().trim().is_empty() {
+            self.push(path, "must not be empty: give the credential, or a ${VAR} that holds it");
+        }
+    }
+
     fn ca_file(&mut self, path: String, ca_file: &Option<std::path::PathBuf>) {
         if let Some(file) = ca_file
             && !file.is_file()
@@ -84,11 +90,37 @@ pub(super) fn validate(
                 if smtp.insecure_skip_verify && smtp.tls_mode() == TlsMode::None {
                     c.push(format!("providers[{i}].insecure_skip_verify"), "has no effect with tls: none");
                 }
-                if smtp.timeout.is_zero() {
-                    c.push(format!("providers[{i}].timeout"), "timeout must be more than 0s");
-                }
                 c.ca_file(format!("providers[{i}].ca_file"), &smtp.ca_file);
             }
+            ProviderConfig::Ses(ses) => {
+                if ses.region.is_empty()
+                    || !ses.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                {
+                    c.push(
+                        format!("providers[{i}].region"),
+                        format!("{:?} is not an AWS region such as us-east-1", ses.region),
+                    );
+                }
+                c.secret(format!("providers[{i}].access_key_id"), &ses.access_key_id);
+                c.secret(format!("providers[{i}].secret_access_key"), &ses.secret_access_key);
+            }
+            ProviderConfig::Sendgrid(p) => c.secret(format!("providers[{i}].api_key"), &p.api_key),
+            ProviderConfig::Mailgun(p) => {
+                c.secret(format!("providers[{i}].api_key"), &p.api_key);
+                if p.domain.trim().is_empty() || p.domain.contains(['/', ' ']) {
+                    c.push(format!("providers[{i}].domain"), format!("{:?} is not a sending domain", p.domain));
+                }
+            }
+            ProviderConfig::Postmark(p) => c.secret(format!("providers[{i}].server_token"), &p.server_token),
+            ProviderConfig::Resend(p) => c.secret(format!("providers[{i}].api_key"), &p.api_key),
+        }
+        if provider.timeout().is_zero() {
+            c.push(format!("providers[{i}].timeout"), "timeout must be more than 0s");
+        }
+        if let Some(endpoint) = provider.endpoint()
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            c.push(format!("providers[{i}].endpoint"), format!("{endpoint:?} is not an http:// or https:// URL"));
         }
     }
 

@@ -1,6 +1,12 @@
 //! Sending providers: the closed set of ways a canary leaves, built from
 //! config in one place, each kind in its own file.
 
+mod http;
+mod mailgun;
+mod postmark;
+mod resend;
+mod sendgrid;
+mod ses;
 mod smtp;
 
 use crate::canary::Canary;
@@ -93,9 +99,14 @@ pub trait Provider {
     fn send(&self, canary: &Canary) -> impl Future<Output = Result<Accepted, SendError>> + Send;
 }
 
-/// Any configured provider.
+/// Any configured provider: the closed set, dispatched here and only here.
 pub enum AnyProvider {
     Smtp(smtp::SmtpProvider),
+    Ses(ses::SesProvider),
+    Sendgrid(sendgrid::SendgridProvider),
+    Mailgun(mailgun::MailgunProvider),
+    Postmark(postmark::PostmarkProvider),
+    Resend(resend::ResendProvider),
 }
 
 impl AnyProvider {
@@ -103,6 +114,11 @@ impl AnyProvider {
     pub fn build(config: &ProviderConfig) -> Result<AnyProvider, String> {
         match config {
             ProviderConfig::Smtp(c) => smtp::SmtpProvider::new(c).map(AnyProvider::Smtp),
+            ProviderConfig::Ses(c) => ses::SesProvider::new(c).map(AnyProvider::Ses),
+            ProviderConfig::Sendgrid(c) => sendgrid::SendgridProvider::new(c).map(AnyProvider::Sendgrid),
+            ProviderConfig::Mailgun(c) => mailgun::MailgunProvider::new(c).map(AnyProvider::Mailgun),
+            ProviderConfig::Postmark(c) => postmark::PostmarkProvider::new(c).map(AnyProvider::Postmark),
+            ProviderConfig::Resend(c) => resend::ResendProvider::new(c).map(AnyProvider::Resend),
         }
     }
 }
@@ -111,12 +127,22 @@ impl Provider for AnyProvider {
     fn name(&self) -> &str {
         match self {
             AnyProvider::Smtp(p) => p.name(),
+            AnyProvider::Ses(p) => p.name(),
+            AnyProvider::Sendgrid(p) => p.name(),
+            AnyProvider::Mailgun(p) => p.name(),
+            AnyProvider::Postmark(p) => p.name(),
+            AnyProvider::Resend(p) => p.name(),
         }
     }
 
     async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
         match self {
             AnyProvider::Smtp(p) => p.send(canary).await,
+            AnyProvider::Ses(p) => p.send(canary).await,
+            AnyProvider::Sendgrid(p) => p.send(canary).await,
+            AnyProvider::Mailgun(p) => p.send(canary).await,
+            AnyProvider::Postmark(p) => p.send(canary).await,
+            AnyProvider::Resend(p) => p.send(canary).await,
         }
     }
 }

@@ -308,3 +308,40 @@ impl Drop for Mailcanary {
 pub fn route<'a>(probe: &'a str, provider: &'a str, inbox: &'a str) -> [(&'a str, &'a str); 3] {
     [("probe", probe), ("provider", provider), ("inbox", inbox)]
 }
+
+/// The hosted-API stand-ins of tests/standins/providers.py, relaying into
+/// the stack's Postfix.
+pub struct Standin {
+    child: Child,
+    pub port: u16,
+}
+
+impl Standin {
+    pub fn start() -> Standin {
+        let port = free_port();
+        let child = Command::new("/usr/bin/python3")
+            .arg(repo().join("tests/standins/providers.py"))
+            .args(["--port", &port.to_string(), "--smtp-port", &stack().smtp.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the provider stand-ins (needs /usr/bin/python3 with botocore)");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the provider stand-ins did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Standin { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

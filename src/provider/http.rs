@@ -1,0 +1,139 @@
+//! What every HTTP API provider shares: one reqwest client per provider on
+//! our rustls configuration, a base URL that `endpoint:` can override, every
+//! request under the provider's timeout, answers read up to a bound, and the
+//! mapping of transport failures and status codes to `reason`s.
+
+use super::{SendError, SendReason};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use std::time::Duration;
+
+/// Largest answer body read from a provider.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A provider's API: a reused client and where to reach it.
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// What the provider answered.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON, or `null` when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Api {
+    /// A client for `endpoint` (or `default` when none is configured).
+    pub fn new(endpoint: Option<&str>, default: &str, timeout: Duration) -> Result<Api, String> {
+        let base = endpoint.unwrap_or(default).trim_end_matches('/').to_string();
+        let url = reqwest::Url::parse(&base).map_err(|e| format!("endpoint {base:?}: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("endpoint {base:?}: must be http:// or https://"));
+        }
+        let tls = crate::tls::client_config(None, false)?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Api { client, base })
+    }
+
+    /// The full URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The shared client, to build requests with.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends `request` and reads the answer, whatever its status.
+    pub async fn call(&self, request: reqwest::RequestBuilder) -> Result<Reply, SendError> {
+        let mut response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            let room = MAX_BODY.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
+        Ok(Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+    }
+}
+
+/// The reason for an HTTP status when the provider's own code says no more.
+pub fn status_reason(status: StatusCode) -> SendReason {
+    match status.as_u16() {
+        401 | 403 => SendReason::Auth,
+        429 => SendReason::Throttled,
+        408 => SendReason::Timeout,
+        400..=499 => SendReason::Rejected,
+        _ => SendReason::Other,
+    }
+}
+
+/// A request that got no answer: timeout, TLS, connection, or other.
+fn transport_error(e: reqwest::Error) -> SendError {
+    let reason = if e.is_timeout() {
+        SendReason::Timeout
+    } else if crate::tls::is_tls_error(&e) {
+        SendReason::Tls
+    } else if e.is_connect() {
+        SendReason::Connect
+    } else {
+        SendReason::Other
+    };
+    // Without the URL: it may carry a domain or path the operator considers private.
+    SendError::new(reason, e.without_url().to_string())
+}
+
+/// "HTTP 422 (code): message", cut to a log-friendly length.
+pub fn detail(status: StatusCode, code: Option<&str>, message: Option<&str>) -> String {
+    let mut out = format!("HTTP {}", status.as_u16());
+    if let Some(code) = code.filter(|c| !c.is_empty()) {
+        out.push_str(&format!(" {code}"));
+    }
+    if let Some(message) = message.filter(|m| !m.is_empty()) {
+        let message: String = message.chars().take(300).collect();
+        out.push_str(&format!(": {message}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_reasons() {
+        assert_eq!(status_reason(StatusCode::UNAUTHORIZED), SendReason::Auth);
+        assert_eq!(status_reason(StatusCode::FORBIDDEN), SendReason::Auth);
+        assert_eq!(status_reason(StatusCode::TOO_MANY_REQUESTS), SendReason::Throttled);
+        assert_eq!(status_reason(StatusCode::UNPROCESSABLE_ENTITY), SendReason::Rejected);
+        assert_eq!(status_reason(StatusCode::BAD_GATEWAY), SendReason::Other);
+    }
+
+    #[test]
+    fn endpoints_must_be_http() {
+        assert!(Api::new(Some("ftp://x"), "https://a", Duration::from_secs(1)).is_err());
+        assert!(Api::new(Some("not a url"), "https://a", Duration::from_secs(1)).is_err());
+        let api = Api::new(Some("http://127.0.0.1:9/"), "https://a", Duration::from_secs(1)).unwrap();
+        assert_eq!(api.url("/v3/mail/send"), "http://127.0.0.1:9/v3/mail/send");
+    }
+}

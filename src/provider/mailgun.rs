@@ -1,0 +1,60 @@
+//! `type: mailgun`: Mailgun `messages` for a sending domain, with basic auth
+//! (`api` and the key), form fields, and the token as an `h:` header.
+
+use super::http::{Api, detail, status_reason};
+use super::{Accepted, Provider, SendError};
+use crate::canary::{AUTO_SUBMITTED, Canary, TOKEN_HEADER};
+use crate::config::{MailgunConfig, MailgunRegion};
+use crate::secret::Secret;
+
+pub struct MailgunProvider {
+    name: String,
+    api: Api,
+    key: Secret,
+    domain: String,
+}
+
+impl MailgunProvider {
+    pub fn new(config: &MailgunConfig) -> Result<Self, String> {
+        let default = match config.region {
+            MailgunRegion::Us => "https://api.mailgun.net",
+            MailgunRegion::Eu => "https://api.eu.mailgun.net",
+        };
+        Ok(MailgunProvider {
+            name: config.name.clone(),
+            api: Api::new(config.endpoint.as_deref(), default, config.timeout)?,
+            key: config.api_key.clone(),
+            domain: config.domain.clone(),
+        })
+    }
+}
+
+impl Provider for MailgunProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
+        let token_field = format!("h:{TOKEN_HEADER}");
+        let mut form: Vec<(&str, &str)> = vec![
+            ("from", &canary.from),
+            ("to", &canary.to),
+            ("subject", &canary.subject),
+            ("text", &canary.body),
+            (&token_field, &canary.token),
+        ];
+        let extra: Vec<(String, &str)> = AUTO_SUBMITTED.iter().map(|(n, v)| (format!("h:{n}"), *v)).collect();
+        form.extend(extra.iter().map(|(n, v)| (n.as_str(), *v)));
+        let url = self.api.url(&format!("/v3/{}/messages", self.domain));
+        let request = self.api.client().post(url).basic_auth("api", Some(self.key.expose())).form(&form);
+        let reply = self.api.call(request).await?;
+        let json = reply.json();
+        if reply.status.is_success() {
+            let id = json["id"].as_str().map(|id| id.trim_matches(['<', '>']).to_string());
+            return Ok(Accepted { provider_id: id });
+        }
+        // Errors are {"message": ...}, except 401, which is a plain "Forbidden".
+        let message = json["message"].as_str().unwrap_or(reply.body.trim());
+        Err(SendError::new(status_reason(reply.status), detail(reply.status, None, Some(message))))
+    }
+}

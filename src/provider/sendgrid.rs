@@ -1,0 +1,56 @@
+//! `type: sendgrid`: SendGrid v3 `mail/send` with a Bearer API key. SendGrid
+//! builds the message itself; the token travels in `headers`.
+
+use super::http::{Api, detail, status_reason};
+use super::{Accepted, Provider, SendError};
+use crate::canary::{AUTO_SUBMITTED, Canary, TOKEN_HEADER};
+use crate::config::SendgridConfig;
+use crate::secret::Secret;
+
+pub struct SendgridProvider {
+    name: String,
+    api: Api,
+    key: Secret,
+}
+
+impl SendgridProvider {
+    pub fn new(config: &SendgridConfig) -> Result<Self, String> {
+        Ok(SendgridProvider {
+            name: config.name.clone(),
+            api: Api::new(config.endpoint.as_deref(), "https://api.sendgrid.com", config.timeout)?,
+            key: config.api_key.clone(),
+        })
+    }
+}
+
+impl Provider for SendgridProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
+        let mut headers = serde_json::Map::new();
+        headers.insert(TOKEN_HEADER.into(), canary.token.clone().into());
+        for (name, value) in AUTO_SUBMITTED {
+            headers.insert(name.into(), value.into());
+        }
+        let body = serde_json::json!({
+            "personalizations": [{ "to": [{ "email": canary.to }] }],
+            "from": { "email": canary.from },
+            "subject": canary.subject,
+            "content": [{ "type": "text/plain", "value": canary.body }],
+            "headers": headers,
+        });
+        let request = self.api.client().post(self.api.url("/v3/mail/send")).bearer_auth(self.key.expose()).json(&body);
+        let reply = self.api.call(request).await?;
+        if reply.status.is_success() {
+            let id = reply.headers.get("x-message-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+            return Ok(Accepted { provider_id: id });
+        }
+        let json = reply.json();
+        let first = &json["errors"][0];
+        let message = first["message"].as_str();
+        let field = first["field"].as_str();
+        Err(SendError::new(status_reason(reply.status), detail(reply.status, field, message)))
+    }
+}
