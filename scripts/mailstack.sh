@@ -8,7 +8,9 @@
 #   scripts/mailstack.sh up        a fresh stack in $MAILSTACK_DIR
 #   scripts/mailstack.sh down | status
 #   scripts/mailstack.sh dovecot-stop | dovecot-start    IMAP outage on demand
-#   scripts/mailstack.sh release   deliver mail held by the hold- rule
+#   scripts/mailstack.sh release   deliver mail held by the hold- rule (or by hold REGEX)
+#   scripts/mailstack.sh hold REGEX | unhold   hold every message to recipients matching
+#                                  REGEX (a silent black hole), or stop holding
 #
 # After `up`, $MAILSTACK_DIR/env holds the ports, the password and the CA file.
 #
@@ -29,6 +31,8 @@ SUBMISSION_PORT=${MAILSTACK_SUBMISSION_PORT:-10587} # STARTTLS required, AUTH re
 SMTPS_PORT=${MAILSTACK_SMTPS_PORT:-10465}           # implicit TLS, AUTH required
 IMAP_PORT=${MAILSTACK_IMAP_PORT:-10143}             # plain and STARTTLS
 IMAPS_PORT=${MAILSTACK_IMAPS_PORT:-10993}           # implicit TLS
+LISTEN=${MAILSTACK_LISTEN:-127.0.0.1}               # 0.0.0.0 inside a container
+HOSTNAME_SAN=${MAILSTACK_HOSTNAME:-localhost}       # a name the certificate carries
 
 die() { echo "mailstack: $*" >&2; exit 1; }
 
@@ -72,7 +76,7 @@ make_certs() {
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$t/key.pem" -out "$t/server.csr" -subj "/CN=localhost" 2>/dev/null
-  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$t/ext.cnf"
+  printf 'subjectAltName=DNS:localhost,DNS:%s,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$HOSTNAME_SAN" >"$t/ext.cnf"
   openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
     -out "$t/cert.pem" -days 30 -extfile "$t/ext.cnf" 2>/dev/null
   chmod 644 "$t"/*.pem
@@ -95,7 +99,7 @@ base_dir = $d/run
 state_dir = $d/state
 log_path = $DIR/log/dovecot.log
 protocols = imap lmtp
-listen = 127.0.0.1
+listen = $LISTEN
 ssl = yes
 ssl_cert = <$DIR/tls/cert.pem
 ssl_key = <$DIR/tls/key.pem
@@ -125,11 +129,11 @@ namespace inbox {
 }
 service imap-login {
   inet_listener imap {
-    address = 127.0.0.1
+    address = $LISTEN
     port = $IMAP_PORT
   }
   inet_listener imaps {
-    address = 127.0.0.1
+    address = $LISTEN
     port = $IMAPS_PORT
     ssl = yes
   }
@@ -166,7 +170,7 @@ setgid_group = postdrop
 myhostname = mx.$DOMAIN
 mydomain = $DOMAIN
 mydestination =
-inet_interfaces = 127.0.0.1
+inet_interfaces = $( [ "$LISTEN" = 0.0.0.0 ] && echo all || echo "$LISTEN" )
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 maillog_file = $DIR/log/postfix.log
@@ -177,7 +181,7 @@ smtpd_banner = \$myhostname ESMTP
 virtual_mailbox_domains = $DOMAIN
 virtual_mailbox_maps = regexp:$p/mailboxes
 virtual_transport = lmtp:unix:$DIR/dovecot/lmtp
-smtpd_recipient_restrictions = check_recipient_access regexp:$p/recipient_access, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access regexp:$p/hold_access, check_recipient_access regexp:$p/recipient_access, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = $DIR/dovecot/auth
 smtpd_tls_cert_file = $DIR/tls/cert.pem
@@ -192,6 +196,7 @@ minimal_backoff_time = 1s
 maximal_backoff_time = 5s
 CONF
   printf '/^[^@]+@%s$/ OK\n' "${DOMAIN//./\\.}" >"$p/mailboxes"
+  : >"$p/hold_access"
   cat >"$p/recipient_access" <<'MAP'
 /^nobody@/ 550 5.1.1 Recipient address rejected: User unknown
 /^throttle-/ 450 4.7.1 Rate limit exceeded, try again later
@@ -199,9 +204,9 @@ CONF
 MAP
   local auth="-o smtpd_sasl_auth_enable=yes -o smtpd_client_restrictions=permit_sasl_authenticated,reject"
   cat >"$p/master.cf" <<CONF
-127.0.0.1:$SMTP_PORT inet n - n - - smtpd
-127.0.0.1:$SUBMISSION_PORT inet n - n - - smtpd -o smtpd_tls_security_level=encrypt $auth
-127.0.0.1:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes $auth
+$LISTEN:$SMTP_PORT inet n - n - - smtpd
+$LISTEN:$SUBMISSION_PORT inet n - n - - smtpd -o smtpd_tls_security_level=encrypt $auth
+$LISTEN:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes $auth
 pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
@@ -313,5 +318,12 @@ case "${1:-}" in
   dovecot-stop) dovecot_stop ;;
   dovecot-start) dovecot_start ;;
   release) postsuper -c "$DIR/postfix" -H ALL && postqueue -c "$DIR/postfix" -f ;;
-  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | release" >&2; exit 2 ;;
+  hold)
+    [ -n "${2:-}" ] || die "usage: $0 hold REGEX"
+    printf '/%s/ HOLD\n' "$2" >>"$DIR/postfix/hold_access"
+    postfix -c "$DIR/postfix" reload 2>/dev/null ;;
+  unhold)
+    : >"$DIR/postfix/hold_access"
+    postfix -c "$DIR/postfix" reload 2>/dev/null ;;
+  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | release | hold REGEX | unhold" >&2; exit 2 ;;
 esac
