@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack-test}
-# promtool checks /metrics; botocore checks SES signatures in the provider stand-ins.
-scripts/mailstack.sh install prometheus python3-botocore
+# Prometheus, promtool and Alertmanager for the alerting tests, botocore for
+# the SES stand-in's signature checks, docker-compose to validate the compose file.
+scripts/mailstack.sh install prometheus prometheus-alertmanager python3-botocore docker-compose
 command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 
 trap 'scripts/mailstack.sh down' EXIT

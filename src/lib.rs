@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod probe;
 pub mod provider;
 mod random;
+pub mod report;
 pub mod scheduler;
 pub mod secret;
 pub mod server;

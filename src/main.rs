@@ -45,6 +45,24 @@ enum Command {
         #[arg(long)]
         probe: String,
     },
+    /// The post-incident review from the ledger: per route, what was sent,
+    /// delivered, late or lost, latency percentiles, and when delivery failed.
+    Report {
+        #[arg(long, short, default_value = "probes.yaml", env = "MAILCANARY_CONFIG")]
+        config: PathBuf,
+        /// How far back: 30m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// A delivery slower than this counts as delayed.
+        #[arg(long, default_value = "90s")]
+        slow: String,
+        /// List every failed, lost, late or slow canary.
+        #[arg(long)]
+        canaries: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logs(format: LogFormat, default: &str) {
@@ -87,6 +105,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Report { config, since, slow, canaries, json } => match report(&config, &since, &slow, canaries, json)
+        {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mailcanary: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Check { config, probe } => {
             init_logs(cli.log_format, "warn");
             match runtime().block_on(mailcanary::check::check(&config, &probe)) {
@@ -98,5 +127,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn report(config: &std::path::Path, since: &str, slow: &str, canaries: bool, json: bool) -> Result<String, String> {
+    use mailcanary::config::duration::parse_duration;
+    let since = parse_duration(since).map_err(|e| format!("--since: {e}"))?;
+    let slow = parse_duration(slow).map_err(|e| format!("--slow: {e}"))?;
+    let config = mailcanary::config::load(config).map_err(|e| e.to_string())?;
+    let ledger = mailcanary::ledger::Ledger::open(&config.global.state_dir).map_err(|e| format!("ledger: {e}"))?;
+    let since_ms = chrono::Utc::now().timestamp_millis() - since.as_millis() as i64;
+    let rows = ledger.since(since_ms).map_err(|e| format!("ledger: {e}"))?;
+    let reports = mailcanary::report::build(&rows, slow);
+    if json {
+        Ok(serde_json::to_string_pretty(&reports).expect("JSON of plain data") + "\n")
+    } else {
+        Ok(mailcanary::report::render(&reports, since_ms, canaries))
     }
 }

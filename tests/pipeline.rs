@@ -179,6 +179,20 @@ fn a_held_canary_is_lost_then_late_and_counted_once() {
     let m = mc.metrics().unwrap();
     assert_eq!(m.value("mailcanary_canaries_late_total", &labels), 1.0, "late is counted once");
     assert_eq!(m.value("mailcanary_unmatched_messages_total", &[("inbox", "hold"), ("reason", "duplicate")]), 0.0);
+
+    // The post-incident review lists the route and the late canary with its queue id.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+        .args(["report", "--canaries", "--since", "1h", "--config"])
+        .arg(dir.join("probes.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find(|l| l.starts_with("held ")).unwrap_or_else(|| panic!("{text}"));
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&columns[1..7], ["1", "0", "0", "1", "0", "0"], "sent delivered spam late lost refused: {text}");
+    assert!(text.contains("1 canary 1 late"), "{text}");
+    assert!(text.lines().any(|l| l.contains(" late ") && l.contains("id ")), "{text}");
 }
 
 #[test]

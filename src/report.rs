@@ -1,0 +1,269 @@
+//! `mailcanary report`: the post-incident review, from the ledger. Per route:
+//! what was sent, delivered (inbox or spam), late, lost or refused, latency
+//! percentiles, and the windows in which delivery failed or was delayed,
+//! with the canaries in them.
+
+use crate::ledger::{Row, State};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// One route's account.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RouteReport {
+    pub probe: String,
+    pub provider: String,
+    pub inbox: String,
+    pub sent: usize,
+    pub failed: usize,
+    pub delivered: usize,
+    pub spam: usize,
+    pub late: usize,
+    pub lost: usize,
+    pub in_flight: usize,
+    pub latency_p50_seconds: Option<f64>,
+    pub latency_p95_seconds: Option<f64>,
+    pub latency_p99_seconds: Option<f64>,
+    /// Failure reasons and how often.
+    pub failures: BTreeMap<String, usize>,
+    pub windows: Vec<Window>,
+}
+
+/// A run of consecutive canaries of one route that failed, were lost, came
+/// late or were slower than the objective.
+#[derive(Debug, serde::Serialize)]
+pub struct Window {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub canaries: Vec<Incident>,
+}
+
+/// One canary that went wrong, and how.
+#[derive(Debug, serde::Serialize)]
+pub struct Incident {
+    pub canary: String,
+    pub sent_ms: i64,
+    pub provider_id: Option<String>,
+    /// `failed (reason)`, `lost`, `late`, `slow`.
+    pub outcome: String,
+    pub latency_seconds: Option<f64>,
+}
+
+/// What went wrong with `row`, if anything; `slow` is the latency objective.
+fn incident(row: &Row, slow: Duration) -> Option<Incident> {
+    let latency = row.latency_ms.map(|ms| ms as f64 / 1000.0);
+    let outcome = match row.state {
+        State::Failed => format!("failed ({})", row.failure_reason.as_deref().unwrap_or("other")),
+        State::Lost => "lost".into(),
+        State::Late => "late".into(),
+        State::Delivered if latency.is_some_and(|l| l > slow.as_secs_f64()) => "slow".into(),
+        State::Delivered if row.placement.as_deref() == Some("spam") => "spam".into(),
+        _ => return None,
+    };
+    Some(Incident {
+        canary: row.id.clone(),
+        sent_ms: row.created_ms,
+        provider_id: row.provider_id.clone(),
+        outcome,
+        latency_seconds: latency,
+    })
+}
+
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// Builds the per-route report of `rows` (oldest first).
+pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
+    // Per route: the report, its latencies, and whether its last window is still open.
+    let mut routes: BTreeMap<&str, (RouteReport, Vec<f64>, bool)> = BTreeMap::new();
+    for row in rows {
+        let (r, latencies, open) = routes.entry(&row.probe).or_insert_with(|| {
+            let r = RouteReport {
+                probe: row.probe.clone(),
+                provider: row.provider.clone(),
+                inbox: row.inbox.clone(),
+                ..Default::default()
+            };
+            (r, Vec::new(), false)
+        });
+        match row.state {
+            State::Failed => {
+                r.failed += 1;
+                *r.failures.entry(row.failure_reason.clone().unwrap_or_else(|| "other".into())).or_default() += 1;
+            }
+            State::Sending | State::Sent => r.in_flight += 1,
+            State::Delivered => {
+                if row.placement.as_deref() == Some("spam") {
+                    r.spam += 1;
+                } else {
+                    r.delivered += 1;
+                }
+                latencies.extend(row.latency_ms.map(|ms| ms as f64 / 1000.0));
+            }
+            State::Lost => r.lost += 1,
+            State::Late => r.late += 1,
+        }
+        if row.state != State::Failed && row.state != State::Sending {
+            r.sent += 1;
+        }
+        match (incident(row, slow), r.windows.last_mut()) {
+            (Some(i), Some(w)) if *open => {
+                w.to_ms = row.created_ms;
+                w.canaries.push(i);
+            }
+            (Some(i), _) => {
+                r.windows.push(Window { from_ms: row.created_ms, to_ms: row.created_ms, canaries: vec![i] });
+                *open = true;
+            }
+            // A good canary (or one still in flight) closes the window.
+            (None, _) => *open = false,
+        }
+    }
+    routes
+        .into_values()
+        .map(|(mut r, mut latencies, _)| {
+            latencies.sort_by(f64::total_cmp);
+            r.latency_p50_seconds = percentile(&latencies, 0.50);
+            r.latency_p95_seconds = percentile(&latencies, 0.95);
+            r.latency_p99_seconds = percentile(&latencies, 0.99);
+            r
+        })
+        .collect()
+}
+
+fn time(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+fn seconds(s: Option<f64>) -> String {
+    s.map_or_else(|| "-".into(), |s| format!("{s:.2}s"))
+}
+
+/// The report as text for a terminal; `canaries` lists each incident.
+pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "mailcanary report since {} UTC", time(since_ms));
+    if reports.is_empty() {
+        let _ = writeln!(out, "no canaries in this period");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>8} {:>8} {:>8}",
+        "route", "sent", "delivered", "spam", "late", "lost", "refused", "p50", "p95", "p99"
+    );
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>8} {:>8} {:>8}",
+            r.probe,
+            r.sent,
+            r.delivered,
+            r.spam,
+            r.late,
+            r.lost,
+            r.failed,
+            seconds(r.latency_p50_seconds),
+            seconds(r.latency_p95_seconds),
+            seconds(r.latency_p99_seconds)
+        );
+    }
+    for r in reports.iter().filter(|r| !r.windows.is_empty() || !r.failures.is_empty()) {
+        let _ = writeln!(out, "\n{} ({} → {}):", r.probe, r.provider, r.inbox);
+        if !r.failures.is_empty() {
+            let reasons: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(out, "  refused by the provider: {}", reasons.join(", "));
+        }
+        for w in &r.windows {
+            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+            for i in &w.canaries {
+                *kinds.entry(i.outcome.split(' ').next().unwrap_or("")).or_default() += 1;
+            }
+            let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            let _ = writeln!(
+                out,
+                "  {} → {} UTC: {} canar{} {}",
+                time(w.from_ms),
+                time(w.to_ms),
+                w.canaries.len(),
+                if w.canaries.len() == 1 { "y" } else { "ies" },
+                kinds.join(", ")
+            );
+            if canaries {
+                for i in &w.canaries {
+                    let _ = writeln!(
+                        out,
+                        "    {}  {}  {:<16} {}{}",
+                        time(i.sent_ms),
+                        i.canary,
+                        i.outcome,
+                        i.provider_id.as_deref().map(|p| format!("id {p}")).unwrap_or_default(),
+                        i.latency_seconds.map(|l| format!("  after {l:.1}s")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(probe: &str, t: i64, state: State, latency_ms: Option<i64>, reason: Option<&str>) -> Row {
+        Row {
+            id: format!("c{t}"),
+            probe: probe.into(),
+            provider: "p".into(),
+            inbox: "i".into(),
+            state,
+            created_ms: t,
+            accepted_ms: Some(t),
+            deadline_ms: t + 1000,
+            provider_id: Some(format!("q{t}")),
+            failure_reason: reason.map(str::to_string),
+            seen_ms: latency_ms.map(|l| t + l),
+            latency_ms,
+            placement: latency_ms.map(|_| "inbox".into()),
+        }
+    }
+
+    #[test]
+    fn counts_percentiles_and_windows() {
+        let slow = Duration::from_secs(90);
+        let rows = vec![
+            row("r", 0, State::Delivered, Some(1000), None),
+            row("r", 60_000, State::Failed, None, Some("auth")),
+            row("r", 120_000, State::Lost, None, None),
+            row("r", 180_000, State::Late, Some(700_000), None),
+            row("r", 240_000, State::Delivered, Some(2000), None),
+            row("r", 300_000, State::Delivered, Some(120_000), None),
+            row("r", 360_000, State::Sent, None, None),
+        ];
+        let report = &build(&rows, slow)[0];
+        assert_eq!((report.sent, report.failed, report.delivered, report.lost, report.late), (6, 1, 3, 1, 1));
+        assert_eq!(report.in_flight, 1);
+        assert_eq!(report.failures.get("auth"), Some(&1));
+        assert_eq!(report.latency_p50_seconds, Some(2.0));
+        assert_eq!(report.latency_p99_seconds, Some(120.0));
+        assert_eq!(report.windows.len(), 2);
+        assert_eq!((report.windows[0].from_ms, report.windows[0].to_ms), (60_000, 180_000));
+        let outcomes: Vec<&str> = report.windows[0].canaries.iter().map(|i| i.outcome.as_str()).collect();
+        assert_eq!(outcomes, ["failed (auth)", "lost", "late"]);
+        assert_eq!(report.windows[1].canaries[0].outcome, "slow");
+        let text = render(&build(&rows, slow), 0, true);
+        assert!(
+            text.contains("1970-01-01 00:01:00 → 1970-01-01 00:03:00 UTC: 3 canaries 1 failed, 1 late, 1 lost"),
+            "{text}"
+        );
+        assert!(text.contains("c120000  lost"), "{text}");
+    }
+}
