@@ -347,6 +347,22 @@ mod tests {
     }
 
     #[test]
+    fn prune_forgets_only_old_resolved_canaries() {
+        let ledger = Ledger::in_memory().unwrap();
+        let (old, old_pending, new) = (canary(), canary(), canary());
+        ledger.record_sending(&old, 10).unwrap();
+        ledger.record_failed(&old.id, SendReason::Other, "x").unwrap();
+        ledger.record_sending(&old_pending, 10).unwrap();
+        ledger.record_sending(&new, 10).unwrap();
+        ledger.record_failed(&new.id, SendReason::Other, "x").unwrap();
+        // Everything was made "now"; prune everything made before the far future.
+        let future = chrono::Utc::now().timestamp_millis() + 60_000;
+        assert_eq!(ledger.prune(future).unwrap(), 2, "the two resolved canaries");
+        assert!(ledger.get(&old_pending.id).unwrap().is_some(), "a canary still in flight is kept");
+        assert_eq!(ledger.prune(0).unwrap(), 0);
+    }
+
+    #[test]
     fn cursors_are_kept_per_folder() {
         let ledger = Ledger::in_memory().unwrap();
         assert_eq!(ledger.cursor("i", "INBOX").unwrap(), None);

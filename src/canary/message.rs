@@ -162,6 +162,20 @@ mod tests {
         assert_eq!(extract_token(b"").unwrap(), None);
     }
 
+    proptest::proptest! {
+        /// Any bytes as a header block: no panic, and a result or a refusal.
+        #[test]
+        fn arbitrary_headers_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+            let _ = extract_token(&bytes);
+        }
+
+        #[test]
+        fn header_like_junk_never_panics(lines in proptest::collection::vec("[ -~\t]{0,200}", 0..20)) {
+            let block = lines.iter().map(|l| format!("X-Mailcanary-Token: {l}\r\n")).collect::<String>() + "\r\n";
+            let _ = extract_token(block.as_bytes());
+        }
+    }
+
     #[test]
     fn encoded_words_are_decoded() {
         let h = b"X-Mailcanary-Token: =?utf-8?q?mc1=2E70985da1=2EdC1hcGk?=\r\n =?utf-8?q?=2Ee3=5FSFjg5R?=\r\n\r\n";

@@ -222,6 +222,37 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever arrives in the header, verification answers without panicking,
+        /// and nothing but a token signed with the key verifies.
+        #[test]
+        fn arbitrary_text_never_panics_and_never_verifies(text in ".{0,600}") {
+            let k = [key("0123456789abcdef0123")];
+            proptest::prop_assert!(Token::verify(&text, "eu-1", &k).is_err());
+        }
+
+        #[test]
+        fn token_shaped_junk_never_verifies(
+            kid in "[0-9a-f]{0,10}", inst in "[A-Za-z0-9_-]{0,12}", probe in "[A-Za-z0-9_-]{0,12}",
+            id in "[A-Za-z0-9_-]{0,20}", ms in "-?[0-9]{0,15}", mac in "[A-Za-z0-9_-]{0,50}",
+        ) {
+            let k = [key("0123456789abcdef0123")];
+            let text = format!("mc1.{kid}.{inst}.{probe}.{id}.{ms}.{mac}");
+            proptest::prop_assert!(Token::verify(&text, "eu-1", &k).is_err());
+        }
+
+        /// Every token this code signs verifies to exactly what was signed.
+        #[test]
+        fn signed_tokens_round_trip(
+            instance in "\\PC{1,40}", probe in "\\PC{1,64}", id in "[A-Za-z0-9_-]{1,24}", ms in 0i64..4_000_000_000_000,
+        ) {
+            let k = key("a signing key of some length");
+            let token = Token { instance: instance.clone(), probe, canary_id: id, sent_ms: ms };
+            let text = token.sign(&k);
+            proptest::prop_assert_eq!(Token::verify(&text, &instance, std::slice::from_ref(&k)), Ok(token));
+        }
+    }
+
     #[test]
     fn key_file_is_created_private_and_reused() {
         let dir = std::env::temp_dir().join(format!("mc-key-{}", std::process::id()));

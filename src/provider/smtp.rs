@@ -28,6 +28,7 @@ impl SmtpProvider {
                 params = params.add_root_certificate(cert);
             }
             if config.insecure_skip_verify {
+                tracing::warn!(provider = %config.name, "TLS certificate verification is OFF for this provider (insecure_skip_verify)");
                 params = params.dangerous_accept_invalid_certs(true);
             }
             params.build_rustls().map_err(|e| format!("TLS set-up for {}: {e}", config.host))
