@@ -23,22 +23,31 @@ use tokio_rustls::rustls::pki_types::ServerName;
 pub struct ImapError {
     pub reason: InboxError,
     pub detail: String,
+    /// The server refused the command (NO or BAD) and the session goes on.
+    pub refused: bool,
 }
 
 impl ImapError {
     fn new(reason: InboxError, detail: impl Into<String>) -> Self {
-        ImapError { reason, detail: detail.into() }
+        ImapError { reason, detail: detail.into(), refused: false }
     }
 }
 
 fn classify(e: async_imap::error::Error) -> ImapError {
     use async_imap::error::Error;
-    let reason = match &e {
-        Error::Io(io) if crate::tls::is_tls_error(io) => InboxError::Tls,
-        Error::Io(_) | Error::ConnectionLost => InboxError::Connect,
-        _ => InboxError::Protocol,
+    let (reason, refused) = match &e {
+        Error::Io(io) if crate::tls::is_tls_error(io) => (InboxError::Tls, false),
+        // What the server said could not be parsed (async-imap reports that as
+        // an io::Error of kind Other): it does not speak IMAP. Network
+        // failures carry their own kinds (reset, broken pipe, EOF).
+        Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::Other | std::io::ErrorKind::InvalidData) => {
+            (InboxError::Protocol, false)
+        }
+        Error::Io(_) | Error::ConnectionLost => (InboxError::Connect, false),
+        Error::No(_) | Error::Bad(_) => (InboxError::Protocol, true),
+        _ => (InboxError::Protocol, false),
     };
-    ImapError::new(reason, e.to_string())
+    ImapError { reason, detail: e.to_string(), refused }
 }
 
 /// The byte stream under the session: plain TCP or TLS over it.

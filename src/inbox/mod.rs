@@ -113,9 +113,22 @@ impl Watcher {
         let mut folders: Vec<(String, Placement)> =
             self.config.folders.spam.iter().map(|f| (f.clone(), Placement::Spam)).collect();
         folders.push((self.config.folders.inbox.clone(), Placement::Inbox));
+        // Folders the server refuses (deleted, renamed): counted, skipped, retried.
+        let mut refused: Vec<String> = Vec::new();
         loop {
             for (folder, placement) in &folders {
-                self.scan(&mut imap, folder, *placement).await?;
+                match self.scan(&mut imap, folder, *placement).await {
+                    Ok(()) => refused.retain(|f| f != folder),
+                    Err(e) if e.refused => {
+                        // Counted once when it starts, not at every poll.
+                        if !refused.contains(folder) {
+                            self.shared.metrics.inbox_error(self.name(), e.reason);
+                            tracing::warn!(inbox = %self.name(), folder, error = %e.detail, "the server refuses a watched folder; skipping it until it is back");
+                            refused.push(folder.clone());
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             if *self.shutdown.borrow() {
                 imap.logout().await;
@@ -130,6 +143,14 @@ impl Watcher {
                 continue;
             }
             if imap.selected().map(|(f, _)| f) != Some(self.config.folders.inbox.as_str()) {
+                if refused.contains(&self.config.folders.inbox) {
+                    // Nothing to IDLE on: wait, then look again.
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.imap.poll_interval) => {}
+                        _ = self.shutdown.changed() => {}
+                    }
+                    continue;
+                }
                 imap.select(&self.config.folders.inbox).await?;
             }
             let (sent, shutdown) = (&mut self.sent, &mut self.shutdown);

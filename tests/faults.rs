@@ -1,0 +1,189 @@
+//! Servers that are down, slow or rude, and mail that is hostile: each is
+//! counted under its reason, nothing hangs or panics, and a healthy route
+//! next to them keeps delivering.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+/// How a rude server treats every connection.
+#[derive(Clone)]
+enum Rude {
+    /// Accepts and never says anything.
+    Silent,
+    /// Says half a line, then nothing.
+    HalfLine(&'static str),
+    /// Answers with something that is not the protocol.
+    Garbage,
+    /// A TLS server with the given certificate.
+    Tls(Arc<ServerConfig>),
+}
+
+/// A rude server on a loopback port, for as long as the test runs.
+fn rude(kind: Rude) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let kind = kind.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                match kind {
+                    Rude::Silent => std::thread::sleep(Duration::from_secs(120)),
+                    Rude::HalfLine(text) => {
+                        let _ = stream.write_all(text.as_bytes());
+                        std::thread::sleep(Duration::from_secs(120));
+                    }
+                    Rude::Garbage => {
+                        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\n\x00\xff\xfe garbage\r\n");
+                        let mut buf = [0u8; 1024];
+                        let _ = stream.read(&mut buf);
+                    }
+                    Rude::Tls(config) => {
+                        let mut tls = StreamOwned::new(ServerConnection::new(config).unwrap(), stream);
+                        let _ = tls.write_all(b"* OK hello\r\n220 hello\r\n");
+                        let mut buf = [0u8; 1024];
+                        let _ = tls.read(&mut buf);
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A TLS server config with a self-signed certificate for `names`, valid
+/// until `not_after` (year); returns it with the certificate's PEM.
+fn tls_server(dir: &std::path::Path, label: &str, names: &[&str], expired: bool) -> (Arc<ServerConfig>, String) {
+    let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let pem_path = dir.join(format!("{label}.pem"));
+    std::fs::write(&pem_path, cert.pem()).unwrap();
+    let config = ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    (Arc::new(config), pem_path.display().to_string())
+}
+
+#[test]
+fn rude_servers_are_counted_and_the_healthy_route_keeps_delivering() {
+    let s = stack();
+    let dir = temp_dir("faults");
+    let port = free_port();
+    let (wrong_name, wrong_name_ca) = tls_server(&dir, "wrong-name", &["wrong.example"], false);
+    let (expired, expired_ca) = tls_server(&dir, "expired", &["localhost"], true);
+    let (untrusted, _) = tls_server(&dir, "untrusted", &["localhost"], false);
+    let closed = free_port();
+    let silent = rude(Rude::Silent);
+    let half = rude(Rude::HalfLine("* OK half a gree"));
+    let half_smtp = rude(Rude::HalfLine("220 half a gree"));
+    let garbage = rude(Rude::Garbage);
+    let wrong_name = rude(Rude::Tls(wrong_name));
+    let expired = rude(Rude::Tls(expired));
+    let untrusted = rude(Rude::Tls(untrusted));
+
+    let bad_inbox = |name: &str, port: u16, tls: &str, ca: Option<&str>| {
+        let ca = ca.map(|c| format!(", ca_file: \"{c}\"")).unwrap_or_default();
+        format!(
+            "  - {{ name: {name}, address: {}@mailcanary.test, imap: {{ host: localhost, port: {port}, tls: {tls}, timeout: 2s, username: u, password: p{ca} }} }}\n",
+            user(&format!("t-faults-{name}"))
+        )
+    };
+    let bad_smtp = |name: &str, port: u16, tls: &str, ca: Option<&str>| {
+        let ca = ca.map(|c| format!(", ca_file: \"{c}\"")).unwrap_or_default();
+        format!(
+            "  - {{ name: {name}, type: smtp, host: localhost, port: {port}, tls: {tls}, timeout: 2s, from: canary@mailcanary.test{ca} }}\n"
+        )
+    };
+    let imap_faults = [
+        ("imap-closed", closed, "none", None, "connect"),
+        ("imap-silent", silent, "none", None, "timeout"),
+        ("imap-half", half, "none", None, "timeout"),
+        ("imap-garbage", garbage, "none", None, "protocol"),
+        ("imap-wrong-name", wrong_name, "tls", Some(wrong_name_ca.as_str()), "tls"),
+        ("imap-expired", expired, "tls", Some(expired_ca.as_str()), "tls"),
+        ("imap-untrusted", untrusted, "tls", None, "tls"),
+    ];
+    let smtp_faults = [
+        ("smtp-closed", closed, "none", None, "connect"),
+        ("smtp-silent", silent, "none", None, "timeout"),
+        ("smtp-half", half_smtp, "none", None, "timeout"),
+        ("smtp-garbage", garbage, "none", None, "other"),
+        ("smtp-wrong-name", wrong_name, "tls", Some(wrong_name_ca.as_str()), "tls"),
+        ("smtp-expired", expired, "tls", Some(expired_ca.as_str()), "tls"),
+        ("smtp-untrusted", untrusted, "tls", None, "tls"),
+    ];
+    let mut providers = relay("relay");
+    let mut inboxes = inbox("healthy", "t-faults");
+    // A spam folder that does not exist: counted, skipped, and the inbox still works.
+    inboxes = inboxes.replace("spam: [Junk]", "spam: [Junk, Gone]");
+    let mut probes = String::from("  - { name: healthy, provider: relay, inbox: healthy, interval: 1s }\n");
+    for (name, port, tls, ca, _) in imap_faults {
+        inboxes += &bad_inbox(name, port, tls, ca);
+        probes += &format!("  - {{ name: to-{name}, provider: relay, inbox: {name} }}\n");
+    }
+    for (name, port, tls, ca, _) in smtp_faults {
+        providers += &bad_smtp(name, port, tls, ca);
+        probes += &format!("  - {{ name: {name}-to-healthy, provider: {name}, inbox: healthy }}\n");
+    }
+    let config = format!(
+        "{}providers:\n{providers}inboxes:\n{inboxes}probes:\n{probes}",
+        global("t-faults", port, &dir, "3s", "1m")
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let healthy = [route("healthy", "relay", "healthy").as_slice(), &[("placement", "inbox")]].concat();
+    mc.wait_until("the healthy route delivering", Duration::from_secs(30), |m| {
+        m.value("mailcanary_canaries_delivered_total", &healthy) >= 2.0
+    });
+
+    // Hostile and malformed mail into the healthy inbox.
+    let to = format!("{}@mailcanary.test", user("t-faults"));
+    let big = "x".repeat(998) + "\n";
+    s.inject(&to, &format!("Subject: big\nX-Mailcanary-Token: mc1.x.y.z.w.1.v\n\n{}", big.repeat(3 * 1024)));
+    s.inject(&to, "X-Mailcanary-Token: =?bogus?q?=ZZ=?=\nSubject: =?utf-8?b?!!!not base64?=\nContent-Type: multipart/mixed; boundary=\n\n--\n--\n");
+    s.inject(&to, "no header here at all\n\n\n");
+    s.inject(&to, &format!("X-Mailcanary-Token: {}\n\nlong token\n", "A".repeat(5000)));
+
+    let m = mc.wait_until("every fault counted", Duration::from_secs(60), |m| {
+        imap_faults.iter().all(|(name, _, _, _, reason)| {
+            m.value("mailcanary_inbox_errors_total", &[("inbox", name), ("reason", reason)]) >= 1.0
+        }) && smtp_faults.iter().all(|(name, _, _, _, reason)| {
+            let probe = format!("{name}-to-healthy");
+            let labels = [("probe", probe.as_str()), ("reason", *reason)];
+            m.value("mailcanary_send_failures_total", &labels) >= 1.0
+        }) && m.value("mailcanary_unmatched_messages_total", &[("inbox", "healthy"), ("reason", "forged")]) >= 3.0
+            && m.value("mailcanary_inbox_errors_total", &[("inbox", "healthy"), ("reason", "protocol")]) >= 1.0
+    });
+    for (name, ..) in imap_faults {
+        assert_eq!(m.get("mailcanary_inbox_up", &[("inbox", name)]), Some(0.0), "{name}");
+    }
+    let refused = m.value("mailcanary_inbox_errors_total", &[("inbox", "healthy"), ("reason", "protocol")]);
+    assert_eq!(refused, 1.0, "a missing folder is counted once, not at every poll");
+    // Still delivering, in spite of all that.
+    let before = m.value("mailcanary_canaries_delivered_total", &healthy);
+    mc.wait_until("more deliveries", Duration::from_secs(30), |m| {
+        m.value("mailcanary_canaries_delivered_total", &healthy) >= before + 3.0
+    });
+    assert_eq!(mc.metrics().unwrap().get("mailcanary_inbox_up", &[("inbox", "healthy")]), Some(1.0));
+    assert_eq!(s.wait_messages("t-faults", "", 4).len(), 4, "hostile mail is left alone, canaries are cleaned up");
+    let mut mc = mc;
+    assert!(mc.stop().success(), "SIGTERM ends it cleanly, whatever it was waiting on");
+    assert!(!mc.log().contains("panicked"), "{}", mc.log());
+}
