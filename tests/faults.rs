@@ -187,3 +187,58 @@ fn rude_servers_are_counted_and_the_healthy_route_keeps_delivering() {
     assert!(mc.stop().success(), "SIGTERM ends it cleanly, whatever it was waiting on");
     assert!(!mc.log().contains("panicked"), "{}", mc.log());
 }
+
+#[test]
+fn ten_thousand_unrelated_messages_cost_no_scans() {
+    let s = stack();
+    let dir = temp_dir("big-inbox");
+    let port = free_port();
+    // 10,000 ordinary messages, delivered today, already in the mailbox.
+    let maildir = s.dir.join("mail").join(user("t-big")).join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for i in 0..10_000 {
+        let body = format!(
+            "From: someone@example.test\nSubject: unrelated {i}\nMessage-ID: <{i}@example.test>\n\nhello {i}\n"
+        );
+        std::fs::write(maildir.join("cur").join(format!("1795000000.M{i}P1.test:2,S")), body).unwrap();
+    }
+    for path in [s.dir.join("mail").join(user("t-big")), maildir.clone()]
+        .into_iter()
+        .chain(["cur", "new", "tmp"].iter().map(|d| maildir.join(d)))
+        .chain(std::fs::read_dir(maildir.join("cur")).unwrap().map(|e| e.unwrap().path()))
+    {
+        std::os::unix::fs::chown(&path, Some(8), Some(8)).unwrap();
+    }
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: big, provider: relay, inbox: big, interval: 1s }}\n",
+        global("t-big", port, &dir, "1s", "1m"),
+        relay("relay"),
+        inbox("big", "t-big"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let labels = [route("big", "relay", "big").as_slice(), &[("placement", "inbox")]].concat();
+    mc.wait_until("deliveries", Duration::from_secs(60), |m| {
+        m.value("mailcanary_canaries_delivered_total", &labels) >= 5.0
+    });
+    // What the watcher fetched, from its own account of every fetch.
+    let log = mc.log();
+    let fetched: Vec<usize> = log
+        .lines()
+        .filter(|l| l.contains("new messages") || l.contains("canaries of the last day"))
+        .filter_map(|l| {
+            l.rsplit("fetched")
+                .next()?
+                .trim_start_matches(|c: char| !c.is_ascii_digit())
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let total: usize = fetched.iter().sum();
+    assert!(fetched.len() >= 5, "fetches were logged: {fetched:?}");
+    assert!(total <= 20, "fetched {total} headers in {} fetches for 5 canaries: {fetched:?}", fetched.len());
+    assert_eq!(s.messages("t-big", "").len(), 10_000, "the unrelated mail is untouched");
+}

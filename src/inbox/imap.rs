@@ -227,31 +227,25 @@ impl ImapSession {
         self.selected.as_ref().map(|(f, s)| (f.as_str(), *s))
     }
 
-    /// UIDs of messages in the selected folder whose internal date is on or
-    /// after `date` (server-side search, day resolution).
-    pub async fn uids_since(&mut self, date: chrono::NaiveDate) -> Result<Vec<u32>, ImapError> {
+    /// UIDs of messages in the selected folder that match the IMAP SEARCH
+    /// `criteria` (searched by the server), ascending.
+    pub async fn search(&mut self, criteria: &str) -> Result<Vec<u32>, ImapError> {
         let limit = self.timeout;
-        let query = format!("SINCE {}", date.format("%-d-%b-%Y"));
         let mut uids: Vec<u32> =
-            within(limit, "UID SEARCH", self.session()?.uid_search(query)).await?.into_iter().collect();
+            within(limit, "UID SEARCH", self.session()?.uid_search(criteria)).await?.into_iter().collect();
         self.drain();
         uids.sort_unstable();
         Ok(uids)
     }
 
-    /// The `fields` headers of every message with UID ≥ `from` in the
-    /// selected folder, at most `max` of them, in UID order.
-    pub async fn headers_from(
-        &mut self,
-        from: u32,
-        fields: &str,
-        max: usize,
-    ) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+    /// The `fields` headers of the messages in the UID `set` of the selected
+    /// folder whose UID is at least `min`, in UID order.
+    pub async fn headers(&mut self, set: &str, min: u32, fields: &str) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
         let limit = self.timeout;
         let query = format!("(UID BODY.PEEK[HEADER.FIELDS ({fields})])");
         let session = self.session()?;
         let fetched = within(limit, "UID FETCH", async {
-            let stream = session.uid_fetch(format!("{from}:*"), &query).await?;
+            let stream = session.uid_fetch(set, &query).await?;
             stream.try_collect::<Vec<_>>().await
         })
         .await?;
@@ -260,10 +254,9 @@ impl ImapSession {
         let mut out: Vec<(u32, Vec<u8>)> = fetched
             .iter()
             .filter_map(|f| Some((f.uid?, f.header().unwrap_or_default().to_vec())))
-            .filter(|(uid, _)| *uid >= from)
+            .filter(|(uid, _)| *uid >= min)
             .collect();
         out.sort_by_key(|(uid, _)| *uid);
-        out.truncate(max);
         Ok(out)
     }
 
@@ -365,7 +358,7 @@ fn folder_state(folder: &str, uid_validity: Option<u32>, uid_next: Option<u32>) 
 }
 
 /// `1,3,5:7` from sorted or unsorted UIDs.
-fn uid_set(uids: &[u32]) -> String {
+pub fn uid_set(uids: &[u32]) -> String {
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();

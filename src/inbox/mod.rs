@@ -21,8 +21,6 @@ use tokio_rustls::rustls::ClientConfig;
 
 /// Headers fetched for each new message.
 const FIELDS: &str = "X-Mailcanary-Token";
-/// New messages fetched per round trip.
-const BATCH: usize = 500;
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -190,7 +188,7 @@ impl Watcher {
             tracing::error!(error = %e, "ledger read failed");
             None
         });
-        let mut from = match cursor {
+        let from = match cursor {
             Some((validity, next)) if validity == uid_validity => {
                 if uid_next.is_some_and(|uid_next| next >= uid_next) {
                     return Ok(());
@@ -200,38 +198,40 @@ impl Watcher {
                 }
                 next
             }
-            _ => {
-                // First sight of this folder (or it was recreated): look back
-                // one day on the server, so canaries sent while we were not yet
-                // connected are still found, without reading old mail.
-                let state = imap.select(folder).await?;
-                let since = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
-                match imap.uids_since(since).await?.first() {
-                    Some(&first) => first,
-                    None => {
-                        self.save_cursor(folder, state.uid_validity, state.uid_next);
-                        return Ok(());
-                    }
-                }
-            }
+            _ => return self.first_scan(imap, folder, placement).await,
         };
-        loop {
-            let batch = imap.headers_from(from, FIELDS, BATCH).await?;
-            let Some(&(last, _)) = batch.last() else { break };
-            let mut resolved = Vec::new();
-            for (uid, headers) in &batch {
-                if self.classify(headers, placement) {
-                    resolved.push(*uid);
-                }
-            }
-            self.cleanup(imap, &resolved, folder).await;
-            from = last + 1;
-            self.save_cursor(folder, uid_validity, from);
-            if batch.len() < BATCH {
-                break;
-            }
+        let new = imap.headers(&format!("{from}:*"), from, FIELDS).await?;
+        tracing::debug!(inbox = %self.name(), folder, from, fetched = new.len(), "new messages");
+        if let Some(&(last, _)) = new.last() {
+            self.process(imap, folder, placement, &new).await;
+            self.save_cursor(folder, uid_validity, last + 1);
         }
         Ok(())
+    }
+
+    /// First sight of a folder (or it was recreated): the server finds the
+    /// canaries of the last day, so those sent before we connected are seen,
+    /// and only they are fetched, however much other mail the folder holds.
+    async fn first_scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
+        let state = imap.select(folder).await?;
+        let since = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
+        let uids = imap.search(&format!("SINCE {} HEADER {FIELDS} \"\"", since.format("%-d-%b-%Y"))).await?;
+        let mut next = state.uid_next;
+        if !uids.is_empty() {
+            let found = imap.headers(&imap::uid_set(&uids), 0, FIELDS).await?;
+            tracing::debug!(inbox = %self.name(), folder, fetched = found.len(), "canaries of the last day");
+            self.process(imap, folder, placement, &found).await;
+            next = next.max(found.last().map_or(0, |(uid, _)| uid + 1));
+        }
+        self.save_cursor(folder, state.uid_validity, next);
+        Ok(())
+    }
+
+    /// Classifies fetched messages and cleans up the ones the matcher resolved.
+    async fn process(&self, imap: &mut ImapSession, folder: &str, placement: Placement, messages: &[(u32, Vec<u8>)]) {
+        let resolved: Vec<u32> =
+            messages.iter().filter(|(_, headers)| self.classify(headers, placement)).map(|(uid, _)| *uid).collect();
+        self.cleanup(imap, &resolved, folder).await;
     }
 
     /// Verifies one message's token and hands a genuine canary to the
