@@ -387,3 +387,46 @@ fn a_bad_reload_is_refused_and_a_good_one_applied() {
     let duplicates = m.value("mailcanary_unmatched_messages_total", &[("inbox", "one"), ("reason", "duplicate")]);
     assert_eq!(duplicates, 0.0, "the restarted watcher did not see a canary twice");
 }
+
+#[test]
+fn replayed_and_unknown_canaries_are_counted_and_left_alone() {
+    use mailcanary::canary::{SigningKey, Token};
+    use mailcanary::secret::Secret;
+    let s = stack();
+    let dir = temp_dir("replay");
+    let port = free_port();
+    let key = "replay-test-signing-key-0123456789";
+    let config = format!(
+        "{}  signing_key: \"{key}\"\nproviders:\n{}inboxes:\n{}    cleanup: keep\nprobes:\n  - {{ name: replayed, provider: relay, inbox: box }}\n",
+        global("t-replay", port, &dir, "1h", "1m"),
+        relay("relay"),
+        inbox("box", "t-replay"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let labels = route("replayed", "relay", "box");
+    let delivered = [labels.as_slice(), &[("placement", "inbox")]].concat();
+    mc.wait_until("the canary", WAIT, |m| m.value("mailcanary_canaries_delivered_total", &delivered) >= 1.0);
+    let original = s.wait_messages("t-replay", "", 1).remove(0);
+    let headers_end = original.find("\n\n").unwrap();
+    let token_line = original[..headers_end].lines().find(|l| l.starts_with("X-Mailcanary-Token:")).unwrap();
+    let to = format!("{}@mailcanary.test", user("t-replay"));
+    // A replay of the real canary, and a genuine token for a canary this
+    // instance never sent (a probe since removed, or a pruned ledger).
+    s.inject(&to, &format!("Subject: replay\n{token_line}\n\nreplayed\n"));
+    let unknown = Token {
+        instance: "t-replay".into(),
+        probe: "removed-probe".into(),
+        canary_id: "neverSentAtAll01".into(),
+        sent_ms: 1,
+    }
+    .sign(&SigningKey::new(Secret::new(key)));
+    s.inject(&to, &format!("Subject: unknown\nX-Mailcanary-Token: {unknown}\n\nunknown\n"));
+    let reason = |r| [("inbox", "box"), ("reason", r)];
+    let m = mc.wait_until("the replay and the unknown canary counted", WAIT, |m| {
+        m.value("mailcanary_unmatched_messages_total", &reason("duplicate")) >= 1.0
+            && m.value("mailcanary_unmatched_messages_total", &reason("expired")) >= 1.0
+    });
+    assert_eq!(m.value("mailcanary_canaries_delivered_total", &delivered), 1.0, "counted once");
+    assert_eq!(m.value("mailcanary_canaries_late_total", &labels), 0.0);
+    assert_eq!(s.wait_messages("t-replay", "", 3).len(), 3, "all left in the mailbox (cleanup: keep)");
+}

@@ -1,5 +1,6 @@
-//! A crash with a canary in flight: after a restart it is resolved from the
-//! ledger, once. Its own binary, because it releases the stack's held mail.
+//! A crash or a stop with a canary in flight: after a restart it is resolved
+//! from the ledger, once. Its own binary, because it releases the stack's
+//! held mail.
 
 mod common;
 
@@ -7,22 +8,30 @@ use common::*;
 use mailcanary::ledger::{Ledger, State};
 use std::time::Duration;
 
-#[test]
-fn a_canary_in_flight_survives_kill_9() {
-    let dir = temp_dir("restart");
+/// Stops mailcanary with `signal` while a canary is held in the queue, starts
+/// it again on the same ledger, releases the queue: the canary is resolved
+/// once, as delivered, with its latency from the ledger's clock.
+fn survives(signal: &str) {
+    let dir = temp_dir(&format!("restart-{signal}"));
     let port = free_port();
     let config = format!(
         "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: crash, provider: relay, inbox: hold }}\n",
         global("t-restart", port, &dir, "1h", "2m"),
         relay("relay"),
-        inbox("hold", "hold-t-restart"),
+        inbox("hold", &format!("hold-t-restart-{signal}")),
     );
     let labels = route("crash", "relay", "hold");
     let wait = Duration::from_secs(30);
     let mut mc = Mailcanary::start(&dir, port, &config);
     mc.wait_until("the canary sent", wait, |m| m.value("mailcanary_canaries_sent_total", &labels) >= 1.0);
-    mc.signal("KILL");
-    let _ = mc.stop();
+    let stopped = std::time::Instant::now();
+    mc.signal(signal);
+    let status = mc.stop();
+    if signal == "TERM" {
+        assert!(status.success(), "a clean stop: {status:?}");
+        assert!(stopped.elapsed() < Duration::from_secs(15), "the drain is bounded");
+        assert!(mc.log().contains("draining"), "{}", mc.log());
+    }
     let ledger = Ledger::open(&dir.join("state")).unwrap();
     let pending = ledger.pending().unwrap();
     assert_eq!(pending.len(), 1, "the canary in flight is in the ledger: {pending:?}");
@@ -50,4 +59,11 @@ fn a_canary_in_flight_survives_kill_9() {
     });
     assert_eq!(m.value("mailcanary_canaries_lost_total", &labels), 0.0);
     assert_eq!(m.value("mailcanary_unmatched_messages_total", &[("inbox", "hold"), ("reason", "expired")]), 0.0);
+}
+
+#[test]
+fn a_canary_in_flight_survives_kill_9_and_sigterm() {
+    // One after the other: each releases the whole queue.
+    survives("KILL");
+    survives("TERM");
 }

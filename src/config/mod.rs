@@ -532,7 +532,11 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
     };
     config.routes = validate::validate(&config, &providers, &inboxes, &probes, &doc, &mut problems);
     problems.sort_by_key(|p| p.line.unwrap_or(0));
-    if problems.is_empty() { Ok(config) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems.into_iter().map(|p| yaml::redact(p, &doc.expanded)).collect())
+    }
 }
 
 /// Decodes each item of the list at `section` on its own, with its index.

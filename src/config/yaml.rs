@@ -33,6 +33,8 @@ pub struct Document {
     nodes: HashMap<String, Node>,
     /// Top-level keys in file order, with the line of each key.
     pub top_keys: Vec<(String, usize)>,
+    /// Values that came from the environment: never quoted in a problem.
+    pub expanded: Vec<String>,
 }
 
 /// A value scalar as written: where it is and what it says.
@@ -59,13 +61,17 @@ impl Document {
         if !scalars.iter().any(|s| s.value.contains('$')) {
             return Ok(raw);
         }
+        let mut expanded_values = Vec::new();
         // Rewrite each expanded value in place, keeping its line count, then
         // index the result: lines stay those of the file.
         let mut expanded = String::with_capacity(text.len());
         let mut at = 0;
         for scalar in scalars.iter().filter(|s| s.value.contains('$')) {
             let value = match expand(&scalar.value, env) {
-                Ok(value) => value,
+                Ok(value) => {
+                    expanded_values.push(value.clone());
+                    value
+                }
                 Err(message) => {
                     problems.push(Problem { path: scalar.path.clone(), line: Some(scalar.line), message });
                     continue;
@@ -78,12 +84,15 @@ impl Document {
             at = scalar.end;
         }
         expanded.push_str(&text[at..]);
-        Ok(Self::index(&expanded)?.0)
+        let mut doc = Self::index(&expanded).map_err(|p| redact(p, &expanded_values))?.0;
+        doc.expanded = expanded_values;
+        Ok(doc)
     }
 
     /// Indexes `text` without expanding anything.
     fn index(text: &str) -> Result<(Self, Vec<Scalar>), Problem> {
-        let mut doc = Document { text: text.to_string(), nodes: HashMap::new(), top_keys: Vec::new() };
+        let mut doc =
+            Document { text: text.to_string(), nodes: HashMap::new(), top_keys: Vec::new(), expanded: Vec::new() };
         let mut scalars = Vec::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut parser = Parser::new_from_str(text);
@@ -223,6 +232,15 @@ impl Document {
             .max_by_key(|(p, n)| (n.col, p.len()))
             .map_or_else(|| prefix.to_string(), |(p, _)| p.clone())
     }
+}
+
+/// `problem` with every value from the environment replaced by `***`, so a
+/// secret expanded into the wrong key is never quoted back.
+pub fn redact(mut problem: Problem, expanded: &[String]) -> Problem {
+    for value in expanded.iter().filter(|v| v.len() >= 3) {
+        problem.message = problem.message.replace(value.as_str(), "***");
+    }
+    problem
 }
 
 /// Expands `${VAR}` from `env`; `$$` is a literal `$`, any other `$` stays.
