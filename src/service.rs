@@ -105,7 +105,12 @@ pub fn watch_inboxes(config: &Config, rt: &Runtime, stop: &watch::Sender<bool>) 
     });
     let mut handles = HashMap::new();
     let mut tasks = Vec::new();
-    for inbox in config.inboxes.iter().filter(|i| config.routes.iter().any(|r| r.inbox == i.name)) {
+    // Inboxes that routes end in, and those still awaiting canaries of routes
+    // a reload removed, so that those are resolved rather than lost.
+    let watched = |i: &&crate::config::InboxConfig| {
+        config.routes.iter().any(|r| r.inbox == i.name) || rt.matcher.waiting_in(&i.name) > 0
+    };
+    for inbox in config.inboxes.iter().filter(watched) {
         let (handle, task) = inbox::spawn(inbox.clone(), shared.clone(), stop.subscribe())?;
         handles.insert(inbox.name.clone(), handle);
         tasks.push(task);

@@ -61,9 +61,40 @@ fn survives(signal: &str) {
     assert_eq!(m.value("mailcanary_unmatched_messages_total", &[("inbox", "hold"), ("reason", "expired")]), 0.0);
 }
 
+/// The tests of this binary release the whole queue: one at a time.
+static QUEUE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_canary_in_flight_survives_kill_9_and_sigterm() {
-    // One after the other: each releases the whole queue.
+    let _queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
     survives("KILL");
     survives("TERM");
+}
+
+#[test]
+fn a_route_removed_by_a_reload_still_resolves_its_canary() {
+    let _queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = temp_dir("removed-route");
+    let port = free_port();
+    let head = format!(
+        "{}providers:\n{}inboxes:\n{}{}probes:\n  - {{ name: stays, provider: relay, inbox: other }}\n",
+        global("t-removed", port, &dir, "1h", "2m"),
+        relay("relay"),
+        inbox("held", "hold-t-removed"),
+        inbox("other", "t-removed-other"),
+    );
+    let mc = Mailcanary::start(&dir, port, &format!("{head}  - {{ name: goes, provider: relay, inbox: held }}\n"));
+    let goes = route("goes", "relay", "held");
+    mc.wait_until("the canary in flight", Duration::from_secs(30), |m| {
+        m.value("mailcanary_canaries_in_flight", &goes) >= 1.0
+    });
+    mc.rewrite_config(&head);
+    mc.signal("HUP");
+    mc.wait_until("the reload", Duration::from_secs(30), |_| mc.log().contains("config reloaded"));
+    mailstack(&["release"]);
+    let delivered = [goes.as_slice(), &[("placement", "inbox")]].concat();
+    let m = mc.wait_until("the removed route's canary delivered", Duration::from_secs(30), |m| {
+        m.value("mailcanary_canaries_delivered_total", &delivered) >= 1.0
+    });
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &goes), 0.0);
 }
