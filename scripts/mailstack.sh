@@ -108,6 +108,9 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
 first_valid_uid = 8
+# Room for a thousand-route benchmark: one IMAP session per watched inbox.
+default_process_limit = 500
+default_client_limit = 4000
 mail_location = maildir:$DIR/mail/%n/Maildir
 passdb {
   driver = static

@@ -22,6 +22,8 @@ use tokio_rustls::rustls::ClientConfig;
 /// Headers fetched for each new message.
 const FIELDS: &str = "X-Mailcanary-Token";
 const BACKOFF_START: Duration = Duration::from_millis(500);
+/// The first fast poll after a send; it doubles up to `fast_poll.interval`.
+const FAST_START: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// What every watcher shares with the rest of the service.
@@ -113,6 +115,8 @@ impl Watcher {
         folders.push((self.config.folders.inbox.clone(), Placement::Inbox));
         // Folders the server refuses (deleted, renamed): counted, skipped, retried.
         let mut refused: Vec<String> = Vec::new();
+        let mut last_send = *self.sent.borrow();
+        let mut fast_delay = self.shared.fast_poll.interval;
         loop {
             for (folder, placement) in &folders {
                 match self.scan(&mut imap, folder, *placement).await {
@@ -132,12 +136,21 @@ impl Watcher {
                 imap.logout().await;
                 return Ok(());
             }
-            let fast = self.shared.fast_poll.clone();
-            if self.sent.borrow().elapsed() < fast.window && self.shared.matcher.waiting_in(self.name()) > 0 {
+            let fast = &self.shared.fast_poll;
+            let sent = *self.sent.borrow_and_update();
+            if sent != last_send {
+                // A new canary: start polling quickly again.
+                last_send = sent;
+                fast_delay = FAST_START.min(fast.interval);
+            }
+            if sent.elapsed() < fast.window && self.shared.matcher.waiting_in(self.name()) > 0 {
+                // Local delivery takes milliseconds, a provider's seconds: poll
+                // soon, then less often, up to the configured interval.
                 tokio::select! {
-                    _ = tokio::time::sleep(fast.interval) => {}
+                    _ = tokio::time::sleep(fast_delay) => {}
                     _ = self.shutdown.changed() => {}
                 }
+                fast_delay = (fast_delay * 2).min(fast.interval);
                 continue;
             }
             if imap.selected().map(|(f, _)| f) != Some(self.config.folders.inbox.as_str()) {

@@ -234,6 +234,11 @@ impl Mailcanary {
         m
     }
 
+    /// The process id, for reading its use of the machine.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The service's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("mailcanary.log")).unwrap_or_default()

@@ -1,0 +1,362 @@
+//! The delivery benchmark, on the local mail stack (docs/performance.md):
+//!
+//!   accuracy  mailcanary's detection time minus the moment the message file
+//!             appears in Dovecot's Maildir (the ground truth, by inotify)
+//!   cost      1,000 routes (10 providers × 100 inboxes) at 60 s: CPU per
+//!             canary, peak RSS, open connections, false lost canaries
+//!   peer      check_email_delivery (monitoring-plugins-contrib) and
+//!             `mailcanary check`, one-shot checks side by side
+//!   scrape    /metrics response time and size at 1,000 routes
+//!
+//!   sudo cargo bench --bench delivery [-- accuracy cost peer scrape] [--smoke]
+//!
+//! Sizes: MC_BENCH_CANARIES (accuracy, 300), MC_BENCH_MINUTES (cost, 3),
+//! MC_BENCH_PEER_RUNS (peer, 20). `--smoke` runs all parts tiny, for CI.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use inotify::{Inotify, WatchMask};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentiles(mut values: Vec<f64>) -> (f64, f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let q = |q: f64| values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+    (q(0.5), q(0.95), q(0.99), *values.last().unwrap())
+}
+
+/// A Maildir made ready (owned by the mail user) before Dovecot first sees it.
+fn maildir(base: &str) -> PathBuf {
+    let s = stack();
+    let home = s.dir.join("mail").join(user(base));
+    let maildir = home.join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for path in [home, maildir.clone(), maildir.join("cur"), maildir.join("new"), maildir.join("tmp")] {
+        std::os::unix::fs::chown(&path, Some(8), Some(8)).unwrap();
+    }
+    maildir
+}
+
+/// Watches Maildir/new directories: canary id (or message id) → arrival, ms.
+fn arrivals(dirs: Vec<PathBuf>) -> Arc<Mutex<HashMap<String, i64>>> {
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let sink = seen.clone();
+    let mut inotify = Inotify::init().unwrap();
+    let mut by_watch = HashMap::new();
+    for dir in &dirs {
+        let wd = inotify.watches().add(dir.join("new"), WatchMask::MOVED_TO | WatchMask::CREATE).unwrap();
+        by_watch.insert(wd, dir.clone());
+    }
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 65536];
+        loop {
+            let events = inotify.read_events_blocking(&mut buffer).unwrap();
+            let at = now_ms();
+            for event in events {
+                let (Some(name), Some(dir)) = (event.name, by_watch.get(&event.wd)) else { continue };
+                let name = name.to_string_lossy().to_string();
+                // Dovecot may move it to cur/ (adding flags) as soon as a session looks.
+                let base = name.split(':').next().unwrap_or(&name).to_string();
+                let text = std::fs::read_to_string(dir.join("new").join(&name)).ok().or_else(|| {
+                    std::fs::read_dir(dir.join("cur")).ok()?.flatten().find_map(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&base)
+                            .then(|| std::fs::read_to_string(e.path()).ok())?
+                    })
+                });
+                if let Some(key) = text.as_deref().and_then(message_key) {
+                    sink.lock().unwrap().entry(key).or_insert(at);
+                }
+            }
+        }
+    });
+    seen
+}
+
+/// The canary id of a message (the 5th field of its token), or its X-Peer-Id.
+fn message_key(text: &str) -> Option<String> {
+    let headers = &text[..text.find("\n\n").or_else(|| text.find("\r\n\r\n")).unwrap_or(text.len())];
+    headers.lines().find_map(|l| {
+        if let Some(token) = l.strip_prefix("X-Mailcanary-Token: ") {
+            token.trim().split('.').nth(4).map(str::to_string)
+        } else {
+            l.strip_prefix("Subject: ").filter(|s| s.starts_with("peer ")).map(|s| s.trim().to_string())
+        }
+    })
+}
+
+fn accuracy(canaries: usize) {
+    let routes = 10;
+    let dir = temp_dir("bench-accuracy");
+    let port = free_port();
+    let dirs: Vec<PathBuf> = (0..routes).map(|i| maildir(&format!("acc-{i}"))).collect();
+    let seen = arrivals(dirs);
+    let mut inboxes = String::new();
+    for i in 0..routes {
+        inboxes += &inbox(&format!("b{i}"), &format!("acc-{i}"));
+        inboxes += "    cleanup: keep\n";
+    }
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{inboxes}probes:\n  - matrix: {{ providers: [relay], inboxes: [{}] }}\n",
+        global("bench-accuracy", port, &dir, "1s", "1m"),
+        relay("relay"),
+        (0..routes).map(|i| format!("b{i}")).collect::<Vec<_>>().join(", "),
+    );
+    let mut mc = Mailcanary::start(&dir, port, &config);
+    let start = Instant::now();
+    mc.wait_until("enough deliveries", Duration::from_secs(600), |m| {
+        let delivered: f64 =
+            m.0.lines()
+                .filter(|l| l.starts_with("mailcanary_canaries_delivered_total{") && l.contains("placement=\"inbox\""))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+        delivered >= canaries as f64
+    });
+    let took = start.elapsed();
+    mc.stop();
+    let rows = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap().since(0).unwrap();
+    let seen = seen.lock().unwrap();
+    let (mut overhead, mut truth, mut error) = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows.iter().filter(|r| r.state == mailcanary::ledger::State::Delivered) {
+        let (Some(arrived), Some(seen_ms), Some(accepted), Some(latency)) =
+            (seen.get(&row.id), row.seen_ms, row.accepted_ms, row.latency_ms)
+        else {
+            continue;
+        };
+        overhead.push((seen_ms - arrived) as f64);
+        truth.push((arrived - accepted) as f64);
+        error.push((latency - (arrived - accepted)) as f64);
+    }
+    let n = overhead.len();
+    assert!(n > 0, "no canary matched to its Maildir file");
+    let (p50, p95, p99, max) = percentiles(overhead);
+    let (t50, t95, t99, _) = percentiles(truth);
+    let (e50, e95, e99, _) = percentiles(error);
+    println!("\n## accuracy: {n} canaries on {routes} routes in {:.0} s (default settings)", took.as_secs_f64());
+    println!("| | p50 | p95 | p99 | max |\n|---|---|---|---|---|");
+    println!("| detection overhead (seen − file in Maildir), ms | {p50:.0} | {p95:.0} | {p99:.0} | {max:.0} |");
+    println!("| true delivery time (file − accepted), ms | {t50:.0} | {t95:.0} | {t99:.0} | |");
+    println!("| error of the reported latency, ms | {e50:.0} | {e95:.0} | {e99:.0} | |");
+}
+
+/// CPU seconds (user + system) and peak RSS (kB) of a process, from /proc.
+fn usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let hz: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (ticks / hz, hwm)
+}
+
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn sum(m: &Metrics, prefix: &str) -> f64 {
+    m.0.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
+fn cost_and_scrape(minutes: f64, providers: usize, inboxes: usize) {
+    let dir = temp_dir("bench-cost");
+    let port = free_port();
+    let mut provider_list = String::new();
+    for p in 0..providers {
+        provider_list += &relay(&format!("p{p}"));
+    }
+    let mut inbox_list = String::new();
+    for i in 0..inboxes {
+        inbox_list += &inbox(&format!("i{i}"), &format!("cost-{i}"));
+    }
+    let names = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>().join(", ");
+    let config = format!(
+        "{}providers:\n{provider_list}inboxes:\n{inbox_list}probes:\n  - matrix: {{ providers: [{}], inboxes: [{}] }}\n",
+        global("bench-cost", port, &dir, "60s", "60s").replace("jitter: 0%", "jitter: 10%"),
+        names("p", providers),
+        names("i", inboxes),
+    );
+    let routes = providers * inboxes;
+    let mut mc = Mailcanary::start(&dir, port, &config);
+    let pid = mc.pid();
+    let run = Duration::from_secs_f64(minutes * 60.0);
+    let start = Instant::now();
+    let (mut peak_sockets, mut scrape_ms, mut scrape_bytes) = (0, Vec::new(), 0);
+    while start.elapsed() < run {
+        std::thread::sleep(Duration::from_secs(2));
+        peak_sockets = peak_sockets.max(sockets(pid));
+        let t = Instant::now();
+        if let Some((200, body)) = http(port, "GET", "/metrics") {
+            scrape_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            scrape_bytes = body.len();
+        }
+    }
+    let (cpu, rss_kb) = usage(pid);
+    let m = mc.metrics().unwrap();
+    let delivered = sum(&m, "mailcanary_canaries_delivered_total{");
+    let sent = sum(&m, "mailcanary_canaries_sent_total{");
+    let failed = sum(&m, "mailcanary_send_failures_total{");
+    // Let every canary sent have its full timeout before counting lost ones.
+    std::thread::sleep(Duration::from_secs(65));
+    let m = mc.metrics().unwrap();
+    let lost = sum(&m, "mailcanary_canaries_lost_total{");
+    let up = sum(&m, "mailcanary_inbox_up{");
+    mc.stop();
+    let (s50, _, s99, smax) = percentiles(scrape_ms.clone());
+    println!("\n## cost: {routes} routes ({providers} providers × {inboxes} inboxes) at 60 s, {minutes} min");
+    println!("| measure | value |\n|---|---|");
+    println!("| canaries sent / delivered / refused | {sent:.0} / {delivered:.0} / {failed:.0} |");
+    println!(
+        "| CPU per delivered canary (whole run, start-up included) | {:.2} ms |",
+        cpu * 1000.0 / delivered.max(1.0)
+    );
+    println!("| CPU total | {cpu:.1} s over {:.0} s |", start.elapsed().as_secs_f64());
+    println!("| peak RSS | {:.1} MB |", rss_kb as f64 / 1024.0);
+    println!("| open sockets, peak | {peak_sockets} ({inboxes} IMAP sessions + SMTP + HTTP) |");
+    println!("| inboxes up at the end | {up:.0} of {inboxes} |");
+    println!("| false lost canaries | {lost:.0} |");
+    println!("\n## scrape: /metrics at {routes} routes");
+    println!("| measure | value |\n|---|---|");
+    println!("| response time p50 / p99 / max ({} scrapes) | {s50:.1} / {s99:.1} / {smax:.1} ms |", scrape_ms.len());
+    println!("| size | {:.0} kB |", scrape_bytes as f64 / 1024.0);
+}
+
+/// Runs `command` under GNU time: (wall s, CPU s, max RSS kB, stdout).
+fn timed(command: &mut Command) -> (f64, f64, u64, String) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%e %U %S %M", "-o", "/dev/stderr"])
+        .arg(command.get_program())
+        .args(command.get_args())
+        .output()
+        .expect("GNU time (Debian package time)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or("");
+    let f: Vec<f64> = last.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    assert_eq!(f.len(), 4, "time output: {stderr}");
+    (f[0], f[1] + f[2], f[3] as u64, String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+fn peer(runs: usize) {
+    let s = stack();
+    let peer_dir = maildir("peer");
+    let mc_dir = maildir("peer-mc");
+    let seen = arrivals(vec![peer_dir, mc_dir]);
+    let plugins = "/usr/lib/nagios/plugins";
+    let (mut p_wall, mut p_cpu, mut p_rss, mut p_err) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
+        let subject = format!("peer {}-{run}", std::process::id());
+        let spawned = now_ms();
+        let (wall, cpu, rss, stdout) = timed(
+            Command::new(format!("{plugins}/check_email_delivery"))
+                .args(["--libexec", plugins, "--hires", "--wait", "1", "--imap-check-interval", "1"])
+                .args(["--smtp-server", "127.0.0.1", "--smtp-port", &s.smtp.to_string(), "--nosmtptls"])
+                .args(["--imap-server", "127.0.0.1", "--imap-port", &s.imap.to_string(), "--noimapssl"])
+                .args(["--username", &user("peer"), "--password", &s.password])
+                .args(["--mailto", &format!("{}@mailcanary.test", user("peer")), "--mailfrom", "peer@mailcanary.test"])
+                .args(["--header", &format!("Subject: {subject}")]),
+        );
+        // "EMAIL DELIVERY OK - 1.23 seconds"
+        let reported: Option<f64> =
+            stdout.split(" - ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok());
+        std::thread::sleep(Duration::from_millis(200));
+        let arrived = seen.lock().unwrap().get(&subject).copied();
+        if let (Some(reported), Some(arrived)) = (reported, arrived) {
+            // The truth from the check's own start: an upper bound of its send time.
+            p_err.push(reported * 1000.0 - (arrived - spawned) as f64);
+        } else {
+            println!("peer run {run}: {stdout}");
+        }
+        p_wall.push(wall);
+        p_cpu.push(cpu);
+        p_rss.push(rss as f64);
+    }
+    let dir = temp_dir("bench-peer");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: one, provider: relay, inbox: box }}\n",
+        global("bench-peer", port, &dir, "1h", "1m"),
+        relay("relay"),
+        inbox("box", "peer-mc"),
+    );
+    let path = dir.join("probes.yaml");
+    std::fs::write(&path, config).unwrap();
+    let (mut m_wall, mut m_cpu, mut m_rss) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (wall, cpu, rss, stdout) = timed(
+            Command::new(env!("CARGO_BIN_EXE_mailcanary")).args(["check", "--probe", "one", "--config"]).arg(&path),
+        );
+        assert!(stdout.contains("delivered to inbox"), "{stdout}");
+        m_wall.push(wall);
+        m_cpu.push(cpu);
+        m_rss.push(rss as f64);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    println!("\n## peer: one-shot checks, {runs} runs each, same stack");
+    println!("| per check (mean) | check_email_delivery | mailcanary check | ratio |\n|---|---|---|---|");
+    println!("| wall time | {:.2} s | {:.2} s | {:.2} |", mean(&p_wall), mean(&m_wall), mean(&m_wall) / mean(&p_wall));
+    println!("| CPU | {:.3} s | {:.3} s | {:.2} |", mean(&p_cpu), mean(&m_cpu), mean(&m_cpu) / mean(&p_cpu));
+    println!(
+        "| max RSS | {:.1} MB | {:.1} MB | {:.2} |",
+        mean(&p_rss) / 1024.0,
+        mean(&m_rss) / 1024.0,
+        mean(&m_rss) / mean(&p_rss)
+    );
+    if !p_err.is_empty() {
+        let (e50, e95, e99, _) = percentiles(p_err.iter().map(|e| e.abs()).collect());
+        println!(
+            "| error of the reported delay, |ms| p50 / p95 / p99 | {e50:.0} / {e95:.0} / {e99:.0} | see accuracy | |"
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--bench")).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let parts: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
+    let all = parts.is_empty();
+    let want = |p: &str| all || parts.contains(&p);
+    println!("# mailcanary delivery benchmark{}", if smoke { " (smoke)" } else { "" });
+    if want("accuracy") {
+        accuracy(if smoke { 20 } else { env_usize("MC_BENCH_CANARIES", 300) });
+    }
+    if want("cost") || want("scrape") {
+        if smoke {
+            cost_and_scrape(0.25, 2, 5);
+        } else {
+            cost_and_scrape(env_usize("MC_BENCH_MINUTES", 3) as f64, 10, 100);
+        }
+    }
+    if want("peer") {
+        peer(if smoke { 2 } else { env_usize("MC_BENCH_PEER_RUNS", 20) });
+    }
+}
