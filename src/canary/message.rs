@@ -39,6 +39,14 @@ pub struct Canary {
 }
 
 impl Canary {
+    /// The headers an API provider must add to the message it builds from
+    /// fields: the token, and the marks that keep auto-responders quiet.
+    pub fn api_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = vec![(TOKEN_HEADER, self.token.clone())];
+        headers.extend(AUTO_SUBMITTED.iter().map(|(n, v)| (*n, v.to_string())));
+        headers
+    }
+
     /// Makes a signed canary for `route` from `from` to `to`.
     pub fn new(
         route: &Route,

@@ -3,7 +3,7 @@
 
 use super::http::{Api, detail, status_reason};
 use super::{Accepted, Provider, SendError};
-use crate::canary::{AUTO_SUBMITTED, Canary, TOKEN_HEADER};
+use crate::canary::Canary;
 use crate::config::{MailgunConfig, MailgunRegion};
 use crate::secret::Secret;
 
@@ -35,16 +35,11 @@ impl Provider for MailgunProvider {
     }
 
     async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
-        let token_field = format!("h:{TOKEN_HEADER}");
-        let mut form: Vec<(&str, &str)> = vec![
-            ("from", &canary.from),
-            ("to", &canary.to),
-            ("subject", &canary.subject),
-            ("text", &canary.body),
-            (&token_field, &canary.token),
-        ];
-        let extra: Vec<(String, &str)> = AUTO_SUBMITTED.iter().map(|(n, v)| (format!("h:{n}"), *v)).collect();
-        form.extend(extra.iter().map(|(n, v)| (n.as_str(), *v)));
+        let headers: Vec<(String, String)> =
+            canary.api_headers().into_iter().map(|(n, v)| (format!("h:{n}"), v)).collect();
+        let mut form: Vec<(&str, &str)> =
+            vec![("from", &canary.from), ("to", &canary.to), ("subject", &canary.subject), ("text", &canary.body)];
+        form.extend(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let url = self.api.url(&format!("/v3/{}/messages", self.domain));
         let request = self.api.client().post(url).basic_auth("api", Some(self.key.expose())).form(&form);
         let reply = self.api.call(request).await?;

@@ -3,7 +3,7 @@
 
 use super::http::{Api, detail, status_reason};
 use super::{Accepted, Provider, SendError, SendReason};
-use crate::canary::{AUTO_SUBMITTED, Canary, TOKEN_HEADER};
+use crate::canary::Canary;
 use crate::config::PostmarkConfig;
 use crate::secret::Secret;
 
@@ -41,8 +41,8 @@ impl Provider for PostmarkProvider {
     }
 
     async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
-        let mut headers = vec![serde_json::json!({ "Name": TOKEN_HEADER, "Value": canary.token })];
-        headers.extend(AUTO_SUBMITTED.iter().map(|(n, v)| serde_json::json!({ "Name": n, "Value": v })));
+        let headers: Vec<serde_json::Value> =
+            canary.api_headers().iter().map(|(n, v)| serde_json::json!({ "Name": n, "Value": v })).collect();
         let body = serde_json::json!({
             "From": canary.from,
             "To": canary.to,

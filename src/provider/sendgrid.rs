@@ -3,7 +3,7 @@
 
 use super::http::{Api, detail, status_reason};
 use super::{Accepted, Provider, SendError};
-use crate::canary::{AUTO_SUBMITTED, Canary, TOKEN_HEADER};
+use crate::canary::Canary;
 use crate::config::SendgridConfig;
 use crate::secret::Secret;
 
@@ -29,11 +29,8 @@ impl Provider for SendgridProvider {
     }
 
     async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
-        let mut headers = serde_json::Map::new();
-        headers.insert(TOKEN_HEADER.into(), canary.token.clone().into());
-        for (name, value) in AUTO_SUBMITTED {
-            headers.insert(name.into(), value.into());
-        }
+        let headers: serde_json::Map<String, serde_json::Value> =
+            canary.api_headers().into_iter().map(|(n, v)| (n.to_string(), v.into())).collect();
         let body = serde_json::json!({
             "personalizations": [{ "to": [{ "email": canary.to }] }],
             "from": { "email": canary.from },

@@ -183,14 +183,21 @@ pub struct Mailcanary {
 pub struct Metrics(pub String);
 
 impl Metrics {
-    /// The value of `name` on the series carrying all `labels`, if any.
+    /// The sum of `name` over every series carrying all `labels` (as PromQL's
+    /// `sum` would), or None when no series matches.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.0.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
-            (n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
-                .then(|| value.parse().ok())?
-        })
+        let values: Vec<f64> = self
+            .0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+                (n == name && labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+                    .then(|| value.parse::<f64>().ok())?
+            })
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
     }
 
     /// Like `get`, 0 when the series is missing.
