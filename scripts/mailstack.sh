@@ -17,6 +17,7 @@
 # Addresses at the domain mailcanary.test, all with password $MAILSTACK_PASSWORD:
 #   any local part         delivered to its own mailbox (INBOX)
 #   spam*                  filed into Junk by a Sieve rule
+#   auth-*                 given an Authentication-Results header (spf=pass dkim=fail dmarc=fail)
 #   hold-*                 accepted, then held in the Postfix queue (release)
 #   throttle-*             refused at RCPT with 450 4.7.1 (rate limited)
 #   nobody                 refused at RCPT with 550 5.1.1 (unknown user)
@@ -87,13 +88,15 @@ write_dovecot() {
   mkdir -p "$d/run" "$d/state" "$DIR/mail" "$DIR/sieve"
   chown mail:mail "$DIR/mail"
   cat >"$DIR/sieve/before.sieve" <<'SIEVE'
-require ["fileinto", "envelope"];
+require ["fileinto", "envelope", "editheader"];
+if envelope :localpart :matches "to" "auth-*" {
+  addheader "Authentication-Results" "mx.mailcanary.test; spf=pass smtp.mailfrom=canary@mailcanary.test; dkim=fail (signature did not verify) header.d=mailcanary.test; dmarc=fail header.from=mailcanary.test";
+}
 if envelope :localpart :matches "to" "spam*" {
   fileinto "Junk";
   stop;
 }
 SIEVE
-  sievec "$DIR/sieve/before.sieve"
   cat >"$d/dovecot.conf" <<CONF
 base_dir = $d/run
 state_dir = $d/state
@@ -156,8 +159,10 @@ protocol lmtp {
 }
 plugin {
   sieve_before = $DIR/sieve/before.sieve
+  sieve_extensions = +editheader
 }
 CONF
+  sievec -c "$d/dovecot.conf" "$DIR/sieve/before.sieve"
 }
 
 write_postfix() {

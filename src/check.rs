@@ -121,9 +121,22 @@ async fn follow(
                 println!("  ✗ not accepted: {reason}: {detail}");
                 return Verdict::Failed;
             }
-            Event::Delivered { canary, placement, latency_seconds, .. } if canary == id => {
+            Event::Delivered { canary, placement, latency_seconds, insight, .. } if canary == id => {
                 let mark = if placement == "inbox" { "✓" } else { "✗" };
                 println!("{clear}  {mark} delivered to {placement} in {latency_seconds:.3} s");
+                if !insight.hops.is_empty() {
+                    println!("path (Received, oldest first):");
+                    for hop in &insight.hops {
+                        let delay = hop.delay_seconds.map_or_else(|| "      ?".to_string(), |d| format!("{d:>7.3}"));
+                        let tls = if hop.tls { "TLS" } else { "no TLS" };
+                        println!("  hop {}  +{delay} s  {:<32} {tls}", hop.position, hop.by.as_deref().unwrap_or("?"));
+                    }
+                }
+                if !insight.verdicts.is_empty() {
+                    let verdicts: Vec<String> =
+                        insight.verdicts.iter().map(|v| format!("{}={}", v.method, v.result)).collect();
+                    println!("authentication: {}", verdicts.join(" "));
+                }
                 println!("timing:");
                 println!("  submit → accepted   {send_seconds:>9.3} s");
                 println!("  accepted → seen     {latency_seconds:>9.3} s");

@@ -6,6 +6,7 @@ pub mod canary;
 pub mod check;
 pub mod config;
 pub mod inbox;
+pub mod insight;
 pub mod ledger;
 pub mod matcher;
 pub mod metrics;

@@ -6,8 +6,11 @@
 
 use crate::canary::{Canary, Token};
 use crate::config::Route;
+use crate::insight::{self, Hop, Insight, Verdict};
 use crate::ledger::{Ledger, State};
-use crate::metrics::{Metrics, Placement, PlacementLabels, ReasonLabels, RouteLabels, Unmatched};
+use crate::metrics::{
+    AuthLabels, HopLabels, Metrics, Placement, PlacementLabels, ReasonLabels, RouteLabels, Unmatched,
+};
 use crate::provider::{Accepted, SendError};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -21,7 +24,7 @@ use tokio::sync::broadcast;
 pub enum Event {
     Sent { canary: String, probe: String, provider_id: Option<String>, send_seconds: f64 },
     Failed { canary: String, probe: String, reason: &'static str, detail: String },
-    Delivered { canary: String, probe: String, placement: &'static str, latency_seconds: f64 },
+    Delivered { canary: String, probe: String, placement: &'static str, latency_seconds: f64, insight: Insight },
     Lost { canary: String, probe: String },
     Late { canary: String, probe: String, latency_seconds: f64 },
 }
@@ -49,6 +52,10 @@ pub struct RouteStatus {
     pub last_latency_seconds: Option<f64>,
     pub last_delivery_ms: Option<i64>,
     pub last_failure_reason: Option<&'static str>,
+    /// The receiving server's verdicts on the last canary seen.
+    pub last_auth: Vec<Verdict>,
+    /// The `Received` hops of the last canary seen, oldest first.
+    pub last_hops: Vec<Hop>,
     pub sent: u64,
     pub failed: u64,
     pub delivered: u64,
@@ -67,7 +74,7 @@ struct InFlight {
     accepted: bool,
     deadline_ms: i64,
     /// Seen before the provider's answer arrived.
-    early: Option<(Placement, i64)>,
+    early: Option<(Placement, i64, Insight)>,
 }
 
 #[derive(Default)]
@@ -177,7 +184,7 @@ impl Matcher {
             c.since = Some(at);
             c.since_ms = at_ms;
             c.deadline_ms = at_ms + c.timeout.as_millis() as i64;
-            let out = (c.labels.clone(), c.early, c.deadline_ms);
+            let out = (c.labels.clone(), c.early.take(), c.deadline_ms);
             if let Some(status) = book.routes.get_mut(&out.0.probe) {
                 status.sent += 1;
                 status.last_sent_ms = Some(at_ms);
@@ -199,8 +206,8 @@ impl Matcher {
             provider_id: accepted.provider_id.clone(),
             send_seconds: send_duration.as_secs_f64(),
         });
-        if let Some((placement, seen_ms)) = early {
-            self.deliver(id, placement, seen_ms, Some(at));
+        if let Some((placement, seen_ms, insight)) = early {
+            self.deliver(id, placement, seen_ms, Some(at), insight);
         }
     }
 
@@ -224,28 +231,29 @@ impl Matcher {
         });
     }
 
-    /// A verified canary of this instance was seen in `placement`.
-    pub fn seen(&self, token: &Token, placement: Placement) -> Disposition {
+    /// A verified canary of this instance was seen in `placement`, with what
+    /// its headers say about its path.
+    pub fn seen(&self, token: &Token, placement: Placement, insight: Insight) -> Disposition {
         let (at, seen_ms) = (Instant::now(), now_ms());
         {
             let mut book = self.book();
             if let Some(c) = book.in_flight.get_mut(&token.canary_id) {
                 if !c.accepted {
                     // Arrived before the provider's answer: resolved on acceptance.
-                    c.early.get_or_insert((placement, seen_ms));
+                    c.early.get_or_insert((placement, seen_ms, insight));
                     return Disposition::Resolved;
                 }
             } else {
                 drop(book);
-                return self.seen_after(token, placement, seen_ms);
+                return self.seen_after(token, placement, seen_ms, insight);
             }
         }
-        self.deliver(&token.canary_id, placement, seen_ms, Some(at));
+        self.deliver(&token.canary_id, placement, seen_ms, Some(at), insight);
         Disposition::Resolved
     }
 
     /// A canary no longer in flight: late if it was lost, otherwise unmatched.
-    fn seen_after(&self, token: &Token, placement: Placement, seen_ms: i64) -> Disposition {
+    fn seen_after(&self, token: &Token, placement: Placement, seen_ms: i64, insight: Insight) -> Disposition {
         let row = match self.ledger.get(&token.canary_id) {
             Ok(Some(row)) => row,
             Ok(None) => return Disposition::Unmatched(Unmatched::Expired),
@@ -264,9 +272,12 @@ impl Matcher {
                 }
                 let l = labels(&row.probe, &row.provider, &row.inbox);
                 self.metrics.canaries_late.get_or_create(&l).inc();
+                self.record_insight(&l, &insight);
                 let latency = latency_ms as f64 / 1000.0;
                 self.update_status(&row.probe, |s| {
                     s.late += 1;
+                    s.last_auth = insight.verdicts.clone();
+                    s.last_hops = insight.hops.clone();
                     s.last_outcome = Some("late");
                     s.last_outcome_ms = Some(seen_ms);
                     s.last_latency_seconds = Some(latency);
@@ -280,7 +291,7 @@ impl Matcher {
         }
     }
 
-    fn deliver(&self, id: &str, placement: Placement, seen_ms: i64, seen_at: Option<Instant>) {
+    fn deliver(&self, id: &str, placement: Placement, seen_ms: i64, seen_at: Option<Instant>, insight: Insight) {
         let Some(c) = self.book().in_flight.remove(id) else { return };
         // One clock: the monotonic one when acceptance and sight were both
         // measured by this process, the ledger's wall clock otherwise.
@@ -300,8 +311,11 @@ impl Matcher {
             .inc();
         self.metrics.delivery_latency.get_or_create(l).observe(latency);
         self.metrics.last_delivery.get_or_create(l).set(seen_ms as f64 / 1000.0);
+        self.record_insight(l, &insight);
         self.update_status(&l.probe, |s| {
             s.delivered += 1;
+            s.last_auth = insight.verdicts.clone();
+            s.last_hops = insight.hops.clone();
             if placement == Placement::Spam {
                 s.spam += 1;
             }
@@ -319,7 +333,25 @@ impl Matcher {
             probe: l.probe.clone(),
             placement: placement.as_str(),
             latency_seconds: latency,
+            insight,
         });
+    }
+
+    /// Counts the receiving server's verdicts and the hop delays of a canary seen.
+    fn record_insight(&self, route: &RouteLabels, insight: &Insight) {
+        for v in &insight.verdicts {
+            let l = AuthLabels { route: route.clone(), method: v.method, result: v.result };
+            self.metrics.auth_results.get_or_create(&l).inc();
+        }
+        for hop in &insight.hops {
+            if let Some(delay) = hop.delay_seconds {
+                let l = HopLabels { route: route.clone(), hop: insight::hop_label(hop.position) };
+                self.metrics.hop_delay.get_or_create(&l).observe(delay);
+            }
+        }
+        if insight.unusable_hops > 0 {
+            self.metrics.hop_unusable.get_or_create(route).inc_by(insight.unusable_hops as u64);
+        }
     }
 
     /// Counts as lost every accepted canary past its deadline, and refreshes

@@ -35,6 +35,21 @@ pub struct PlacementLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    #[prometheus(flatten)]
+    pub route: RouteLabels,
+    pub method: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HopLabels {
+    #[prometheus(flatten)]
+    pub route: RouteLabels,
+    pub hop: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InboxLabels {
     pub inbox: String,
 }
@@ -136,6 +151,9 @@ pub struct Metrics {
     pub inbox_errors: Family<InboxReasonLabels, Counter>,
     pub unmatched: Family<InboxReasonLabels, Counter>,
     pub config_reload_ok: Gauge,
+    pub auth_results: Family<AuthLabels, Counter>,
+    pub hop_delay: Family<HopLabels, Histogram, fn() -> Histogram>,
+    pub hop_unusable: Family<RouteLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -170,6 +188,9 @@ impl Metrics {
             inbox_errors: Family::default(),
             unmatched: Family::default(),
             config_reload_ok: Gauge::default(),
+            auth_results: Family::default(),
+            hop_delay: Family::new_with_constructor(latency_histogram),
+            hop_unusable: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -210,6 +231,21 @@ impl Metrics {
             "1 if the last config (re)load succeeded",
             m.config_reload_ok.clone(),
         );
+        r.register(
+            "auth_results",
+            "SPF, DKIM, DMARC and ARC verdicts of the receiving server (Authentication-Results)",
+            m.auth_results.clone(),
+        );
+        r.register(
+            "hop_delay_seconds",
+            "Delay between successive Received hops, by position from the first",
+            m.hop_delay.clone(),
+        );
+        r.register(
+            "hop_timestamps_unusable",
+            "Received hops whose timestamp was missing or unreadable",
+            m.hop_unusable.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -231,6 +267,14 @@ impl Metrics {
         let _ = self.in_flight.get_or_create(route);
         let _ = self.oldest_in_flight.get_or_create(route);
         let _ = self.last_delivery.get_or_create(route);
+        // pass and fail of every method exist at 0, so an alert on the first
+        // failure has a series to rise from.
+        for method in crate::insight::METHODS {
+            for result in ["pass", "fail"] {
+                let _ = self.auth_results.get_or_create(&AuthLabels { route: route.clone(), method, result });
+            }
+        }
+        let _ = self.hop_unusable.get_or_create(route);
     }
 
     /// Creates every series of an inbox, down until its first session.

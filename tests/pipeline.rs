@@ -430,3 +430,46 @@ fn replayed_and_unknown_canaries_are_counted_and_left_alone() {
     assert_eq!(m.value("mailcanary_canaries_late_total", &labels), 0.0);
     assert_eq!(s.wait_messages("t-replay", "", 3).len(), 3, "all left in the mailbox (cleanup: keep)");
 }
+
+#[test]
+fn authentication_results_and_hops_are_counted_and_shown() {
+    let dir = temp_dir("insight");
+    let port = free_port();
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: insight, provider: relay, inbox: box }}\n",
+        global("t-insight", port, &dir, "1h", "1m"),
+        relay("relay"),
+        inbox("box", "auth-t-insight"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let labels = route("insight", "relay", "box");
+    let delivered = [labels.as_slice(), &[("placement", "inbox")]].concat();
+    let m = mc.wait_until("the canary", WAIT, |m| m.value("mailcanary_canaries_delivered_total", &delivered) >= 1.0);
+    let verdict = |method, result| [labels.as_slice(), &[("method", method), ("result", result)]].concat();
+    assert_eq!(m.get("mailcanary_auth_results_total", &verdict("spf", "pass")), Some(1.0));
+    assert_eq!(m.get("mailcanary_auth_results_total", &verdict("dkim", "fail")), Some(1.0));
+    assert_eq!(m.get("mailcanary_auth_results_total", &verdict("dmarc", "fail")), Some(1.0));
+    assert_eq!(m.get("mailcanary_auth_results_total", &verdict("arc", "fail")), Some(0.0), "exists at 0");
+    // Postfix received it over SMTP, then Dovecot over LMTP: two hops.
+    for hop in ["1", "2"] {
+        let l = [labels.as_slice(), &[("hop", hop)]].concat();
+        assert_eq!(m.get("mailcanary_hop_delay_seconds_count", &l), Some(1.0), "hop {hop}");
+    }
+    assert_eq!(m.get("mailcanary_hop_timestamps_unusable_total", &labels), Some(0.0));
+    let status = mc.status();
+    let route = &status["routes"][0];
+    assert_eq!(route["last_hops"].as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(route["last_hops"][0]["by"], "mx.mailcanary.test");
+    assert_eq!(route["last_hops"][0]["tls"], false);
+    assert_eq!(route["last_auth"][1]["method"], "dkim");
+    assert_eq!(route["last_auth"][1]["result"], "fail");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+        .args(["check", "--probe", "insight", "--config"])
+        .arg(dir.join("probes.yaml"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("authentication: spf=pass dkim=fail dmarc=fail"), "{text}");
+    assert!(text.contains("hop 1") && text.contains("hop 2") && text.contains("mx.mailcanary.test"), "{text}");
+}

@@ -8,7 +8,7 @@
 
 pub mod imap;
 
-use crate::canary::{Rejection, SigningKey, Token, extract_token};
+use crate::canary::{Rejection, SigningKey, TOKEN_HEADER, Token, extract_token};
 use crate::config::{Cleanup, FastPoll, InboxConfig};
 use crate::ledger::Ledger;
 use crate::matcher::{Disposition, Matcher};
@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_rustls::rustls::ClientConfig;
 
-/// Headers fetched for each new message.
-const FIELDS: &str = "X-Mailcanary-Token";
+/// Headers fetched for each new message: the token, and what the receiving
+/// servers say about the path (crate::insight).
+const FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received";
 const BACKOFF_START: Duration = Duration::from_millis(500);
 /// The first fast poll after a send; it doubles up to `fast_poll.interval`.
 const FAST_START: Duration = Duration::from_millis(5);
@@ -228,7 +229,7 @@ impl Watcher {
     async fn first_scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
         let state = imap.select(folder).await?;
         let since = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
-        let uids = imap.search(&format!("SINCE {} HEADER {FIELDS} \"\"", since.format("%-d-%b-%Y"))).await?;
+        let uids = imap.search(&format!("SINCE {} HEADER {TOKEN_HEADER} \"\"", since.format("%-d-%b-%Y"))).await?;
         let mut next = state.uid_next;
         if !uids.is_empty() {
             let found = imap.headers(&imap::uid_set(&uids), 0, FIELDS).await?;
@@ -254,7 +255,7 @@ impl Watcher {
             Ok(None) => return false,
             Err(_conflicting) => Unmatched::Forged,
             Ok(Some(text)) => match Token::verify(&text, &self.shared.instance, &self.shared.keys) {
-                Ok(token) => match self.shared.matcher.seen(&token, placement) {
+                Ok(token) => match self.shared.matcher.seen(&token, placement, crate::insight::read(headers)) {
                     Disposition::Resolved => return true,
                     Disposition::Unmatched(reason) => reason,
                 },
