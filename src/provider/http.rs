@@ -77,6 +77,11 @@ impl Api {
     }
 }
 
+/// The canary's extra headers as a JSON object, for APIs that take one.
+pub fn headers_object(canary: &crate::canary::Canary) -> serde_json::Map<String, serde_json::Value> {
+    canary.api_headers().into_iter().map(|(n, v)| (n.to_string(), v.into())).collect()
+}
+
 /// The reason for an HTTP status when the provider's own code says no more.
 pub fn status_reason(status: StatusCode) -> SendReason {
     match status.as_u16() {

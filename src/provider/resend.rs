@@ -1,7 +1,7 @@
 //! `type: resend`: Resend `emails` with a Bearer API key; the token travels
 //! in the `headers` object. Failures carry a `name`.
 
-use super::http::{Api, detail, status_reason};
+use super::http::{Api, detail, headers_object, status_reason};
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
 use crate::config::ResendConfig;
@@ -45,8 +45,7 @@ impl Provider for ResendProvider {
     }
 
     async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
-        let headers: serde_json::Map<String, serde_json::Value> =
-            canary.api_headers().into_iter().map(|(n, v)| (n.to_string(), v.into())).collect();
+        let headers = headers_object(canary);
         let body = serde_json::json!({
             "from": canary.from,
             "to": [canary.to],

@@ -1,7 +1,7 @@
 //! `type: sendgrid`: SendGrid v3 `mail/send` with a Bearer API key. SendGrid
 //! builds the message itself; the token travels in `headers`.
 
-use super::http::{Api, detail, status_reason};
+use super::http::{Api, detail, headers_object, status_reason};
 use super::{Accepted, Provider, SendError};
 use crate::canary::Canary;
 use crate::config::SendgridConfig;
@@ -29,8 +29,7 @@ impl Provider for SendgridProvider {
     }
 
     async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
-        let headers: serde_json::Map<String, serde_json::Value> =
-            canary.api_headers().into_iter().map(|(n, v)| (n.to_string(), v.into())).collect();
+        let headers = headers_object(canary);
         let body = serde_json::json!({
             "personalizations": [{ "to": [{ "email": canary.to }] }],
             "from": { "email": canary.from },
