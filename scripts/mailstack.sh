@@ -8,6 +8,7 @@
 #   scripts/mailstack.sh up        a fresh stack in $MAILSTACK_DIR
 #   scripts/mailstack.sh down | status
 #   scripts/mailstack.sh dovecot-stop | dovecot-start    IMAP outage on demand
+#   scripts/mailstack.sh kick USER   end USER's IMAP sessions (they must log in again)
 #   scripts/mailstack.sh release   deliver mail held by the hold- rule (or by hold REGEX)
 #   scripts/mailstack.sh hold REGEX | unhold   hold every message to recipients matching
 #                                  REGEX (a silent black hole), or stop holding
@@ -20,8 +21,15 @@
 #   auth-*                 given an Authentication-Results header (spf=pass dkim=fail dmarc=fail)
 #   hold-*                 accepted, then held in the Postfix queue (release)
 #   throttle-*             refused at RCPT with 450 4.7.1 (rate limited)
+#   undeliverable-*        accepted, then bounced: Postfix sends a DSN (5.1.1)
+#                          to the envelope sender
 #   nobody                 refused at RCPT with 550 5.1.1 (unknown user)
 # Every mailbox has the folders INBOX, Junk and Canaries (for cleanup: move).
+#
+# IMAP and SMTP AUTH also take XOAUTH2 and OAUTHBEARER: Dovecot asks the
+# OAuth2 introspection endpoint at http://127.0.0.1:$MAILSTACK_OAUTH_PORT/introspect
+# (RFC 7662; `active` and `username`) whether an access token is good. The
+# stack does not run that endpoint: a test that uses OAuth2 does.
 set -euo pipefail
 
 DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack}
@@ -32,6 +40,7 @@ SUBMISSION_PORT=${MAILSTACK_SUBMISSION_PORT:-10587} # STARTTLS required, AUTH re
 SMTPS_PORT=${MAILSTACK_SMTPS_PORT:-10465}           # implicit TLS, AUTH required
 IMAP_PORT=${MAILSTACK_IMAP_PORT:-10143}             # plain and STARTTLS
 IMAPS_PORT=${MAILSTACK_IMAPS_PORT:-10993}           # implicit TLS
+OAUTH_PORT=${MAILSTACK_OAUTH_PORT:-10080}           # the introspection endpoint Dovecot asks (not ours)
 LISTEN=${MAILSTACK_LISTEN:-127.0.0.1}               # 0.0.0.0 inside a container
 HOSTNAME_SAN=${MAILSTACK_HOSTNAME:-localhost}       # a name the certificate carries
 
@@ -108,7 +117,7 @@ ssl_cert = <$DIR/tls/cert.pem
 ssl_key = <$DIR/tls/key.pem
 ssl_dh = </usr/share/dovecot/dh.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 auth_failure_delay = 0
 first_valid_uid = 8
 # Room for a thousand-route benchmark: one IMAP session per watched inbox.
@@ -117,11 +126,18 @@ default_client_limit = 4000
 mail_location = maildir:$DIR/mail/%n/Maildir
 passdb {
   driver = static
+  mechanisms = plain login
   args = password=$PASSWORD
+}
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $d/oauth2.conf.ext
 }
 userdb {
   driver = static
-  args = uid=mail gid=mail home=$DIR/mail/%n
+  # Every user exists: the passdbs only answer logins (PLAIN/LOGIN or OAuth2).
+  args = uid=mail gid=mail home=$DIR/mail/%n allow_all_users=yes
 }
 namespace inbox {
   inbox = yes
@@ -162,6 +178,15 @@ plugin {
   sieve_extensions = +editheader
 }
 CONF
+  cat >"$d/oauth2.conf.ext" <<CONF
+introspection_mode = post
+introspection_url = http://127.0.0.1:$OAUTH_PORT/introspect
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+CONF
   sievec -c "$d/dovecot.conf" "$DIR/sieve/before.sieve"
 }
 
@@ -189,6 +214,9 @@ smtpd_banner = \$myhostname ESMTP
 virtual_mailbox_domains = $DOMAIN
 virtual_mailbox_maps = regexp:$p/mailboxes
 virtual_transport = lmtp:unix:$DIR/dovecot/lmtp
+transport_maps = regexp:$p/transport
+# Accept undeliverable-* at RCPT, so that the error transport bounces it later.
+smtpd_reject_unlisted_recipient = no
 smtpd_recipient_restrictions = check_recipient_access regexp:$p/hold_access, check_recipient_access regexp:$p/recipient_access, permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 smtpd_sasl_type = dovecot
 smtpd_sasl_path = $DIR/dovecot/auth
@@ -205,6 +233,7 @@ maximal_backoff_time = 5s
 CONF
   printf '/^[^@]+@%s$/ OK\n' "${DOMAIN//./\\.}" >"$p/mailboxes"
   : >"$p/hold_access"
+  printf '/^undeliverable-/ error:5.1.1 Mailbox unavailable\n' >"$p/transport"
   cat >"$p/recipient_access" <<'MAP'
 /^nobody@/ 550 5.1.1 Recipient address rejected: User unknown
 /^throttle-/ 450 4.7.1 Rate limit exceeded, try again later
@@ -301,6 +330,7 @@ MAILSTACK_SUBMISSION_PORT=$SUBMISSION_PORT
 MAILSTACK_SMTPS_PORT=$SMTPS_PORT
 MAILSTACK_IMAP_PORT=$IMAP_PORT
 MAILSTACK_IMAPS_PORT=$IMAPS_PORT
+MAILSTACK_OAUTH_PORT=$OAUTH_PORT
 ENV
   echo "mailstack: up in $DIR (SMTP $SMTP_PORT, submission $SUBMISSION_PORT, SMTPS $SMTPS_PORT, IMAP $IMAP_PORT, IMAPS $IMAPS_PORT)"
 }
@@ -325,6 +355,9 @@ case "${1:-}" in
   status) status ;;
   dovecot-stop) dovecot_stop ;;
   dovecot-start) dovecot_start ;;
+  kick)
+    [ -n "${2:-}" ] || die "usage: $0 kick USER"
+    doveadm -c "$DIR/dovecot/dovecot.conf" kick "$2" ;;
   release) postsuper -c "$DIR/postfix" -H ALL && postqueue -c "$DIR/postfix" -f ;;
   hold)
     [ -n "${2:-}" ] || die "usage: $0 hold REGEX"
@@ -333,5 +366,5 @@ case "${1:-}" in
   unhold)
     : >"$DIR/postfix/hold_access"
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
-  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | release | hold REGEX | unhold" >&2; exit 2 ;;
+  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold" >&2; exit 2 ;;
 esac

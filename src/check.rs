@@ -19,6 +19,7 @@ pub enum Verdict {
     Spam,
     Failed,
     Lost,
+    Bounced,
 }
 
 /// Runs the check and prints as it goes. Err only when it could not start.
@@ -126,10 +127,8 @@ async fn follow(
                 println!("{clear}  {mark} delivered to {placement} in {latency_seconds:.3} s");
                 if !insight.hops.is_empty() {
                     println!("path (Received, oldest first):");
-                    for hop in &insight.hops {
-                        let delay = hop.delay_seconds.map_or_else(|| "      ?".to_string(), |d| format!("{d:>7.3}"));
-                        let tls = if hop.tls { "TLS" } else { "no TLS" };
-                        println!("  hop {}  +{delay} s  {:<32} {tls}", hop.position, hop.by.as_deref().unwrap_or("?"));
+                    for line in crate::report::path_lines(&insight.hops) {
+                        println!("  {line}");
                     }
                 }
                 if !insight.verdicts.is_empty() {
@@ -142,6 +141,13 @@ async fn follow(
                 println!("  accepted → seen     {latency_seconds:>9.3} s");
                 println!("  total               {:>9.3} s", start.elapsed().as_secs_f64());
                 return if placement == "inbox" { Verdict::Inbox } else { Verdict::Spam };
+            }
+            Event::Bounced { canary, bounce, .. } if canary == id => {
+                println!("{clear}  ✗ bounced: {}", bounce.summary());
+                if let Some(mta) = bounce.remote_mta.as_deref().or(bounce.reporting_mta.as_deref()) {
+                    println!("  reported by {mta}");
+                }
+                return Verdict::Bounced;
             }
             Event::Lost { canary, .. } if canary == id => {
                 println!("{clear}  ✗ lost: not seen within {} s", timeout.as_secs());

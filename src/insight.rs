@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, FixedOffset};
 use mail_parser::{HeaderName, MessageParser};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The authentication methods counted, and the results they can have.
 pub const METHODS: [&str; 4] = ["spf", "dkim", "dmarc", "arc"];
@@ -22,7 +22,7 @@ pub struct Verdict {
 }
 
 /// One hop of the `Received` chain, oldest first.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hop {
     /// 1 for the first server the message reached.
     pub position: usize,

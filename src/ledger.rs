@@ -4,6 +4,7 @@
 //! counted) exactly once even when two paths race for it.
 
 use crate::canary::Canary;
+use crate::insight::Hop;
 use crate::provider::SendReason;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
@@ -22,6 +23,8 @@ pub enum State {
     Lost,
     /// Seen after it was counted lost.
     Late,
+    /// A delivery status notification said it failed.
+    Bounced,
 }
 
 impl State {
@@ -34,6 +37,7 @@ impl State {
             State::Delivered => "delivered",
             State::Lost => "lost",
             State::Late => "late",
+            State::Bounced => "bounced",
         }
     }
 
@@ -45,6 +49,7 @@ impl State {
             "delivered" => State::Delivered,
             "lost" => State::Lost,
             "late" => State::Late,
+            "bounced" => State::Bounced,
             _ => return None,
         })
     }
@@ -67,6 +72,12 @@ pub struct Row {
     pub seen_ms: Option<i64>,
     pub latency_ms: Option<i64>,
     pub placement: Option<String>,
+    /// The DSN's status code and diagnostic, when one came back (also for a
+    /// canary already counted lost).
+    pub bounce_status: Option<String>,
+    pub bounce_detail: Option<String>,
+    /// The `Received` hops of a canary seen (crate::insight::Hop as JSON).
+    pub hops: Vec<Hop>,
 }
 
 /// Errors are the database's; callers log them and carry on.
@@ -78,7 +89,7 @@ pub struct Ledger {
 
 /// The columns `row` reads, in its order.
 const COLUMNS: &str = "id, probe, provider, inbox, state, created_ms, accepted_ms, deadline_ms, provider_id, \
-                       failure_reason, seen_ms, latency_ms, placement";
+                       failure_reason, seen_ms, latency_ms, placement, bounce_status, bounce_detail, hops";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS canaries (
@@ -97,7 +108,10 @@ CREATE TABLE IF NOT EXISTS canaries (
     seen_ms INTEGER,
     latency_ms INTEGER,
     placement TEXT,
-    lost_ms INTEGER
+    lost_ms INTEGER,
+    bounce_status TEXT,
+    bounce_detail TEXT,
+    hops TEXT
 );
 CREATE INDEX IF NOT EXISTS canaries_pending ON canaries(state) WHERE state IN ('sending', 'sent');
 CREATE INDEX IF NOT EXISTS canaries_created ON canaries(created_ms);
@@ -109,6 +123,9 @@ CREATE TABLE IF NOT EXISTS cursors (
     PRIMARY KEY (inbox, folder)
 );
 ";
+
+/// Columns added after the first release, with their types.
+const ADDED_COLUMNS: [(&str, &str); 3] = [("bounce_status", "TEXT"), ("bounce_detail", "TEXT"), ("hops", "TEXT")];
 
 impl Ledger {
     /// Opens (or creates) the ledger in `state_dir`.
@@ -134,6 +151,16 @@ impl Ledger {
 
     fn init(db: Connection) -> Result<Ledger> {
         db.execute_batch(SCHEMA)?;
+        // Ledgers written by earlier versions lack the newer columns.
+        let existing: Vec<String> = db
+            .prepare("SELECT name FROM pragma_table_info('canaries')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_>>()?;
+        for (column, kind) in ADDED_COLUMNS {
+            if !existing.iter().any(|c| c == column) {
+                db.execute_batch(&format!("ALTER TABLE canaries ADD COLUMN {column} {kind}"))?;
+            }
+        }
         Ok(Ledger { db: Mutex::new(db) })
     }
 
@@ -186,12 +213,37 @@ impl Ledger {
     }
 
     /// Seen in time. True only for the one call that moved it.
-    pub fn record_delivered(&self, id: &str, seen_ms: i64, latency_ms: i64, placement: &str) -> Result<bool> {
+    pub fn record_delivered(&self, id: &str, seen: &Seen<'_>) -> Result<bool> {
         self.with(|db| {
             db.execute(
-                "UPDATE canaries SET state = 'delivered', seen_ms = ?2, latency_ms = ?3, placement = ?4
+                "UPDATE canaries SET state = 'delivered', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5
                  WHERE id = ?1 AND state IN ('sending', 'sent')",
-                params![id, seen_ms, latency_ms, placement],
+                params![id, seen.seen_ms, seen.latency_ms, seen.placement, hops_json(seen.hops)],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    /// A DSN said delivery failed, before the deadline.
+    pub fn record_bounced(&self, id: &str, seen_ms: i64, status: &str, detail: Option<&str>) -> Result<bool> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE canaries SET state = 'bounced', seen_ms = ?2, bounce_status = ?3, bounce_detail = ?4
+                 WHERE id = ?1 AND state IN ('sending', 'sent')",
+                params![id, seen_ms, status, detail],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    /// A DSN for a canary already counted lost: why it never came. Its
+    /// outcome stays `lost` (it was counted so).
+    pub fn record_bounce_after_lost(&self, id: &str, status: &str, detail: Option<&str>) -> Result<bool> {
+        self.with(|db| {
+            db.execute(
+                "UPDATE canaries SET bounce_status = ?2, bounce_detail = ?3
+                 WHERE id = ?1 AND state = 'lost' AND bounce_status IS NULL",
+                params![id, status, detail],
             )
             .map(|n| n == 1)
         })
@@ -209,12 +261,12 @@ impl Ledger {
     }
 
     /// Seen after it was counted lost.
-    pub fn record_late(&self, id: &str, seen_ms: i64, latency_ms: i64, placement: &str) -> Result<bool> {
+    pub fn record_late(&self, id: &str, seen: &Seen<'_>) -> Result<bool> {
         self.with(|db| {
             db.execute(
-                "UPDATE canaries SET state = 'late', seen_ms = ?2, latency_ms = ?3, placement = ?4
+                "UPDATE canaries SET state = 'late', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5
                  WHERE id = ?1 AND state = 'lost'",
-                params![id, seen_ms, latency_ms, placement],
+                params![id, seen.seen_ms, seen.latency_ms, seen.placement, hops_json(seen.hops)],
             )
             .map(|n| n == 1)
         })
@@ -295,7 +347,22 @@ fn row(r: &rusqlite::Row<'_>) -> Result<Row> {
         seen_ms: r.get(10)?,
         latency_ms: r.get(11)?,
         placement: r.get(12)?,
+        bounce_status: r.get(13)?,
+        bounce_detail: r.get(14)?,
+        hops: r.get::<_, Option<String>>(15)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
     })
+}
+
+/// What the ledger keeps of a canary seen in a mailbox.
+pub struct Seen<'a> {
+    pub seen_ms: i64,
+    pub latency_ms: i64,
+    pub placement: &'a str,
+    pub hops: &'a [Hop],
+}
+
+fn hops_json(hops: &[Hop]) -> Option<String> {
+    (!hops.is_empty()).then(|| serde_json::to_string(hops).expect("hops serialize"))
 }
 
 #[cfg(test)]
@@ -327,13 +394,77 @@ mod tests {
         assert!(ledger.record_sent(&c.id, 1, 1, Some("Q1"), 10).unwrap());
         assert!(!ledger.record_sent(&c.id, 1, 1, Some("Q1"), 10).unwrap());
         assert!(ledger.record_lost(&c.id, 11).unwrap());
-        assert!(!ledger.record_delivered(&c.id, 12, 11, "inbox").unwrap(), "a lost canary is never delivered");
-        assert!(ledger.record_late(&c.id, 12, 11, "inbox").unwrap());
-        assert!(!ledger.record_late(&c.id, 13, 12, "inbox").unwrap(), "late only once");
+        let seen = Seen { seen_ms: 12, latency_ms: 11, placement: "inbox", hops: &[] };
+        assert!(!ledger.record_delivered(&c.id, &seen).unwrap(), "a lost canary is never delivered");
+        assert!(!ledger.record_bounced(&c.id, 12, "5.1.1", None).unwrap(), "a lost canary is never bounced");
+        assert!(ledger.record_late(&c.id, &seen).unwrap());
+        assert!(!ledger.record_late(&c.id, &seen).unwrap(), "late only once");
         let row = ledger.get(&c.id).unwrap().unwrap();
         assert_eq!(row.state, State::Late);
         assert_eq!(row.provider_id.as_deref(), Some("Q1"));
         assert!(ledger.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bounce_resolves_once_and_explains_a_loss() {
+        let ledger = Ledger::in_memory().unwrap();
+        let (bounced, lost) = (canary(), canary());
+        for c in [&bounced, &lost] {
+            ledger.record_sending(c, 10).unwrap();
+            ledger.record_sent(&c.id, 1, 1, None, 10).unwrap();
+        }
+        assert!(ledger.record_bounced(&bounced.id, 5, "5.1.1", Some("User unknown")).unwrap());
+        assert!(!ledger.record_bounced(&bounced.id, 6, "5.1.1", None).unwrap(), "bounced only once");
+        assert!(!ledger.record_lost(&bounced.id, 11).unwrap(), "a bounced canary is never lost");
+        let row = ledger.get(&bounced.id).unwrap().unwrap();
+        assert_eq!((row.state, row.bounce_status.as_deref()), (State::Bounced, Some("5.1.1")));
+        assert_eq!(row.bounce_detail.as_deref(), Some("User unknown"));
+
+        assert!(ledger.record_lost(&lost.id, 11).unwrap());
+        assert!(ledger.record_bounce_after_lost(&lost.id, "4.4.7", None).unwrap());
+        assert!(!ledger.record_bounce_after_lost(&lost.id, "4.4.7", None).unwrap());
+        let row = ledger.get(&lost.id).unwrap().unwrap();
+        assert_eq!((row.state, row.bounce_status.as_deref()), (State::Lost, Some("4.4.7")));
+    }
+
+    #[test]
+    fn hops_are_kept_with_the_canary() {
+        let ledger = Ledger::in_memory().unwrap();
+        let c = canary();
+        ledger.record_sending(&c, 10).unwrap();
+        ledger.record_sent(&c.id, 1, 1, None, 10).unwrap();
+        let hops = [Hop { position: 1, by: Some("mx.test".into()), tls: true, delay_seconds: Some(2.0) }];
+        assert!(
+            ledger
+                .record_delivered(&c.id, &Seen { seen_ms: 5, latency_ms: 4, placement: "inbox", hops: &hops })
+                .unwrap()
+        );
+        assert_eq!(ledger.get(&c.id).unwrap().unwrap().hops, hops);
+    }
+
+    #[test]
+    fn a_ledger_of_an_earlier_version_gains_the_new_columns() {
+        let dir = std::env::temp_dir().join(format!("mailcanary-ledger-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let db = Connection::open(dir.join("ledger.sqlite")).unwrap();
+            let old = SCHEMA.replace(",\n    bounce_status TEXT,\n    bounce_detail TEXT,\n    hops TEXT", "");
+            assert_ne!(old, SCHEMA);
+            db.execute_batch(&old).unwrap();
+            db.execute(
+                "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms)
+                 VALUES ('old', 'r', 'p', 'i', 'sent', 1, 2)",
+                [],
+            )
+            .unwrap();
+        }
+        let ledger = Ledger::open(&dir).unwrap();
+        assert_eq!(ledger.pending().unwrap().len(), 1);
+        assert!(ledger.record_bounced("old", 3, "5.1.1", None).unwrap());
+        drop(ledger);
+        Ledger::open(&dir).expect("opening twice adds nothing twice");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

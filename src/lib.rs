@@ -2,6 +2,7 @@
 //! watches IMAP inboxes for their arrival, and exports what happened as
 //! Prometheus metrics.
 
+pub mod bounce;
 pub mod canary;
 pub mod check;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod insight;
 pub mod ledger;
 pub mod matcher;
 pub mod metrics;
+pub mod oauth2;
 pub mod probe;
 pub mod provider;
 mod random;

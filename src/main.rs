@@ -120,7 +120,7 @@ fn main() -> ExitCode {
             init_logs(cli.log_format, "warn");
             match runtime().block_on(mailcanary::check::check(&config, &probe)) {
                 Ok(Verdict::Inbox) => ExitCode::SUCCESS,
-                Ok(Verdict::Spam | Verdict::Failed | Verdict::Lost) => ExitCode::from(1),
+                Ok(Verdict::Spam | Verdict::Failed | Verdict::Lost | Verdict::Bounced) => ExitCode::from(1),
                 Err(e) => {
                     eprintln!("mailcanary: {e}");
                     ExitCode::from(2)

@@ -4,10 +4,11 @@
 //! outcome happen once) before it reaches the metrics, the status API and
 //! anyone subscribed to events.
 
+use crate::bounce::Bounce;
 use crate::canary::{Canary, Token};
 use crate::config::Route;
 use crate::insight::{self, Hop, Insight, Verdict};
-use crate::ledger::{Ledger, State};
+use crate::ledger::{Ledger, Seen, State};
 use crate::metrics::{
     AuthLabels, HopLabels, Metrics, Placement, PlacementLabels, ReasonLabels, RouteLabels, Unmatched,
 };
@@ -27,12 +28,13 @@ pub enum Event {
     Delivered { canary: String, probe: String, placement: &'static str, latency_seconds: f64, insight: Insight },
     Lost { canary: String, probe: String },
     Late { canary: String, probe: String, latency_seconds: f64 },
+    Bounced { canary: String, probe: String, bounce: Bounce },
 }
 
 /// What the inbox watcher should do with a verified canary of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
-    /// Counted now (delivered or late): clean it up.
+    /// Counted now (delivered, late or bounced): clean it up.
     Resolved,
     /// Not counted: leave it and count it unmatched for this reason.
     Unmatched(Unmatched),
@@ -56,12 +58,15 @@ pub struct RouteStatus {
     pub last_auth: Vec<Verdict>,
     /// The `Received` hops of the last canary seen, oldest first.
     pub last_hops: Vec<Hop>,
+    /// The last bounce (DSN) that came back for this route.
+    pub last_bounce: Option<Bounce>,
     pub sent: u64,
     pub failed: u64,
     pub delivered: u64,
     pub spam: u64,
     pub lost: u64,
     pub late: u64,
+    pub bounced: u64,
 }
 
 struct InFlight {
@@ -73,8 +78,14 @@ struct InFlight {
     since: Option<Instant>,
     accepted: bool,
     deadline_ms: i64,
-    /// Seen before the provider's answer arrived.
-    early: Option<(Placement, i64, Insight)>,
+    /// Seen (or bounced) before the provider's answer arrived.
+    early: Option<Early>,
+}
+
+/// What came back for a canary before its provider's answer did.
+enum Early {
+    Seen(Placement, i64, Insight),
+    Bounced(Bounce, i64),
 }
 
 #[derive(Default)]
@@ -206,8 +217,10 @@ impl Matcher {
             provider_id: accepted.provider_id.clone(),
             send_seconds: send_duration.as_secs_f64(),
         });
-        if let Some((placement, seen_ms, insight)) = early {
-            self.deliver(id, placement, seen_ms, Some(at), insight);
+        match early {
+            Some(Early::Seen(placement, seen_ms, insight)) => self.deliver(id, placement, seen_ms, Some(at), insight),
+            Some(Early::Bounced(bounce, seen_ms)) => self.bounce(id, bounce, seen_ms),
+            None => {}
         }
     }
 
@@ -240,7 +253,7 @@ impl Matcher {
             if let Some(c) = book.in_flight.get_mut(&token.canary_id) {
                 if !c.accepted {
                     // Arrived before the provider's answer: resolved on acceptance.
-                    c.early.get_or_insert((placement, seen_ms, insight));
+                    c.early.get_or_insert(Early::Seen(placement, seen_ms, insight));
                     return Disposition::Resolved;
                 }
             } else {
@@ -265,7 +278,8 @@ impl Matcher {
         match row.state {
             State::Lost => {
                 let latency_ms = (seen_ms - row.accepted_ms.unwrap_or(row.created_ms)).max(0);
-                match self.ledger.record_late(&row.id, seen_ms, latency_ms, placement.as_str()) {
+                let seen = Seen { seen_ms, latency_ms, placement: placement.as_str(), hops: &insight.hops };
+                match self.ledger.record_late(&row.id, &seen) {
                     Ok(true) => {}
                     Ok(false) => return Disposition::Unmatched(Unmatched::Duplicate),
                     Err(e) => tracing::error!(error = %e, "ledger write failed"),
@@ -287,8 +301,79 @@ impl Matcher {
                 Disposition::Resolved
             }
             State::Sending | State::Sent => Disposition::Unmatched(Unmatched::Expired),
-            State::Delivered | State::Late | State::Failed => Disposition::Unmatched(Unmatched::Duplicate),
+            State::Delivered | State::Late | State::Failed | State::Bounced => {
+                Disposition::Unmatched(Unmatched::Duplicate)
+            }
         }
+    }
+
+    /// A DSN in a bounce inbox says delivery of a verified canary of this
+    /// instance failed: it is resolved now as `bounced` rather than lost at
+    /// its deadline. A bounce for a canary already counted lost is kept in
+    /// the ledger as the reason, and counted nowhere else.
+    pub fn bounced(&self, token: &Token, bounce: Bounce) -> Disposition {
+        let seen_ms = now_ms();
+        {
+            let mut book = self.book();
+            match book.in_flight.get_mut(&token.canary_id) {
+                Some(c) if !c.accepted => {
+                    c.early.get_or_insert(Early::Bounced(bounce, seen_ms));
+                    return Disposition::Resolved;
+                }
+                Some(_) => {}
+                None => {
+                    drop(book);
+                    return self.bounced_after(token, &bounce);
+                }
+            }
+        }
+        self.bounce(&token.canary_id, bounce, seen_ms);
+        Disposition::Resolved
+    }
+
+    fn bounced_after(&self, token: &Token, bounce: &Bounce) -> Disposition {
+        let row = match self.ledger.get(&token.canary_id) {
+            Ok(Some(row)) => row,
+            Ok(None) => return Disposition::Unmatched(Unmatched::Expired),
+            Err(e) => {
+                tracing::error!(error = %e, "ledger read failed");
+                return Disposition::Unmatched(Unmatched::Expired);
+            }
+        };
+        match self.ledger.record_bounce_after_lost(&row.id, &bounce.status, bounce.diagnostic.as_deref()) {
+            Ok(true) => {
+                tracing::warn!(probe = %row.probe, canary = %row.id, status = %bounce.status, detail = %bounce.summary(), "a canary counted lost bounced");
+                self.update_status(&row.probe, |s| s.last_bounce = Some(bounce.clone()));
+                Disposition::Resolved
+            }
+            Ok(false) if row.state == State::Sending || row.state == State::Sent => {
+                Disposition::Unmatched(Unmatched::Expired)
+            }
+            Ok(false) => Disposition::Unmatched(Unmatched::Duplicate),
+            Err(e) => {
+                tracing::error!(error = %e, "ledger write failed");
+                Disposition::Unmatched(Unmatched::Expired)
+            }
+        }
+    }
+
+    fn bounce(&self, id: &str, bounce: Bounce, seen_ms: i64) {
+        let Some(c) = self.book().in_flight.remove(id) else { return };
+        match self.ledger.record_bounced(id, seen_ms, &bounce.status, bounce.diagnostic.as_deref()) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::error!(error = %e, "ledger write failed"),
+        }
+        let l = &c.labels;
+        self.metrics.canaries_bounced.get_or_create(l).inc();
+        self.update_status(&l.probe, |s| {
+            s.bounced += 1;
+            s.last_bounce = Some(bounce.clone());
+            s.last_outcome = Some("bounced");
+            s.last_outcome_ms = Some(seen_ms);
+        });
+        tracing::warn!(probe = %l.probe, canary = %id, status = %bounce.status, detail = %bounce.summary(), "canary bounced");
+        self.emit(Event::Bounced { canary: id.to_string(), probe: l.probe.clone(), bounce });
     }
 
     fn deliver(&self, id: &str, placement: Placement, seen_ms: i64, seen_at: Option<Instant>, insight: Insight) {
@@ -299,7 +384,9 @@ impl Matcher {
             (Some(since), Some(at)) => at.saturating_duration_since(since).as_secs_f64(),
             _ => ((seen_ms - c.since_ms).max(0) as f64) / 1000.0,
         };
-        match self.ledger.record_delivered(id, seen_ms, (latency * 1000.0) as i64, placement.as_str()) {
+        let seen =
+            Seen { seen_ms, latency_ms: (latency * 1000.0) as i64, placement: placement.as_str(), hops: &insight.hops };
+        match self.ledger.record_delivered(id, &seen) {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => tracing::error!(error = %e, "ledger write failed"),

@@ -117,10 +117,13 @@ pub enum Unmatched {
     Duplicate,
     /// A genuine canary this instance no longer tracks.
     Expired,
+    /// A bounce about one of our canaries that cannot be read.
+    Malformed,
 }
 
 impl Unmatched {
-    pub const ALL: [Unmatched; 4] = [Unmatched::Forged, Unmatched::Foreign, Unmatched::Duplicate, Unmatched::Expired];
+    pub const ALL: [Unmatched; 5] =
+        [Unmatched::Forged, Unmatched::Foreign, Unmatched::Duplicate, Unmatched::Expired, Unmatched::Malformed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -128,6 +131,7 @@ impl Unmatched {
             Unmatched::Foreign => "foreign",
             Unmatched::Duplicate => "duplicate",
             Unmatched::Expired => "expired",
+            Unmatched::Malformed => "malformed",
         }
     }
 }
@@ -142,6 +146,7 @@ pub struct Metrics {
     pub canaries_delivered: Family<PlacementLabels, Counter>,
     pub canaries_lost: Family<RouteLabels, Counter>,
     pub canaries_late: Family<RouteLabels, Counter>,
+    pub canaries_bounced: Family<RouteLabels, Counter>,
     pub delivery_latency: HistogramFamily,
     pub send_duration: HistogramFamily,
     pub in_flight: Family<RouteLabels, Gauge>,
@@ -179,6 +184,7 @@ impl Metrics {
             canaries_delivered: Family::default(),
             canaries_lost: Family::default(),
             canaries_late: Family::default(),
+            canaries_bounced: Family::default(),
             delivery_latency: Family::new_with_constructor(latency_histogram),
             send_duration: Family::new_with_constructor(send_histogram),
             in_flight: Family::default(),
@@ -199,6 +205,11 @@ impl Metrics {
         r.register("canaries_delivered", "Canaries seen in the inbox, by placement", m.canaries_delivered.clone());
         r.register("canaries_lost", "Canaries not seen within the route's timeout", m.canaries_lost.clone());
         r.register("canaries_late", "Canaries seen after being counted lost", m.canaries_late.clone());
+        r.register(
+            "canaries_bounced",
+            "Canaries resolved by a delivery status notification (bounce) in the provider's bounce inbox",
+            m.canaries_bounced.clone(),
+        );
         r.register(
             "delivery_latency_seconds",
             "Provider acceptance to first sight in the inbox",
@@ -262,6 +273,7 @@ impl Metrics {
         }
         let _ = self.canaries_lost.get_or_create(route);
         let _ = self.canaries_late.get_or_create(route);
+        let _ = self.canaries_bounced.get_or_create(route);
         let _ = self.delivery_latency.get_or_create(route);
         let _ = self.send_duration.get_or_create(route);
         let _ = self.in_flight.get_or_create(route);

@@ -17,6 +17,8 @@ pub struct Probe {
     pub inbox: InboxHandle,
     pub from: String,
     pub to: String,
+    /// The provider's bounce inbox address: the envelope sender.
+    pub return_path: Option<String>,
 }
 
 /// What every probe shares.
@@ -32,7 +34,7 @@ pub struct ProbeContext {
 /// Sends one canary on `probe`'s route; returns its id once the provider
 /// answered, or None if it could not even be recorded (then nothing is sent).
 pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
-    let canary = Canary::new(
+    let mut canary = Canary::new(
         &probe.route,
         &probe.from,
         &probe.to,
@@ -41,6 +43,7 @@ pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
         &ctx.key,
         chrono::Utc::now(),
     );
+    canary.return_path = probe.return_path.clone();
     // Recorded and expected before anything leaves: a fast arrival is never missed.
     if let Err(e) = ctx.matcher.expect(&canary, probe.route.timeout) {
         tracing::error!(probe = %probe.route.name, error = %e, "cannot record the canary in the ledger; not sending it");

@@ -3,6 +3,7 @@
 //! percentiles, and the windows in which delivery failed or was delayed,
 //! with the canaries in them.
 
+use crate::insight::Hop;
 use crate::ledger::{Row, State};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -21,13 +22,27 @@ pub struct RouteReport {
     pub spam: usize,
     pub late: usize,
     pub lost: usize,
+    /// Resolved by a bounce (DSN) before the timeout.
+    pub bounced: usize,
     pub in_flight: usize,
     pub latency_p50_seconds: Option<f64>,
     pub latency_p95_seconds: Option<f64>,
     pub latency_p99_seconds: Option<f64>,
     /// Failure reasons and how often.
     pub failures: BTreeMap<String, usize>,
+    /// Bounce status codes (DSN `Status`) and how often.
+    pub bounces: BTreeMap<String, usize>,
     pub windows: Vec<Window>,
+    /// The path of the last canary seen: its `Received` hops, oldest first.
+    pub last_path: Option<Path>,
+}
+
+/// The `Received` hops of one canary.
+#[derive(Debug, serde::Serialize)]
+pub struct Path {
+    pub canary: String,
+    pub seen_ms: i64,
+    pub hops: Vec<Hop>,
 }
 
 /// A run of consecutive canaries of one route that failed, were lost, came
@@ -45,8 +60,10 @@ pub struct Incident {
     pub canary: String,
     pub sent_ms: i64,
     pub provider_id: Option<String>,
-    /// `failed (reason)`, `lost`, `late`, `slow`.
+    /// `failed (reason)`, `lost`, `lost (bounced 4.4.7)`, `bounced (5.1.1)`, `late`, `slow`, `spam`.
     pub outcome: String,
+    /// What the bounce said, for a bounced canary.
+    pub bounce_detail: Option<String>,
     pub latency_seconds: Option<f64>,
 }
 
@@ -55,7 +72,11 @@ fn incident(row: &Row, slow: Duration) -> Option<Incident> {
     let latency = row.latency_ms.map(|ms| ms as f64 / 1000.0);
     let outcome = match row.state {
         State::Failed => format!("failed ({})", row.failure_reason.as_deref().unwrap_or("other")),
-        State::Lost => "lost".into(),
+        State::Lost => match &row.bounce_status {
+            Some(status) => format!("lost (bounced {status})"),
+            None => "lost".into(),
+        },
+        State::Bounced => format!("bounced ({})", row.bounce_status.as_deref().unwrap_or("unknown")),
         State::Late => "late".into(),
         State::Delivered if latency.is_some_and(|l| l > slow.as_secs_f64()) => "slow".into(),
         State::Delivered if row.placement.as_deref() == Some("spam") => "spam".into(),
@@ -66,6 +87,7 @@ fn incident(row: &Row, slow: Duration) -> Option<Incident> {
         sent_ms: row.created_ms,
         provider_id: row.provider_id.clone(),
         outcome,
+        bounce_detail: row.bounce_detail.clone(),
         latency_seconds: latency,
     })
 }
@@ -108,6 +130,15 @@ pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
             }
             State::Lost => r.lost += 1,
             State::Late => r.late += 1,
+            State::Bounced => r.bounced += 1,
+        }
+        if let Some(status) = &row.bounce_status {
+            *r.bounces.entry(status.clone()).or_default() += 1;
+        }
+        if let (false, Some(seen_ms)) = (row.hops.is_empty(), row.seen_ms)
+            && r.last_path.as_ref().is_none_or(|p| p.seen_ms <= seen_ms)
+        {
+            r.last_path = Some(Path { canary: row.id.clone(), seen_ms, hops: row.hops.clone() });
         }
         if row.state != State::Failed && row.state != State::Sending {
             r.sent += 1;
@@ -156,30 +187,41 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
     }
     let _ = writeln!(
         out,
-        "\n{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>8} {:>8} {:>8}",
-        "route", "sent", "delivered", "spam", "late", "lost", "refused", "p50", "p95", "p99"
+        "\n{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8}",
+        "route", "sent", "delivered", "spam", "late", "lost", "bounced", "refused", "p50", "p95", "p99"
     );
     for r in reports {
         let _ = writeln!(
             out,
-            "{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>8} {:>8} {:>8}",
+            "{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8}",
             r.probe,
             r.sent,
             r.delivered,
             r.spam,
             r.late,
             r.lost,
+            r.bounced,
             r.failed,
             seconds(r.latency_p50_seconds),
             seconds(r.latency_p95_seconds),
             seconds(r.latency_p99_seconds)
         );
     }
-    for r in reports.iter().filter(|r| !r.windows.is_empty() || !r.failures.is_empty()) {
+    for r in reports.iter().filter(|r| !r.windows.is_empty() || !r.failures.is_empty() || r.last_path.is_some()) {
         let _ = writeln!(out, "\n{} ({} → {}):", r.probe, r.provider, r.inbox);
         if !r.failures.is_empty() {
             let reasons: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(out, "  refused by the provider: {}", reasons.join(", "));
+        }
+        if !r.bounces.is_empty() {
+            let codes: Vec<String> = r.bounces.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(out, "  bounced with status: {}", codes.join(", "));
+        }
+        if let Some(path) = &r.last_path {
+            let _ = writeln!(out, "  path of the last canary seen ({} at {} UTC):", path.canary, time(path.seen_ms));
+            for line in path_lines(&path.hops) {
+                let _ = writeln!(out, "    {line}");
+            }
         }
         for w in &r.windows {
             let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
@@ -200,18 +242,30 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
                 for i in &w.canaries {
                     let _ = writeln!(
                         out,
-                        "    {}  {}  {:<16} {}{}",
+                        "    {}  {}  {:<16} {}{}{}",
                         time(i.sent_ms),
                         i.canary,
                         i.outcome,
                         i.provider_id.as_deref().map(|p| format!("id {p}")).unwrap_or_default(),
-                        i.latency_seconds.map(|l| format!("  after {l:.1}s")).unwrap_or_default()
+                        i.latency_seconds.map(|l| format!("  after {l:.1}s")).unwrap_or_default(),
+                        i.bounce_detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default()
                     );
                 }
             }
         }
     }
     out
+}
+
+/// One line per hop: position, delay since the previous hop, host, TLS.
+pub fn path_lines(hops: &[Hop]) -> Vec<String> {
+    hops.iter()
+        .map(|hop| {
+            let delay = hop.delay_seconds.map_or_else(|| "      ?".to_string(), |d| format!("{d:>7.3}"));
+            let tls = if hop.tls { "TLS" } else { "no TLS" };
+            format!("hop {}  +{delay} s  {:<32} {tls}", hop.position, hop.by.as_deref().unwrap_or("?"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -233,6 +287,9 @@ mod tests {
             seen_ms: latency_ms.map(|l| t + l),
             latency_ms,
             placement: latency_ms.map(|_| "inbox".into()),
+            bounce_status: None,
+            bounce_detail: None,
+            hops: Vec::new(),
         }
     }
 

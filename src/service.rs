@@ -85,6 +85,7 @@ pub fn probes(config: &Config, inboxes: &HashMap<String, InboxHandle>) -> Result
                 inbox: inboxes[route.inbox.as_str()].clone(),
                 from: provider.from().to_string(),
                 to: inbox.address.clone(),
+                return_path: provider.bounce_inbox().and_then(|b| config.inbox(b)).map(|b| b.address.clone()),
             }))
         })
         .collect()
@@ -107,11 +108,15 @@ pub fn watch_inboxes(config: &Config, rt: &Runtime, stop: &watch::Sender<bool>) 
     let mut tasks = Vec::new();
     // Inboxes that routes end in, and those still awaiting canaries of routes
     // a reload removed, so that those are resolved rather than lost.
+    // Bounce inboxes of the providers routes use.
+    let bounces = |i: &crate::config::InboxConfig| {
+        config.routes.iter().any(|r| config.provider(&r.provider).and_then(|p| p.bounce_inbox()) == Some(&i.name))
+    };
     let watched = |i: &&crate::config::InboxConfig| {
-        config.routes.iter().any(|r| r.inbox == i.name) || rt.matcher.waiting_in(&i.name) > 0
+        config.routes.iter().any(|r| r.inbox == i.name) || rt.matcher.waiting_in(&i.name) > 0 || bounces(i)
     };
     for inbox in config.inboxes.iter().filter(watched) {
-        let (handle, task) = inbox::spawn(inbox.clone(), shared.clone(), stop.subscribe())?;
+        let (handle, task) = inbox::spawn(inbox.clone(), bounces(inbox), shared.clone(), stop.subscribe())?;
         handles.insert(inbox.name.clone(), handle);
         tasks.push(task);
     }

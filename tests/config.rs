@@ -77,11 +77,30 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("two-signing-keys", &[r#"global.signing_key: set signing_key or signing_key_file, not both (line 2)"#]),
     ("unknown-in-matrix", &[r#"probes[0].matrix.providers[1]: unknown provider "sendgrid" (line 8)"#]),
     ("unknown-inbox-in-probe", &[r#"probes[0].inbox: unknown inbox "gmail" (line 8)"#]),
+    ("unknown-bounce-inbox", &[r#"providers[0].bounce_inbox: unknown inbox "bounces" (line 7)"#]),
+    (
+        "imap-credentials",
+        &[
+            r#"inboxes[0].imap.oauth2: set password or oauth2, not both (line 10)"#,
+            r#"inboxes[1].imap: needs a password, or oauth2 (token_url, client_id, refresh_token) for XOAUTH2 or OAUTHBEARER (line 13)"#,
+        ],
+    ),
+    (
+        "oauth2-fields",
+        &[
+            r#"providers[0]: oauth2 needs the username it logs in as (line 2)"#,
+            r#"providers[0].oauth2.token_url: "oauth2.example.com/token" is not an http:// or https:// URL (line 7)"#,
+            r#"providers[0].oauth2.client_id: client_id must not be empty (line 8)"#,
+            r#"providers[0].oauth2.refresh_token: must not be empty: give the credential, or a ${VAR} that holds it (line 9)"#,
+            r#"providers[0].oauth2.mechanism: SMTP logs in with xoauth2 only (line 10)"#,
+            r#"inboxes[0].imap.oauth2.mechanism: unknown variant `plain`, expected one of xoauth2, oauthbearer (line 17)"#,
+        ],
+    ),
     ("unknown-provider-in-probe", &[r#"probes[0].provider: unknown provider "ses-prd" (line 8)"#]),
     (
         "unknown-provider-key",
         &[
-            r#"providers[0].hots: unknown field `hots`, expected one of name, host, port, tls, username, password, from, ca_file, insecure_skip_verify, timeout (line 5)"#,
+            r#"providers[0].hots: unknown field `hots`, expected one of name, host, port, tls, username, password, oauth2, from, bounce_inbox, ca_file, insecure_skip_verify, timeout (line 5)"#,
         ],
     ),
     (

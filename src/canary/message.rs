@@ -23,8 +23,10 @@ pub struct Canary {
     pub probe: String,
     pub provider: String,
     pub inbox: String,
-    /// Envelope and header sender.
+    /// Header sender, and envelope sender unless `return_path` is set.
     pub from: String,
+    /// Envelope sender when bounces go to a watched bounce inbox.
+    pub return_path: Option<String>,
     /// Envelope and header recipient: the inbox's address.
     pub to: String,
     pub token: String,
@@ -100,6 +102,7 @@ impl Canary {
             provider: route.provider.clone(),
             inbox: route.inbox.clone(),
             from: from.to_string(),
+            return_path: None,
             to: to.to_string(),
             token,
             subject,

@@ -122,38 +122,53 @@ pub enum ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// What every kind has: name, sender, and (for API providers) the
-    /// endpoint override and the request timeout.
-    fn common(&self) -> (&str, &str, Option<&str>, Duration) {
-        match self {
-            ProviderConfig::Smtp(c) => (&c.name, &c.from, None, c.timeout),
-            ProviderConfig::Ses(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
-            ProviderConfig::Sendgrid(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
-            ProviderConfig::Mailgun(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
-            ProviderConfig::Postmark(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
-            ProviderConfig::Resend(c) => (&c.name, &c.from, c.endpoint.as_deref(), c.timeout),
-        }
+    /// What every kind has: name, sender, bounce mailbox, and (for API
+    /// providers) the endpoint override; and the request timeout.
+    fn common(&self) -> Common<'_> {
+        let (name, from, bounce_inbox, endpoint, timeout) = match self {
+            ProviderConfig::Smtp(c) => (&c.name, &c.from, &c.bounce_inbox, &None, c.timeout),
+            ProviderConfig::Ses(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
+            ProviderConfig::Sendgrid(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
+            ProviderConfig::Mailgun(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
+            ProviderConfig::Postmark(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
+            ProviderConfig::Resend(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
+        };
+        Common { name, from, bounce_inbox: bounce_inbox.as_deref(), endpoint: endpoint.as_deref(), timeout }
     }
 
     /// The `provider` label.
     pub fn name(&self) -> &str {
-        self.common().0
+        self.common().name
     }
 
-    /// The envelope and header sender.
+    /// The header sender (and the envelope sender unless a bounce inbox is set).
     pub fn from(&self) -> &str {
-        self.common().1
+        self.common().from
+    }
+
+    /// The inbox that receives this provider's bounces (DSNs), if any.
+    pub fn bounce_inbox(&self) -> Option<&str> {
+        self.common().bounce_inbox
     }
 
     /// The API base URL override, if any.
     pub fn endpoint(&self) -> Option<&str> {
-        self.common().2
+        self.common().endpoint
     }
 
     /// The limit for one submission.
     pub fn timeout(&self) -> Duration {
-        self.common().3
+        self.common().timeout
     }
+}
+
+/// The keys every provider kind shares.
+struct Common<'a> {
+    name: &'a str,
+    from: &'a str,
+    bounce_inbox: Option<&'a str>,
+    endpoint: Option<&'a str>,
+    timeout: Duration,
 }
 
 /// `type: ses`: Amazon SES v2 `SendEmail` with the raw message, SigV4-signed.
@@ -169,6 +184,10 @@ pub struct SesConfig {
     #[serde(default)]
     pub session_token: Option<Secret>,
     pub from: String,
+    /// The inbox (by name) where this provider's bounces arrive: DSNs there
+    /// resolve canaries as `bounced` at once instead of at their timeout.
+    #[serde(default)]
+    pub bounce_inbox: Option<String>,
     /// Optional configuration set, for SES's own event publishing.
     #[serde(default)]
     pub configuration_set: Option<String>,
@@ -185,6 +204,10 @@ pub struct SendgridConfig {
     pub name: String,
     pub api_key: Secret,
     pub from: String,
+    /// The inbox (by name) where this provider's bounces arrive: DSNs there
+    /// resolve canaries as `bounced` at once instead of at their timeout.
+    #[serde(default)]
+    pub bounce_inbox: Option<String>,
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
@@ -210,6 +233,10 @@ pub struct MailgunConfig {
     #[serde(default)]
     pub region: MailgunRegion,
     pub from: String,
+    /// The inbox (by name) where this provider's bounces arrive: DSNs there
+    /// resolve canaries as `bounced` at once instead of at their timeout.
+    #[serde(default)]
+    pub bounce_inbox: Option<String>,
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
@@ -223,6 +250,10 @@ pub struct PostmarkConfig {
     pub name: String,
     pub server_token: Secret,
     pub from: String,
+    /// The inbox (by name) where this provider's bounces arrive: DSNs there
+    /// resolve canaries as `bounced` at once instead of at their timeout.
+    #[serde(default)]
+    pub bounce_inbox: Option<String>,
     /// The message stream; Postmark's default is `outbound`.
     #[serde(default)]
     pub message_stream: Option<String>,
@@ -239,6 +270,10 @@ pub struct ResendConfig {
     pub name: String,
     pub api_key: Secret,
     pub from: String,
+    /// The inbox (by name) where this provider's bounces arrive: DSNs there
+    /// resolve canaries as `bounced` at once instead of at their timeout.
+    #[serde(default)]
+    pub bounce_inbox: Option<String>,
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
@@ -260,7 +295,14 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<Secret>,
+    /// AUTH XOAUTH2 with an access token instead of a password.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
     pub from: String,
+    /// The inbox (by name) where this provider's bounces arrive: DSNs there
+    /// resolve canaries as `bounced` at once instead of at their timeout.
+    #[serde(default)]
+    pub bounce_inbox: Option<String>,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -312,7 +354,12 @@ pub struct ImapConfig {
     #[serde(default)]
     pub tls: Option<TlsMode>,
     pub username: String,
-    pub password: Secret,
+    /// LOGIN with a password, or (instead) `oauth2`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// AUTHENTICATE with an OAuth2 access token, refreshed as needed.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Config>,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -338,6 +385,38 @@ impl ImapConfig {
             _ => 143,
         })
     }
+}
+
+/// `oauth2:` of an inbox's IMAP (or an SMTP provider): access tokens from a
+/// token endpoint (RFC 6749 refresh-token grant), used with SASL XOAUTH2 or
+/// OAUTHBEARER (RFC 7628).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// Such as `https://oauth2.googleapis.com/token` or
+    /// `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`.
+    pub token_url: String,
+    pub client_id: String,
+    /// Public clients have none.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    pub refresh_token: Secret,
+    /// Scopes to ask for, space-separated; the grant's own when not given.
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub mechanism: SaslMechanism,
+}
+
+/// The SASL mechanism that carries the access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaslMechanism {
+    /// Google's and Microsoft's `XOAUTH2`.
+    #[default]
+    Xoauth2,
+    /// The standard one, RFC 7628.
+    Oauthbearer,
 }
 
 /// `inboxes[].folders`: where a canary counts as `inbox` or `spam`.

@@ -47,6 +47,16 @@ impl Checker<'_> {
         }
     }
 
+    fn oauth2(&mut self, path: &str, oauth2: &super::OAuth2Config) {
+        if !(oauth2.token_url.starts_with("https://") || oauth2.token_url.starts_with("http://")) {
+            self.push(format!("{path}.token_url"), format!("{:?} is not an http:// or https:// URL", oauth2.token_url));
+        }
+        if oauth2.client_id.trim().is_empty() {
+            self.push(format!("{path}.client_id"), "client_id must not be empty");
+        }
+        self.secret(format!("{path}.refresh_token"), &oauth2.refresh_token);
+    }
+
     fn ca_file(&mut self, path: String, ca_file: &Option<std::path::PathBuf>) {
         if let Some(file) = ca_file
             && !file.is_file()
@@ -67,6 +77,12 @@ pub(super) fn validate(
 ) -> Vec<Route> {
     let mut c = Checker { doc, problems };
     global(&mut c, config);
+    // Names as written, so that a provider that failed to decode is not
+    // reported a second time as unknown wherever it is used.
+    let provider_names: HashSet<&str> =
+        (0..doc.len("providers")).filter_map(|i| doc.scalar(&format!("providers[{i}].name"))).collect();
+    let inbox_names: HashSet<&str> =
+        (0..doc.len("inboxes")).filter_map(|i| doc.scalar(&format!("inboxes[{i}].name"))).collect();
 
     let mut seen = HashSet::new();
     for (i, provider) in providers {
@@ -76,6 +92,11 @@ pub(super) fn validate(
             c.push(format!("providers[{i}].name"), format!("duplicate provider name {name:?}"));
         }
         c.address(format!("providers[{i}].from"), provider.from());
+        if let Some(b) = provider.bounce_inbox()
+            && !inbox_names.contains(b)
+        {
+            c.push(format!("providers[{i}].bounce_inbox"), format!("unknown inbox {b:?}"));
+        }
         match provider {
             ProviderConfig::Smtp(smtp) => {
                 if smtp.host.trim().is_empty() {
@@ -84,8 +105,21 @@ pub(super) fn validate(
                 if smtp.port == Some(0) {
                     c.push(format!("providers[{i}].port"), "port must be 1-65535");
                 }
-                if smtp.username.is_some() != smtp.password.is_some() {
-                    c.push(format!("providers[{i}]"), "username and password go together: set both or neither");
+                match (&smtp.password, &smtp.oauth2) {
+                    (Some(_), Some(_)) => c.push(format!("providers[{i}].oauth2"), "set password or oauth2, not both"),
+                    (None, Some(oauth2)) => {
+                        if smtp.username.is_none() {
+                            c.push(format!("providers[{i}]"), "oauth2 needs the username it logs in as");
+                        }
+                        if oauth2.mechanism != super::SaslMechanism::Xoauth2 {
+                            c.push(format!("providers[{i}].oauth2.mechanism"), "SMTP logs in with xoauth2 only");
+                        }
+                        c.oauth2(&format!("providers[{i}].oauth2"), oauth2);
+                    }
+                    _ if smtp.username.is_some() != smtp.password.is_some() => {
+                        c.push(format!("providers[{i}]"), "username and password go together: set both or neither");
+                    }
+                    _ => {}
                 }
                 if smtp.insecure_skip_verify && smtp.tls_mode() == TlsMode::None {
                     c.push(format!("providers[{i}].insecure_skip_verify"), "has no effect with tls: none");
@@ -144,6 +178,15 @@ pub(super) fn validate(
             c.push(format!("inboxes[{i}].imap.poll_interval"), "poll_interval must be more than 0s");
         }
         c.ca_file(format!("inboxes[{i}].imap.ca_file"), &inbox.imap.ca_file);
+        match (&inbox.imap.password, &inbox.imap.oauth2) {
+            (Some(_), Some(_)) => c.push(format!("inboxes[{i}].imap.oauth2"), "set password or oauth2, not both"),
+            (None, None) => c.push(
+                format!("inboxes[{i}].imap"),
+                "needs a password, or oauth2 (token_url, client_id, refresh_token) for XOAUTH2 or OAUTHBEARER",
+            ),
+            (Some(password), None) => c.secret(format!("inboxes[{i}].imap.password"), password),
+            (None, Some(oauth2)) => c.oauth2(&format!("inboxes[{i}].imap.oauth2"), oauth2),
+        }
         if inbox.folders.spam.contains(&inbox.folders.inbox) {
             c.push(format!("inboxes[{i}].folders.spam"), format!("{:?} is the inbox folder too", inbox.folders.inbox));
         }
@@ -154,12 +197,6 @@ pub(super) fn validate(
         }
     }
 
-    // Names as written, so that a provider that failed to decode is not
-    // reported a second time as unknown wherever it is used.
-    let provider_names: HashSet<&str> =
-        (0..doc.len("providers")).filter_map(|i| doc.scalar(&format!("providers[{i}].name"))).collect();
-    let inbox_names: HashSet<&str> =
-        (0..doc.len("inboxes")).filter_map(|i| doc.scalar(&format!("inboxes[{i}].name"))).collect();
     let defaults = &config.global.defaults;
     let mut routes: Vec<Route> = Vec::new();
     let mut route_paths: Vec<String> = Vec::new();

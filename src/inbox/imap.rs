@@ -2,8 +2,10 @@
 //! command runs under the inbox's timeout; every failure maps to a bounded
 //! reason. Messages are learnt by UID, headers only.
 
-use crate::config::{ImapConfig, TlsMode};
+use crate::config::{ImapConfig, SaslMechanism, TlsMode};
 use crate::metrics::InboxError;
+use crate::oauth2::{TokenError, TokenErrorKind, TokenSource, initial_response};
+use crate::secret::Secret;
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
 use std::pin::Pin;
@@ -135,8 +137,13 @@ async fn within<T>(
 }
 
 impl ImapSession {
-    /// Connects, secures and logs in.
-    pub async fn connect(config: &ImapConfig, tls: Arc<ClientConfig>) -> Result<Self, ImapError> {
+    /// Connects, secures and logs in: LOGIN with the password, or
+    /// AUTHENTICATE with an access token from `tokens` (for `oauth2`).
+    pub async fn connect(
+        config: &ImapConfig,
+        tls: Arc<ClientConfig>,
+        tokens: Option<&TokenSource>,
+    ) -> Result<Self, ImapError> {
         let limit = config.timeout;
         let address = (config.host.as_str(), config.port());
         let tcp = tokio::time::timeout(limit, TcpStream::connect(address))
@@ -170,15 +177,27 @@ impl ImapSession {
             let Connection::Plain(tcp) = client.into_inner() else { unreachable!("STARTTLS starts on plain TCP") };
             client = Client::new(secure(tcp).await?);
         }
-        let login = tokio::time::timeout(limit, client.login(&config.username, config.password.expose()))
-            .await
-            .map_err(|_| ImapError::new(InboxError::Timeout, "LOGIN: no answer in time"))?;
-        let session = match login {
-            Ok(session) => session,
-            Err((async_imap::error::Error::No(text), _)) => {
-                return Err(ImapError::new(InboxError::Auth, format!("login refused: {text}")));
+        let session = match (tokens, &config.oauth2, &config.password) {
+            (Some(tokens), Some(oauth2), _) => {
+                let token = tokens.token().await.map_err(token_error)?;
+                let mechanism = oauth2.mechanism;
+                let sasl = Sasl { first: Some(initial_response(mechanism, &config.username, &token)), mechanism };
+                let result = tokio::time::timeout(limit, client.authenticate(mechanism.as_str(), sasl))
+                    .await
+                    .map_err(|_| ImapError::new(InboxError::Timeout, "AUTHENTICATE: no answer in time"))?;
+                if result.is_err() {
+                    // Whatever the server disliked, the next login gets a fresh token.
+                    tokens.invalidate();
+                }
+                logged_in(result, mechanism.as_str())?
             }
-            Err((e, _)) => return Err(classify(e)),
+            (_, _, Some(password)) => {
+                let login = tokio::time::timeout(limit, client.login(&config.username, password.expose()))
+                    .await
+                    .map_err(|_| ImapError::new(InboxError::Timeout, "LOGIN: no answer in time"))?;
+                logged_in(login, "login")?
+            }
+            _ => return Err(ImapError::new(InboxError::Auth, "no password and no oauth2 configured")),
         };
         let mut this = ImapSession {
             session: Some(session),
@@ -258,6 +277,21 @@ impl ImapSession {
             .collect();
         out.sort_by_key(|(uid, _)| *uid);
         Ok(out)
+    }
+
+    /// Up to the first `limit` bytes of message `uid` of the selected folder
+    /// (None if it is gone).
+    pub async fn message(&mut self, uid: u32, limit: usize) -> Result<Option<Vec<u8>>, ImapError> {
+        let timeout = self.timeout;
+        let query = format!("(UID BODY.PEEK[]<0.{limit}>)");
+        let session = self.session()?;
+        let fetched = within(timeout, "UID FETCH", async {
+            let stream = session.uid_fetch(uid.to_string(), &query).await?;
+            stream.try_collect::<Vec<_>>().await
+        })
+        .await?;
+        self.drain();
+        Ok(fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()).map(<[u8]>::to_vec))
     }
 
     /// Removes `uids` from the selected folder.
@@ -346,6 +380,52 @@ impl ImapSession {
     pub async fn logout(mut self) {
         if let Some(mut s) = self.session.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), s.logout()).await;
+        }
+    }
+}
+
+/// The session after LOGIN or AUTHENTICATE, or why there is none.
+fn logged_in(
+    result: Result<Session<Connection>, (async_imap::error::Error, Client<Connection>)>,
+    what: &str,
+) -> Result<Session<Connection>, ImapError> {
+    match result {
+        Ok(session) => Ok(session),
+        Err((async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text), _)) => {
+            Err(ImapError::new(InboxError::Auth, format!("{what} refused: {text}")))
+        }
+        Err((e, _)) => Err(classify(e)),
+    }
+}
+
+/// No access token: the token endpoint's failure, under the inbox's reasons.
+fn token_error(e: TokenError) -> ImapError {
+    let reason = match e.kind {
+        TokenErrorKind::Refused => InboxError::Auth,
+        TokenErrorKind::Connect => InboxError::Connect,
+        TokenErrorKind::Tls => InboxError::Tls,
+        TokenErrorKind::Timeout => InboxError::Timeout,
+        TokenErrorKind::Protocol => InboxError::Protocol,
+    };
+    ImapError::new(reason, e.to_string())
+}
+
+/// SASL with an OAuth2 initial response. A second challenge is the
+/// server's error report; RFC 7628 §3.2.3 answers it with a lone %x01
+/// (XOAUTH2 with nothing), after which the server says NO.
+struct Sasl {
+    first: Option<Secret>,
+    mechanism: SaslMechanism,
+}
+
+impl async_imap::Authenticator for Sasl {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        match (self.first.take(), self.mechanism) {
+            (Some(first), _) => first.expose().as_bytes().to_vec(),
+            (None, SaslMechanism::Oauthbearer) => vec![1],
+            (None, SaslMechanism::Xoauth2) => Vec::new(),
         }
     }
 }

@@ -2,17 +2,19 @@
 //! route that ends there. It learns new messages by UID from a cursor kept
 //! in the ledger (never a full-mailbox scan per tick), verifies tokens, hands
 //! genuine canaries to the matcher, and cleans up only what the matcher
-//! resolved. It waits in IDLE, polls fast for a short window after a send
+//! resolved. In a provider's bounce inbox it also reads delivery status
+//! notifications (crate::bounce) that return a canary. It waits in IDLE, polls fast for a short window after a send
 //! (servers may hold IDLE notifications back), and reconnects with capped
 //! exponential backoff.
 
 pub mod imap;
 
-use crate::canary::{Rejection, SigningKey, TOKEN_HEADER, Token, extract_token};
+use crate::canary::{ConflictingTokens, Rejection, SigningKey, TOKEN_HEADER, Token, extract_token};
 use crate::config::{Cleanup, FastPoll, InboxConfig};
 use crate::ledger::Ledger;
 use crate::matcher::{Disposition, Matcher};
 use crate::metrics::{Metrics, Placement, Unmatched};
+use crate::oauth2::TokenSource;
 use imap::{ImapError, ImapSession};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +22,13 @@ use tokio::sync::watch;
 use tokio_rustls::rustls::ClientConfig;
 
 /// Headers fetched for each new message: the token, and what the receiving
-/// servers say about the path (crate::insight).
+/// servers say about the path (crate::insight); in a bounce inbox also
+/// what tells a bounce apart (crate::bounce).
 const FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received";
+const BOUNCE_FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received Content-Type";
+/// How much of a bounce is read: the report and the returned headers come
+/// first, and a returned body beyond this is not needed.
+const BOUNCE_LIMIT: usize = 256 * 1024;
 const BACKOFF_START: Duration = Duration::from_millis(500);
 /// The first fast poll after a send; it doubles up to `fast_poll.interval`.
 const FAST_START: Duration = Duration::from_millis(5);
@@ -52,8 +59,10 @@ impl InboxHandle {
 }
 
 /// Starts the watcher of `config`; it runs until `shutdown` turns true.
+/// With `bounces`, it is some provider's bounce inbox and reads DSNs too.
 pub fn spawn(
     config: InboxConfig,
+    bounces: bool,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(InboxHandle, tokio::task::JoinHandle<()>), String> {
@@ -66,22 +75,46 @@ pub fn spawn(
     // Long ago: no fast polling until the first send.
     let long_ago = Instant::now().checked_sub(shared.fast_poll.window).unwrap_or_else(Instant::now);
     let (sent_tx, sent) = watch::channel(long_ago);
-    let watcher = Watcher { config, tls, shared, sent, shutdown };
+    let tokens = match &config.imap.oauth2 {
+        Some(oauth2) => Some(
+            TokenSource::new(oauth2, config.imap.ca_file.as_deref(), config.imap.timeout)
+                .map_err(|e| format!("inbox {}: oauth2: {e}", config.name))?,
+        ),
+        None => None,
+    };
+    let watcher = Watcher { config, bounces, tls, tokens, shared, sent, shutdown };
     let task = tokio::spawn(watcher.run());
     Ok((InboxHandle { sent: Arc::new(sent_tx) }, task))
 }
 
 struct Watcher {
     config: InboxConfig,
+    bounces: bool,
     tls: Arc<ClientConfig>,
+    /// Access tokens, for an inbox that logs in with OAuth2.
+    tokens: Option<TokenSource>,
     shared: Arc<Shared>,
     sent: watch::Receiver<Instant>,
     shutdown: watch::Receiver<bool>,
 }
 
+/// What a fetched message turned out to be.
+enum Kind {
+    /// A canary the matcher resolved: clean it up.
+    Resolved,
+    /// Someone else's mail, or one of ours not counted now: left alone.
+    LeftAlone,
+    /// A delivery status report: read the whole of it.
+    Report,
+}
+
 impl Watcher {
     fn name(&self) -> &str {
         &self.config.name
+    }
+
+    fn fields(&self) -> &'static str {
+        if self.bounces { BOUNCE_FIELDS } else { FIELDS }
     }
 
     async fn run(mut self) {
@@ -106,7 +139,7 @@ impl Watcher {
 
     /// One session, from login until shutdown (Ok) or a failure (Err).
     async fn session(&mut self, backoff: &mut Duration) -> Result<(), ImapError> {
-        let mut imap = ImapSession::connect(&self.config.imap, self.tls.clone()).await?;
+        let mut imap = ImapSession::connect(&self.config.imap, self.tls.clone(), self.tokens.as_ref()).await?;
         self.shared.metrics.set_inbox_up(self.name(), true);
         *backoff = BACKOFF_START;
         tracing::info!(inbox = %self.name(), idle = imap.capabilities.idle, "inbox connected");
@@ -214,11 +247,12 @@ impl Watcher {
             }
             _ => return self.first_scan(imap, folder, placement).await,
         };
-        let new = imap.headers(&format!("{from}:*"), from, FIELDS).await?;
+        let new = imap.headers(&format!("{from}:*"), from, self.fields()).await?;
         tracing::debug!(inbox = %self.name(), folder, from, fetched = new.len(), "new messages");
         if let Some(&(last, _)) = new.last() {
-            self.process(imap, folder, placement, &new).await;
-            self.save_cursor(folder, uid_validity, last + 1);
+            let result = self.process(imap, folder, placement, &new).await;
+            self.save_cursor(folder, uid_validity, result.as_ref().map_or_else(|(uid, _)| *uid, |()| last + 1));
+            result.map_err(|(_, e)| e)?;
         }
         Ok(())
     }
@@ -229,43 +263,121 @@ impl Watcher {
     async fn first_scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
         let state = imap.select(folder).await?;
         let since = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
-        let uids = imap.search(&format!("SINCE {} HEADER {TOKEN_HEADER} \"\"", since.format("%-d-%b-%Y"))).await?;
+        let since = since.format("%-d-%b-%Y");
+        let criteria = if self.bounces {
+            format!("SINCE {since} OR HEADER {TOKEN_HEADER} \"\" HEADER Content-Type \"report\"")
+        } else {
+            format!("SINCE {since} HEADER {TOKEN_HEADER} \"\"")
+        };
+        let uids = imap.search(&criteria).await?;
         let mut next = state.uid_next;
         if !uids.is_empty() {
-            let found = imap.headers(&imap::uid_set(&uids), 0, FIELDS).await?;
+            let found = imap.headers(&imap::uid_set(&uids), 0, self.fields()).await?;
             tracing::debug!(inbox = %self.name(), folder, fetched = found.len(), "canaries of the last day");
-            self.process(imap, folder, placement, &found).await;
+            if let Err((uid, e)) = self.process(imap, folder, placement, &found).await {
+                self.save_cursor(folder, state.uid_validity, uid);
+                return Err(e);
+            }
             next = next.max(found.last().map_or(0, |(uid, _)| uid + 1));
         }
         self.save_cursor(folder, state.uid_validity, next);
         Ok(())
     }
 
-    /// Classifies fetched messages and cleans up the ones the matcher resolved.
-    async fn process(&self, imap: &mut ImapSession, folder: &str, placement: Placement, messages: &[(u32, Vec<u8>)]) {
-        let resolved: Vec<u32> =
-            messages.iter().filter(|(_, headers)| self.classify(headers, placement)).map(|(uid, _)| *uid).collect();
-        self.cleanup(imap, &resolved, folder).await;
+    /// Classifies fetched messages and cleans up the ones the matcher
+    /// resolved. If a bounce cannot be read, stops there with its UID, so
+    /// that the cursor stays on it and it is read again.
+    async fn process(
+        &self,
+        imap: &mut ImapSession,
+        folder: &str,
+        placement: Placement,
+        messages: &[(u32, Vec<u8>)],
+    ) -> Result<(), (u32, ImapError)> {
+        let mut resolved = Vec::new();
+        let mut result = Ok(());
+        for (uid, headers) in messages {
+            let kind = match self.classify(headers, placement) {
+                Kind::Report => match imap.message(*uid, BOUNCE_LIMIT).await {
+                    Ok(Some(raw)) => self.classify_report(&raw),
+                    Ok(None) => Kind::LeftAlone,
+                    Err(e) => {
+                        result = Err((*uid, e));
+                        break;
+                    }
+                },
+                kind => kind,
+            };
+            if matches!(kind, Kind::Resolved) {
+                resolved.push(*uid);
+            }
+        }
+        // After a refused FETCH the session still works. After a broken or
+        // silent one, the canaries resolved before it stay in the mailbox,
+        // as after any failed cleanup; they are counted already.
+        if result.as_ref().err().is_none_or(|(_, e)| e.refused) {
+            self.cleanup(imap, &resolved, folder).await;
+        }
+        result
     }
 
-    /// Verifies one message's token and hands a genuine canary to the
-    /// matcher. True when the matcher resolved it (so it may be cleaned up).
-    fn classify(&self, headers: &[u8], placement: Placement) -> bool {
-        let reason = match extract_token(headers) {
-            Ok(None) => return false,
-            Err(_conflicting) => Unmatched::Forged,
-            Ok(Some(text)) => match Token::verify(&text, &self.shared.instance, &self.shared.keys) {
-                Ok(token) => match self.shared.matcher.seen(&token, placement, crate::insight::read(headers)) {
-                    Disposition::Resolved => return true,
-                    Disposition::Unmatched(reason) => reason,
-                },
-                Err(Rejection::Forged) => Unmatched::Forged,
-                Err(Rejection::Foreign { .. }) => Unmatched::Foreign,
-            },
+    /// Verifies one message's token and hands a genuine canary to the matcher.
+    fn classify(&self, headers: &[u8], placement: Placement) -> Kind {
+        let token = match extract_token(headers) {
+            Ok(None) if self.bounces && crate::bounce::is_report(headers) => return Kind::Report,
+            Ok(None) => return Kind::LeftAlone,
+            token => token,
         };
+        match self.verify(token) {
+            Ok(token) => match self.shared.matcher.seen(&token, placement, crate::insight::read(headers)) {
+                Disposition::Resolved => Kind::Resolved,
+                Disposition::Unmatched(reason) => self.left_alone(reason),
+            },
+            Err(reason) => self.left_alone(reason),
+        }
+    }
+
+    /// Hands a bounce that returns a genuine canary to the matcher. Bounces
+    /// of other mail are none of our business and are not counted.
+    fn classify_report(&self, raw: &[u8]) -> Kind {
+        let Some(report) = crate::bounce::read(raw) else { return Kind::LeftAlone };
+        if matches!(report.token, Ok(None)) {
+            return Kind::LeftAlone;
+        }
+        let token = match self.verify(report.token) {
+            Ok(token) => token,
+            Err(reason) => return self.left_alone(reason),
+        };
+        match report.bounce {
+            Some(bounce) if bounce.failed() => match self.shared.matcher.bounced(&token, bounce) {
+                Disposition::Resolved => Kind::Resolved,
+                Disposition::Unmatched(reason) => self.left_alone(reason),
+            },
+            Some(bounce) => {
+                // A warning that delivery is delayed: the canary may still arrive.
+                tracing::info!(inbox = %self.name(), canary = %token.canary_id, action = %bounce.action, status = %bounce.status, "delivery status notice for a canary; still waiting for it");
+                Kind::LeftAlone
+            }
+            None => self.left_alone(Unmatched::Malformed),
+        }
+    }
+
+    /// The token of a message, verified; the reason to leave it alone if not.
+    fn verify(&self, token: Result<Option<String>, ConflictingTokens>) -> Result<Token, Unmatched> {
+        match token {
+            Ok(Some(text)) => Token::verify(&text, &self.shared.instance, &self.shared.keys).map_err(|e| match e {
+                Rejection::Forged => Unmatched::Forged,
+                Rejection::Foreign { .. } => Unmatched::Foreign,
+            }),
+            // Two different tokens, or none where one was expected.
+            Err(ConflictingTokens) | Ok(None) => Err(Unmatched::Forged),
+        }
+    }
+
+    fn left_alone(&self, reason: Unmatched) -> Kind {
         tracing::debug!(inbox = %self.name(), reason = reason.as_str(), "unmatched message left alone");
         self.shared.metrics.unmatched(self.name(), reason);
-        false
+        Kind::LeftAlone
     }
 
     async fn cleanup(&self, imap: &mut ImapSession, uids: &[u32], folder: &str) {

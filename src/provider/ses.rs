@@ -53,6 +53,10 @@ impl Provider for SesProvider {
             "Destination": { "ToAddresses": [canary.to] },
             "Content": { "Raw": { "Data": base64::engine::general_purpose::STANDARD.encode(&canary.raw) } },
         });
+        if let Some(bounces) = &canary.return_path {
+            // SES keeps its own envelope sender and forwards bounces here.
+            body["FeedbackForwardingEmailAddress"] = bounces.clone().into();
+        }
         if let Some(set) = &self.configuration_set {
             body["ConfigurationSetName"] = set.clone().into();
         }

@@ -5,8 +5,10 @@
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
 use crate::config::{SmtpConfig, TlsMode};
+use crate::oauth2::{TokenErrorKind, TokenSource};
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::{Category, Severity};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -16,6 +18,9 @@ pub struct SmtpProvider {
     name: String,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     timeout: Duration,
+    /// With `oauth2`: the transport without credentials, the login name,
+    /// and the access tokens to log in with.
+    oauth2: Option<Box<(AsyncSmtpTransportBuilder, String, TokenSource)>>,
 }
 
 impl SmtpProvider {
@@ -42,10 +47,38 @@ impl SmtpProvider {
             .port(config.port())
             .tls(tls)
             .timeout(Some(config.timeout));
+        let oauth2 = match (&config.oauth2, &config.username) {
+            (Some(oauth2), Some(user)) => {
+                let tokens = TokenSource::new(oauth2, config.ca_file.as_deref(), config.timeout)?;
+                Some(Box::new((builder.clone().authentication(vec![Mechanism::Xoauth2]), user.clone(), tokens)))
+            }
+            _ => None,
+        };
         if let (Some(user), Some(password)) = (&config.username, &config.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()));
         }
-        Ok(SmtpProvider { name: config.name.clone(), transport: builder.build(), timeout: config.timeout })
+        Ok(SmtpProvider { name: config.name.clone(), transport: builder.build(), timeout: config.timeout, oauth2 })
+    }
+
+    /// The transport for the next canary: with a current access token when
+    /// the relay takes OAuth2 (a transport per token; each canary opens its
+    /// own connection anyway).
+    async fn transport(&self) -> Result<std::borrow::Cow<'_, AsyncSmtpTransport<Tokio1Executor>>, SendError> {
+        let Some((builder, user, tokens)) = self.oauth2.as_deref() else {
+            return Ok(std::borrow::Cow::Borrowed(&self.transport));
+        };
+        let token = tokens.token().await.map_err(|e| {
+            let reason = match e.kind {
+                TokenErrorKind::Refused => SendReason::Auth,
+                TokenErrorKind::Connect => SendReason::Connect,
+                TokenErrorKind::Tls => SendReason::Tls,
+                TokenErrorKind::Timeout => SendReason::Timeout,
+                TokenErrorKind::Protocol => SendReason::Other,
+            };
+            SendError::new(reason, e.to_string())
+        })?;
+        let credentials = Credentials::new(user.clone(), token.expose().to_string());
+        Ok(std::borrow::Cow::Owned(builder.clone().credentials(credentials).build()))
     }
 }
 
@@ -55,15 +88,23 @@ impl Provider for SmtpProvider {
     }
 
     async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
+        let sender = canary.return_path.as_deref().unwrap_or(&canary.from);
         let envelope = Envelope::new(
-            Some(canary.from.parse().map_err(|e| SendError::new(SendReason::Other, format!("bad from address: {e}")))?),
+            Some(sender.parse().map_err(|e| SendError::new(SendReason::Other, format!("bad from address: {e}")))?),
             vec![canary.to.parse().map_err(|e| SendError::new(SendReason::Other, format!("bad to address: {e}")))?],
         )
         .map_err(|e| SendError::new(SendReason::Other, e.to_string()))?;
-        let response = tokio::time::timeout(self.timeout, self.transport.send_raw(&envelope, &canary.raw))
+        let transport = self.transport().await?;
+        let response = tokio::time::timeout(self.timeout, transport.send_raw(&envelope, &canary.raw))
             .await
             .map_err(|_| SendError::new(SendReason::Timeout, format!("no answer within {:?}", self.timeout)))?
-            .map_err(classify)?;
+            .map_err(classify)
+            .inspect_err(|e| {
+                if let (SendReason::Auth, Some((_, _, tokens))) = (e.reason, self.oauth2.as_deref()) {
+                    // The relay refused the token: the next canary gets a fresh one.
+                    tokens.invalidate();
+                }
+            })?;
         let text: Vec<&str> = response.message().collect();
         Ok(Accepted { provider_id: queue_id(&text.join(" ")) })
     }
@@ -93,7 +134,9 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
         }
     } else if e.is_tls() || crate::tls::is_tls_error(&e) {
         SendReason::Tls
-    } else if detail.contains("authentication mechanism") {
+    } else if detail.contains("authentication mechanism") || detail.contains("does not expect a challenge") {
+        // The second: a 334 answer to XOAUTH2's initial response is the
+        // server's error report, so the token was refused.
         SendReason::Auth
     } else if e.is_client() || e.is_response() {
         SendReason::Other

@@ -22,6 +22,8 @@ pub struct Stack {
     pub smtps: u16,
     pub imap: u16,
     pub imaps: u16,
+    /// Where Dovecot asks whether an OAuth2 access token is good.
+    pub oauth: u16,
 }
 
 fn repo() -> PathBuf {
@@ -65,6 +67,7 @@ pub fn stack() -> &'static Stack {
             smtps: port("MAILSTACK_SMTPS_PORT"),
             imap: port("MAILSTACK_IMAP_PORT"),
             imaps: port("MAILSTACK_IMAPS_PORT"),
+            oauth: env.get("MAILSTACK_OAUTH_PORT").map_or(10080, |p| p.parse().unwrap()),
         }
     })
 }
@@ -208,9 +211,19 @@ impl Metrics {
 
 /// One HTTP/1.1 request on loopback: (status code, body).
 pub fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    http_with(port, method, path, "")
+}
+
+/// One HTTP/1.1 request with a JSON `body`.
+pub fn http_with(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
     let mut response = String::new();
     s.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
@@ -352,6 +365,54 @@ impl Standin {
 }
 
 impl Drop for Standin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The OAuth2 authorization server of tests/standins/oauth2.py, on the port
+/// the stack's Dovecot asks (so one at a time per stack).
+pub struct AuthServer {
+    child: Child,
+    port: u16,
+}
+
+impl AuthServer {
+    pub fn start(client_id: &str, client_secret: &str) -> AuthServer {
+        let port = stack().oauth;
+        let child = Command::new("/usr/bin/python3")
+            .arg(repo().join("tests/standins/oauth2.py"))
+            .args(["--port", &port.to_string(), "--client-id", client_id, "--client-secret", client_secret])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the OAuth2 stand-in (needs /usr/bin/python3)");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the OAuth2 stand-in did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        AuthServer { child, port }
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// Pulls one of the test's levers (see oauth2.py).
+    pub fn control(&self, json: &str) {
+        let (code, body) = http_with(self.port, "POST", "/control", json).expect("OAuth2 stand-in answers");
+        assert_eq!(code, 200, "{body}");
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        let (_, body) = http(self.port, "GET", "/stats").expect("OAuth2 stand-in answers");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for AuthServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -149,7 +149,13 @@ def ses(handler, body):
         raise ses_error(400, "MessageRejected", f"Email address is not verified. The following identities failed the check: {recipient}")
     if fail == "error":
         raise ses_error(500, "InternalFailure", "The request processing has failed because of an unknown error.")
-    relay(sender, recipient, raw)
+    # SES sends from its own envelope address and forwards bounces to the
+    # feedback address (the sender by default); relaying with that envelope
+    # sender lets the real Postfix deliver its DSN there.
+    feedback = req.get("FeedbackForwardingEmailAddress", sender)
+    if not isinstance(feedback, str) or "@" not in feedback:
+        raise ses_error(400, "BadRequestException", "FeedbackForwardingEmailAddress is not a valid email address")
+    relay(feedback, recipient, raw)
     return 200, {"MessageId": f"0102019{uuid.uuid4().hex}-000000"}, {}
 
 

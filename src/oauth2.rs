@@ -1,0 +1,246 @@
+//! OAuth2 access tokens for mailboxes and relays that refuse passwords
+//! (Gmail, Microsoft 365): the refresh-token grant of RFC 6749 §6 against a
+//! configured token endpoint, a token kept until shortly before it expires,
+//! and the SASL initial responses that carry it, XOAUTH2 and OAUTHBEARER
+//! (RFC 7628).
+//!
+//! Neither the refresh token, the client secret nor an access token ever
+//! reaches a log line or an error: errors carry the endpoint's `error` code
+//! and description only.
+
+use crate::config::{OAuth2Config, SaslMechanism};
+use crate::secret::Secret;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Largest token endpoint answer read.
+const MAX_BODY: usize = 64 * 1024;
+/// A token is refreshed this long before it expires (or at half its life,
+/// if that is sooner), so that it is never sent about to expire.
+const MARGIN: Duration = Duration::from_secs(60);
+/// When the endpoint does not say how long a token lives.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Why no access token could be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("OAuth2 token endpoint: {detail}")]
+pub struct TokenError {
+    pub kind: TokenErrorKind,
+    pub detail: String,
+}
+
+/// What kind of failure, for the `reason` labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenErrorKind {
+    /// The endpoint refused the grant or the client (`invalid_grant`, 401).
+    Refused,
+    /// No connection, or it broke.
+    Connect,
+    Tls,
+    Timeout,
+    /// An answer that is not a token.
+    Protocol,
+}
+
+struct Cached {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+/// Hands out access tokens for one mailbox or relay, refreshing them as
+/// needed. Shared by every session of its owner.
+pub struct TokenSource {
+    config: OAuth2Config,
+    client: reqwest::Client,
+    cached: Mutex<Option<Cached>>,
+    /// Endpoints that rotate refresh tokens (Microsoft) hand out a new one.
+    refresh_token: Mutex<Secret>,
+}
+
+impl TokenSource {
+    /// A source for `config`; `ca_file` is an extra CA trusted for the endpoint.
+    pub fn new(config: &OAuth2Config, ca_file: Option<&std::path::Path>, timeout: Duration) -> Result<Self, String> {
+        let tls = crate::tls::client_config(ca_file, false)?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(TokenSource {
+            refresh_token: Mutex::new(config.refresh_token.clone()),
+            config: config.clone(),
+            client,
+            cached: Mutex::new(None),
+        })
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A token good for a while yet: the one kept, or a fresh one.
+    pub async fn token(&self) -> Result<Secret, TokenError> {
+        if let Some(c) = Self::lock(&self.cached).as_ref()
+            && Instant::now() < c.refresh_at
+        {
+            return Ok(c.token.clone());
+        }
+        self.refresh().await
+    }
+
+    /// The server refused the token we sent: do not send it again.
+    pub fn invalidate(&self) {
+        *Self::lock(&self.cached) = None;
+    }
+
+    async fn refresh(&self) -> Result<Secret, TokenError> {
+        let refresh_token = Self::lock(&self.refresh_token).clone();
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+            ("client_id", &self.config.client_id),
+        ];
+        if let Some(secret) = &self.config.client_secret {
+            form.push(("client_secret", secret.expose()));
+        }
+        if let Some(scope) = &self.config.scope {
+            form.push(("scope", scope));
+        }
+        let request = self.client.post(&self.config.token_url).header("accept", "application/json").form(&form);
+        let started = Instant::now();
+        let (status, body) = self.call(request).await?;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        if !status.is_success() {
+            return Err(refusal(status, &json));
+        }
+        let Some(token) = json["access_token"].as_str().filter(|t| !t.is_empty()) else {
+            return Err(TokenError {
+                kind: TokenErrorKind::Protocol,
+                detail: format!("HTTP {} without an access_token", status.as_u16()),
+            });
+        };
+        if let Some(kind) = json["token_type"].as_str()
+            && !kind.eq_ignore_ascii_case("bearer")
+        {
+            return Err(TokenError {
+                kind: TokenErrorKind::Protocol,
+                detail: format!("token_type {kind:?}, not Bearer"),
+            });
+        }
+        let lifetime = json["expires_in"]
+            .as_u64()
+            .or_else(|| json["expires_in"].as_str().and_then(|s| s.parse().ok()))
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        let token = Secret::new(token);
+        *Self::lock(&self.cached) =
+            Some(Cached { token: token.clone(), refresh_at: started + lifetime - MARGIN.min(lifetime / 2) });
+        if let Some(rotated) = json["refresh_token"].as_str().filter(|t| !t.is_empty()) {
+            *Self::lock(&self.refresh_token) = Secret::new(rotated);
+        }
+        tracing::debug!(lifetime = ?lifetime, "OAuth2 access token refreshed");
+        Ok(token)
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, Vec<u8>), TokenError> {
+        let mut response = request.send().await.map_err(transport_error)?;
+        let status = response.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_BODY {
+                return Err(TokenError { kind: TokenErrorKind::Protocol, detail: "answer too large".into() });
+            }
+        }
+        Ok((status, body))
+    }
+}
+
+/// `HTTP 400 invalid_grant: Token has been expired or revoked.`
+fn refusal(status: reqwest::StatusCode, json: &serde_json::Value) -> TokenError {
+    let code = json["error"].as_str().unwrap_or("");
+    let kind = match (status.as_u16(), code) {
+        (_, "invalid_grant" | "invalid_client" | "unauthorized_client" | "invalid_scope") | (401 | 403, _) => {
+            TokenErrorKind::Refused
+        }
+        (408 | 504, _) => TokenErrorKind::Timeout,
+        _ => TokenErrorKind::Protocol,
+    };
+    let description: String = json["error_description"].as_str().unwrap_or("").chars().take(300).collect();
+    let mut detail = format!("HTTP {}", status.as_u16());
+    if !code.is_empty() {
+        detail.push_str(&format!(" {code}"));
+    }
+    if !description.is_empty() {
+        detail.push_str(&format!(": {description}"));
+    }
+    TokenError { kind, detail }
+}
+
+fn transport_error(e: reqwest::Error) -> TokenError {
+    let kind = if e.is_timeout() {
+        TokenErrorKind::Timeout
+    } else if crate::tls::is_tls_error(&e) {
+        TokenErrorKind::Tls
+    } else if e.is_connect() {
+        TokenErrorKind::Connect
+    } else {
+        TokenErrorKind::Protocol
+    };
+    TokenError { kind, detail: e.without_url().to_string() }
+}
+
+/// The SASL initial response that carries `token` for `user`.
+pub fn initial_response(mechanism: SaslMechanism, user: &str, token: &Secret) -> Secret {
+    Secret::new(match mechanism {
+        // https://developers.google.com/gmail/imap/xoauth2-protocol
+        SaslMechanism::Xoauth2 => format!("user={user}\x01auth=Bearer {}\x01\x01", token.expose()),
+        // RFC 7628 §3.1: GS2 header with the authorization identity, then key/value pairs.
+        SaslMechanism::Oauthbearer => format!("n,a={},\x01auth=Bearer {}\x01\x01", gs2_escape(user), token.expose()),
+    })
+}
+
+/// RFC 5801 §4: `,` and `=` in a GS2 authzid.
+fn gs2_escape(user: &str) -> String {
+    user.replace('=', "=3D").replace(',', "=2C")
+}
+
+impl SaslMechanism {
+    /// The name in AUTHENTICATE and AUTH.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Xoauth2 => "XOAUTH2",
+            SaslMechanism::Oauthbearer => "OAUTHBEARER",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_responses_follow_their_specs() {
+        let token = Secret::new("ya29.token");
+        assert_eq!(
+            initial_response(SaslMechanism::Xoauth2, "a@b.test", &token).expose(),
+            "user=a@b.test\x01auth=Bearer ya29.token\x01\x01"
+        );
+        assert_eq!(
+            initial_response(SaslMechanism::Oauthbearer, "a=b,c@d.test", &token).expose(),
+            "n,a=a=3Db=2Cc@d.test,\x01auth=Bearer ya29.token\x01\x01"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_endpoint_code_only() {
+        let json =
+            serde_json::json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."});
+        let e = refusal(reqwest::StatusCode::BAD_REQUEST, &json);
+        assert_eq!(e.kind, TokenErrorKind::Refused);
+        assert_eq!(e.to_string(), "OAuth2 token endpoint: HTTP 400 invalid_grant: Token has been expired or revoked.");
+        assert_eq!(refusal(reqwest::StatusCode::UNAUTHORIZED, &serde_json::Value::Null).kind, TokenErrorKind::Refused);
+        assert_eq!(refusal(reqwest::StatusCode::BAD_GATEWAY, &serde_json::Value::Null).kind, TokenErrorKind::Protocol);
+    }
+}
