@@ -20,8 +20,8 @@ echo
 echo "== one canary, followed live: mailcanary check --probe relay-to-local"
 ./target/release/mailcanary check --config probes.yaml --probe relay-to-local || true
 echo
-echo "== mailcanary run: canaries every 30 s on 4 routes. In another terminal:"
-echo "     curl -s http://127.0.0.1:9925/metrics | grep -E 'canaries_(sent|delivered)_total|latency_seconds_(sum|count)'"
+echo "== mailcanary run: canaries every 30 s on 5 routes (one into a mailbox that bounces). In another terminal:"
+echo "     curl -s http://127.0.0.1:9925/metrics | grep -E 'canaries_(sent|delivered|bounced)_total|latency_seconds_(sum|count)'"
 echo "     curl -s http://127.0.0.1:9925/api/v1/status"
 echo
 ./target/release/mailcanary run --config probes.yaml

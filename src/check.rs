@@ -147,6 +147,9 @@ async fn follow(
                 if let Some(mta) = bounce.remote_mta.as_deref().or(bounce.reporting_mta.as_deref()) {
                     println!("  reported by {mta}");
                 }
+                println!("timing:");
+                println!("  submit → accepted   {send_seconds:>9.3} s");
+                println!("  accepted → bounce   {:>9.3} s", start.elapsed().as_secs_f64() - send_seconds);
                 return Verdict::Bounced;
             }
             Event::Lost { canary, .. } if canary == id => {

@@ -267,14 +267,7 @@ impl Matcher {
 
     /// A canary no longer in flight: late if it was lost, otherwise unmatched.
     fn seen_after(&self, token: &Token, placement: Placement, seen_ms: i64, insight: Insight) -> Disposition {
-        let row = match self.ledger.get(&token.canary_id) {
-            Ok(Some(row)) => row,
-            Ok(None) => return Disposition::Unmatched(Unmatched::Expired),
-            Err(e) => {
-                tracing::error!(error = %e, "ledger read failed");
-                return Disposition::Unmatched(Unmatched::Expired);
-            }
-        };
+        let Some(row) = self.recorded(&token.canary_id) else { return Disposition::Unmatched(Unmatched::Expired) };
         match row.state {
             State::Lost => {
                 let latency_ms = (seen_ms - row.accepted_ms.unwrap_or(row.created_ms)).max(0);
@@ -332,14 +325,7 @@ impl Matcher {
     }
 
     fn bounced_after(&self, token: &Token, bounce: &Bounce) -> Disposition {
-        let row = match self.ledger.get(&token.canary_id) {
-            Ok(Some(row)) => row,
-            Ok(None) => return Disposition::Unmatched(Unmatched::Expired),
-            Err(e) => {
-                tracing::error!(error = %e, "ledger read failed");
-                return Disposition::Unmatched(Unmatched::Expired);
-            }
-        };
+        let Some(row) = self.recorded(&token.canary_id) else { return Disposition::Unmatched(Unmatched::Expired) };
         match self.ledger.record_bounce_after_lost(&row.id, &bounce.status, bounce.diagnostic.as_deref()) {
             Ok(true) => {
                 tracing::warn!(probe = %row.probe, canary = %row.id, status = %bounce.status, detail = %bounce.summary(), "a canary counted lost bounced");
@@ -355,6 +341,15 @@ impl Matcher {
                 Disposition::Unmatched(Unmatched::Expired)
             }
         }
+    }
+
+    /// The ledger's row of a canary no longer in flight (None when it was
+    /// never ours, was pruned, or cannot be read).
+    fn recorded(&self, id: &str) -> Option<crate::ledger::Row> {
+        self.ledger.get(id).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "ledger read failed");
+            None
+        })
     }
 
     fn bounce(&self, id: &str, bounce: Bounce, seen_ms: i64) {

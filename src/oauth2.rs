@@ -9,12 +9,12 @@
 //! and description only.
 
 use crate::config::{OAuth2Config, SaslMechanism};
+use crate::provider::SendReason;
+use crate::provider::http::Api;
 use crate::secret::Secret;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Largest token endpoint answer read.
-const MAX_BODY: usize = 64 * 1024;
 /// A token is refreshed this long before it expires (or at half its life,
 /// if that is sooner), so that it is never sent about to expire.
 const MARGIN: Duration = Duration::from_secs(60);
@@ -51,7 +51,8 @@ struct Cached {
 /// needed. Shared by every session of its owner.
 pub struct TokenSource {
     config: OAuth2Config,
-    client: reqwest::Client,
+    /// The token endpoint.
+    api: Api,
     cached: Mutex<Option<Cached>>,
     /// Endpoints that rotate refresh tokens (Microsoft) hand out a new one.
     refresh_token: Mutex<Secret>,
@@ -60,18 +61,10 @@ pub struct TokenSource {
 impl TokenSource {
     /// A source for `config`; `ca_file` is an extra CA trusted for the endpoint.
     pub fn new(config: &OAuth2Config, ca_file: Option<&std::path::Path>, timeout: Duration) -> Result<Self, String> {
-        let tls = crate::tls::client_config(ca_file, false)?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(TokenSource {
             refresh_token: Mutex::new(config.refresh_token.clone()),
             config: config.clone(),
-            client,
+            api: Api::trusting(&config.token_url, ca_file, timeout)?,
             cached: Mutex::new(None),
         })
     }
@@ -108,10 +101,18 @@ impl TokenSource {
         if let Some(scope) = &self.config.scope {
             form.push(("scope", scope));
         }
-        let request = self.client.post(&self.config.token_url).header("accept", "application/json").form(&form);
+        let request = self.api.client().post(self.api.url("")).header("accept", "application/json").form(&form);
         let started = Instant::now();
-        let (status, body) = self.call(request).await?;
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        let reply = self.api.call(request).await.map_err(|e| TokenError {
+            kind: match e.reason {
+                SendReason::Timeout => TokenErrorKind::Timeout,
+                SendReason::Tls => TokenErrorKind::Tls,
+                SendReason::Connect => TokenErrorKind::Connect,
+                _ => TokenErrorKind::Protocol,
+            },
+            detail: e.detail,
+        })?;
+        let (status, json) = (reply.status, reply.json());
         if !status.is_success() {
             return Err(refusal(status, &json));
         }
@@ -142,19 +143,6 @@ impl TokenSource {
         tracing::debug!(lifetime = ?lifetime, "OAuth2 access token refreshed");
         Ok(token)
     }
-
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, Vec<u8>), TokenError> {
-        let mut response = request.send().await.map_err(transport_error)?;
-        let status = response.status();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_BODY {
-                return Err(TokenError { kind: TokenErrorKind::Protocol, detail: "answer too large".into() });
-            }
-        }
-        Ok((status, body))
-    }
 }
 
 /// `HTTP 400 invalid_grant: Token has been expired or revoked.`
@@ -176,19 +164,6 @@ fn refusal(status: reqwest::StatusCode, json: &serde_json::Value) -> TokenError 
         detail.push_str(&format!(": {description}"));
     }
     TokenError { kind, detail }
-}
-
-fn transport_error(e: reqwest::Error) -> TokenError {
-    let kind = if e.is_timeout() {
-        TokenErrorKind::Timeout
-    } else if crate::tls::is_tls_error(&e) {
-        TokenErrorKind::Tls
-    } else if e.is_connect() {
-        TokenErrorKind::Connect
-    } else {
-        TokenErrorKind::Protocol
-    };
-    TokenError { kind, detail: e.without_url().to_string() }
 }
 
 /// The SASL initial response that carries `token` for `user`.

@@ -17,16 +17,6 @@ fn bouncing_relay(name: &str) -> String {
     relay(name).replace(" }\n", ", bounce_inbox: returns }\n")
 }
 
-fn report(dir: &std::path::Path) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailcanary"))
-        .args(["report", "--canaries", "--since", "1h", "--config"])
-        .arg(dir.join("probes.yaml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn a_bounce_resolves_the_canary_at_once_with_its_status() {
     let s = stack();
@@ -72,7 +62,7 @@ fn a_bounce_resolves_the_canary_at_once_with_its_status() {
     assert_eq!(rows[0].state, mailcanary::ledger::State::Bounced);
     assert_eq!(rows[0].bounce_status.as_deref(), Some("5.1.1"));
     assert!(rows[0].provider_id.is_some(), "the relay's queue id is kept");
-    let text = report(&dir);
+    let text = run_cli(&dir, &["report", "--canaries", "--since", "1h"]);
     assert!(text.contains("bounced with status: 5.1.1 1"), "{text}");
     assert!(text.contains("bounced (5.1.1)") && text.contains("Mailbox unavailable"), "{text}");
 }

@@ -465,21 +465,11 @@ fn authentication_results_and_hops_are_counted_and_shown() {
     assert_eq!(route["last_auth"][1]["result"], "fail");
 
     // The ledger keeps the hops: `report` shows the path of the last canary.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailcanary"))
-        .args(["report", "--since", "1h", "--config"])
-        .arg(dir.join("probes.yaml"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_cli(&dir, &["report", "--since", "1h"]);
     assert!(text.contains("path of the last canary seen"), "{text}");
     assert!(text.contains("hop 1") && text.contains("hop 2") && text.contains("mx.mailcanary.test"), "{text}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailcanary"))
-        .args(["check", "--probe", "insight", "--config"])
-        .arg(dir.join("probes.yaml"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = run_cli(&dir, &["check", "--probe", "insight"]);
     assert!(text.contains("authentication: spf=pass dkim=fail dmarc=fail"), "{text}");
     assert!(text.contains("hop 1") && text.contains("hop 2") && text.contains("mx.mailcanary.test"), "{text}");
 }

@@ -34,12 +34,17 @@ impl Reply {
 impl Api {
     /// A client for `endpoint` (or `default` when none is configured).
     pub fn new(endpoint: Option<&str>, default: &str, timeout: Duration) -> Result<Api, String> {
-        let base = endpoint.unwrap_or(default).trim_end_matches('/').to_string();
+        Self::trusting(endpoint.unwrap_or(default), None, timeout)
+    }
+
+    /// A client for `base`, trusting `ca_file` besides the system's roots.
+    pub fn trusting(base: &str, ca_file: Option<&std::path::Path>, timeout: Duration) -> Result<Api, String> {
+        let base = base.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&base).map_err(|e| format!("endpoint {base:?}: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("endpoint {base:?}: must be http:// or https://"));
         }
-        let tls = crate::tls::client_config(None, false)?;
+        let tls = crate::tls::client_config(ca_file, false)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .timeout(timeout)

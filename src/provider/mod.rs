@@ -1,7 +1,7 @@
 //! Sending providers: the closed set of ways a canary leaves, built from
 //! config in one place, each kind in its own file.
 
-mod http;
+pub(crate) mod http;
 mod mailgun;
 mod postmark;
 mod resend;

@@ -175,6 +175,17 @@ pub fn relay(name: &str) -> String {
     )
 }
 
+/// Runs `mailcanary ARGS --config DIR/probes.yaml` to the end; its stdout.
+pub fn run_cli(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("probes.yaml"))
+        .output()
+        .expect("run mailcanary");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A running `mailcanary run`.
 pub struct Mailcanary {
     child: Child,
@@ -334,6 +345,25 @@ pub fn route<'a>(probe: &'a str, provider: &'a str, inbox: &'a str) -> [(&'a str
     [("probe", probe), ("provider", provider), ("inbox", inbox)]
 }
 
+/// Starts tests/standins/SCRIPT on `port` (Debian's python3, with botocore
+/// for the SES checks) and waits until it listens.
+fn standin(script: &str, port: u16, args: &[&str]) -> Child {
+    let child = Command::new("/usr/bin/python3")
+        .arg(repo().join("tests/standins").join(script))
+        .args(["--port", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script} with /usr/bin/python3: {e}"));
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{script} did not start on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 /// The hosted-API stand-ins of tests/standins/providers.py, relaying into
 /// the stack's Postfix.
 pub struct Standin {
@@ -344,18 +374,7 @@ pub struct Standin {
 impl Standin {
     pub fn start() -> Standin {
         let port = free_port();
-        let child = Command::new("/usr/bin/python3")
-            .arg(repo().join("tests/standins/providers.py"))
-            .args(["--port", &port.to_string(), "--smtp-port", &stack().smtp.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the provider stand-ins (needs /usr/bin/python3 with botocore)");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "the provider stand-ins did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = standin("providers.py", port, &["--smtp-port", &stack().smtp.to_string()]);
         Standin { child, port }
     }
 
@@ -381,18 +400,7 @@ pub struct AuthServer {
 impl AuthServer {
     pub fn start(client_id: &str, client_secret: &str) -> AuthServer {
         let port = stack().oauth;
-        let child = Command::new("/usr/bin/python3")
-            .arg(repo().join("tests/standins/oauth2.py"))
-            .args(["--port", &port.to_string(), "--client-id", client_id, "--client-secret", client_secret])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the OAuth2 stand-in (needs /usr/bin/python3)");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "the OAuth2 stand-in did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = standin("oauth2.py", port, &["--client-id", client_id, "--client-secret", client_secret]);
         AuthServer { child, port }
     }
 
