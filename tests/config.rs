@@ -153,8 +153,11 @@ fn the_shipped_config_is_valid() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let config = config::parse(&text, &env).unwrap_or_else(|p| panic!("{p:?}"));
-    assert_eq!(config.routes.len(), 4);
+    assert_eq!(config.routes.len(), 5);
     assert!(config.route("relay-to-local").is_some());
+    // The demo's bouncing route: the relay's bounces come back to a watched inbox.
+    assert_eq!(config.route("relay-to-gone").map(|r| r.inbox.as_str()), Some("local-gone"));
+    assert_eq!(config.provider("relay").and_then(|p| p.bounce_inbox()), Some("local-bounces"));
 }
 
 #[test]
