@@ -98,7 +98,9 @@ pub type Watchers = (HashMap<String, InboxHandle>, Vec<JoinHandle<()>>);
 pub fn watch_inboxes(config: &Config, rt: &Runtime, stop: &watch::Sender<bool>) -> Result<Watchers, String> {
     let shared = Arc::new(Shared {
         instance: rt.instance.clone(),
-        keys: vec![rt.key.clone()],
+        keys: std::iter::once(rt.key.clone())
+            .chain(config.global.retired_signing_keys.iter().cloned().map(SigningKey::new))
+            .collect(),
         matcher: rt.matcher.clone(),
         metrics: rt.metrics.clone(),
         ledger: rt.ledger.clone(),

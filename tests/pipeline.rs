@@ -396,8 +396,9 @@ fn replayed_and_unknown_canaries_are_counted_and_left_alone() {
     let dir = temp_dir("replay");
     let port = free_port();
     let key = "replay-test-signing-key-0123456789";
+    let retired = "the-key-before-the-last-rotation";
     let config = format!(
-        "{}  signing_key: \"{key}\"\nproviders:\n{}inboxes:\n{}    cleanup: keep\nprobes:\n  - {{ name: replayed, provider: relay, inbox: box }}\n",
+        "{}  signing_key: \"{key}\"\n  retired_signing_keys: [\"{retired}\"]\nproviders:\n{}inboxes:\n{}    cleanup: keep\nprobes:\n  - {{ name: replayed, provider: relay, inbox: box }}\n",
         global("t-replay", port, &dir, "1h", "1m"),
         relay("relay"),
         inbox("box", "t-replay"),
@@ -421,14 +422,25 @@ fn replayed_and_unknown_canaries_are_counted_and_left_alone() {
     }
     .sign(&SigningKey::new(Secret::new(key)));
     s.inject(&to, &format!("Subject: unknown\nX-Mailcanary-Token: {unknown}\n\nunknown\n"));
+    // Signed with the key before a rotation: it verifies (expired, as this
+    // instance never sent it), it is not forged.
+    let before_rotation = Token {
+        instance: "t-replay".into(),
+        probe: "replayed".into(),
+        canary_id: "sentBeforeRotate".into(),
+        sent_ms: 1,
+    }
+    .sign(&SigningKey::new(Secret::new(retired)));
+    s.inject(&to, &format!("Subject: rotated\nX-Mailcanary-Token: {before_rotation}\n\nrotated\n"));
     let reason = |r| [("inbox", "box"), ("reason", r)];
-    let m = mc.wait_until("the replay and the unknown canary counted", WAIT, |m| {
+    let m = mc.wait_until("the replay and the unknown canaries counted", WAIT, |m| {
         m.value("mailcanary_unmatched_messages_total", &reason("duplicate")) >= 1.0
-            && m.value("mailcanary_unmatched_messages_total", &reason("expired")) >= 1.0
+            && m.value("mailcanary_unmatched_messages_total", &reason("expired")) >= 2.0
     });
+    assert_eq!(m.value("mailcanary_unmatched_messages_total", &reason("forged")), 0.0, "the retired key verifies");
     assert_eq!(m.value("mailcanary_canaries_delivered_total", &delivered), 1.0, "counted once");
     assert_eq!(m.value("mailcanary_canaries_late_total", &labels), 0.0);
-    assert_eq!(s.wait_messages("t-replay", "", 3).len(), 3, "all left in the mailbox (cleanup: keep)");
+    assert_eq!(s.wait_messages("t-replay", "", 4).len(), 4, "all left in the mailbox (cleanup: keep)");
 }
 
 #[test]

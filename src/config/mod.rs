@@ -44,6 +44,10 @@ pub struct Global {
     /// The signing key itself, usually `${VAR}`; instead of `signing_key_file`.
     #[serde(default)]
     pub signing_key: Option<Secret>,
+    /// Keys signed with before a rotation, usually `${VAR}`s: canaries
+    /// still in flight under them verify until they are resolved.
+    #[serde(default)]
+    pub retired_signing_keys: Vec<Secret>,
     /// Who runs this prober, named in every canary's body.
     #[serde(default)]
     pub operator: Option<String>,

@@ -298,6 +298,11 @@ fn global(c: &mut Checker<'_>, config: &Config) {
     {
         c.push("global.signing_key".into(), "signing key must be at least 16 characters");
     }
+    for (i, key) in g.retired_signing_keys.iter().enumerate() {
+        if key.expose().len() < 16 {
+            c.push(format!("global.retired_signing_keys[{i}]"), "signing key must be at least 16 characters");
+        }
+    }
     if g.max_concurrent_sends == 0 {
         c.push("global.max_concurrent_sends".into(), "must be at least 1");
     }
