@@ -159,3 +159,44 @@ fn ses_bounces_come_back_through_feedback_forwarding() {
     let status = mc.status();
     assert_eq!(status["routes"][0]["last_bounce"]["status"], "5.1.1", "{status}");
 }
+
+/// A bounce that comes back after the canary was counted lost explains the
+/// loss: the ledger and `report` keep its status, and nothing is counted
+/// twice.
+#[test]
+fn a_bounce_after_the_timeout_explains_the_loss() {
+    let s = stack();
+    let dir = temp_dir("bounce-late");
+    let port = free_port();
+    let key = "bounce-late-signing-key-0123456789";
+    let config = format!(
+        "{}  signing_key: \"{key}\"\nproviders:\n{}inboxes:\n{}{}probes:\n  - {{ name: held, provider: relay, inbox: held }}\n",
+        global("t-blate", port, &dir, "1h", "2s"),
+        bouncing_relay("relay"),
+        inbox("held", "hold-t-blate"),
+        inbox("returns", "returns-t-blate"),
+    );
+    let mut mc = Mailcanary::start(&dir, port, &config);
+    let labels = route("held", "relay", "held");
+    mc.wait_until("the held canary lost", WAIT, |m| m.value("mailcanary_canaries_lost_total", &labels) >= 1.0);
+    let lost = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap().since(0).unwrap().remove(0);
+    let token = Token { instance: "t-blate".into(), probe: "held".into(), canary_id: lost.id.clone(), sent_ms: 1 }
+        .sign(&SigningKey::new(Secret::new(key)));
+    let to = format!("{}@mailcanary.test", user("returns-t-blate"));
+    s.inject(&to, &dsn(&to, "failed", "4.4.7", &format!("Subject: mailcanary held\nX-Mailcanary-Token: {token}\n\nx")));
+    let start = std::time::Instant::now();
+    while mc.status()["routes"][0]["last_bounce"].is_null() {
+        assert!(start.elapsed() < WAIT, "the late bounce was not read:\n{}", mc.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Resolved: the DSN is cleaned up like a canary, and counted nowhere.
+    assert!(s.wait_messages("returns-t-blate", "", 0).is_empty(), "the DSN was deleted");
+    let m = mc.metrics().unwrap();
+    assert_eq!(m.value("mailcanary_canaries_bounced_total", &labels), 0.0);
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &labels), 1.0);
+    assert_eq!(m.value("mailcanary_unmatched_messages_total", &[("inbox", "returns")]), 0.0);
+    assert_eq!(mc.status()["routes"][0]["last_bounce"]["status"], "4.4.7");
+    assert!(mc.stop().success());
+    let text = run_cli(&dir, &["report", "--canaries", "--since", "1h"]);
+    assert!(text.contains("lost (bounced 4.4.7)"), "{text}");
+}
