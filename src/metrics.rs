@@ -165,6 +165,12 @@ fn latency_histogram() -> Histogram {
     Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0])
 }
 
+/// `Received` dates have whole seconds, so finer buckets would only split 0
+/// from 1 s; and every route has a histogram per hop, so few buckets.
+fn hop_histogram() -> Histogram {
+    Histogram::new([1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0])
+}
+
 fn send_histogram() -> Histogram {
     Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
 }
@@ -195,7 +201,7 @@ impl Metrics {
             unmatched: Family::default(),
             config_reload_ok: Gauge::default(),
             auth_results: Family::default(),
-            hop_delay: Family::new_with_constructor(latency_histogram),
+            hop_delay: Family::new_with_constructor(hop_histogram),
             hop_unusable: Family::default(),
             registry: Registry::default(),
         };
