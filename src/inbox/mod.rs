@@ -3,9 +3,9 @@
 //! in the ledger (never a full-mailbox scan per tick), verifies tokens, hands
 //! genuine canaries to the matcher, and cleans up only what the matcher
 //! resolved. In a provider's bounce inbox it also reads delivery status
-//! notifications (crate::bounce) that return a canary. It waits in IDLE, polls fast for a short window after a send
-//! (servers may hold IDLE notifications back), and reconnects with capped
-//! exponential backoff.
+//! notifications (crate::bounce) that return a canary. It waits in IDLE,
+//! polls fast for a short window after a send (servers may hold IDLE
+//! notifications back), and reconnects with capped exponential backoff.
 
 pub mod imap;
 
