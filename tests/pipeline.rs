@@ -288,7 +288,7 @@ fn check_exits_zero_only_for_the_inbox() {
     let dir = temp_dir("check");
     let port = free_port();
     let config = format!(
-        "{}providers:\n{}inboxes:\n{}{}probes:\n  - {{ name: good, provider: relay, inbox: box }}\n  - {{ name: spammy, provider: relay, inbox: junk }}\n",
+        "{}providers:\n{}inboxes:\n{}    cleanup: keep\n{}probes:\n  - {{ name: good, provider: relay, inbox: box }}\n  - {{ name: spammy, provider: relay, inbox: junk }}\n",
         global("t-check", port, &dir, "1h", "20s"),
         relay("relay"),
         inbox("box", "t-check"),
@@ -316,6 +316,21 @@ fn check_exits_zero_only_for_the_inbox() {
     let unknown = run("nope");
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("probes: good, spammy"));
+
+    // A service of the same instance on the same inbox finds the check's
+    // canary (kept, by cleanup: keep) and leaves it to the check, uncounted.
+    let mc = Mailcanary::start(&dir, port, &std::fs::read_to_string(&path).unwrap());
+    let delivered = [route("good", "relay", "box").as_slice(), &[("placement", "inbox")]].concat();
+    let m = mc.wait_until("the service's own canary", WAIT, |m| {
+        m.value("mailcanary_canaries_delivered_total", &delivered) >= 1.0
+    });
+    assert_eq!(
+        m.value("mailcanary_canaries_delivered_total", &delivered),
+        1.0,
+        "the check's canary is not the service's"
+    );
+    assert_eq!(m.value("mailcanary_unmatched_messages_total", &[("inbox", "box")]), 0.0, "nor counted unmatched");
+    assert_eq!(stack().messages("t-check", "").len(), 2, "both left in the mailbox");
 }
 
 #[test]

@@ -4,4 +4,4 @@ mod message;
 pub mod token;
 
 pub use message::{Canary, ConflictingTokens, TOKEN_HEADER, extract_token};
-pub use token::{Rejection, SigningKey, Token};
+pub use token::{Rejection, SigningKey, Token, check_instance};

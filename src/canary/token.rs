@@ -100,6 +100,13 @@ pub enum Rejection {
     Foreign { instance: String },
 }
 
+/// The instance name `mailcanary check` signs with: a running service of
+/// `instance` watching the same inbox leaves those canaries to the check,
+/// uncounted, once their MAC verifies under its own key.
+pub fn check_instance(instance: &str) -> String {
+    format!("{instance}.check")
+}
+
 impl Token {
     /// Signs this token with `key`.
     pub fn sign(&self, key: &SigningKey) -> String {

@@ -9,7 +9,7 @@
 
 pub mod imap;
 
-use crate::canary::{ConflictingTokens, Rejection, SigningKey, TOKEN_HEADER, Token, extract_token};
+use crate::canary::{ConflictingTokens, Rejection, SigningKey, TOKEN_HEADER, Token, check_instance, extract_token};
 use crate::config::{Cleanup, FastPoll, InboxConfig};
 use crate::ledger::Ledger;
 use crate::matcher::{Disposition, Matcher};
@@ -362,21 +362,34 @@ impl Watcher {
         }
     }
 
-    /// The token of a message, verified; the reason to leave it alone if not.
-    fn verify(&self, token: Result<Option<String>, ConflictingTokens>) -> Result<Token, Unmatched> {
+    /// The token of a message, verified; the reason to leave it alone if
+    /// not (None: a canary of this instance's own `mailcanary check`, which
+    /// that check resolves).
+    fn verify(&self, token: Result<Option<String>, ConflictingTokens>) -> Result<Token, Option<Unmatched>> {
+        let (instance, keys) = (&self.shared.instance, &self.shared.keys);
         match token {
-            Ok(Some(text)) => Token::verify(&text, &self.shared.instance, &self.shared.keys).map_err(|e| match e {
-                Rejection::Forged => Unmatched::Forged,
-                Rejection::Foreign { .. } => Unmatched::Foreign,
-            }),
+            Ok(Some(text)) => match Token::verify(&text, instance, keys) {
+                Ok(token) => Ok(token),
+                Err(Rejection::Foreign { instance: other }) if other == check_instance(instance) => {
+                    // Signed with our own key, or it is forged.
+                    Err(Token::verify(&text, &other, keys).err().map(|_| Unmatched::Forged))
+                }
+                Err(Rejection::Forged) => Err(Some(Unmatched::Forged)),
+                Err(Rejection::Foreign { .. }) => Err(Some(Unmatched::Foreign)),
+            },
             // Two different tokens, or none where one was expected.
-            Err(ConflictingTokens) | Ok(None) => Err(Unmatched::Forged),
+            Err(ConflictingTokens) | Ok(None) => Err(Some(Unmatched::Forged)),
         }
     }
 
-    fn left_alone(&self, reason: Unmatched) -> Kind {
-        tracing::debug!(inbox = %self.name(), reason = reason.as_str(), "unmatched message left alone");
-        self.shared.metrics.unmatched(self.name(), reason);
+    fn left_alone(&self, reason: impl Into<Option<Unmatched>>) -> Kind {
+        match reason.into() {
+            Some(reason) => {
+                tracing::debug!(inbox = %self.name(), reason = reason.as_str(), "unmatched message left alone");
+                self.shared.metrics.unmatched(self.name(), reason);
+            }
+            None => tracing::debug!(inbox = %self.name(), "a canary of mailcanary check left to it"),
+        }
         Kind::LeftAlone
     }
 
