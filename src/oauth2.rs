@@ -10,7 +10,7 @@
 
 use crate::config::{OAuth2Config, SaslMechanism};
 use crate::provider::SendReason;
-use crate::provider::http::Api;
+use crate::provider::http::{Api, detail};
 use crate::secret::Secret;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -155,14 +155,7 @@ fn refusal(status: reqwest::StatusCode, json: &serde_json::Value) -> TokenError 
         (408 | 504, _) => TokenErrorKind::Timeout,
         _ => TokenErrorKind::Protocol,
     };
-    let description: String = json["error_description"].as_str().unwrap_or("").chars().take(300).collect();
-    let mut detail = format!("HTTP {}", status.as_u16());
-    if !code.is_empty() {
-        detail.push_str(&format!(" {code}"));
-    }
-    if !description.is_empty() {
-        detail.push_str(&format!(": {description}"));
-    }
+    let detail = detail(status, Some(code), json["error_description"].as_str());
     TokenError { kind, detail }
 }
 
