@@ -89,19 +89,11 @@ pub fn read(raw: &[u8]) -> Option<Report> {
     }
     let bounce = status;
     let token = match returned {
-        Some(bytes) => extract_token(header_block(bytes)),
+        // Parsed as headers only: a returned body is never read.
+        Some(bytes) => extract_token(bytes),
         None => Ok(None),
     };
     Some(Report { token, bounce })
-}
-
-/// The header section of a returned message (all of it when it is only headers).
-fn header_block(bytes: &[u8]) -> &[u8] {
-    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).or_else(|| {
-        // Bare LF line endings.
-        bytes.windows(2).position(|w| w == b"\n\n").map(|p| p + 2)
-    });
-    &bytes[..end.unwrap_or(bytes.len())]
 }
 
 /// The verdict in a delivery-status body: the first recipient block that
