@@ -6,8 +6,6 @@
 mod common;
 
 use common::*;
-use mailcanary::canary::{SigningKey, Token};
-use mailcanary::secret::Secret;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -100,8 +98,7 @@ fn only_a_failure_report_of_our_own_canary_resolves_it() {
     let pending = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap().pending().unwrap();
     assert_eq!(pending.len(), 1, "{pending:?}");
     let signed = |id: &str, key: &str| {
-        let token = Token { instance: "t-bhostile".into(), probe: "held".into(), canary_id: id.into(), sent_ms: 1 };
-        format!("Subject: mailcanary held\nX-Mailcanary-Token: {}\n\nx", token.sign(&SigningKey::new(Secret::new(key))))
+        format!("Subject: mailcanary held\nX-Mailcanary-Token: {}\n\nx", signed_token("t-bhostile", "held", id, key))
     };
     let ours = signed(&pending[0].id, key);
     let to = format!("{}@mailcanary.test", user("returns-t-bhostile"));
@@ -180,8 +177,7 @@ fn a_bounce_after_the_timeout_explains_the_loss() {
     let labels = route("held", "relay", "held");
     mc.wait_until("the held canary lost", WAIT, |m| m.value("mailcanary_canaries_lost_total", &labels) >= 1.0);
     let lost = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap().since(0).unwrap().remove(0);
-    let token = Token { instance: "t-blate".into(), probe: "held".into(), canary_id: lost.id.clone(), sent_ms: 1 }
-        .sign(&SigningKey::new(Secret::new(key)));
+    let token = signed_token("t-blate", "held", &lost.id, key);
     let to = format!("{}@mailcanary.test", user("returns-t-blate"));
     s.inject(&to, &dsn(&to, "failed", "4.4.7", &format!("Subject: mailcanary held\nX-Mailcanary-Token: {token}\n\nx")));
     let start = std::time::Instant::now();

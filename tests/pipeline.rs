@@ -197,8 +197,6 @@ fn a_held_canary_is_lost_then_late_and_counted_once() {
 
 #[test]
 fn forged_and_foreign_messages_are_counted_and_left_alone() {
-    use mailcanary::canary::{SigningKey, Token};
-    use mailcanary::secret::Secret;
     let s = stack();
     let dir = temp_dir("hostile");
     let port = free_port();
@@ -213,20 +211,8 @@ fn forged_and_foreign_messages_are_counted_and_left_alone() {
     let inbox_labels = [labels.as_slice(), &[("placement", "inbox")]].concat();
     mc.wait_until("the genuine canary", WAIT, |m| m.value("mailcanary_canaries_delivered_total", &inbox_labels) >= 1.0);
 
-    let forged = Token {
-        instance: "t-hostile".into(),
-        probe: "hostile".into(),
-        canary_id: "AAAAAAAAAAAAAAAA".into(),
-        sent_ms: 1,
-    }
-    .sign(&SigningKey::new(Secret::new("not the instance's key at all")));
-    let foreign = Token {
-        instance: "somebody-else".into(),
-        probe: "hostile".into(),
-        canary_id: "BBBBBBBBBBBBBBBB".into(),
-        sent_ms: 1,
-    }
-    .sign(&SigningKey::new(Secret::new("another instance's own key")));
+    let forged = signed_token("t-hostile", "hostile", "AAAAAAAAAAAAAAAA", "not the instance's key at all");
+    let foreign = signed_token("somebody-else", "hostile", "BBBBBBBBBBBBBBBB", "another instance's own key");
     let to = format!("{}@mailcanary.test", user("t-hostile"));
     s.inject(&to, &format!("Subject: forged\nX-Mailcanary-Token: {forged}\n\nforged\n"));
     s.inject(&to, &format!("Subject: foreign\nX-Mailcanary-Token: {foreign}\n\nforeign\n"));
@@ -405,8 +391,6 @@ fn a_bad_reload_is_refused_and_a_good_one_applied() {
 
 #[test]
 fn replayed_and_unknown_canaries_are_counted_and_left_alone() {
-    use mailcanary::canary::{SigningKey, Token};
-    use mailcanary::secret::Secret;
     let s = stack();
     let dir = temp_dir("replay");
     let port = free_port();
@@ -429,23 +413,11 @@ fn replayed_and_unknown_canaries_are_counted_and_left_alone() {
     // A replay of the real canary, and a genuine token for a canary this
     // instance never sent (a probe since removed, or a pruned ledger).
     s.inject(&to, &format!("Subject: replay\n{token_line}\n\nreplayed\n"));
-    let unknown = Token {
-        instance: "t-replay".into(),
-        probe: "removed-probe".into(),
-        canary_id: "neverSentAtAll01".into(),
-        sent_ms: 1,
-    }
-    .sign(&SigningKey::new(Secret::new(key)));
+    let unknown = signed_token("t-replay", "removed-probe", "neverSentAtAll01", key);
     s.inject(&to, &format!("Subject: unknown\nX-Mailcanary-Token: {unknown}\n\nunknown\n"));
     // Signed with the key before a rotation: it verifies (expired, as this
     // instance never sent it), it is not forged.
-    let before_rotation = Token {
-        instance: "t-replay".into(),
-        probe: "replayed".into(),
-        canary_id: "sentBeforeRotate".into(),
-        sent_ms: 1,
-    }
-    .sign(&SigningKey::new(Secret::new(retired)));
+    let before_rotation = signed_token("t-replay", "replayed", "sentBeforeRotate", retired);
     s.inject(&to, &format!("Subject: rotated\nX-Mailcanary-Token: {before_rotation}\n\nrotated\n"));
     let reason = |r| [("inbox", "box"), ("reason", r)];
     let m = mc.wait_until("the replay and the unknown canaries counted", WAIT, |m| {

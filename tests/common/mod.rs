@@ -175,6 +175,13 @@ pub fn relay(name: &str) -> String {
     )
 }
 
+/// A token for canary `id` of `probe` on `instance`, signed with `key`, as
+/// an outsider holding (or guessing) that key would make it.
+pub fn signed_token(instance: &str, probe: &str, id: &str, key: &str) -> String {
+    mailcanary::canary::Token { instance: instance.into(), probe: probe.into(), canary_id: id.into(), sent_ms: 1 }
+        .sign(&mailcanary::canary::SigningKey::new(mailcanary::secret::Secret::new(key)))
+}
+
 /// Runs `mailcanary ARGS --config DIR/probes.yaml` to the end; its stdout.
 pub fn run_cli(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
