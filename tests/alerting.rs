@@ -115,7 +115,17 @@ fn compressed_rules() -> String {
     for threshold in ["> 90\n", "> 300\n", "> bool 90"] {
         assert!(!rules.contains(threshold), "compress the rules' {threshold:?} too");
     }
-    rules.lines().map(|l| if l.trim_start().starts_with("for:") { "" } else { l }).collect::<Vec<_>>().join("\n")
+    // Every `for:` becomes 2 s: long enough that a sample caught in the
+    // moment of a reload (watchers restart, inbox_up is 0 for well under a
+    // second) does not page, as the real `for: 5m` would not.
+    rules
+        .lines()
+        .map(|l| match l.split_once("for:") {
+            Some((indent, _)) if indent.trim().is_empty() => format!("{indent}for: 2s"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Prometheus and Alertmanager on loopback, from their Debian packages.
