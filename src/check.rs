@@ -5,25 +5,20 @@
 use crate::config::{self, Config};
 use crate::ledger::Ledger;
 use crate::matcher::Event;
-use crate::probe::{ProbeContext, run_once};
-use crate::service::{Runtime, preflight, probes, watch_inboxes};
+use crate::outcome::{Outcome, Placement};
+use crate::probe::{Probe, ProbeContext, run_once};
+use crate::provider::AnyProvider;
+use crate::scheduler::stopped;
+use crate::service::{Runtime, preflight, return_path, watched};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, broadcast, watch};
 
-/// What became of the checked canary.
-pub enum Verdict {
-    Inbox,
-    Spam,
-    Failed,
-    Lost,
-    Bounced,
-}
-
 /// Runs the check and prints as it goes. Err only when it could not start.
-pub async fn check(config_path: &Path, probe: &str) -> Result<Verdict, String> {
+pub async fn check(config_path: &Path, probe: &str) -> Result<Outcome, String> {
     let config = config::load(config_path).map_err(|e| e.to_string())?;
     let Some(route) = config.route(probe).cloned() else {
         let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
@@ -31,23 +26,39 @@ pub async fn check(config_path: &Path, probe: &str) -> Result<Verdict, String> {
     };
     let one = Config { routes: vec![route.clone()], ..config };
     preflight(&one)?;
-    let mut rt = Runtime::with_ledger(&one, Arc::new(Ledger::in_memory().map_err(|e| e.to_string())?))?;
+    let mut rt = Runtime::with_ledger(&one, Ledger::in_memory().map_err(|e| e.to_string())?)?;
     // Its own instance name, so that a service of this instance watching the
     // same inbox does not count this canary as one it never sent.
     rt.instance = crate::canary::check_instance(&rt.instance);
     let stop = watch::channel(false).0;
-    let (inboxes, watchers) = watch_inboxes(&one, &rt, &stop)?;
-    let probe = probes(&one, &inboxes)?.remove(0);
+    let shared = rt.shared(&one);
+    let mut handles = HashMap::new();
+    let mut watchers = Vec::new();
+    for (inbox, bounces) in watched(&one, &rt.matcher) {
+        let (handle, task) = crate::inbox::prepare(inbox.clone(), bounces, shared.clone())?.start(stop.subscribe());
+        handles.insert(inbox.name, handle);
+        watchers.push(task);
+    }
+    let provider = one.provider(&route.provider).ok_or("validated config names a known provider")?;
+    let probe = Probe {
+        route: route.clone(),
+        provider: Arc::new(AnyProvider::build(provider).map_err(|e| format!("provider {}: {e}", provider.name()))?),
+        inbox: handles[&route.inbox].clone(),
+        from: provider.from().to_string(),
+        to: one.inbox(&route.inbox).ok_or("validated config names a known inbox")?.address.clone(),
+        return_path: return_path(&one, &route),
+    };
     rt.matcher.add_route(&route);
     let mut events = rt.matcher.subscribe();
     let ticker = {
         let matcher = rt.matcher.clone();
         let mut stop = stop.subscribe();
         tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => matcher.tick(),
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = tick.tick() => matcher.tick().await,
+                    _ = stopped(&mut stop) => return,
                 }
             }
         })
@@ -81,7 +92,7 @@ async fn follow(
     inbox: &str,
     timeout: Duration,
     start: Instant,
-) -> Verdict {
+) -> Outcome {
     let live = std::io::stdout().is_terminal();
     let mut send_seconds = 0.0;
     let mut progress = tokio::time::interval(if live { Duration::from_millis(250) } else { Duration::from_secs(5) });
@@ -94,7 +105,7 @@ async fn follow(
             event = events.recv() => match event {
                 Ok(event) => event,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return Verdict::Lost,
+                Err(broadcast::error::RecvError::Closed) => return Outcome::Lost,
             },
             _ = progress.tick() => {
                 if send_seconds > 0.0 {
@@ -110,24 +121,26 @@ async fn follow(
             }
             _ = &mut backstop => {
                 println!("\n  ✗ not seen within {} s", timeout.as_secs());
-                return Verdict::Lost;
+                return Outcome::Lost;
             }
         };
         let clear = if live { "\r\x1b[K" } else { "" };
-        match event {
+        let (outcome, insight) = match event {
             Event::Sent { canary, provider_id, send_seconds: s, .. } if canary == id => {
                 send_seconds = s;
                 let queued = provider_id.map(|q| format!(" (id {q})")).unwrap_or_default();
                 println!("  ✓ accepted in {s:.3} s{queued}");
                 println!("  waiting for it in {inbox} (timeout {} s) …", timeout.as_secs());
+                continue;
             }
-            Event::Failed { canary, reason, detail, .. } if canary == id => {
-                println!("  ✗ not accepted: {reason}: {detail}");
-                return Verdict::Failed;
-            }
-            Event::Delivered { canary, placement, latency_seconds, insight, .. } if canary == id => {
-                let mark = if placement == "inbox" { "✓" } else { "✗" };
-                println!("{clear}  {mark} delivered to {placement} in {latency_seconds:.3} s");
+            Event::Settled { canary, outcome, insight, .. } if canary == id => (outcome, insight),
+            _ => continue,
+        };
+        match &outcome {
+            Outcome::Refused { reason, detail } => println!("  ✗ not accepted: {reason}: {detail}"),
+            Outcome::Delivered { placement, latency_seconds, .. } => {
+                let mark = if *placement == Placement::Inbox { "✓" } else { "✗" };
+                println!("{clear}  {mark} delivered to {} in {latency_seconds:.3} s", placement.as_str());
                 if !insight.hops.is_empty() {
                     println!("path (Received, oldest first):");
                     for line in crate::report::path_lines(&insight.hops) {
@@ -143,9 +156,8 @@ async fn follow(
                 println!("  submit → accepted   {send_seconds:>9.3} s");
                 println!("  accepted → seen     {latency_seconds:>9.3} s");
                 println!("  total               {:>9.3} s", start.elapsed().as_secs_f64());
-                return if placement == "inbox" { Verdict::Inbox } else { Verdict::Spam };
             }
-            Event::Bounced { canary, bounce, .. } if canary == id => {
+            Outcome::Bounced { bounce } => {
                 println!("{clear}  ✗ bounced: {}", bounce.summary());
                 if let Some(mta) = bounce.remote_mta.as_deref().or(bounce.reporting_mta.as_deref()) {
                     println!("  reported by {mta}");
@@ -153,13 +165,11 @@ async fn follow(
                 println!("timing:");
                 println!("  submit → accepted   {send_seconds:>9.3} s");
                 println!("  accepted → bounce   {:>9.3} s", start.elapsed().as_secs_f64() - send_seconds);
-                return Verdict::Bounced;
             }
-            Event::Lost { canary, .. } if canary == id => {
-                println!("{clear}  ✗ lost: not seen within {} s", timeout.as_secs());
-                return Verdict::Lost;
+            Outcome::Lost | Outcome::Late { .. } => {
+                println!("{clear}  ✗ lost: not seen within {} s", timeout.as_secs())
             }
-            _ => {}
         }
+        return outcome;
     }
 }

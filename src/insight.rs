@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The authentication methods counted, and the results they can have.
 pub const METHODS: [&str; 4] = ["spf", "dkim", "dmarc", "arc"];
-const RESULTS: [&str; 9] =
+pub const RESULTS: [&str; 9] =
     ["pass", "fail", "softfail", "neutral", "none", "temperror", "permerror", "policy", "hardfail"];
 
 /// Hops beyond this position share its label, so the label stays bounded.

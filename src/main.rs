@@ -1,7 +1,7 @@
 //! The `mailcanary` command line: thin, everything lives in the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mailcanary::check::Verdict;
+use mailcanary::outcome::{Outcome, Placement};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -79,7 +79,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match cli.command {
-        Command::Validate { config } => match mailcanary::config::load(&config) {
+        Command::Validate { config } => match mailcanary::config::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|c| mailcanary::service::preflight(&c).map(|()| c))
+        {
             Ok(c) => {
                 println!(
                     "{}: OK ({} providers, {} inboxes, {} routes)",
@@ -119,8 +122,8 @@ fn main() -> ExitCode {
         Command::Check { config, probe } => {
             init_logs(cli.log_format, "warn");
             match runtime().block_on(mailcanary::check::check(&config, &probe)) {
-                Ok(Verdict::Inbox) => ExitCode::SUCCESS,
-                Ok(Verdict::Spam | Verdict::Failed | Verdict::Lost | Verdict::Bounced) => ExitCode::from(1),
+                Ok(Outcome::Delivered { placement: Placement::Inbox, .. }) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
                 Err(e) => {
                     eprintln!("mailcanary: {e}");
                     ExitCode::from(2)

@@ -3,7 +3,8 @@
 //! first event. Labels carry names from the config, never addresses,
 //! tokens or free text.
 
-use crate::provider::SendReason;
+use crate::insight::Insight;
+use crate::outcome::{InboxError, Outcome, Placement, SendReason, Unmatched};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -61,79 +62,13 @@ pub struct InboxReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
-}
-
-/// Where a delivered canary landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    Inbox,
-    Spam,
-}
-
-impl Placement {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Placement::Inbox => "inbox",
-            Placement::Spam => "spam",
-        }
-    }
-}
-
-/// Why an inbox session failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InboxError {
-    Connect,
-    Tls,
-    Auth,
-    Protocol,
-    Timeout,
-}
-
-impl InboxError {
-    pub const ALL: [InboxError; 5] =
-        [InboxError::Connect, InboxError::Tls, InboxError::Auth, InboxError::Protocol, InboxError::Timeout];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InboxError::Connect => "connect",
-            InboxError::Tls => "tls",
-            InboxError::Auth => "auth",
-            InboxError::Protocol => "protocol",
-            InboxError::Timeout => "timeout",
-        }
-    }
-}
-
-/// Why a message in an inbox was not matched to a canary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unmatched {
-    /// The token does not verify.
-    Forged,
-    /// A valid-looking token of another instance.
-    Foreign,
-    /// A canary already resolved, seen again.
-    Duplicate,
-    /// A genuine canary this instance no longer tracks.
-    Expired,
-    /// A bounce about one of our canaries that cannot be read.
-    Malformed,
-}
-
-impl Unmatched {
-    pub const ALL: [Unmatched; 5] =
-        [Unmatched::Forged, Unmatched::Foreign, Unmatched::Duplicate, Unmatched::Expired, Unmatched::Malformed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unmatched::Forged => "forged",
-            Unmatched::Foreign => "foreign",
-            Unmatched::Duplicate => "duplicate",
-            Unmatched::Expired => "expired",
-            Unmatched::Malformed => "malformed",
-        }
-    }
 }
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
@@ -159,6 +94,7 @@ pub struct Metrics {
     pub auth_results: Family<AuthLabels, Counter>,
     pub hop_delay: Family<HopLabels, Histogram, fn() -> Histogram>,
     pub hop_unusable: Family<RouteLabels, Counter>,
+    pub task_restarts: Family<TaskLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -203,6 +139,7 @@ impl Metrics {
             auth_results: Family::default(),
             hop_delay: Family::new_with_constructor(hop_histogram),
             hop_unusable: Family::default(),
+            task_restarts: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -263,6 +200,11 @@ impl Metrics {
             "Received hops whose timestamp was missing or unreadable",
             m.hop_unusable.clone(),
         );
+        r.register(
+            "task_restarts",
+            "Route and inbox tasks that panicked and were restarted, by task",
+            m.task_restarts.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -293,6 +235,82 @@ impl Metrics {
             }
         }
         let _ = self.hop_unusable.get_or_create(route);
+    }
+
+    /// Forgets every series of a route a reload removed, so that a dashboard
+    /// shows no route that no longer runs.
+    pub fn remove_route(&self, route: &RouteLabels) {
+        self.canaries_sent.remove(route);
+        for reason in SendReason::ALL {
+            self.send_failures.remove(&ReasonLabels { route: route.clone(), reason: reason.as_str() });
+        }
+        for placement in [Placement::Inbox, Placement::Spam] {
+            self.canaries_delivered.remove(&PlacementLabels { route: route.clone(), placement: placement.as_str() });
+        }
+        for family in [&self.canaries_lost, &self.canaries_late, &self.canaries_bounced, &self.hop_unusable] {
+            family.remove(route);
+        }
+        self.delivery_latency.remove(route);
+        self.send_duration.remove(route);
+        self.in_flight.remove(route);
+        self.oldest_in_flight.remove(route);
+        self.last_delivery.remove(route);
+        for method in crate::insight::METHODS {
+            for result in crate::insight::RESULTS.into_iter().chain(["other"]) {
+                self.auth_results.remove(&AuthLabels { route: route.clone(), method, result });
+            }
+        }
+        for position in 1..=crate::insight::MAX_HOP {
+            self.hop_delay.remove(&HopLabels { route: route.clone(), hop: crate::insight::hop_label(position) });
+        }
+    }
+
+    /// Counts an outcome the matcher settled at `at_ms` (wall clock).
+    pub fn settled(&self, route: &RouteLabels, outcome: &Outcome, insight: &Insight, at_ms: i64) {
+        match outcome {
+            Outcome::Delivered { placement, latency_seconds, .. } => {
+                let l = PlacementLabels { route: route.clone(), placement: placement.as_str() };
+                self.canaries_delivered.get_or_create(&l).inc();
+                self.delivery_latency.get_or_create(route).observe(*latency_seconds);
+                self.last_delivery.get_or_create(route).set(at_ms as f64 / 1000.0);
+                self.insight(route, insight);
+            }
+            Outcome::Lost => {
+                self.canaries_lost.get_or_create(route).inc();
+            }
+            Outcome::Late { .. } => {
+                self.canaries_late.get_or_create(route).inc();
+                self.insight(route, insight);
+            }
+            Outcome::Bounced { .. } => {
+                self.canaries_bounced.get_or_create(route).inc();
+            }
+            Outcome::Refused { reason, .. } => {
+                self.send_failures.get_or_create(&ReasonLabels { route: route.clone(), reason: reason.as_str() }).inc();
+            }
+        }
+    }
+
+    /// Counts the receiving server's verdicts and the hop delays of a canary seen.
+    fn insight(&self, route: &RouteLabels, insight: &Insight) {
+        for v in &insight.verdicts {
+            let l = AuthLabels { route: route.clone(), method: v.method, result: v.result };
+            self.auth_results.get_or_create(&l).inc();
+        }
+        for hop in &insight.hops {
+            if let Some(delay) = hop.delay_seconds {
+                let l = HopLabels { route: route.clone(), hop: crate::insight::hop_label(hop.position) };
+                self.hop_delay.get_or_create(&l).observe(delay);
+            }
+        }
+        if insight.unusable_hops > 0 {
+            self.hop_unusable.get_or_create(route).inc_by(insight.unusable_hops as u64);
+        }
+    }
+
+    /// Counts a route or inbox task that panicked and is restarted.
+    pub fn task_restarted(&self, task: &str) {
+        self.task_restarts.get_or_create(&TaskLabels { task: task.to_string() }).inc();
     }
 
     /// Creates every series of an inbox, down until its first session.

@@ -45,23 +45,37 @@ pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
     );
     canary.return_path = probe.return_path.clone();
     // Recorded and expected before anything leaves: a fast arrival is never missed.
-    if let Err(e) = ctx.matcher.expect(&canary, probe.route.timeout) {
+    if let Err(e) = ctx.matcher.expect(&canary, probe.route.timeout).await {
         tracing::error!(probe = %probe.route.name, error = %e, "cannot record the canary in the ledger; not sending it");
         return None;
     }
+    // If this future is dropped before the provider answers (a reload or a
+    // stop gave up on it), the canary may still have been taken.
+    let in_hand = InHand { matcher: &ctx.matcher, id: &canary.id };
     let _permit = ctx.sends.acquire().await.ok()?;
     let start = Instant::now();
-    match probe.provider.send(&canary).await {
+    let result = probe.provider.send(&canary).await;
+    let took = start.elapsed();
+    match result {
         Ok(accepted) => {
-            let took = start.elapsed();
-            tracing::debug!(probe = %probe.route.name, canary = %canary.id, provider_id = ?accepted.provider_id, send_seconds = took.as_secs_f64(), "canary accepted");
-            ctx.matcher.accepted(&canary.id, &accepted, took);
+            tracing::debug!(probe = %probe.route.name, canary = %canary.id, provider_id = accepted.provider_id.as_deref().unwrap_or(""), send_seconds = took.as_secs_f64(), "canary accepted");
+            ctx.matcher.accepted(&canary.id, &accepted, took).await;
             probe.inbox.canary_sent();
         }
-        Err(e) => {
-            tracing::warn!(probe = %probe.route.name, provider = %probe.provider.name(), reason = e.reason().as_str(), error = %e.detail, "send failed");
-            ctx.matcher.failed(&canary.id, &e);
-        }
+        Err(e) => ctx.matcher.failed(&canary.id, &e, took).await,
     }
+    std::mem::forget(in_hand);
     Some(canary.id)
+}
+
+/// A canary handed to its provider and not yet answered for.
+struct InHand<'a> {
+    matcher: &'a Matcher,
+    id: &'a str,
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        self.matcher.unanswered(self.id);
+    }
 }

@@ -290,6 +290,7 @@ mod tests {
             bounce_status: None,
             bounce_detail: None,
             hops: Vec::new(),
+            observed: Default::default(),
         }
     }
 

@@ -1,12 +1,14 @@
-//! Runs each route on its interval, with jitter, until shutdown: the first
-//! canary soon after start (spread over up to 10 s so a thousand routes do
-//! not fire at once), then one per interval. Submissions are bounded by the
-//! probes' shared semaphore.
+//! Runs each route on its interval, with jitter, until it is stopped: the
+//! first canary soon after start (spread over up to 10 s so a thousand
+//! routes do not fire at once), then one per interval, on a cadence that
+//! does not drift with how long a send takes. Submissions are bounded by
+//! the probes' shared semaphore.
 
 use crate::probe::{Probe, ProbeContext, run_once};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// The longest wait before a route's first canary.
 const FIRST_SPREAD: Duration = Duration::from_secs(10);
@@ -16,27 +18,41 @@ pub fn jittered(interval: Duration, jitter: f64) -> Duration {
     interval.mul_f64((1.0 + jitter * (2.0 * crate::random::unit() - 1.0)).max(0.0))
 }
 
-/// Starts `probe`'s schedule; the task ends after the canary in hand (if
-/// any) is recorded, once `shutdown` turns true.
-pub fn spawn(
-    probe: Arc<Probe>,
-    ctx: Arc<ProbeContext>,
-    mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let first = probe.route.interval.min(FIRST_SPREAD).mul_f64(crate::random::unit());
+/// How a route task is told to stop.
+#[derive(Clone)]
+pub struct Stop {
+    /// No new canaries from now on.
+    pub schedule: watch::Receiver<bool>,
+    /// Give up the canary in hand too (it stays in the ledger, in flight).
+    pub abort: watch::Receiver<bool>,
+}
+
+/// Resolves once `rx` says stop, or its sender is gone (which means stop too).
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Starts `probe`'s schedule; the task ends when told to (see [`Stop`]).
+pub fn spawn(probe: Arc<Probe>, ctx: Arc<ProbeContext>, stop: Stop) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(probe, ctx, stop))
+}
+
+/// `probe`'s schedule, until told to stop.
+pub async fn run(probe: Arc<Probe>, ctx: Arc<ProbeContext>, mut stop: Stop) {
+    let mut next = Instant::now() + probe.route.interval.min(FIRST_SPREAD).mul_f64(crate::random::unit());
+    loop {
         tokio::select! {
-            _ = tokio::time::sleep(first) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep_until(next) => {}
+            _ = stopped(&mut stop.schedule) => return,
         }
-        loop {
-            run_once(&probe, &ctx).await;
-            tokio::select! {
-                _ = tokio::time::sleep(jittered(probe.route.interval, probe.route.jitter)) => {}
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
+        tokio::select! {
+            _ = run_once(&probe, &ctx) => {}
+            _ = stopped(&mut stop.abort) => return,
         }
-    })
+        // The next canary is due an interval after this one was, however
+        // long this one took; if it took longer, the next goes at once.
+        next = (next + jittered(probe.route.interval, probe.route.jitter)).max(Instant::now());
+    }
 }
 
 #[cfg(test)]

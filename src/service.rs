@@ -1,34 +1,40 @@
 //! `mailcanary run`: wires config, ledger, matcher, watchers, providers,
 //! schedules and the HTTP server together; reloads on SIGHUP or
-//! `POST /-/reload` (a bad config is refused and the old one keeps
-//! running); drains on SIGTERM so no canary in hand is left unrecorded.
+//! `POST /-/reload` (all or nothing: a bad config is refused and the old
+//! one keeps running, untouched); drains on SIGTERM so no canary in hand is
+//! left unrecorded.
 
 use crate::canary::SigningKey;
-use crate::config::{self, Config};
+use crate::config::{self, Config, InboxConfig, ProviderConfig, Route};
 use crate::inbox::{self, InboxHandle, Shared};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerThread};
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::probe::{Probe, ProbeContext};
 use crate::provider::AnyProvider;
+use crate::scheduler::{Stop, stopped};
 use crate::server::{self, AppState, ReloadRequest};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-/// How long SIGTERM waits for canaries in flight to arrive before exiting
-/// (they stay in the ledger and are resolved after the next start).
-const DRAIN: Duration = Duration::from_secs(10);
+/// How long SIGTERM waits, in all, for canaries in hand to be answered and
+/// those in flight to arrive (the rest are picked up from the ledger at the
+/// next start). A second signal stops at once.
+pub const DRAIN: Duration = Duration::from_secs(10);
+/// Of the drain, how long a send in hand may take before it is given up.
+const SEND_GRACE: Duration = Duration::from_secs(5);
 
 /// What outlives a reload: the ledger, the metrics, the matcher.
 pub struct Runtime {
     pub instance: String,
     pub key: SigningKey,
-    pub ledger: Arc<Ledger>,
+    pub ledger: LedgerThread,
     pub metrics: Arc<Metrics>,
     pub matcher: Arc<Matcher>,
 }
@@ -38,15 +44,30 @@ impl Runtime {
     pub fn open(config: &Config) -> Result<Runtime, String> {
         let ledger = Ledger::open(&config.global.state_dir)
             .map_err(|e| format!("cannot open the ledger in {}: {e}", config.global.state_dir.display()))?;
-        Self::with_ledger(config, Arc::new(ledger))
+        Self::with_ledger(config, ledger)
     }
 
-    /// A runtime over a given ledger.
-    pub fn with_ledger(config: &Config, ledger: Arc<Ledger>) -> Result<Runtime, String> {
+    /// A runtime over a given ledger, which moves to a thread of its own.
+    pub fn with_ledger(config: &Config, ledger: Ledger) -> Result<Runtime, String> {
         let key = signing_key(config)?;
+        let ledger = LedgerThread::spawn(ledger);
         let metrics = Arc::new(Metrics::new());
         let matcher = Arc::new(Matcher::new(ledger.clone(), metrics.clone()));
         Ok(Runtime { instance: config.instance(), key, ledger, metrics, matcher })
+    }
+
+    /// What the watchers of `config` share.
+    pub fn shared(&self, config: &Config) -> Arc<Shared> {
+        Arc::new(Shared {
+            instance: self.instance.clone(),
+            keys: std::iter::once(self.key.clone())
+                .chain(config.global.retired_signing_keys.iter().cloned().map(SigningKey::new))
+                .collect(),
+            matcher: self.matcher.clone(),
+            metrics: self.metrics.clone(),
+            ledger: self.ledger.clone(),
+            fast_poll: config.global.fast_poll.clone(),
+        })
     }
 }
 
@@ -59,86 +80,118 @@ pub fn signing_key(config: &Config) -> Result<SigningKey, String> {
     SigningKey::load_or_create(&path).map_err(|e| format!("signing key {}: {e}", path.display()))
 }
 
-/// Everything one config runs; replaced whole on reload.
-pub struct Generation {
-    stop_routes: watch::Sender<bool>,
-    stop_watchers: watch::Sender<bool>,
-    routes: Vec<JoinHandle<()>>,
-    watchers: Vec<JoinHandle<()>>,
+/// Builds every provider and every inbox client of `config` without
+/// starting anything: what `validate` checks, and what a reload tries
+/// before it touches what runs.
+pub fn preflight(config: &Config) -> Result<(), String> {
+    let mut errors = Vec::new();
+    for p in &config.providers {
+        if let Err(e) = AnyProvider::build(p) {
+            errors.push(format!("provider {}: {e}", p.name()));
+        }
+    }
+    for i in &config.inboxes {
+        if let Err(e) = inbox::clients(i) {
+            errors.push(e);
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("\n")) }
 }
 
-/// The probes of `config`, each with its provider and inbox handle.
-pub fn probes(config: &Config, inboxes: &HashMap<String, InboxHandle>) -> Result<Vec<Arc<Probe>>, String> {
-    let mut providers: HashMap<&str, Arc<AnyProvider>> = HashMap::new();
-    for p in &config.providers {
-        providers.insert(p.name(), Arc::new(AnyProvider::build(p).map_err(|e| format!("provider {}: {e}", p.name()))?));
-    }
+/// A running inbox watcher and what it was started from.
+struct Watching {
+    config: InboxConfig,
+    bounces: bool,
+    handle: InboxHandle,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// A running route and what it was started from.
+struct Routing {
+    route: Route,
+    provider: ProviderConfig,
+    to: String,
+    return_path: Option<String>,
+    schedule: watch::Sender<bool>,
+    abort: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Everything a config runs: a watcher per inbox in use, a task per route.
+/// A reload changes only what the new config changes.
+#[derive(Default)]
+pub struct Generation {
+    watchers: HashMap<String, Watching>,
+    routes: HashMap<String, Routing>,
+}
+
+/// The inboxes `config` needs watched: those routes end in, the bounce
+/// inboxes of the providers routes use, and those still awaiting canaries
+/// (of a route a reload removed), with whether each reads bounces.
+pub fn watched(config: &Config, matcher: &Matcher) -> Vec<(InboxConfig, bool)> {
+    let bounces = |i: &InboxConfig| {
+        config.routes.iter().any(|r| config.provider(&r.provider).and_then(|p| p.bounce_inbox()) == Some(&i.name))
+    };
     config
-        .routes
+        .inboxes
         .iter()
-        .map(|route| {
-            let provider = config.provider(&route.provider).ok_or("validated config names a known provider")?;
-            let inbox = config.inbox(&route.inbox).ok_or("validated config names a known inbox")?;
-            Ok(Arc::new(Probe {
-                route: route.clone(),
-                provider: providers[route.provider.as_str()].clone(),
-                inbox: inboxes[route.inbox.as_str()].clone(),
-                from: provider.from().to_string(),
-                to: inbox.address.clone(),
-                return_path: provider.bounce_inbox().and_then(|b| config.inbox(b)).map(|b| b.address.clone()),
-            }))
-        })
+        .filter(|i| config.routes.iter().any(|r| r.inbox == i.name) || matcher.waiting_in(&i.name) > 0 || bounces(i))
+        .map(|i| (i.clone(), bounces(i)))
         .collect()
 }
 
-/// The running watchers: a handle per inbox name, and their tasks.
-pub type Watchers = (HashMap<String, InboxHandle>, Vec<JoinHandle<()>>);
-
-/// Starts watchers for every inbox a route uses.
-pub fn watch_inboxes(config: &Config, rt: &Runtime, stop: &watch::Sender<bool>) -> Result<Watchers, String> {
-    let shared = Arc::new(Shared {
-        instance: rt.instance.clone(),
-        keys: std::iter::once(rt.key.clone())
-            .chain(config.global.retired_signing_keys.iter().cloned().map(SigningKey::new))
-            .collect(),
-        matcher: rt.matcher.clone(),
-        metrics: rt.metrics.clone(),
-        ledger: rt.ledger.clone(),
-        fast_poll: config.global.fast_poll.clone(),
-    });
-    let mut handles = HashMap::new();
-    let mut tasks = Vec::new();
-    // Inboxes that routes end in, and those still awaiting canaries of routes
-    // a reload removed, so that those are resolved rather than lost.
-    // Bounce inboxes of the providers routes use.
-    let bounces = |i: &crate::config::InboxConfig| {
-        config.routes.iter().any(|r| config.provider(&r.provider).and_then(|p| p.bounce_inbox()) == Some(&i.name))
-    };
-    let watched = |i: &&crate::config::InboxConfig| {
-        config.routes.iter().any(|r| r.inbox == i.name) || rt.matcher.waiting_in(&i.name) > 0 || bounces(i)
-    };
-    for inbox in config.inboxes.iter().filter(watched) {
-        let (handle, task) = inbox::spawn(inbox.clone(), bounces(inbox), shared.clone(), stop.subscribe())?;
-        handles.insert(inbox.name.clone(), handle);
-        tasks.push(task);
-    }
-    Ok((handles, tasks))
-}
-
 impl Generation {
-    /// Starts watchers and schedules for `config`.
-    pub fn start(config: &Config, rt: &Runtime) -> Result<Generation, String> {
-        let stop_watchers = watch::channel(false).0;
-        let (inboxes, watchers) = watch_inboxes(config, rt, &stop_watchers)?;
-        let probes = match probes(config, &inboxes) {
-            Ok(probes) => probes,
-            Err(e) => {
-                stop_watchers.send_replace(true);
-                return Err(e);
+    /// Makes `config` the one that runs. Everything that can fail is built
+    /// first; only if all of it succeeds is anything stopped or started, and
+    /// then only what `config` changes: watchers and routes that stay the
+    /// same keep running, with their sessions and their cadence.
+    pub async fn apply(&mut self, config: &Config, rt: &Runtime) -> Result<(), String> {
+        let shared = rt.shared(config);
+        // 1. Build: new or changed watchers, every provider of a route.
+        let mut prepared = Vec::new();
+        for (inbox, bounces) in watched(config, &rt.matcher) {
+            let same = self.watchers.get(&inbox.name).is_some_and(|w| w.config == inbox && w.bounces == bounces);
+            if !same {
+                prepared.push(inbox::prepare(inbox.clone(), bounces, shared.clone()).map(|p| (inbox, bounces, p)));
             }
+        }
+        let prepared: Vec<_> = prepared.into_iter().collect::<Result<_, _>>()?;
+        let mut providers: HashMap<&str, Arc<AnyProvider>> = HashMap::new();
+        for p in &config.providers {
+            let built = AnyProvider::build(p).map_err(|e| format!("provider {}: {e}", p.name()))?;
+            providers.insert(p.name(), Arc::new(built));
+        }
+
+        // 2. Stop what goes or changes. A changed inbox's watcher stops
+        // before its successor starts: one watcher per inbox at a time.
+        let keep_inboxes: Vec<String> = watched(config, &rt.matcher).into_iter().map(|(i, _)| i.name).collect();
+        let restarted: Vec<String> = prepared.iter().map(|(i, _, _)| i.name.clone()).collect();
+        let same_route = |name: &str, r: &Routing| {
+            config.route(name).is_some_and(|route| {
+                *route == r.route
+                    && config.provider(&route.provider) == Some(&r.provider)
+                    && config.inbox(&route.inbox).map(|i| &i.address) == Some(&r.to)
+                    && return_path(config, route) == r.return_path
+                    && !restarted.contains(&route.inbox)
+            })
         };
-        for route in &config.routes {
-            rt.matcher.add_route(route);
+        let mut stopping: Vec<JoinHandle<()>> = Vec::new();
+        for (_, r) in self.routes.extract_if(|name, r| !same_route(name, r)) {
+            r.stop_now();
+            stopping.push(r.task);
+        }
+        for (_, w) in self.watchers.extract_if(|name, _| !keep_inboxes.contains(name) || restarted.contains(name)) {
+            w.stop.send_replace(true);
+            stopping.push(w.task);
+        }
+        futures::future::join_all(stopping).await;
+
+        // 3. Start what is new.
+        for (inbox, bounces, prepared) in prepared {
+            let stop = watch::channel(false).0;
+            let (handle, task) = prepared.start(stop.subscribe());
+            self.watchers.insert(inbox.name.clone(), Watching { config: inbox, bounces, handle, stop, task });
         }
         let ctx = Arc::new(ProbeContext {
             instance: rt.instance.clone(),
@@ -147,34 +200,91 @@ impl Generation {
             matcher: rt.matcher.clone(),
             sends: Arc::new(Semaphore::new(config.global.max_concurrent_sends)),
         });
-        let stop_routes = watch::channel(false).0;
-        let routes =
-            probes.into_iter().map(|p| crate::scheduler::spawn(p, ctx.clone(), stop_routes.subscribe())).collect();
-        Ok(Generation { stop_routes, stop_watchers, routes, watchers })
-    }
-
-    /// Stops scheduling; returns once every canary in hand is recorded.
-    pub async fn stop_routes(&mut self) {
-        self.stop_routes.send_replace(true);
-        for task in self.routes.drain(..) {
-            let _ = task.await;
+        for route in &config.routes {
+            rt.matcher.add_route(route);
+            if self.routes.contains_key(&route.name) {
+                continue;
+            }
+            let provider = config.provider(&route.provider).ok_or("validated config names a known provider")?;
+            let inbox = config.inbox(&route.inbox).ok_or("validated config names a known inbox")?;
+            let probe = Arc::new(Probe {
+                route: route.clone(),
+                provider: providers[route.provider.as_str()].clone(),
+                inbox: self.watchers[&route.inbox].handle.clone(),
+                from: provider.from().to_string(),
+                to: inbox.address.clone(),
+                return_path: return_path(config, route),
+            });
+            self.routes.insert(route.name.clone(), Routing::start(probe, ctx.clone(), provider.clone(), rt));
         }
+        rt.matcher.retain_routes(&config.routes);
+        Ok(())
     }
 
-    /// Stops the inbox watchers.
+    /// The handle of the watcher of `inbox`, if it is watched.
+    pub fn inbox(&self, inbox: &str) -> Option<&InboxHandle> {
+        self.watchers.get(inbox).map(|w| &w.handle)
+    }
+
+    /// Stops scheduling; gives sends in hand up to `grace` to be answered,
+    /// then gives them up (they stay in the ledger, in flight).
+    pub async fn stop_routes(&mut self, grace: Duration) {
+        for r in self.routes.values() {
+            r.schedule.send_replace(true);
+        }
+        let stopping = self.routes.drain().map(|(_, r)| async move {
+            let mut task = r.task;
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                r.abort.send_replace(true);
+                let _ = task.await;
+            }
+        });
+        futures::future::join_all(stopping).await;
+    }
+
+    /// Stops the inbox watchers, cancelling whatever they were doing.
     pub async fn stop_watchers(&mut self) {
-        self.stop_watchers.send_replace(true);
-        for task in self.watchers.drain(..) {
-            let _ = task.await;
+        for w in self.watchers.values() {
+            w.stop.send_replace(true);
+        }
+        for (_, w) in self.watchers.drain() {
+            let _ = w.task.await;
         }
     }
 }
 
+impl Routing {
+    fn start(probe: Arc<Probe>, ctx: Arc<ProbeContext>, provider: ProviderConfig, rt: &Runtime) -> Routing {
+        let (schedule, abort) = (watch::channel(false).0, watch::channel(false).0);
+        let stop = Stop { schedule: schedule.subscribe(), abort: abort.subscribe() };
+        let (route, to, return_path) = (probe.route.clone(), probe.to.clone(), probe.return_path.clone());
+        let task = crate::supervise::spawn(
+            format!("route:{}", route.name),
+            rt.metrics.clone(),
+            schedule.subscribe(),
+            move || crate::scheduler::run(probe.clone(), ctx.clone(), stop.clone()),
+        );
+        Routing { route, provider, to, return_path, schedule, abort, task }
+    }
+
+    /// Stops it now, giving up a send in hand.
+    fn stop_now(&self) {
+        self.schedule.send_replace(true);
+        self.abort.send_replace(true);
+    }
+}
+
+/// The envelope sender of `route`'s canaries: its provider's bounce inbox.
+pub fn return_path(config: &Config, route: &Route) -> Option<String> {
+    let provider = config.provider(&route.provider)?;
+    provider.bounce_inbox().and_then(|b| config.inbox(b)).map(|b| b.address.clone())
+}
+
 /// Counts lost canaries and refreshes gauges every second; prunes the
-/// ledger every hour.
+/// ledger every hour, a batch at a time.
 fn spawn_ticker(
     matcher: Arc<Matcher>,
-    ledger: Arc<Ledger>,
+    ledger: LedgerThread,
     retention: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -185,16 +295,30 @@ fn spawn_ticker(
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
+                _ = stopped(&mut stop) => return,
             }
-            matcher.tick();
+            matcher.tick().await;
             if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
                 last_prune = Some(Instant::now());
                 let before = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
-                match ledger.prune(before) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(canaries = n, "pruned the ledger"),
-                    Err(e) => tracing::error!(error = %e, "ledger prune failed"),
+                let mut pruned = 0;
+                loop {
+                    let limit = crate::ledger::PRUNE_BATCH;
+                    match ledger.call(move |l| l.prune_batch(before, limit)).await {
+                        Ok(n) => {
+                            pruned += n;
+                            if n < limit {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "ledger prune failed");
+                            break;
+                        }
+                    }
+                }
+                if pruned > 0 {
+                    tracing::info!(canaries = pruned, "pruned the ledger");
                 }
             }
         }
@@ -204,17 +328,22 @@ fn spawn_ticker(
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn run(config_path: PathBuf) -> Result<(), String> {
     let mut config = config::load(&config_path).map_err(|e| e.to_string())?;
+    preflight(&config)?;
     let rt = Runtime::open(&config)?;
     rt.metrics.config_reload_ok.set(1);
-    match rt.matcher.resume() {
+    match rt.matcher.resume().await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(canaries = n, "resumed canaries in flight from the ledger"),
+        Ok(n) => tracing::info!(
+            canaries = n,
+            "resumed canaries in flight from the ledger; each is judged once its inbox has been looked at"
+        ),
         Err(e) => return Err(format!("cannot read the ledger: {e}")),
     }
     let listener = tokio::net::TcpListener::bind(&config.global.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.global.listen))?;
-    let mut generation = Generation::start(&config, &rt)?;
+    let mut generation = Generation::default();
+    generation.apply(&config, &rt).await?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         instance: rt.instance.clone(),
@@ -236,12 +365,13 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
 
     let mut sighup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let reply = tokio::select! {
             _ = sighup.recv() => None,
             Some(reply) = reload_rx.recv() => Some(reply),
             _ = sigterm.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = sigint.recv() => break,
         };
         let result = reload(&config_path, &config, &rt, &mut generation).await;
         match &result {
@@ -260,18 +390,35 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         }
     }
 
-    tracing::info!("draining: no new canaries; waiting up to {DRAIN:?} for those in flight");
     state.ready.store(false, Ordering::Relaxed);
-    generation.stop_routes().await;
+    let waiting = |rt: &Runtime| config.inboxes.iter().map(|i| rt.matcher.waiting_in(&i.name)).sum::<usize>();
+    tracing::info!(
+        in_flight = waiting(&rt),
+        "draining: no new canaries; waiting up to {}s for those in hand and in flight (a second signal stops at once)",
+        DRAIN.as_secs()
+    );
     let deadline = Instant::now() + DRAIN;
-    while Instant::now() < deadline && config.inboxes.iter().any(|i| rt.matcher.waiting_in(&i.name) > 0) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let drain = async {
+        generation.stop_routes(SEND_GRACE).await;
+        while waiting(&rt) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        _ = drain => {}
+        _ = tokio::time::sleep_until(deadline) => {}
+        _ = sigterm.recv() => tracing::info!("second signal: stopping now"),
+        _ = sigint.recv() => tracing::info!("second signal: stopping now"),
     }
+    generation.stop_routes(Duration::ZERO).await;
     generation.stop_watchers().await;
     stop_tx.send_replace(true);
     let _ = tokio::join!(server, ticker);
-    rt.matcher.tick();
-    tracing::info!("stopped");
+    rt.matcher.tick().await;
+    tracing::info!(
+        in_flight = waiting(&rt),
+        "stopped; canaries still in flight are picked up from the ledger at the next start"
+    );
     Ok(())
 }
 
@@ -279,7 +426,7 @@ fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::
     tokio::signal::unix::signal(kind).map_err(|e| format!("cannot install signal handler: {e}"))
 }
 
-/// Loads the config again; if it is valid, replaces the running generation.
+/// Loads the config again; if all of it can run, applies it.
 async fn reload(path: &Path, old: &Config, rt: &Runtime, generation: &mut Generation) -> Result<Config, String> {
     let new = config::load(path).map_err(|e| e.to_string())?;
     if new.instance() != old.instance()
@@ -290,31 +437,7 @@ async fn reload(path: &Path, old: &Config, rt: &Runtime, generation: &mut Genera
     {
         tracing::warn!("changes to global instance, state_dir, listen or signing key take effect on restart");
     }
-    // Everything that can fail is tried before the old config is stopped.
     preflight(&new)?;
-    // One watcher per inbox at a time, or a canary could be seen twice.
-    generation.stop_routes().await;
-    generation.stop_watchers().await;
-    match Generation::start(&new, rt) {
-        Ok(next) => {
-            *generation = next;
-            Ok(new)
-        }
-        Err(e) => {
-            *generation = Generation::start(old, rt)?;
-            Err(e)
-        }
-    }
-}
-
-/// Builds every provider and TLS set-up of `config` without starting anything.
-pub fn preflight(config: &Config) -> Result<(), String> {
-    for p in &config.providers {
-        AnyProvider::build(p).map_err(|e| format!("provider {}: {e}", p.name()))?;
-    }
-    for i in &config.inboxes {
-        crate::tls::client_config(i.imap.ca_file.as_deref(), i.imap.insecure_skip_verify)
-            .map_err(|e| format!("inbox {}: {e}", i.name))?;
-    }
-    Ok(())
+    generation.apply(&new, rt).await?;
+    Ok(new)
 }

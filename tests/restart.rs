@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use mailcanary::ledger::{Ledger, State};
+use mailcanary::outcome::Observed;
 use std::time::Duration;
 
 /// Stops mailcanary with `signal` while a canary is held in the queue, starts
@@ -97,4 +98,54 @@ fn a_route_removed_by_a_reload_still_resolves_its_canary() {
         m.value("mailcanary_canaries_delivered_total", &delivered) >= 1.0
     });
     assert_eq!(m.value("mailcanary_canaries_lost_total", &goes), 0.0);
+}
+
+/// The issue of every deploy longer than a route's timeout: canaries that
+/// reach the inbox on time while mailcanary is down, restarted after their
+/// deadline, are judged by when the server received them — delivered, with
+/// that latency, flagged as observed after the restart — never lost.
+#[test]
+fn canaries_that_arrive_while_it_is_down_are_judged_by_when_they_arrived() {
+    let _queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = temp_dir("downtime");
+    let port = free_port();
+    let base = "hold-t-downtime";
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: down, provider: relay, inbox: held }}\n",
+        global("t-downtime", port, &dir, "1h", "5s"),
+        relay("relay"),
+        inbox("held", base),
+    );
+    let labels = route("down", "relay", "held");
+    let wait = Duration::from_secs(30);
+    let mut mc = Mailcanary::start(&dir, port, &config);
+    mc.wait_until("the canary sent", wait, |m| m.value("mailcanary_canaries_sent_total", &labels) >= 1.0);
+    mc.signal("KILL");
+    mc.stop();
+    let ledger = Ledger::open(&dir.join("state")).unwrap();
+    let pending = ledger.pending().unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let canary = pending[0].clone();
+
+    // Delivered while nobody watches, then down past its deadline.
+    mailstack(&["release"]);
+    assert_eq!(stack().wait_messages(base, "", 1).len(), 1, "the canary reached the mailbox");
+    while chrono::Utc::now().timestamp_millis() <= canary.deadline_ms + 1000 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mc = Mailcanary::start(&dir, port, &config);
+    let delivered = [labels.as_slice(), &[("placement", "inbox")]].concat();
+    let m = mc.wait_until("the canary judged", wait, |m| {
+        m.value("mailcanary_canaries_delivered_total", &delivered) + m.value("mailcanary_canaries_lost_total", &labels)
+            >= 1.0
+    });
+    assert_eq!(m.value("mailcanary_canaries_delivered_total", &delivered), 1.0, "{}", mc.log());
+    assert_eq!(m.value("mailcanary_canaries_late_total", &labels), 0.0);
+    let row = ledger.get(&canary.id).unwrap().unwrap();
+    assert_eq!((row.state, row.observed), (State::Delivered, Observed::AfterRestart), "{row:?}");
+    let latency = row.latency_ms.unwrap();
+    assert!(latency < 5_000, "timed by the server's arrival, not by when we looked: {row:?}");
+    let status = mc.status();
+    assert_eq!(status["routes"][0]["last_observed"], "after_restart", "{status}");
 }

@@ -26,7 +26,7 @@ pub struct Config {
 }
 
 /// The `global:` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
     /// Address of `/metrics`, `/healthz`, `/readyz` and `/api/v1/status`.
@@ -66,7 +66,7 @@ pub struct Global {
 }
 
 /// `global.defaults`: what a probe gets when it says nothing.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
     #[serde(default = "default_interval", deserialize_with = "duration::deserialize")]
@@ -86,7 +86,7 @@ impl Default for Defaults {
 /// `global.fast_poll`: servers may hold IDLE notifications back (Dovecot by
 /// ~500 ms), so after a send the watcher polls its inbox every `interval`
 /// for up to `window`, or until nothing it waits for is in flight.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FastPoll {
     #[serde(default = "default_fast_interval", deserialize_with = "duration::deserialize")]
@@ -114,7 +114,7 @@ pub enum TlsMode {
 }
 
 /// One sending provider; `type` picks the kind.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ProviderConfig {
     Smtp(SmtpConfig),
@@ -176,7 +176,7 @@ struct Common<'a> {
 }
 
 /// `type: ses`: Amazon SES v2 `SendEmail` with the raw message, SigV4-signed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SesConfig {
     pub name: String,
@@ -202,7 +202,7 @@ pub struct SesConfig {
 }
 
 /// `type: sendgrid`: SendGrid v3 `mail/send`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendgridConfig {
     pub name: String,
@@ -228,7 +228,7 @@ pub enum MailgunRegion {
 }
 
 /// `type: mailgun`: Mailgun `messages` for a sending domain.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailgunConfig {
     pub name: String,
@@ -248,7 +248,7 @@ pub struct MailgunConfig {
 }
 
 /// `type: postmark`: Postmark `email` with a server token.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostmarkConfig {
     pub name: String,
@@ -268,7 +268,7 @@ pub struct PostmarkConfig {
 }
 
 /// `type: resend`: Resend `emails`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResendConfig {
     pub name: String,
@@ -285,7 +285,7 @@ pub struct ResendConfig {
 }
 
 /// `type: smtp`: a relay or submission server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub name: String,
@@ -333,7 +333,7 @@ impl SmtpConfig {
 }
 
 /// One watched mailbox.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InboxConfig {
     /// The `inbox` label.
@@ -348,7 +348,7 @@ pub struct InboxConfig {
 }
 
 /// `inboxes[].imap`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImapConfig {
     pub host: String,
@@ -424,7 +424,7 @@ pub enum SaslMechanism {
 }
 
 /// `inboxes[].folders`: where a canary counts as `inbox` or `spam`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Folders {
     #[serde(default = "default_inbox_folder")]
@@ -473,7 +473,7 @@ impl<'de> Deserialize<'de> for Cleanup {
 }
 
 /// One entry of `probes:` as written: a single route, or a `matrix`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeEntry {
     #[serde(default)]
@@ -493,7 +493,7 @@ pub struct ProbeEntry {
 }
 
 /// `matrix:` every listed provider to every listed inbox.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Matrix {
     pub providers: Vec<String>,

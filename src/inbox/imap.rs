@@ -3,8 +3,8 @@
 //! reason. Messages are learnt by UID, headers only.
 
 use crate::config::{ImapConfig, SaslMechanism, TlsMode};
-use crate::metrics::InboxError;
 use crate::oauth2::{TokenError, TokenErrorKind, TokenSource, initial_response};
+use crate::outcome::InboxError;
 use crate::secret::Secret;
 use async_imap::{Client, Session};
 use futures::TryStreamExt;
@@ -104,6 +104,15 @@ pub struct Capabilities {
     pub idle: bool,
     pub mv: bool,
     pub uidplus: bool,
+}
+
+/// One message's headers as fetched.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub uid: u32,
+    pub headers: Vec<u8>,
+    /// When the server received it (INTERNALDATE), in Unix milliseconds.
+    pub received_ms: Option<i64>,
 }
 
 /// How an IDLE wait ended.
@@ -257,11 +266,11 @@ impl ImapSession {
         Ok(uids)
     }
 
-    /// The `fields` headers of the messages in the UID `set` of the selected
-    /// folder whose UID is at least `min`, in UID order.
-    pub async fn headers(&mut self, set: &str, min: u32, fields: &str) -> Result<Vec<(u32, Vec<u8>)>, ImapError> {
+    /// The `fields` headers (and arrival time) of the messages in the UID
+    /// `set` of the selected folder whose UID is at least `min`, in UID order.
+    pub async fn headers(&mut self, set: &str, min: u32, fields: &str) -> Result<Vec<Fetched>, ImapError> {
         let limit = self.timeout;
-        let query = format!("(UID BODY.PEEK[HEADER.FIELDS ({fields})])");
+        let query = format!("(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS ({fields})])");
         let session = self.session()?;
         let fetched = within(limit, "UID FETCH", async {
             let stream = session.uid_fetch(set, &query).await?;
@@ -270,12 +279,18 @@ impl ImapSession {
         .await?;
         self.drain();
         // `n:*` always includes the last message, even when its UID is below n.
-        let mut out: Vec<(u32, Vec<u8>)> = fetched
+        let mut out: Vec<Fetched> = fetched
             .iter()
-            .filter_map(|f| Some((f.uid?, f.header().unwrap_or_default().to_vec())))
-            .filter(|(uid, _)| *uid >= min)
+            .filter_map(|f| {
+                Some(Fetched {
+                    uid: f.uid?,
+                    headers: f.header().unwrap_or_default().to_vec(),
+                    received_ms: f.internal_date().map(|d| d.timestamp_millis()),
+                })
+            })
+            .filter(|m| m.uid >= min)
             .collect();
-        out.sort_by_key(|(uid, _)| *uid);
+        out.sort_by_key(|m| m.uid);
         Ok(out)
     }
 

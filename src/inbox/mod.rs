@@ -11,11 +11,12 @@ pub mod imap;
 
 use crate::canary::{ConflictingTokens, Rejection, SigningKey, TOKEN_HEADER, Token, check_instance, extract_token};
 use crate::config::{Cleanup, FastPoll, InboxConfig};
-use crate::ledger::Ledger;
-use crate::matcher::{Disposition, Matcher};
-use crate::metrics::{Metrics, Placement, Unmatched};
+use crate::ledger::LedgerThread;
+use crate::matcher::{Disposition, Matcher, Sighting};
+use crate::metrics::Metrics;
 use crate::oauth2::TokenSource;
-use imap::{ImapError, ImapSession};
+use crate::outcome::{Placement, Unmatched};
+use imap::{Fetched, ImapError, ImapSession};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -32,7 +33,9 @@ const BOUNCE_LIMIT: usize = 256 * 1024;
 const BACKOFF_START: Duration = Duration::from_millis(500);
 /// The first fast poll after a send; it doubles up to `fast_poll.interval`.
 const FAST_START: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A session must stay up this long before a failure retries quickly again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 /// What every watcher shares with the rest of the service.
 pub struct Shared {
@@ -41,7 +44,7 @@ pub struct Shared {
     pub keys: Vec<SigningKey>,
     pub matcher: Arc<Matcher>,
     pub metrics: Arc<Metrics>,
-    pub ledger: Arc<Ledger>,
+    pub ledger: LedgerThread,
     pub fast_poll: FastPoll,
 }
 
@@ -58,44 +61,76 @@ impl InboxHandle {
     }
 }
 
-/// Starts the watcher of `config`; it runs until `shutdown` turns true.
-/// With `bounces`, it is some provider's bounce inbox and reads DSNs too.
-pub fn spawn(
-    config: InboxConfig,
-    bounces: bool,
-    shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<(InboxHandle, tokio::task::JoinHandle<()>), String> {
-    let tls = crate::tls::client_config(config.imap.ca_file.as_deref(), config.imap.insecure_skip_verify)
-        .map_err(|e| format!("inbox {}: {e}", config.name))?;
-    if config.imap.insecure_skip_verify {
-        tracing::warn!(inbox = %config.name, "TLS certificate verification is OFF for this inbox (insecure_skip_verify)");
-    }
-    shared.metrics.init_inbox(&config.name);
-    // Long ago: no fast polling until the first send.
-    let long_ago = Instant::now().checked_sub(shared.fast_poll.window).unwrap_or_else(Instant::now);
-    let (sent_tx, sent) = watch::channel(long_ago);
-    let tokens = match &config.imap.oauth2 {
-        Some(oauth2) => Some(
-            TokenSource::new(oauth2, config.imap.ca_file.as_deref(), config.imap.timeout)
-                .map_err(|e| format!("inbox {}: oauth2: {e}", config.name))?,
-        ),
-        None => None,
-    };
-    let watcher = Watcher { config, bounces, tls, tokens, shared, sent, shutdown };
-    let task = tokio::spawn(watcher.run());
-    Ok((InboxHandle { sent: Arc::new(sent_tx) }, task))
+/// A watcher built from its config, not yet running: everything about it
+/// that can fail (TLS set-up, the OAuth2 client) has been tried.
+pub struct Prepared {
+    watcher: Watcher,
+    sent: watch::Sender<Instant>,
 }
 
+/// Builds the watcher of `config`. With `bounces`, it is some provider's
+/// bounce inbox and reads DSNs too.
+pub fn prepare(config: InboxConfig, bounces: bool, shared: Arc<Shared>) -> Result<Prepared, String> {
+    let (tls, tokens) = clients(&config)?;
+    // Long ago: no fast polling until the first send.
+    let long_ago = Instant::now().checked_sub(shared.fast_poll.window).unwrap_or_else(Instant::now);
+    let (sent, sent_rx) = watch::channel(long_ago);
+    Ok(Prepared { watcher: Watcher { config, bounces, tls, tokens, shared, sent: sent_rx, logged_in: None }, sent })
+}
+
+/// The TLS set-up and the OAuth2 client of an inbox, or why they cannot be
+/// made (what `validate` checks, and a reload tries before it stops anything).
+pub fn clients(config: &InboxConfig) -> Result<(Arc<ClientConfig>, Option<Arc<TokenSource>>), String> {
+    let tls = crate::tls::client_config(config.imap.ca_file.as_deref(), config.imap.insecure_skip_verify)
+        .map_err(|e| format!("inbox {}: {e}", config.name))?;
+    let tokens = match &config.imap.oauth2 {
+        Some(oauth2) => Some(Arc::new(
+            TokenSource::new(oauth2, config.imap.ca_file.as_deref(), config.imap.timeout)
+                .map_err(|e| format!("inbox {}: oauth2: {e}", config.name))?,
+        )),
+        None => None,
+    };
+    Ok((tls, tokens))
+}
+
+impl Prepared {
+    /// Starts watching, until `shutdown` says stop; a panic restarts it.
+    pub fn start(self, shutdown: watch::Receiver<bool>) -> (InboxHandle, tokio::task::JoinHandle<()>) {
+        let Prepared { watcher, sent } = self;
+        let name = watcher.config.name.clone();
+        if watcher.config.imap.insecure_skip_verify {
+            tracing::warn!(inbox = %name, "TLS certificate verification is OFF for this inbox (insecure_skip_verify)");
+        }
+        watcher.shared.metrics.init_inbox(&name);
+        let metrics = watcher.shared.metrics.clone();
+        let stop = shutdown.clone();
+        let task = crate::supervise::spawn(format!("inbox:{name}"), metrics, stop, move || {
+            watcher.clone().run(shutdown.clone())
+        });
+        (InboxHandle { sent: Arc::new(sent) }, task)
+    }
+}
+
+#[derive(Clone)]
 struct Watcher {
     config: InboxConfig,
     bounces: bool,
     tls: Arc<ClientConfig>,
     /// Access tokens, for an inbox that logs in with OAuth2.
-    tokens: Option<TokenSource>,
+    tokens: Option<Arc<TokenSource>>,
     shared: Arc<Shared>,
     sent: watch::Receiver<Instant>,
-    shutdown: watch::Receiver<bool>,
+    /// When the current session logged in.
+    logged_in: Option<Instant>,
+}
+
+/// Resolves when a canary is sent into this inbox. Once no route can send
+/// here any more (its handle is gone), never: a bounce inbox, or one kept
+/// for canaries of a removed route, waits in IDLE like any other.
+async fn next_send(sent: &mut watch::Receiver<Instant>) {
+    if sent.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// What a fetched message turned out to be.
@@ -117,31 +152,43 @@ impl Watcher {
         if self.bounces { BOUNCE_FIELDS } else { FIELDS }
     }
 
-    async fn run(mut self) {
+    /// Sessions, one after another, until `shutdown` says stop (or its
+    /// sender is gone). Stopping cancels whatever IMAP command is in flight.
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = BACKOFF_START;
-        while !*self.shutdown.borrow() {
-            match self.session(&mut backoff).await {
-                Ok(()) => break,
-                Err(e) => {
-                    self.shared.metrics.set_inbox_up(self.name(), false);
-                    self.shared.metrics.inbox_error(self.name(), e.reason);
-                    tracing::warn!(inbox = %self.name(), reason = e.reason.as_str(), error = %e.detail, retry_in = ?backoff, "inbox session failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = self.shutdown.changed() => break,
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
+        loop {
+            self.logged_in = None;
+            let result = tokio::select! {
+                result = self.session() => result,
+                _ = crate::scheduler::stopped(&mut shutdown) => break,
+            };
+            self.shared.matcher.inbox_behind(self.name());
+            self.shared.metrics.set_inbox_up(self.name(), false);
+            let e = match result {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            // Only a session that stayed healthy for a while earns a quick
+            // retry: one that fails soon after login keeps backing off.
+            if self.logged_in.is_some_and(|t| t.elapsed() >= HEALTHY_AFTER) {
+                backoff = BACKOFF_START;
             }
+            self.shared.metrics.inbox_error(self.name(), e.reason);
+            tracing::warn!(inbox = %self.name(), reason = e.reason.as_str(), error = %e.detail, retry_in_seconds = backoff.as_secs_f64(), "inbox session failed");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = crate::scheduler::stopped(&mut shutdown) => break,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
+        self.shared.matcher.inbox_behind(self.name());
         self.shared.metrics.set_inbox_up(self.name(), false);
     }
 
-    /// One session, from login until shutdown (Ok) or a failure (Err).
-    async fn session(&mut self, backoff: &mut Duration) -> Result<(), ImapError> {
-        let mut imap = ImapSession::connect(&self.config.imap, self.tls.clone(), self.tokens.as_ref()).await?;
-        self.shared.metrics.set_inbox_up(self.name(), true);
-        *backoff = BACKOFF_START;
+    /// One session, from login until it fails.
+    async fn session(&mut self) -> Result<std::convert::Infallible, ImapError> {
+        let mut imap = ImapSession::connect(&self.config.imap, self.tls.clone(), self.tokens.as_deref()).await?;
+        self.logged_in = Some(Instant::now());
         tracing::info!(inbox = %self.name(), idle = imap.capabilities.idle, "inbox connected");
         // Spam folders first, so the inbox folder stays selected for IDLE.
         let mut folders: Vec<(String, Placement)> =
@@ -166,10 +213,9 @@ impl Watcher {
                     Err(e) => return Err(e),
                 }
             }
-            if *self.shutdown.borrow() {
-                imap.logout().await;
-                return Ok(());
-            }
+            // Everything there is has been seen; what comes next will wake us.
+            self.shared.matcher.inbox_caught_up(self.name());
+            self.shared.metrics.set_inbox_up(self.name(), true);
             let fast = &self.shared.fast_poll;
             let sent = *self.sent.borrow_and_update();
             if sent != last_send {
@@ -180,10 +226,7 @@ impl Watcher {
             if sent.elapsed() < fast.window && self.shared.matcher.waiting_in(self.name()) > 0 {
                 // Local delivery takes milliseconds, a provider's seconds: poll
                 // soon, then less often, up to the configured interval.
-                tokio::select! {
-                    _ = tokio::time::sleep(fast_delay) => {}
-                    _ = self.shutdown.changed() => {}
-                }
+                tokio::time::sleep(fast_delay).await;
                 fast_delay = (fast_delay * 2).min(fast.interval);
                 continue;
             }
@@ -192,25 +235,18 @@ impl Watcher {
                     // Nothing to IDLE on: wait, then look again.
                     tokio::select! {
                         _ = tokio::time::sleep(self.config.imap.poll_interval) => {}
-                        _ = self.shutdown.changed() => {}
+                        _ = next_send(&mut self.sent) => {}
                     }
                     continue;
                 }
                 imap.select(&self.config.folders.inbox).await?;
             }
-            let (sent, shutdown) = (&mut self.sent, &mut self.shutdown);
-            let interrupt = async {
-                tokio::select! {
-                    _ = sent.changed() => {}
-                    _ = shutdown.changed() => {}
-                }
-            };
             if imap.capabilities.idle {
-                imap.idle(self.config.imap.poll_interval, interrupt).await?;
+                imap.idle(self.config.imap.poll_interval, next_send(&mut self.sent)).await?;
             } else {
                 tokio::select! {
                     _ = tokio::time::sleep(self.config.imap.poll_interval) => {}
-                    _ = interrupt => {}
+                    _ = next_send(&mut self.sent) => {}
                 }
                 imap.noop().await?;
             }
@@ -231,7 +267,8 @@ impl Watcher {
                 (state.uid_validity, Some(state.uid_next))
             }
         };
-        let cursor = self.shared.ledger.cursor(self.name(), folder).unwrap_or_else(|e| {
+        let (inbox, f) = (self.name().to_string(), folder.to_string());
+        let cursor = self.shared.ledger.call(move |l| l.cursor(&inbox, &f)).await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "ledger read failed");
             None
         });
@@ -249,9 +286,9 @@ impl Watcher {
         };
         let new = imap.headers(&format!("{from}:*"), from, self.fields()).await?;
         tracing::debug!(inbox = %self.name(), folder, from, fetched = new.len(), "new messages");
-        if let Some(&(last, _)) = new.last() {
+        if let Some(last) = new.last().map(|m| m.uid) {
             let result = self.process(imap, folder, placement, &new).await;
-            self.save_cursor(folder, uid_validity, result.as_ref().map_or_else(|(uid, _)| *uid, |()| last + 1));
+            self.save_cursor(folder, uid_validity, result.as_ref().map_or_else(|(uid, _)| *uid, |()| last + 1)).await;
             result.map_err(|(_, e)| e)?;
         }
         Ok(())
@@ -275,12 +312,12 @@ impl Watcher {
             let found = imap.headers(&imap::uid_set(&uids), 0, self.fields()).await?;
             tracing::debug!(inbox = %self.name(), folder, fetched = found.len(), "canaries of the last day");
             if let Err((uid, e)) = self.process(imap, folder, placement, &found).await {
-                self.save_cursor(folder, state.uid_validity, uid);
+                self.save_cursor(folder, state.uid_validity, uid).await;
                 return Err(e);
             }
-            next = next.max(found.last().map_or(0, |(uid, _)| uid + 1));
+            next = next.max(found.last().map_or(0, |m| m.uid + 1));
         }
-        self.save_cursor(folder, state.uid_validity, next);
+        self.save_cursor(folder, state.uid_validity, next).await;
         Ok(())
     }
 
@@ -292,24 +329,25 @@ impl Watcher {
         imap: &mut ImapSession,
         folder: &str,
         placement: Placement,
-        messages: &[(u32, Vec<u8>)],
+        messages: &[Fetched],
     ) -> Result<(), (u32, ImapError)> {
         let mut resolved = Vec::new();
         let mut result = Ok(());
-        for (uid, headers) in messages {
-            let kind = match self.classify(headers, placement) {
-                Kind::Report => match imap.message(*uid, BOUNCE_LIMIT).await {
-                    Ok(Some(raw)) => self.classify_report(&raw),
+        for message in messages {
+            let uid = message.uid;
+            let kind = match self.classify(message, placement).await {
+                Kind::Report => match imap.message(uid, BOUNCE_LIMIT).await {
+                    Ok(Some(raw)) => self.classify_report(&raw).await,
                     Ok(None) => Kind::LeftAlone,
                     Err(e) => {
-                        result = Err((*uid, e));
+                        result = Err((uid, e));
                         break;
                     }
                 },
                 kind => kind,
             };
             if matches!(kind, Kind::Resolved) {
-                resolved.push(*uid);
+                resolved.push(uid);
             }
         }
         // After a refused FETCH the session still works. After a broken or
@@ -322,24 +360,29 @@ impl Watcher {
     }
 
     /// Verifies one message's token and hands a genuine canary to the matcher.
-    fn classify(&self, headers: &[u8], placement: Placement) -> Kind {
+    async fn classify(&self, message: &Fetched, placement: Placement) -> Kind {
+        let headers = &message.headers;
         let token = match extract_token(headers) {
             Ok(None) if self.bounces && crate::bounce::is_report(headers) => return Kind::Report,
             Ok(None) => return Kind::LeftAlone,
             token => token,
         };
         match self.verify(token) {
-            Ok(token) => match self.shared.matcher.seen(&token, placement, crate::insight::read(headers)) {
-                Disposition::Resolved => Kind::Resolved,
-                Disposition::Unmatched(reason) => self.left_alone(reason),
-            },
+            Ok(token) => {
+                let sighting =
+                    Sighting { placement, insight: crate::insight::read(headers), received_ms: message.received_ms };
+                match self.shared.matcher.seen(&token, sighting).await {
+                    Disposition::Resolved => Kind::Resolved,
+                    Disposition::Unmatched(reason) => self.left_alone(reason),
+                }
+            }
             Err(reason) => self.left_alone(reason),
         }
     }
 
     /// Hands a bounce that returns a genuine canary to the matcher. Bounces
     /// of other mail are none of our business and are not counted.
-    fn classify_report(&self, raw: &[u8]) -> Kind {
+    async fn classify_report(&self, raw: &[u8]) -> Kind {
         let Some(report) = crate::bounce::read(raw) else { return Kind::LeftAlone };
         if matches!(report.token, Ok(None)) {
             return Kind::LeftAlone;
@@ -349,7 +392,7 @@ impl Watcher {
             Err(reason) => return self.left_alone(reason),
         };
         match report.bounce {
-            Some(bounce) if bounce.failed() => match self.shared.matcher.bounced(&token, bounce) {
+            Some(bounce) if bounce.failed() => match self.shared.matcher.bounced(&token, bounce).await {
                 Disposition::Resolved => Kind::Resolved,
                 Disposition::Unmatched(reason) => self.left_alone(reason),
             },
@@ -404,8 +447,10 @@ impl Watcher {
         }
     }
 
-    fn save_cursor(&self, folder: &str, uid_validity: u32, next_uid: u32) {
-        if let Err(e) = self.shared.ledger.set_cursor(self.name(), folder, uid_validity, next_uid) {
+    async fn save_cursor(&self, folder: &str, uid_validity: u32, next_uid: u32) {
+        let (inbox, folder) = (self.name().to_string(), folder.to_string());
+        let write = self.shared.ledger.call(move |l| l.set_cursor(&inbox, &folder, uid_validity, next_uid));
+        if let Err(e) = write.await {
             tracing::error!(error = %e, "ledger write failed");
         }
     }

@@ -11,64 +11,13 @@ mod smtp;
 
 use crate::canary::Canary;
 use crate::config::ProviderConfig;
-use std::fmt;
+pub use crate::outcome::SendReason;
 
 /// What a provider said when it took the canary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     /// The provider's own id for the message (SMTP queue id, API message id).
     pub provider_id: Option<String>,
-}
-
-/// The bounded `reason` label of a send failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SendReason {
-    /// The provider refused the message or a recipient (5xx, validation).
-    Rejected,
-    /// Credentials were refused.
-    Auth,
-    /// TLS could not be set up or the certificate did not verify.
-    Tls,
-    /// No connection could be made, or it broke.
-    Connect,
-    /// No answer in time.
-    Timeout,
-    /// Refused for now: rate limits and other 4xx "try later" answers.
-    Throttled,
-    /// Anything else.
-    Other,
-}
-
-impl SendReason {
-    /// Every reason, so each per-route counter can exist at 0.
-    pub const ALL: [SendReason; 7] = [
-        SendReason::Rejected,
-        SendReason::Auth,
-        SendReason::Tls,
-        SendReason::Connect,
-        SendReason::Timeout,
-        SendReason::Throttled,
-        SendReason::Other,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SendReason::Rejected => "rejected",
-            SendReason::Auth => "auth",
-            SendReason::Tls => "tls",
-            SendReason::Connect => "connect",
-            SendReason::Timeout => "timeout",
-            SendReason::Throttled => "throttled",
-            SendReason::Other => "other",
-        }
-    }
-}
-
-impl fmt::Display for SendReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A canary the provider did not take: the outcome of a probe, not a crash.

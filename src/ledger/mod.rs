@@ -2,10 +2,18 @@
 //! updated on each outcome. Each transition is one conditional UPDATE whose
 //! row count says whether it happened, so an outcome is recorded (and
 //! counted) exactly once even when two paths race for it.
+//!
+//! The service reaches SQLite only through [`LedgerThread`]: one thread of
+//! its own, behind a channel, so that a ledger file held locked by someone
+//! else (a backup, a `report` on a big ledger) never blocks the runtime.
+
+mod thread;
+
+pub use thread::{LedgerError, LedgerThread};
 
 use crate::canary::Canary;
 use crate::insight::Hop;
-use crate::provider::SendReason;
+use crate::outcome::{Observed, Placement, SendReason};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
@@ -78,6 +86,8 @@ pub struct Row {
     pub bounce_detail: Option<String>,
     /// The `Received` hops of a canary seen (crate::insight::Hop as JSON).
     pub hops: Vec<Hop>,
+    /// How its arrival was observed (live, or found after a restart or a gap).
+    pub observed: Observed,
 }
 
 /// Errors are the database's; callers log them and carry on.
@@ -89,7 +99,7 @@ pub struct Ledger {
 
 /// The columns `row` reads, in its order.
 const COLUMNS: &str = "id, probe, provider, inbox, state, created_ms, accepted_ms, deadline_ms, provider_id, \
-                       failure_reason, seen_ms, latency_ms, placement, bounce_status, bounce_detail, hops";
+                       failure_reason, seen_ms, latency_ms, placement, bounce_status, bounce_detail, hops, observed";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS canaries (
@@ -111,7 +121,8 @@ CREATE TABLE IF NOT EXISTS canaries (
     lost_ms INTEGER,
     bounce_status TEXT,
     bounce_detail TEXT,
-    hops TEXT
+    hops TEXT,
+    observed TEXT
 );
 CREATE INDEX IF NOT EXISTS canaries_pending ON canaries(state) WHERE state IN ('sending', 'sent');
 CREATE INDEX IF NOT EXISTS canaries_created ON canaries(created_ms);
@@ -125,7 +136,8 @@ CREATE TABLE IF NOT EXISTS cursors (
 ";
 
 /// Columns added after the first release, with their types.
-const ADDED_COLUMNS: [(&str, &str); 3] = [("bounce_status", "TEXT"), ("bounce_detail", "TEXT"), ("hops", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str); 4] =
+    [("bounce_status", "TEXT"), ("bounce_detail", "TEXT"), ("hops", "TEXT"), ("observed", "TEXT")];
 
 impl Ledger {
     /// Opens (or creates) the ledger in `state_dir`.
@@ -137,10 +149,15 @@ impl Ledger {
             )
         })?;
         let db = Connection::open(state_dir.join("ledger.sqlite"))?;
-        // WAL keeps every committed transition across a crash of the process.
+        // WAL with FULL sync: every committed transition (above all "sending",
+        // written before anything leaves) is on disk before the call returns,
+        // across a crash of the process and a loss of power alike.
         db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "NORMAL")?;
-        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        // Someone else may hold the file for a while (a backup, a report):
+        // wait for them rather than lose a transition. This waits on the
+        // ledger's own thread, never on the runtime.
+        db.busy_timeout(std::time::Duration::from_secs(60))?;
         Self::init(db)
     }
 
@@ -213,12 +230,20 @@ impl Ledger {
     }
 
     /// Seen in time. True only for the one call that moved it.
-    pub fn record_delivered(&self, id: &str, seen: &Seen<'_>) -> Result<bool> {
+    pub fn record_delivered(&self, id: &str, seen: &Seen) -> Result<bool> {
         self.with(|db| {
             db.execute(
-                "UPDATE canaries SET state = 'delivered', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5
+                "UPDATE canaries SET state = 'delivered', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5,
+                 observed = ?6
                  WHERE id = ?1 AND state IN ('sending', 'sent')",
-                params![id, seen.seen_ms, seen.latency_ms, seen.placement, hops_json(seen.hops)],
+                params![
+                    id,
+                    seen.seen_ms,
+                    seen.latency_ms,
+                    seen.placement.as_str(),
+                    hops_json(&seen.hops),
+                    observed(seen.observed)
+                ],
             )
             .map(|n| n == 1)
         })
@@ -261,12 +286,20 @@ impl Ledger {
     }
 
     /// Seen after it was counted lost.
-    pub fn record_late(&self, id: &str, seen: &Seen<'_>) -> Result<bool> {
+    pub fn record_late(&self, id: &str, seen: &Seen) -> Result<bool> {
         self.with(|db| {
             db.execute(
-                "UPDATE canaries SET state = 'late', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5
+                "UPDATE canaries SET state = 'late', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5,
+                 observed = ?6
                  WHERE id = ?1 AND state = 'lost'",
-                params![id, seen.seen_ms, seen.latency_ms, seen.placement, hops_json(seen.hops)],
+                params![
+                    id,
+                    seen.seen_ms,
+                    seen.latency_ms,
+                    seen.placement.as_str(),
+                    hops_json(&seen.hops),
+                    observed(seen.observed)
+                ],
             )
             .map(|n| n == 1)
         })
@@ -323,10 +356,24 @@ impl Ledger {
 
     /// Forgets resolved canaries made before `before_ms`.
     pub fn prune(&self, before_ms: i64) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.prune_batch(before_ms, PRUNE_BATCH)?;
+            total += n;
+            if n < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Forgets at most `limit` resolved canaries made before `before_ms`:
+    /// one short transaction, so that other work waits for it only briefly.
+    pub fn prune_batch(&self, before_ms: i64, limit: usize) -> Result<usize> {
         self.with(|db| {
             db.execute(
-                "DELETE FROM canaries WHERE created_ms < ?1 AND state NOT IN ('sending', 'sent')",
-                params![before_ms],
+                "DELETE FROM canaries WHERE rowid IN (SELECT rowid FROM canaries
+                 WHERE created_ms < ?1 AND state NOT IN ('sending', 'sent') LIMIT ?2)",
+                params![before_ms, limit as i64],
             )
         })
     }
@@ -350,15 +397,25 @@ fn row(r: &rusqlite::Row<'_>) -> Result<Row> {
         bounce_status: r.get(13)?,
         bounce_detail: r.get(14)?,
         hops: r.get::<_, Option<String>>(15)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+        observed: Observed::parse(r.get::<_, Option<String>>(16)?.as_deref()),
     })
 }
 
 /// What the ledger keeps of a canary seen in a mailbox.
-pub struct Seen<'a> {
+#[derive(Debug, Clone)]
+pub struct Seen {
     pub seen_ms: i64,
     pub latency_ms: i64,
-    pub placement: &'a str,
-    pub hops: &'a [Hop],
+    pub placement: Placement,
+    pub hops: Vec<Hop>,
+    pub observed: Observed,
+}
+
+/// Resolved canaries forgotten per prune transaction.
+pub const PRUNE_BATCH: usize = 1000;
+
+fn observed(o: Observed) -> Option<&'static str> {
+    (o != Observed::Live).then(|| o.as_str())
 }
 
 fn hops_json(hops: &[Hop]) -> Option<String> {
@@ -394,7 +451,8 @@ mod tests {
         assert!(ledger.record_sent(&c.id, 1, 1, Some("Q1"), 10).unwrap());
         assert!(!ledger.record_sent(&c.id, 1, 1, Some("Q1"), 10).unwrap());
         assert!(ledger.record_lost(&c.id, 11).unwrap());
-        let seen = Seen { seen_ms: 12, latency_ms: 11, placement: "inbox", hops: &[] };
+        let seen =
+            Seen { seen_ms: 12, latency_ms: 11, placement: Placement::Inbox, hops: vec![], observed: Observed::Live };
         assert!(!ledger.record_delivered(&c.id, &seen).unwrap(), "a lost canary is never delivered");
         assert!(!ledger.record_bounced(&c.id, 12, "5.1.1", None).unwrap(), "a lost canary is never bounced");
         assert!(ledger.record_late(&c.id, &seen).unwrap());
@@ -433,13 +491,17 @@ mod tests {
         let c = canary();
         ledger.record_sending(&c, 10).unwrap();
         ledger.record_sent(&c.id, 1, 1, None, 10).unwrap();
-        let hops = [Hop { position: 1, by: Some("mx.test".into()), tls: true, delay_seconds: Some(2.0) }];
-        assert!(
-            ledger
-                .record_delivered(&c.id, &Seen { seen_ms: 5, latency_ms: 4, placement: "inbox", hops: &hops })
-                .unwrap()
-        );
-        assert_eq!(ledger.get(&c.id).unwrap().unwrap().hops, hops);
+        let hops = vec![Hop { position: 1, by: Some("mx.test".into()), tls: true, delay_seconds: Some(2.0) }];
+        let seen = Seen {
+            seen_ms: 5,
+            latency_ms: 4,
+            placement: Placement::Inbox,
+            hops: hops.clone(),
+            observed: Observed::AfterRestart,
+        };
+        assert!(ledger.record_delivered(&c.id, &seen).unwrap());
+        let row = ledger.get(&c.id).unwrap().unwrap();
+        assert_eq!((row.hops, row.observed), (hops, Observed::AfterRestart));
     }
 
     #[test]
@@ -449,7 +511,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         {
             let db = Connection::open(dir.join("ledger.sqlite")).unwrap();
-            let old = SCHEMA.replace(",\n    bounce_status TEXT,\n    bounce_detail TEXT,\n    hops TEXT", "");
+            let old = SCHEMA
+                .replace(",\n    bounce_status TEXT,\n    bounce_detail TEXT,\n    hops TEXT,\n    observed TEXT", "");
             assert_ne!(old, SCHEMA);
             db.execute_batch(&old).unwrap();
             db.execute(

@@ -1,0 +1,294 @@
+//! The fate machine on an in-memory ledger and a fake clock. Races are
+//! driven by ordering, not by sleeps: the synchronous part of each call
+//! (the claim on a canary and its queued ledger write) runs when the call's
+//! future is first polled, so `join!(a, b)` runs a's claim before b's.
+
+use super::*;
+use crate::canary::SigningKey;
+use crate::clock::FakeClock;
+use crate::ledger::Ledger;
+use crate::secret::Secret;
+
+const T0: i64 = 1_800_000_000_000;
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Fixture {
+    matcher: Matcher,
+    clock: Arc<FakeClock>,
+    metrics: Arc<Metrics>,
+    ledger: LedgerThread,
+    route: Route,
+}
+
+fn fixture() -> Fixture {
+    let clock = Arc::new(FakeClock::new(T0));
+    let metrics = Arc::new(Metrics::new());
+    let ledger = LedgerThread::spawn(Ledger::in_memory().unwrap());
+    let matcher = Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone());
+    let route = Route {
+        name: "r".into(),
+        provider: "p".into(),
+        inbox: "i".into(),
+        interval: Duration::from_secs(30),
+        timeout: TIMEOUT,
+        jitter: 0.0,
+    };
+    matcher.add_route(&route);
+    matcher.inbox_caught_up("i");
+    Fixture { matcher, clock, metrics, ledger, route }
+}
+
+impl Fixture {
+    /// A canary recorded and expected, not yet answered for.
+    async fn expect(&self) -> (Canary, Token) {
+        let key = SigningKey::new(Secret::new("0123456789abcdef"));
+        let now = chrono::DateTime::from_timestamp_millis(self.clock.wall_ms()).unwrap();
+        let canary = Canary::new(&self.route, "a@x.test", "b@x.test", "inst", None, &key, now);
+        self.matcher.expect(&canary, TIMEOUT).await.unwrap();
+        let token = Token { instance: "inst".into(), probe: "r".into(), canary_id: canary.id.clone(), sent_ms: 0 };
+        (canary, token)
+    }
+
+    /// A canary accepted by its provider.
+    async fn sent(&self) -> (Canary, Token) {
+        let (canary, token) = self.expect().await;
+        self.matcher.accepted(&canary.id, &Accepted { provider_id: Some("Q".into()) }, Duration::ZERO).await;
+        (canary, token)
+    }
+
+    fn count(&self, metric: &str) -> f64 {
+        self.metrics
+            .encode_text()
+            .lines()
+            .filter(|l| l.starts_with(metric) && l.contains("probe=\"r\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// delivered, lost, late, bounced, refused, as counted in /metrics.
+    fn counts(&self) -> [f64; 5] {
+        [
+            self.count("mailcanary_canaries_delivered_total"),
+            self.count("mailcanary_canaries_lost_total"),
+            self.count("mailcanary_canaries_late_total"),
+            self.count("mailcanary_canaries_bounced_total"),
+            self.count("mailcanary_send_failures_total"),
+        ]
+    }
+
+    async fn row(&self, id: &str) -> Row {
+        let id = id.to_string();
+        self.ledger.call(move |l| l.get(&id)).await.unwrap().expect("recorded")
+    }
+}
+
+fn seen_at(received_ms: Option<i64>) -> Sighting {
+    Sighting { placement: Placement::Inbox, insight: Insight::default(), received_ms }
+}
+
+#[tokio::test]
+async fn a_canary_seen_in_time_is_delivered_once_with_its_latency() {
+    let f = fixture();
+    let (c, token) = f.sent().await;
+    f.clock.advance(Duration::from_millis(1500));
+    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Resolved);
+    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    f.clock.advance(TIMEOUT * 3);
+    f.matcher.tick().await;
+    assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
+    let row = f.row(&c.id).await;
+    assert_eq!((row.state, row.latency_ms, row.observed), (State::Delivered, Some(1500), Observed::Live));
+    let status = &f.matcher.status()[0];
+    assert_eq!((status.last_outcome, status.delivered, status.sent), (Some("delivered"), 1, 1));
+}
+
+#[tokio::test]
+async fn a_sighting_racing_the_deadline_ends_as_one_outcome_either_way() {
+    // The sighting claims it first: delivered, and the tick finds nothing.
+    let f = fixture();
+    let (_, token) = f.sent().await;
+    f.clock.advance(TIMEOUT);
+    let (disposition, ()) = tokio::join!(f.matcher.seen(&token, seen_at(None)), f.matcher.tick());
+    assert_eq!(disposition, Disposition::Resolved);
+    assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
+
+    // The tick claims it first: lost, then the sighting makes it late, once.
+    let f = fixture();
+    let (c, token) = f.sent().await;
+    f.clock.advance(TIMEOUT);
+    let ((), disposition) = tokio::join!(f.matcher.tick(), f.matcher.seen(&token, seen_at(None)));
+    assert_eq!(disposition, Disposition::Resolved);
+    assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
+    assert_eq!(f.row(&c.id).await.state, State::Late);
+    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
+}
+
+#[tokio::test]
+async fn two_sightings_of_a_lost_canary_count_it_late_once() {
+    let f = fixture();
+    let (_, token) = f.sent().await;
+    f.clock.advance(TIMEOUT);
+    f.matcher.tick().await;
+    let (a, b) = tokio::join!(f.matcher.seen(&token, seen_at(None)), f.matcher.seen(&token, seen_at(None)));
+    let mut both = [a, b];
+    both.sort_by_key(|d| *d != Disposition::Resolved);
+    assert_eq!(both, [Disposition::Resolved, Disposition::Unmatched(Unmatched::Duplicate)], "one of them, once");
+    assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
+}
+
+#[tokio::test]
+async fn a_canary_seen_before_its_send_failed_is_delivered_not_refused() {
+    let f = fixture();
+    let (c, token) = f.expect().await;
+    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Resolved, "ours: cleaned up");
+    let error = SendError::new(crate::outcome::SendReason::Timeout, "no answer after DATA");
+    f.matcher.failed(&c.id, &error, Duration::from_secs(30)).await;
+    assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
+    assert_eq!(f.count("mailcanary_canaries_sent_total"), 1.0);
+    assert_eq!(f.row(&c.id).await.state, State::Delivered);
+}
+
+#[tokio::test]
+async fn a_bounce_racing_a_delivery_ends_as_one_outcome() {
+    let f = fixture();
+    let (c, token) = f.sent().await;
+    let bounce = Bounce {
+        action: "failed".into(),
+        status: "5.1.1".into(),
+        diagnostic: None,
+        remote_mta: None,
+        reporting_mta: None,
+    };
+    let (bounced, seen) = tokio::join!(f.matcher.bounced(&token, bounce), f.matcher.seen(&token, seen_at(None)));
+    assert_eq!(bounced, Disposition::Resolved);
+    assert_eq!(seen, Disposition::Unmatched(Unmatched::Duplicate));
+    assert_eq!(f.counts(), [0.0, 0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(f.row(&c.id).await.state, State::Bounced);
+}
+
+#[tokio::test]
+async fn a_refused_canary_is_never_lost() {
+    let f = fixture();
+    let (c, token) = f.expect().await;
+    let error = SendError::new(crate::outcome::SendReason::Auth, "535 5.7.8");
+    f.matcher.failed(&c.id, &error, Duration::ZERO).await;
+    f.clock.advance(TIMEOUT * 3);
+    f.matcher.tick().await;
+    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    assert_eq!(f.counts(), [0.0, 0.0, 0.0, 0.0, 1.0]);
+    assert_eq!(f.matcher.status()[0].last_failure_reason, Some(crate::outcome::SendReason::Auth));
+}
+
+#[tokio::test]
+async fn a_wall_clock_step_of_an_hour_changes_no_verdict() {
+    for step in [-3_600_000, 3_600_000] {
+        let f = fixture();
+        let (_, token) = f.sent().await;
+        f.clock.advance(TIMEOUT / 2);
+        f.clock.step_wall(step);
+        f.matcher.tick().await;
+        assert_eq!(f.counts(), [0.0, 0.0, 0.0, 0.0, 0.0], "a step of {step} ms loses nothing");
+        f.clock.advance(Duration::from_secs(1));
+        assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Resolved);
+        assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
+        let latency = f.matcher.status()[0].last_latency_seconds.unwrap();
+        assert!((latency - 31.0).abs() < 1e-9, "latency on the monotonic clock: {latency}");
+    }
+}
+
+#[tokio::test]
+async fn a_send_given_up_waits_for_its_deadline() {
+    let f = fixture();
+    let (c, token) = f.expect().await;
+    f.matcher.unanswered(&c.id);
+    f.clock.advance(TIMEOUT - Duration::from_secs(1));
+    f.matcher.tick().await;
+    assert_eq!(f.counts(), [0.0; 5]);
+    f.clock.advance(Duration::from_secs(1));
+    f.matcher.tick().await;
+    assert_eq!(f.counts(), [0.0, 1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Resolved);
+    assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
+}
+
+/// The ledger as a restarted process finds it: `n` canaries sent at T0 and
+/// not yet seen.
+async fn restarted(n: usize) -> (Fixture, Vec<Token>) {
+    let before = fixture();
+    let mut tokens = Vec::new();
+    for _ in 0..n {
+        tokens.push(before.sent().await.1);
+    }
+    let ledger = before.ledger.clone();
+    // Down for two timeouts.
+    let clock = Arc::new(FakeClock::new(T0 + 2 * TIMEOUT.as_millis() as i64));
+    let metrics = Arc::new(Metrics::new());
+    let matcher = Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone());
+    matcher.add_route(&before.route);
+    assert_eq!(matcher.resume().await.unwrap(), n);
+    (Fixture { matcher, clock, metrics, ledger, route: before.route }, tokens)
+}
+
+#[tokio::test]
+async fn after_a_restart_nothing_is_judged_before_its_inbox_was_looked_at() {
+    let (f, tokens) = restarted(3).await;
+    // Past every deadline, but nobody has looked yet.
+    f.matcher.tick().await;
+    assert_eq!(f.counts(), [0.0; 5]);
+    // The first scan finds two: one the server received in time, one after.
+    let in_time = f.matcher.seen(&tokens[0], seen_at(Some(T0 + 2_000))).await;
+    let too_late = f.matcher.seen(&tokens[1], seen_at(Some(T0 + TIMEOUT.as_millis() as i64 + 5_000))).await;
+    assert_eq!((in_time, too_late), (Disposition::Resolved, Disposition::Resolved));
+    f.matcher.inbox_caught_up("i");
+    f.matcher.tick().await;
+    // delivered 1, lost 2 (the late one and the one never found), late 1.
+    assert_eq!(f.counts(), [1.0, 2.0, 1.0, 0.0, 0.0]);
+    let row = f.row(&tokens[0].canary_id).await;
+    assert_eq!((row.state, row.latency_ms, row.observed), (State::Delivered, Some(2_999), Observed::AfterRestart));
+    assert_eq!(f.row(&tokens[1].canary_id).await.state, State::Late);
+    assert_eq!(f.row(&tokens[2].canary_id).await.state, State::Lost);
+}
+
+#[tokio::test]
+async fn after_a_restart_an_inbox_never_looked_at_holds_its_canaries_one_timeout() {
+    let (f, _) = restarted(1).await;
+    f.clock.advance(TIMEOUT - Duration::from_secs(1));
+    f.matcher.tick().await;
+    assert_eq!(f.counts(), [0.0; 5]);
+    f.clock.advance(Duration::from_secs(1));
+    f.matcher.tick().await;
+    assert_eq!(f.counts(), [0.0, 1.0, 0.0, 0.0, 0.0]);
+}
+
+#[tokio::test]
+async fn an_inbox_outage_holds_verdicts_until_the_inbox_is_seen_again() {
+    let f = fixture();
+    let (_, arrived) = f.sent().await;
+    let (_, never) = f.sent().await;
+    f.clock.advance(Duration::from_secs(10));
+    f.matcher.inbox_behind("i");
+    f.clock.advance(TIMEOUT);
+    f.matcher.tick().await;
+    assert_eq!(f.counts(), [0.0; 5], "nobody could look: no verdict yet");
+    // Back: the one that came during the outage, in time by the server's word.
+    assert_eq!(f.matcher.seen(&arrived, seen_at(Some(T0 + 20_000))).await, Disposition::Resolved);
+    f.matcher.inbox_caught_up("i");
+    f.matcher.tick().await;
+    assert_eq!(f.counts(), [1.0, 1.0, 0.0, 0.0, 0.0]);
+    let row = f.row(&arrived.canary_id).await;
+    assert_eq!((row.latency_ms, row.observed), (Some(20_999), Observed::AfterGap));
+    assert_eq!(f.row(&never.canary_id).await.state, State::Lost);
+}
+
+#[tokio::test]
+async fn routes_a_reload_removed_lose_their_series_once_settled() {
+    let f = fixture();
+    let (_, token) = f.sent().await;
+    f.matcher.retain_routes(&[]);
+    assert!(f.count("mailcanary_canaries_sent_total") > 0.0, "kept while a canary is in flight");
+    f.matcher.seen(&token, seen_at(None)).await;
+    f.matcher.retain_routes(&[]);
+    assert!(!f.metrics.encode_text().contains("probe=\"r\""), "{}", f.metrics.encode_text());
+    assert!(f.matcher.status().is_empty());
+}

@@ -1,0 +1,225 @@
+//! The vocabulary of a canary's fate, below everything that records or shows
+//! it: where a canary landed, what finally became of it, why a send or an
+//! inbox failed, and why a message was left alone. The ledger, the metrics,
+//! the status API, `check` and `report` all speak these types; `metrics.rs`
+//! only maps them to label values.
+
+use crate::bounce::Bounce;
+use serde::Serialize;
+use std::fmt;
+
+/// Where a delivered canary landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    Inbox,
+    Spam,
+}
+
+impl Placement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Inbox => "inbox",
+            Placement::Spam => "spam",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Placement> {
+        match s {
+            "inbox" => Some(Placement::Inbox),
+            "spam" => Some(Placement::Spam),
+            _ => None,
+        }
+    }
+}
+
+/// How a canary's arrival was observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    /// By a watcher that was looking when it arrived: latency on our clock.
+    #[default]
+    Live,
+    /// Found after a restart: timed and judged by the server's arrival
+    /// time (INTERNALDATE), since nobody was looking when it came.
+    AfterRestart,
+    /// Found after its inbox could not be watched for a while (an IMAP
+    /// outage, a reload): judged by the server's arrival time too.
+    AfterGap,
+}
+
+impl Observed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Observed::Live => "live",
+            Observed::AfterRestart => "after_restart",
+            Observed::AfterGap => "after_gap",
+        }
+    }
+
+    pub fn parse(s: Option<&str>) -> Observed {
+        match s {
+            Some("after_restart") => Observed::AfterRestart,
+            Some("after_gap") => Observed::AfterGap,
+            _ => Observed::Live,
+        }
+    }
+}
+
+/// What finally became of a canary: exactly one per canary (`Late` follows
+/// `Lost`, and is the only outcome that follows another).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Seen within its route's timeout, in `placement`.
+    Delivered { placement: Placement, latency_seconds: f64, observed: Observed },
+    /// Not seen within its route's timeout.
+    Lost,
+    /// Seen after it was counted lost.
+    Late { placement: Placement, latency_seconds: f64 },
+    /// A delivery status notification said delivery failed.
+    Bounced { bounce: Bounce },
+    /// The provider did not take it.
+    Refused { reason: SendReason, detail: String },
+}
+
+impl Outcome {
+    /// The word for it, the same in the status API, `check` and `report`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Delivered { .. } => "delivered",
+            Outcome::Lost => "lost",
+            Outcome::Late { .. } => "late",
+            Outcome::Bounced { .. } => "bounced",
+            Outcome::Refused { .. } => "refused",
+        }
+    }
+
+    pub fn placement(&self) -> Option<Placement> {
+        match self {
+            Outcome::Delivered { placement, .. } | Outcome::Late { placement, .. } => Some(*placement),
+            _ => None,
+        }
+    }
+
+    pub fn latency_seconds(&self) -> Option<f64> {
+        match self {
+            Outcome::Delivered { latency_seconds, .. } | Outcome::Late { latency_seconds, .. } => {
+                Some(*latency_seconds)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The bounded `reason` label of a send failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendReason {
+    /// The provider refused the message or a recipient (5xx, validation).
+    Rejected,
+    /// Credentials were refused.
+    Auth,
+    /// TLS could not be set up or the certificate did not verify.
+    Tls,
+    /// No connection could be made, or it broke.
+    Connect,
+    /// No answer in time.
+    Timeout,
+    /// Refused for now: rate limits and other 4xx "try later" answers.
+    Throttled,
+    /// Anything else.
+    Other,
+}
+
+impl SendReason {
+    /// Every reason, so each per-route counter can exist at 0.
+    pub const ALL: [SendReason; 7] = [
+        SendReason::Rejected,
+        SendReason::Auth,
+        SendReason::Tls,
+        SendReason::Connect,
+        SendReason::Timeout,
+        SendReason::Throttled,
+        SendReason::Other,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendReason::Rejected => "rejected",
+            SendReason::Auth => "auth",
+            SendReason::Tls => "tls",
+            SendReason::Connect => "connect",
+            SendReason::Timeout => "timeout",
+            SendReason::Throttled => "throttled",
+            SendReason::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> SendReason {
+        SendReason::ALL.into_iter().find(|r| r.as_str() == s).unwrap_or(SendReason::Other)
+    }
+}
+
+impl fmt::Display for SendReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an inbox session failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxError {
+    Connect,
+    Tls,
+    Auth,
+    Protocol,
+    Timeout,
+}
+
+impl InboxError {
+    pub const ALL: [InboxError; 5] =
+        [InboxError::Connect, InboxError::Tls, InboxError::Auth, InboxError::Protocol, InboxError::Timeout];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxError::Connect => "connect",
+            InboxError::Tls => "tls",
+            InboxError::Auth => "auth",
+            InboxError::Protocol => "protocol",
+            InboxError::Timeout => "timeout",
+        }
+    }
+}
+
+/// Why a message in an inbox was not matched to a canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// The token does not verify.
+    Forged,
+    /// A valid-looking token of another instance.
+    Foreign,
+    /// A canary already resolved, seen again.
+    Duplicate,
+    /// A genuine canary this instance no longer tracks.
+    Expired,
+    /// A bounce about one of our canaries that cannot be read, or a message
+    /// whose headers are larger than a canary's could be.
+    Malformed,
+}
+
+impl Unmatched {
+    pub const ALL: [Unmatched; 5] =
+        [Unmatched::Forged, Unmatched::Foreign, Unmatched::Duplicate, Unmatched::Expired, Unmatched::Malformed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unmatched::Forged => "forged",
+            Unmatched::Foreign => "foreign",
+            Unmatched::Duplicate => "duplicate",
+            Unmatched::Expired => "expired",
+            Unmatched::Malformed => "malformed",
+        }
+    }
+}
