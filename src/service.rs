@@ -391,16 +391,16 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     }
 
     state.ready.store(false, Ordering::Relaxed);
-    let waiting = |rt: &Runtime| config.inboxes.iter().map(|i| rt.matcher.waiting_in(&i.name)).sum::<usize>();
     tracing::info!(
-        in_flight = waiting(&rt),
+        in_flight = rt.matcher.in_flight(),
         "draining: no new canaries; waiting up to {}s for those in hand and in flight (a second signal stops at once)",
         DRAIN.as_secs()
     );
     let deadline = Instant::now() + DRAIN;
     let drain = async {
         generation.stop_routes(SEND_GRACE).await;
-        while waiting(&rt) > 0 && Instant::now() < deadline {
+        // Waiting is worth it only for canaries someone is watching for.
+        while rt.matcher.in_flight_watched() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
@@ -416,7 +416,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     let _ = tokio::join!(server, ticker);
     rt.matcher.tick().await;
     tracing::info!(
-        in_flight = waiting(&rt),
+        in_flight = rt.matcher.in_flight(),
         "stopped; canaries still in flight are picked up from the ledger at the next start"
     );
     Ok(())

@@ -105,6 +105,7 @@ fn compressed_rules() -> String {
         ("[15m]", "[20s]"),
         ("[30m]", "[30s]"),
         ("[1h]", "[1m]"),
+        ("[5m]", "[10s]"),
         ("> bool 90", "> bool 8"),
         ("_seconds) > 90", "_seconds) > 8"),
         ("_seconds) > 300", "_seconds) > 30"),

@@ -158,6 +158,12 @@ impl Book {
             .collect()
     }
 
+    /// How many canaries in flight could be seen as they arrive: their
+    /// inbox is being watched.
+    pub fn watched(&self) -> usize {
+        self.in_flight.values().filter(|c| self.inboxes.get(&c.labels.inbox) == Some(&Watch::Live)).count()
+    }
+
     /// How many canaries sent into `inbox` are waiting to be seen.
     pub fn waiting_in(&self, inbox: &str) -> usize {
         self.in_flight.values().filter(|c| c.labels.inbox == inbox).count()

@@ -405,6 +405,17 @@ impl Matcher {
         self.book().waiting_in(inbox)
     }
 
+    /// How many canaries in flight, in all.
+    pub fn in_flight(&self) -> usize {
+        self.book().in_flight.len()
+    }
+
+    /// How many canaries in flight are in inboxes being watched: those a
+    /// drain may usefully wait for.
+    pub fn in_flight_watched(&self) -> usize {
+        self.book().watched()
+    }
+
     /// Every route's status, by probe name.
     pub fn status(&self) -> Vec<RouteStatus> {
         let mut routes: Vec<RouteStatus> = self.routes().values().cloned().collect();
