@@ -62,6 +62,17 @@ pub struct InboxReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderStateLabels {
+    pub provider: String,
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskLabels {
     pub task: String,
 }
@@ -95,6 +106,8 @@ pub struct Metrics {
     pub hop_delay: Family<HopLabels, Histogram, fn() -> Histogram>,
     pub hop_unusable: Family<RouteLabels, Counter>,
     pub task_restarts: Family<TaskLabels, Counter>,
+    pub provider_state: Family<ProviderStateLabels, Gauge>,
+    pub provider_state_changes: Family<ProviderLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -140,6 +153,8 @@ impl Metrics {
             hop_delay: Family::new_with_constructor(hop_histogram),
             hop_unusable: Family::default(),
             task_restarts: Family::default(),
+            provider_state: Family::default(),
+            provider_state_changes: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -204,6 +219,16 @@ impl Metrics {
             "task_restarts",
             "Route and inbox tasks that panicked and were restarted, by task",
             m.task_restarts.clone(),
+        );
+        r.register(
+            "provider_state",
+            "1 for the provider's current health state (healthy, degraded, down, unknown), 0 for the others",
+            m.provider_state.clone(),
+        );
+        r.register(
+            "provider_state_changes",
+            "Changes of the provider's health state",
+            m.provider_state_changes.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -305,6 +330,23 @@ impl Metrics {
         }
         if insight.unusable_hops > 0 {
             self.hop_unusable.get_or_create(route).inc_by(insight.unusable_hops as u64);
+        }
+    }
+
+    /// Shows `state` as the provider's current one (creating its series).
+    pub fn set_provider_state(&self, provider: &str, state: crate::health::State) {
+        let _ = self.provider_state_changes.get_or_create(&ProviderLabels { provider: provider.to_string() });
+        for s in crate::health::State::ALL {
+            let l = ProviderStateLabels { provider: provider.to_string(), state: s.as_str() };
+            self.provider_state.get_or_create(&l).set(i64::from(s == state));
+        }
+    }
+
+    /// Forgets a provider a reload removed.
+    pub fn remove_provider(&self, provider: &str) {
+        self.provider_state_changes.remove(&ProviderLabels { provider: provider.to_string() });
+        for s in crate::health::State::ALL {
+            self.provider_state.remove(&ProviderStateLabels { provider: provider.to_string(), state: s.as_str() });
         }
     }
 

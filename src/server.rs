@@ -2,12 +2,13 @@
 //! `POST /-/reload`. Nothing here ever shows a secret: the status API is
 //! built from route names and outcomes only.
 
+use crate::health::{ProviderHealth, State as HealthState};
 use crate::matcher::{Matcher, RouteStatus};
 use crate::metrics::Metrics;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Json, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: wa
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/providers", get(providers))
+        .route("/api/v1/providers/{name}/health", get(provider_health))
         .route("/-/reload", post(reload))
         .with_state(state);
     let stop = async move {
@@ -74,12 +77,40 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn status(State(state): State<Arc<AppState>>) -> Json<impl Serialize> {
-    Json(Status {
+/// JSON for people with curl as much as for programs: indented, one
+/// document, ending in a newline.
+fn json(value: &impl Serialize) -> Response {
+    let mut body = serde_json::to_string_pretty(value).expect("serializable");
+    body.push('\n');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn status(State(state): State<Arc<AppState>>) -> Response {
+    json(&Status {
         instance: state.instance.clone(),
         version: env!("CARGO_PKG_VERSION"),
         routes: state.matcher.status(),
     })
+}
+
+#[derive(Serialize)]
+struct Providers {
+    instance: String,
+    /// Best first: by state (healthy, unknown, degraded, down), then recent p95 latency.
+    providers: Vec<ProviderHealth>,
+}
+
+async fn providers(State(state): State<Arc<AppState>>) -> Response {
+    json(&Providers { instance: state.instance.clone(), providers: state.matcher.providers() })
+}
+
+/// For load balancers' health checks: 200 unless the provider is down.
+async fn provider_health(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let Some(p) = state.matcher.providers().into_iter().find(|p| p.provider == name) else {
+        return (StatusCode::NOT_FOUND, "no such provider\n").into_response();
+    };
+    let code = if p.state == HealthState::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (code, format!("{}: {}\n", p.state.as_str(), p.reason)).into_response()
 }
 
 async fn reload(State(state): State<Arc<AppState>>) -> Response {

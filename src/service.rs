@@ -218,6 +218,7 @@ impl Generation {
             self.routes.insert(route.name.clone(), Routing::start(probe, ctx.clone(), provider.clone(), rt));
         }
         rt.matcher.retain_routes(&config.routes);
+        rt.matcher.configure_health(config);
         Ok(())
     }
 
@@ -344,6 +345,9 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.global.listen))?;
     let mut generation = Generation::default();
     generation.apply(&config, &rt).await?;
+    if let Err(e) = rt.matcher.restore_health().await {
+        tracing::error!(error = %e, "cannot read the providers' last states from the ledger");
+    }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         instance: rt.instance.clone(),
@@ -354,6 +358,16 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     });
     let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, state.clone(), stop.clone()));
+    let socketmap = match &config.global.failover {
+        Some(failover) => {
+            let listener = tokio::net::TcpListener::bind(&failover.socketmap)
+                .await
+                .map_err(|e| format!("global.failover.socketmap: cannot listen on {}: {e}", failover.socketmap))?;
+            tracing::info!(listen = %failover.socketmap, map = crate::socketmap::MAP, "answering Postfix's socketmap lookups");
+            Some(tokio::spawn(crate::socketmap::serve(listener, rt.matcher.clone(), stop.clone())))
+        }
+        None => None,
+    };
     let ticker = spawn_ticker(rt.matcher.clone(), rt.ledger.clone(), config.global.retention, stop);
     tracing::info!(
         listen = %config.global.listen,
@@ -414,6 +428,9 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     generation.stop_watchers().await;
     stop_tx.send_replace(true);
     let _ = tokio::join!(server, ticker);
+    if let Some(socketmap) = socketmap {
+        let _ = socketmap.await;
+    }
     rt.matcher.tick().await;
     tracing::info!(
         in_flight = rt.matcher.in_flight(),

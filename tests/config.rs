@@ -44,6 +44,15 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("bad-jitter", &[r#"global.defaults.jitter: invalid percentage "0.1": write it like 10% (line 2)"#]),
     ("bad-listen", &[r#"global.listen: "localhost" is not an address:port such as 0.0.0.0:9925 (line 2)"#]),
     (
+        "health",
+        &[
+            r#"global.health.down_after: down_after counts canaries in a row: at least 1 (line 2)"#,
+            r#"global.failover.socketmap: "localhost" is not an address:port such as 127.0.0.1:9926 (line 3)"#,
+            r#"providers[0].health.up_after: up_after counts canaries in a row: at least 1 (line 10)"#,
+            r#"providers[0].failover.nexthop: a Postfix next hop such as [smtp.example.com]:587, without spaces (line 11)"#,
+        ],
+    ),
+    (
         "bad-name",
         &[
             r#"providers[0].name: provider name "relay one" may use only letters, digits, '-', '_' and '.' (at most 64) (line 2)"#,
@@ -100,7 +109,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     (
         "unknown-provider-key",
         &[
-            r#"providers[0].hots: unknown field `hots`, expected one of name, host, port, tls, username, password, oauth2, from, bounce_inbox, ca_file, insecure_skip_verify, timeout (line 5)"#,
+            r#"providers[0].hots: unknown field `hots`, expected one of name, host, port, tls, username, password, oauth2, from, bounce_inbox, health, failover, ca_file, insecure_skip_verify, timeout (line 5)"#,
         ],
     ),
     (

@@ -3,10 +3,12 @@
 //! its path and line.
 
 pub mod duration;
+mod health;
 mod validate;
 mod yaml;
 
 use crate::secret::Secret;
+pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -63,6 +65,12 @@ pub struct Global {
     /// How long resolved canaries stay in the ledger.
     #[serde(default = "default_retention", deserialize_with = "duration::deserialize")]
     pub retention: Duration,
+    /// When a provider counts as down, and up again.
+    #[serde(default)]
+    pub health: HealthDefaults,
+    /// The Postfix socketmap server, when failover is wanted.
+    #[serde(default)]
+    pub failover: Option<GlobalFailover>,
 }
 
 /// `global.defaults`: what a probe gets when it says nothing.
@@ -129,15 +137,37 @@ impl ProviderConfig {
     /// What every kind has: name, sender, bounce mailbox, and (for API
     /// providers) the endpoint override; and the request timeout.
     fn common(&self) -> Common<'_> {
-        let (name, from, bounce_inbox, endpoint, timeout) = match self {
-            ProviderConfig::Smtp(c) => (&c.name, &c.from, &c.bounce_inbox, &None, c.timeout),
-            ProviderConfig::Ses(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
-            ProviderConfig::Sendgrid(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
-            ProviderConfig::Mailgun(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
-            ProviderConfig::Postmark(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
-            ProviderConfig::Resend(c) => (&c.name, &c.from, &c.bounce_inbox, &c.endpoint, c.timeout),
-        };
-        Common { name, from, bounce_inbox: bounce_inbox.as_deref(), endpoint: endpoint.as_deref(), timeout }
+        macro_rules! common {
+            ($c:expr, $endpoint:expr) => {
+                Common {
+                    name: &$c.name,
+                    from: &$c.from,
+                    bounce_inbox: $c.bounce_inbox.as_deref(),
+                    endpoint: $endpoint,
+                    timeout: $c.timeout,
+                    health: $c.health.as_ref(),
+                    failover: $c.failover.as_ref(),
+                }
+            };
+        }
+        match self {
+            ProviderConfig::Smtp(c) => common!(c, None),
+            ProviderConfig::Ses(c) => common!(c, c.endpoint.as_deref()),
+            ProviderConfig::Sendgrid(c) => common!(c, c.endpoint.as_deref()),
+            ProviderConfig::Mailgun(c) => common!(c, c.endpoint.as_deref()),
+            ProviderConfig::Postmark(c) => common!(c, c.endpoint.as_deref()),
+            ProviderConfig::Resend(c) => common!(c, c.endpoint.as_deref()),
+        }
+    }
+
+    /// This provider's health thresholds, given the global ones.
+    pub fn health(&self, defaults: &HealthDefaults) -> crate::health::Thresholds {
+        defaults.with(self.common().health)
+    }
+
+    /// Postfix's next hop for this provider, if failover names one.
+    pub fn nexthop(&self) -> Option<&str> {
+        self.common().failover.map(|f| f.nexthop.as_str())
     }
 
     /// The `provider` label.
@@ -173,6 +203,8 @@ struct Common<'a> {
     bounce_inbox: Option<&'a str>,
     endpoint: Option<&'a str>,
     timeout: Duration,
+    health: Option<&'a HealthOverrides>,
+    failover: Option<&'a ProviderFailover>,
 }
 
 /// `type: ses`: Amazon SES v2 `SendEmail` with the raw message, SigV4-signed.
@@ -192,6 +224,12 @@ pub struct SesConfig {
     /// resolve canaries as `bounced` at once instead of at their timeout.
     #[serde(default)]
     pub bounce_inbox: Option<String>,
+    /// Health thresholds over `global.health`.
+    #[serde(default)]
+    pub health: Option<HealthOverrides>,
+    /// What Postfix is told while this provider is the best usable one.
+    #[serde(default)]
+    pub failover: Option<ProviderFailover>,
     /// Optional configuration set, for SES's own event publishing.
     #[serde(default)]
     pub configuration_set: Option<String>,
@@ -212,6 +250,12 @@ pub struct SendgridConfig {
     /// resolve canaries as `bounced` at once instead of at their timeout.
     #[serde(default)]
     pub bounce_inbox: Option<String>,
+    /// Health thresholds over `global.health`.
+    #[serde(default)]
+    pub health: Option<HealthOverrides>,
+    /// What Postfix is told while this provider is the best usable one.
+    #[serde(default)]
+    pub failover: Option<ProviderFailover>,
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
@@ -241,6 +285,12 @@ pub struct MailgunConfig {
     /// resolve canaries as `bounced` at once instead of at their timeout.
     #[serde(default)]
     pub bounce_inbox: Option<String>,
+    /// Health thresholds over `global.health`.
+    #[serde(default)]
+    pub health: Option<HealthOverrides>,
+    /// What Postfix is told while this provider is the best usable one.
+    #[serde(default)]
+    pub failover: Option<ProviderFailover>,
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
@@ -258,6 +308,12 @@ pub struct PostmarkConfig {
     /// resolve canaries as `bounced` at once instead of at their timeout.
     #[serde(default)]
     pub bounce_inbox: Option<String>,
+    /// Health thresholds over `global.health`.
+    #[serde(default)]
+    pub health: Option<HealthOverrides>,
+    /// What Postfix is told while this provider is the best usable one.
+    #[serde(default)]
+    pub failover: Option<ProviderFailover>,
     /// The message stream; Postmark's default is `outbound`.
     #[serde(default)]
     pub message_stream: Option<String>,
@@ -278,6 +334,12 @@ pub struct ResendConfig {
     /// resolve canaries as `bounced` at once instead of at their timeout.
     #[serde(default)]
     pub bounce_inbox: Option<String>,
+    /// Health thresholds over `global.health`.
+    #[serde(default)]
+    pub health: Option<HealthOverrides>,
+    /// What Postfix is told while this provider is the best usable one.
+    #[serde(default)]
+    pub failover: Option<ProviderFailover>,
     #[serde(default)]
     pub endpoint: Option<String>,
     #[serde(default = "default_send_timeout", deserialize_with = "duration::deserialize")]
@@ -307,6 +369,12 @@ pub struct SmtpConfig {
     /// resolve canaries as `bounced` at once instead of at their timeout.
     #[serde(default)]
     pub bounce_inbox: Option<String>,
+    /// Health thresholds over `global.health`.
+    #[serde(default)]
+    pub health: Option<HealthOverrides>,
+    /// What Postfix is told while this provider is the best usable one.
+    #[serde(default)]
+    pub failover: Option<ProviderFailover>,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     #[serde(default)]

@@ -57,6 +57,15 @@ impl Checker<'_> {
         self.secret(format!("{path}.refresh_token"), &oauth2.refresh_token);
     }
 
+    /// `down_after` and `up_after` count canaries: at least one.
+    fn health(&mut self, path: &str, t: crate::health::Thresholds) {
+        for (key, n) in [("down_after", t.down_after), ("up_after", t.up_after)] {
+            if n == 0 {
+                self.push(format!("{path}.{key}"), format!("{key} counts canaries in a row: at least 1"));
+            }
+        }
+    }
+
     fn ca_file(&mut self, path: String, ca_file: &Option<std::path::PathBuf>) {
         if let Some(file) = ca_file
             && !file.is_file()
@@ -96,6 +105,13 @@ pub(super) fn validate(
             && !inbox_names.contains(b)
         {
             c.push(format!("providers[{i}].bounce_inbox"), format!("unknown inbox {b:?}"));
+        }
+        c.health(&format!("providers[{i}].health"), provider.health(&Default::default()));
+        if provider.nexthop().is_some_and(|hop| hop.trim().is_empty() || hop.contains(char::is_whitespace)) {
+            c.push(
+                format!("providers[{i}].failover.nexthop"),
+                "a Postfix next hop such as [smtp.example.com]:587, without spaces",
+            );
         }
         match provider {
             ProviderConfig::Smtp(smtp) => {
@@ -289,6 +305,15 @@ fn global(c: &mut Checker<'_>, config: &Config) {
     }
     if let Some(instance) = &g.instance {
         c.name("global.instance".into(), instance, "instance");
+    }
+    c.health("global.health", g.health.with(None));
+    if let Some(f) = &g.failover
+        && f.socketmap.parse::<SocketAddr>().is_err()
+    {
+        c.push(
+            "global.failover.socketmap".into(),
+            format!("{:?} is not an address:port such as 127.0.0.1:9926", f.socketmap),
+        );
     }
     if g.signing_key.is_some() && g.signing_key_file.is_some() {
         c.push("global.signing_key".into(), "set signing_key or signing_key_file, not both");

@@ -12,6 +12,7 @@ mod thread;
 pub use thread::{LedgerError, LedgerThread};
 
 use crate::canary::Canary;
+use crate::health::{State as HealthState, Transition};
 use crate::insight::Hop;
 use crate::outcome::{Observed, Placement, SendReason};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -126,6 +127,14 @@ CREATE TABLE IF NOT EXISTS canaries (
 );
 CREATE INDEX IF NOT EXISTS canaries_pending ON canaries(state) WHERE state IN ('sending', 'sent');
 CREATE INDEX IF NOT EXISTS canaries_created ON canaries(created_ms);
+CREATE TABLE IF NOT EXISTS provider_transitions (
+    provider TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS provider_transitions_at ON provider_transitions(at_ms);
 CREATE TABLE IF NOT EXISTS cursors (
     inbox TEXT NOT NULL,
     folder TEXT NOT NULL,
@@ -331,6 +340,40 @@ impl Ledger {
         })
     }
 
+    /// A provider changed state (crate::health).
+    pub fn record_transition(&self, t: &Transition) -> Result<()> {
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO provider_transitions (provider, from_state, to_state, at_ms, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.provider, t.from.as_str(), t.to.as_str(), t.at_ms, t.reason],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Providers' changes of state since `since_ms`, oldest first.
+    pub fn transitions_since(&self, since_ms: i64) -> Result<Vec<Transition>> {
+        self.with(|db| {
+            let mut stmt = db.prepare(
+                "SELECT provider, from_state, to_state, at_ms, reason FROM provider_transitions
+                 WHERE at_ms >= ?1 ORDER BY at_ms, rowid",
+            )?;
+            stmt.query_map(params![since_ms], transition)?.collect()
+        })
+    }
+
+    /// Each provider's last change of state: where it stood at the stop.
+    pub fn last_transitions(&self) -> Result<Vec<Transition>> {
+        self.with(|db| {
+            let mut stmt = db.prepare(
+                "SELECT provider, from_state, to_state, at_ms, reason FROM provider_transitions t
+                 WHERE rowid = (SELECT max(rowid) FROM provider_transitions WHERE provider = t.provider)",
+            )?;
+            stmt.query_map([], transition)?.collect()
+        })
+    }
+
     /// Where the watcher of `inbox` stopped reading `folder`.
     pub fn cursor(&self, inbox: &str, folder: &str) -> Result<Option<(u32, u32)>> {
         self.with(|db| {
@@ -375,6 +418,15 @@ impl Ledger {
                  WHERE created_ms < ?1 AND state NOT IN ('sending', 'sent') LIMIT ?2)",
                 params![before_ms, limit as i64],
             )
+            .and_then(|n| {
+                // Keep each provider's last change: it is where it stands.
+                db.execute(
+                    "DELETE FROM provider_transitions WHERE at_ms < ?1 AND rowid NOT IN
+                     (SELECT max(rowid) FROM provider_transitions GROUP BY provider)",
+                    params![before_ms],
+                )?;
+                Ok(n)
+            })
         })
     }
 }
@@ -398,6 +450,17 @@ fn row(r: &rusqlite::Row<'_>) -> Result<Row> {
         bounce_detail: r.get(14)?,
         hops: r.get::<_, Option<String>>(15)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
         observed: Observed::parse(r.get::<_, Option<String>>(16)?.as_deref()),
+    })
+}
+
+fn transition(r: &rusqlite::Row<'_>) -> Result<Transition> {
+    let state = |s: String| HealthState::parse(&s).unwrap_or(HealthState::Unknown);
+    Ok(Transition {
+        provider: r.get(0)?,
+        from: state(r.get(1)?),
+        to: state(r.get(2)?),
+        at_ms: r.get(3)?,
+        reason: r.get(4)?,
     })
 }
 

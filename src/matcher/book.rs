@@ -164,6 +164,11 @@ impl Book {
         self.in_flight.values().filter(|c| self.inboxes.get(&c.labels.inbox) == Some(&Watch::Live)).count()
     }
 
+    /// The inboxes being watched now.
+    pub fn live_inboxes(&self) -> Vec<String> {
+        self.inboxes.iter().filter(|(_, w)| **w == Watch::Live).map(|(i, _)| i.clone()).collect()
+    }
+
     /// How many canaries sent into `inbox` are waiting to be seen.
     pub fn waiting_in(&self, inbox: &str) -> usize {
         self.in_flight.values().filter(|c| c.labels.inbox == inbox).count()

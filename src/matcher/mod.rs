@@ -18,7 +18,8 @@ pub use status::RouteStatus;
 use crate::bounce::Bounce;
 use crate::canary::{Canary, Token};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Route;
+use crate::config::{Config, Route};
+use crate::health::{Board, Evidence, ProviderHealth};
 use crate::insight::Insight;
 use crate::ledger::{LedgerError, LedgerThread, Row, Seen, State};
 use crate::metrics::{Metrics, RouteLabels};
@@ -63,6 +64,7 @@ pub struct Matcher {
     clock: Arc<dyn Clock>,
     book: Mutex<Book>,
     routes: Mutex<HashMap<String, RouteStatus>>,
+    health: Mutex<Board>,
     events: broadcast::Sender<Event>,
 }
 
@@ -89,6 +91,7 @@ impl Matcher {
             clock,
             book: Mutex::new(Book::default()),
             routes: Mutex::new(HashMap::new()),
+            health: Mutex::new(Board::default()),
             events: broadcast::channel(1024).0,
         }
     }
@@ -99,6 +102,54 @@ impl Matcher {
 
     fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteStatus>> {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Board> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the providers and routes whose health is decided (crate::health).
+    pub fn configure_health(&self, config: &Config) {
+        let providers: Vec<_> = config
+            .providers
+            .iter()
+            .map(|p| (p.name().to_string(), p.health(&config.global.health), p.nexthop().map(str::to_string)))
+            .collect();
+        let routes: Vec<_> =
+            config.routes.iter().map(|r| (r.name.clone(), r.provider.clone(), r.inbox.clone())).collect();
+        let mut health = self.health();
+        for (provider, _) in health.states() {
+            if !providers.iter().any(|(p, _, _)| *p == provider) {
+                self.metrics.remove_provider(&provider);
+            }
+        }
+        health.configure(&providers, &routes, self.clock.wall_ms());
+        for (provider, state) in health.states() {
+            self.metrics.set_provider_state(&provider, state);
+        }
+    }
+
+    /// Puts back the providers that were down when the service stopped.
+    pub async fn restore_health(&self) -> Result<(), LedgerError> {
+        let last = self.ledger.call(|l| l.last_transitions()).await?;
+        let mut health = self.health();
+        for t in last.into_iter().filter(|t| t.to == crate::health::State::Down) {
+            health.restore_down(&t.provider, t.at_ms, t.reason);
+        }
+        for (provider, state) in health.states() {
+            self.metrics.set_provider_state(&provider, state);
+        }
+        Ok(())
+    }
+
+    /// Every provider's health, best first.
+    pub fn providers(&self) -> Vec<ProviderHealth> {
+        self.health().providers()
+    }
+
+    /// Postfix's next hop: that of the best usable provider that has one.
+    pub fn nexthop(&self) -> Option<String> {
+        self.health().nexthop()
     }
 
     /// Events from now on.
@@ -390,6 +441,7 @@ impl Matcher {
             (settling, per_route)
         };
         futures::future::join_all(settling).await;
+        self.decide_health(&per_route, now_ms).await;
         for status in self.routes().values_mut() {
             let (count, oldest) = per_route.get(&status.probe).copied().unwrap_or_default();
             status.in_flight = count;
@@ -397,6 +449,32 @@ impl Matcher {
             let l = labels(&status.probe, &status.provider, &status.inbox);
             self.metrics.in_flight.get_or_create(&l).set(count as i64);
             self.metrics.oldest_in_flight.get_or_create(&l).set(oldest.as_secs_f64());
+        }
+    }
+
+    /// Decides every provider's state from the evidence so far; records,
+    /// counts and logs each change.
+    async fn decide_health(&self, per_route: &HashMap<String, (usize, Duration)>, now_ms: i64) {
+        let oldest: HashMap<String, Duration> = per_route.iter().map(|(p, (_, age))| (p.clone(), *age)).collect();
+        let live = self.book().live_inboxes();
+        let changes = {
+            let mut health = self.health();
+            health.observe(&oldest, &live);
+            health.decide(now_ms)
+        };
+        for t in changes {
+            self.metrics.set_provider_state(&t.provider, t.to);
+            self.metrics
+                .provider_state_changes
+                .get_or_create(&crate::metrics::ProviderLabels { provider: t.provider.clone() })
+                .inc();
+            if t.to == crate::health::State::Down {
+                tracing::warn!(provider = %t.provider, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "provider state changed");
+            } else {
+                tracing::info!(provider = %t.provider, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "provider state changed");
+            }
+            let record = t.clone();
+            log_err(self.ledger.call(move |l| l.record_transition(&record)).await);
         }
     }
 
@@ -497,6 +575,17 @@ impl Matcher {
                 Err(e) => tracing::error!(error = %e, canary = %id, "ledger write failed"),
             }
             self.metrics.settled(&l, &outcome, &insight, at_ms);
+            let evidence = match &outcome {
+                Outcome::Delivered { .. } => Some(Evidence::Good),
+                Outcome::Lost => Some(Evidence::Lost),
+                Outcome::Bounced { .. } => Some(Evidence::Bounced),
+                Outcome::Refused { .. } => Some(Evidence::Refused),
+                // Already counted when it was lost.
+                Outcome::Late { .. } => None,
+            };
+            if let Some(evidence) = evidence {
+                self.health().record(&l.probe, evidence, outcome.latency_seconds());
+            }
             if let Some(status) = self.routes().get_mut(&l.probe) {
                 status.settled(&outcome, &insight, at_ms);
             }

@@ -1,0 +1,82 @@
+//! `global.health`, `global.failover` and the per-provider `health` and
+//! `failover` blocks (DESIGN: provider health and failover).
+
+use super::duration;
+use crate::health::Thresholds;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `global.health`: when a provider counts as down, and up again.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthDefaults {
+    /// A canary in flight this long counts against its route, before its timeout.
+    #[serde(default = "default_overdue_after", deserialize_with = "duration::deserialize")]
+    pub overdue_after: Duration,
+    /// Failures in a row (refused, bounced, lost, overdue) that make a route fail.
+    #[serde(default = "default_down_after")]
+    pub down_after: u32,
+    /// Canaries in a row delivered in time that bring a provider back from down.
+    #[serde(default = "default_up_after")]
+    pub up_after: u32,
+}
+
+impl Default for HealthDefaults {
+    fn default() -> Self {
+        HealthDefaults {
+            overdue_after: default_overdue_after(),
+            down_after: default_down_after(),
+            up_after: default_up_after(),
+        }
+    }
+}
+
+/// `providers[].health`: any of the defaults, for one provider.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthOverrides {
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub overdue_after: Option<Duration>,
+    #[serde(default)]
+    pub down_after: Option<u32>,
+    #[serde(default)]
+    pub up_after: Option<u32>,
+}
+
+impl HealthDefaults {
+    /// The thresholds of a provider with `overrides`.
+    pub fn with(&self, overrides: Option<&HealthOverrides>) -> Thresholds {
+        let o = overrides.cloned().unwrap_or_default();
+        Thresholds {
+            overdue_after: o.overdue_after.unwrap_or(self.overdue_after),
+            down_after: o.down_after.unwrap_or(self.down_after),
+            up_after: o.up_after.unwrap_or(self.up_after),
+        }
+    }
+}
+
+/// `global.failover`: where mailcanary answers Postfix.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalFailover {
+    /// `host:port` of the socketmap server (`socketmap:inet:HOST:PORT:relay` in Postfix).
+    pub socketmap: String,
+}
+
+/// `providers[].failover`: what Postfix is told while this provider is the best.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFailover {
+    /// A Postfix next hop, e.g. `[email-smtp.us-east-1.amazonaws.com]:587`.
+    pub nexthop: String,
+}
+
+fn default_overdue_after() -> Duration {
+    Duration::from_secs(90)
+}
+fn default_down_after() -> u32 {
+    2
+}
+fn default_up_after() -> u32 {
+    2
+}
