@@ -149,7 +149,7 @@ mod tests {
     #[tokio::test]
     async fn reads_postfix_requests_and_refuses_anything_else() {
         let lookup = |m: &str, k: &str| Some(Request::Lookup { map: m.into(), key: k.into() });
-        assert_eq!(read(b"27:relay sender@example.com,").await, lookup("relay", "sender@example.com"));
+        assert_eq!(read(b"24:relay sender@example.com,").await, lookup("relay", "sender@example.com"));
         assert_eq!(read(b"").await, None, "a clean end");
         assert_eq!(read(b"5:relay,").await, Some(Request::Malformed("expected \"<map> <key>\"")));
         assert_eq!(read(b"x:relay a,").await, Some(Request::Malformed("not a netstring")));
