@@ -12,6 +12,8 @@
 #   scripts/mailstack.sh release   deliver mail held by the hold- rule (or by hold REGEX)
 #   scripts/mailstack.sh hold REGEX | unhold   hold every message to recipients matching
 #                                  REGEX (a silent black hole), or stop holding
+#   scripts/mailstack.sh hold-relay a|b | unhold-relay a|b   hold every message that
+#                                  relay A (or B) accepts, or stop; release delivers them
 #
 # After `up`, $MAILSTACK_DIR/env holds the ports, the password and the CA file.
 #
@@ -38,6 +40,8 @@ PASSWORD=${MAILSTACK_PASSWORD:-canary-secret}
 SMTP_PORT=${MAILSTACK_SMTP_PORT:-10025}             # plain, no AUTH needed from loopback
 SUBMISSION_PORT=${MAILSTACK_SUBMISSION_PORT:-10587} # STARTTLS required, AUTH required
 SMTPS_PORT=${MAILSTACK_SMTPS_PORT:-10465}           # implicit TLS, AUTH required
+RELAY_A_PORT=${MAILSTACK_RELAY_A_PORT:-10026}       # plain, like SMTP: two relays for failover tests,
+RELAY_B_PORT=${MAILSTACK_RELAY_B_PORT:-10027}       # each of which can be made a black hole alone
 IMAP_PORT=${MAILSTACK_IMAP_PORT:-10143}             # plain and STARTTLS
 IMAPS_PORT=${MAILSTACK_IMAPS_PORT:-10993}           # implicit TLS
 OAUTH_PORT=${MAILSTACK_OAUTH_PORT:-10080}           # the introspection endpoint Dovecot asks (not ours)
@@ -233,6 +237,8 @@ maximal_backoff_time = 5s
 CONF
   printf '/^[^@]+@%s$/ OK\n' "${DOMAIN//./\\.}" >"$p/mailboxes"
   : >"$p/hold_access"
+  : >"$p/hold_relay_a"
+  : >"$p/hold_relay_b"
   printf '/^undeliverable-/ error:5.1.1 Mailbox unavailable\n' >"$p/transport"
   cat >"$p/recipient_access" <<'MAP'
 /^nobody@/ 550 5.1.1 Recipient address rejected: User unknown
@@ -244,6 +250,8 @@ MAP
 $LISTEN:$SMTP_PORT inet n - n - - smtpd
 $LISTEN:$SUBMISSION_PORT inet n - n - - smtpd -o smtpd_tls_security_level=encrypt $auth
 $LISTEN:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes $auth
+$LISTEN:$RELAY_A_PORT inet n - n - - smtpd -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_a
+$LISTEN:$RELAY_B_PORT inet n - n - - smtpd -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_b
 pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
@@ -320,12 +328,16 @@ up() {
   wait_port "$SMTP_PORT" postfix
   wait_port "$SUBMISSION_PORT" postfix
   wait_port "$SMTPS_PORT" postfix
+  wait_port "$RELAY_A_PORT" postfix
+  wait_port "$RELAY_B_PORT" postfix
   cat >"$DIR/env" <<ENV
 MAILSTACK_DIR=$DIR
 MAILSTACK_DOMAIN=$DOMAIN
 MAILSTACK_PASSWORD=$PASSWORD
 MAILSTACK_CA=$DIR/tls/ca.pem
 MAILSTACK_SMTP_PORT=$SMTP_PORT
+MAILSTACK_RELAY_A_PORT=$RELAY_A_PORT
+MAILSTACK_RELAY_B_PORT=$RELAY_B_PORT
 MAILSTACK_SUBMISSION_PORT=$SUBMISSION_PORT
 MAILSTACK_SMTPS_PORT=$SMTPS_PORT
 MAILSTACK_IMAP_PORT=$IMAP_PORT
@@ -366,5 +378,9 @@ case "${1:-}" in
   unhold)
     : >"$DIR/postfix/hold_access"
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
-  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold" >&2; exit 2 ;;
+  hold-relay|unhold-relay)
+    case "${2:-}" in a|b) ;; *) die "usage: $0 $1 a|b" ;; esac
+    if [ "$1" = hold-relay ]; then echo '/./ HOLD' >"$DIR/postfix/hold_relay_$2"; else : >"$DIR/postfix/hold_relay_$2"; fi
+    postfix -c "$DIR/postfix" reload 2>/dev/null ;;
+  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | unhold-relay a|b" >&2; exit 2 ;;
 esac

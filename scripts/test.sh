@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack-test}
 # Prometheus, promtool and Alertmanager for the alerting tests, botocore for
 # the SES stand-in's signature checks, docker-compose to validate the compose
-# file; GNU time and check_email_delivery for the benchmark's smoke run.
-scripts/mailstack.sh install prometheus prometheus-alertmanager python3-botocore docker-compose \
+# file; HAProxy for the failover test; GNU time and check_email_delivery for
+# the benchmark's smoke run.
+scripts/mailstack.sh install prometheus prometheus-alertmanager python3-botocore docker-compose haproxy \
   time monitoring-plugins-contrib libmail-imapclient-perl libnet-smtp-tls-perl libnet-smtp-ssl-perl libio-socket-ssl-perl
 command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 

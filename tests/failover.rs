@@ -107,3 +107,186 @@ fn no_evidence_is_unknown_and_keeps_traffic_flowing() {
     assert!(text.starts_with("unknown: every inbox it sends to is suspect"), "{text}");
     assert_eq!(postmap(socketmap).as_deref(), Some(format!("[127.0.0.1]:{}", s.smtp).as_str()));
 }
+
+/// HAProxy (Debian's) in TCP mode in front of two relays, each checked
+/// through mailcanary's health endpoint: the config docs/failover.md gives.
+fn haproxy_config(dir: &std::path::Path, front: u16, mailcanary: u16, a: u16, b: u16) -> String {
+    format!(
+        "global\n    stats socket {sock} mode 600 level admin\n\
+         defaults\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         backend check_a\n    mode http\n    option httpchk GET /api/v1/providers/relay-a/health\n    server relay-a 127.0.0.1:{mailcanary} check inter 1s fall 1 rise 1\n\
+         backend check_b\n    mode http\n    option httpchk GET /api/v1/providers/relay-b/health\n    server relay-b 127.0.0.1:{mailcanary} check inter 1s fall 1 rise 1\n\
+         listen smtp\n    bind 127.0.0.1:{front}\n    mode tcp\n    balance roundrobin\n\
+         \x20   server relay-a 127.0.0.1:{a} track check_a/relay-a\n\
+         \x20   server relay-b 127.0.0.1:{b} track check_b/relay-b\n",
+        sock = dir.join("haproxy.sock").display()
+    )
+}
+
+struct Haproxy {
+    child: std::process::Child,
+    sock: std::path::PathBuf,
+}
+
+impl Haproxy {
+    fn start(dir: &std::path::Path, config: &str) -> Haproxy {
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let check = Command::new("haproxy").arg("-c").arg("-f").arg(&path).output().expect("haproxy installed");
+        assert!(check.status.success(), "haproxy -c: {check:?}");
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let h = Haproxy { child, sock: dir.join("haproxy.sock") };
+        h.wait("its stats socket", |h| h.stat("smtp", "relay-a").is_some());
+        h
+    }
+
+    /// `status` and `stot` (sessions started) of a server, from `show stat`.
+    fn stat(&self, proxy: &str, server: &str) -> Option<(String, u64)> {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).ok()?;
+        s.write_all(b"show stat\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let mut lines = out.lines();
+        let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name);
+        let (status, stot) = (col("status")?, col("stot")?);
+        lines
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| f[0] == proxy && f[1] == server)
+            .map(|f| (f[status].split_whitespace().next().unwrap_or("").to_string(), f[stot].parse().unwrap_or(0)))
+    }
+
+    fn wait(&self, what: &str, cond: impl Fn(&Haproxy) -> bool) {
+        let start = std::time::Instant::now();
+        while !cond(self) {
+            assert!(start.elapsed() < WAIT, "timed out waiting for {what}: {:?}", self.stat("smtp", "relay-a"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One message through SMTP on `port`, as an application sends it.
+fn submit(port: u16, to: &str, n: usize) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let mut expect = |code: &str| -> Result<(), String> {
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).map_err(|e| e.to_string())?;
+            if !line.starts_with(code) {
+                return Err(format!("expected {code}, got {line:?}"));
+            }
+            if line.as_bytes().get(3) == Some(&b' ') {
+                return Ok(());
+            }
+        }
+    };
+    expect("220")?;
+    for (cmd, code) in [
+        ("EHLO app".to_string(), "250"),
+        ("MAIL FROM:<app@example.test>".to_string(), "250"),
+        (format!("RCPT TO:<{to}>"), "250"),
+        ("DATA".to_string(), "354"),
+    ] {
+        write!(w, "{cmd}\r\n").map_err(|e| e.to_string())?;
+        expect(code)?;
+    }
+    write!(w, "Subject: order confirmation {n}\r\n\r\nthank you\r\n.\r\n").map_err(|e| e.to_string())?;
+    expect("250")?;
+    let _ = write!(w, "QUIT\r\n");
+    Ok(())
+}
+
+#[test]
+fn haproxy_drains_a_black_hole_relay_and_takes_it_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let s = stack();
+    let dir = temp_dir("haproxy");
+    let (port, front) = (free_port(), free_port());
+    let (interval, overdue_after, check) = (2, 6, 1);
+    let config = format!(
+        "{}  health: {{ overdue_after: {overdue_after}s, down_after: 1, up_after: 2 }}\nproviders:\n  - {{ name: relay-a, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\n  - {{ name: relay-b, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\ninboxes:\n{}{}probes:\n  - matrix: {{ providers: [relay-a, relay-b], inboxes: [x, y] }}\n",
+        global("t-haproxy", port, &dir, &format!("{interval}s"), "2m"),
+        s.relay_a,
+        s.relay_b,
+        inbox("x", "t-haproxy-x"),
+        inbox("y", "t-haproxy-y"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    mc.wait_until("both relays healthy", WAIT, |m| {
+        state(m, "relay-a", "healthy") == 1.0 && state(m, "relay-b", "healthy") == 1.0
+    });
+    let haproxy = Haproxy::start(&dir, &haproxy_config(&dir, front, port, s.relay_a, s.relay_b));
+    haproxy.wait("both servers up", |h| {
+        h.stat("smtp", "relay-a").is_some_and(|(st, _)| st == "UP")
+            && h.stat("smtp", "relay-b").is_some_and(|(st, _)| st == "UP")
+    });
+
+    // The application sends an order confirmation every 200 ms through HAProxy.
+    let (stop, sent, failed) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let app = {
+        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+        let to = format!("{}@mailcanary.test", user("t-haproxy-app"));
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 2000 {
+                n += 1;
+                match submit(front, &to, n) {
+                    Ok(()) => sent.fetch_add(1, Ordering::SeqCst),
+                    Err(_) => failed.fetch_add(1, Ordering::SeqCst),
+                };
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    haproxy.wait("traffic on both relays", |h| h.stat("smtp", "relay-a").unwrap().1 >= 2);
+
+    // Relay A becomes a black hole: it accepts, and never delivers.
+    mailstack(&["hold-relay", "a"]);
+    let broke = std::time::Instant::now();
+    haproxy.wait("relay A drained", |h| h.stat("smtp", "relay-a").unwrap().0 == "DOWN");
+    let drained = broke.elapsed();
+    let (_, a_at_drain) = haproxy.stat("smtp", "relay-a").unwrap();
+    let at_drain = sent.load(Ordering::SeqCst);
+    haproxy.wait("ten more messages sent", |_| sent.load(Ordering::SeqCst) >= at_drain + 10);
+    let (_, a_after) = haproxy.stat("smtp", "relay-a").unwrap();
+    println!(
+        "black hole on relay A: HAProxy drained it after {:.1} s (overdue_after {overdue_after} s, interval {interval} s, check {check} s); messages to A after the drain: {}",
+        drained.as_secs_f64(),
+        a_after - a_at_drain
+    );
+    assert_eq!(a_after, a_at_drain, "no application message went to relay A after the drain");
+    let bound = Duration::from_secs(overdue_after + 2 * interval + check + 5);
+    assert!(drained < bound, "drained after {drained:?}, bound {bound:?}");
+
+    // Repaired: A delivers again; up_after deliveries in a row bring it back.
+    mailstack(&["unhold-relay", "a"]);
+    mailstack(&["release"]);
+    let repaired = std::time::Instant::now();
+    haproxy.wait("relay A back", |h| h.stat("smtp", "relay-a").unwrap().0 == "UP");
+    println!("relay A repaired: back in HAProxy after {:.1} s", repaired.elapsed().as_secs_f64());
+    stop.store(true, Ordering::SeqCst);
+    app.join().unwrap();
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "every application message was accepted");
+    drop(mc);
+}

@@ -26,6 +26,10 @@ pub struct Stack {
     pub imaps: u16,
     /// Where Dovecot asks whether an OAuth2 access token is good.
     pub oauth: u16,
+    /// Two more plain relays, each of which can be made a black hole alone
+    /// (`mailstack.sh hold-relay a|b`).
+    pub relay_a: u16,
+    pub relay_b: u16,
 }
 
 fn repo() -> PathBuf {
@@ -70,6 +74,8 @@ pub fn stack() -> &'static Stack {
             imap: port("MAILSTACK_IMAP_PORT"),
             imaps: port("MAILSTACK_IMAPS_PORT"),
             oauth: env.get("MAILSTACK_OAUTH_PORT").map_or(10080, |p| p.parse().unwrap()),
+            relay_a: port("MAILSTACK_RELAY_A_PORT"),
+            relay_b: port("MAILSTACK_RELAY_B_PORT"),
         }
     })
 }
