@@ -14,6 +14,9 @@
 #                                  REGEX (a silent black hole), or stop holding
 #   scripts/mailstack.sh hold-relay a|b | unhold-relay a|b   hold every message that
 #                                  relay A (or B) accepts, or stop; release delivers them
+#   scripts/mailstack.sh app-mta   a second Postfix, an application's MTA, on $APP_MTA_PORT:
+#                                  it relays through relay A unless mailcanary's socketmap
+#                                  on $SOCKETMAP_PORT names another next hop
 #
 # After `up`, $MAILSTACK_DIR/env holds the ports, the password and the CA file.
 #
@@ -42,6 +45,8 @@ SUBMISSION_PORT=${MAILSTACK_SUBMISSION_PORT:-10587} # STARTTLS required, AUTH re
 SMTPS_PORT=${MAILSTACK_SMTPS_PORT:-10465}           # implicit TLS, AUTH required
 RELAY_A_PORT=${MAILSTACK_RELAY_A_PORT:-10026}       # plain, like SMTP: two relays for failover tests,
 RELAY_B_PORT=${MAILSTACK_RELAY_B_PORT:-10027}       # each of which can be made a black hole alone
+APP_MTA_PORT=${MAILSTACK_APP_MTA_PORT:-10028}       # the "application's MTA" (app-mta), plain
+SOCKETMAP_PORT=${MAILSTACK_SOCKETMAP_PORT:-10030}   # where app-mta asks mailcanary for its relay
 IMAP_PORT=${MAILSTACK_IMAP_PORT:-10143}             # plain and STARTTLS
 IMAPS_PORT=${MAILSTACK_IMAPS_PORT:-10993}           # implicit TLS
 OAUTH_PORT=${MAILSTACK_OAUTH_PORT:-10080}           # the introspection endpoint Dovecot asks (not ours)
@@ -338,6 +343,8 @@ MAILSTACK_CA=$DIR/tls/ca.pem
 MAILSTACK_SMTP_PORT=$SMTP_PORT
 MAILSTACK_RELAY_A_PORT=$RELAY_A_PORT
 MAILSTACK_RELAY_B_PORT=$RELAY_B_PORT
+MAILSTACK_APP_MTA_PORT=$APP_MTA_PORT
+MAILSTACK_SOCKETMAP_PORT=$SOCKETMAP_PORT
 MAILSTACK_SUBMISSION_PORT=$SUBMISSION_PORT
 MAILSTACK_SMTPS_PORT=$SMTPS_PORT
 MAILSTACK_IMAP_PORT=$IMAP_PORT
@@ -347,7 +354,48 @@ ENV
   echo "mailstack: up in $DIR (SMTP $SMTP_PORT, submission $SUBMISSION_PORT, SMTPS $SMTPS_PORT, IMAP $IMAP_PORT, IMAPS $IMAPS_PORT)"
 }
 
+# An application's own MTA: it relays everything, asking mailcanary which
+# relay to use (sender_dependent_relayhost_maps), through relay A when
+# mailcanary answers NOTFOUND.
+app_mta() {
+  need_root
+  local p=$DIR/app-mta
+  [ -f "$p/main.cf" ] && postfix -c "$p" stop 2>/dev/null || true
+  mkdir -p "$p/spool" "$p/data"
+  chown postfix "$p/data"
+  cat >"$p/main.cf" <<CONF
+compatibility_level = 3.6
+queue_directory = $p/spool
+data_directory = $p/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = app.$DOMAIN
+mydestination =
+inet_interfaces = $( [ "$LISTEN" = 0.0.0.0 ] && echo all || echo "$LISTEN" )
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+maillog_file = $DIR/log/app-mta.log
+maillog_file_prefixes = $DIR/log
+alias_maps =
+alias_database =
+smtpd_recipient_restrictions = permit_mynetworks, reject
+relayhost = [127.0.0.1]:$RELAY_A_PORT
+sender_dependent_relayhost_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:relay
+smtp_dns_support_level = disabled
+smtp_connection_cache_on_demand = no
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 5s
+CONF
+  grep -v "^$LISTEN:" "$DIR/postfix/master.cf" >"$p/master.cf"
+  printf '%s:%s inet n - n - - smtpd\n' "$LISTEN" "$APP_MTA_PORT" >>"$p/master.cf"
+  postfix -c "$p" check
+  postfix -c "$p" start 2>>"$DIR/log/postfix.stderr" || die "app-mta did not start: $(tail -n 5 "$DIR/log/postfix.stderr")"
+  wait_port "$APP_MTA_PORT" postfix
+}
+
 down() {
+  [ -f "$DIR/app-mta/main.cf" ] && postfix -c "$DIR/app-mta" stop 2>/dev/null || true
   [ -f "$DIR/postfix/main.cf" ] && postfix -c "$DIR/postfix" stop 2>/dev/null || true
   [ -f "$DIR/dovecot/dovecot.conf" ] && dovecot_stop
   return 0
@@ -378,9 +426,10 @@ case "${1:-}" in
   unhold)
     : >"$DIR/postfix/hold_access"
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
+  app-mta) app_mta ;;
   hold-relay|unhold-relay)
     case "${2:-}" in a|b) ;; *) die "usage: $0 $1 a|b" ;; esac
     if [ "$1" = hold-relay ]; then echo '/./ HOLD' >"$DIR/postfix/hold_relay_$2"; else : >"$DIR/postfix/hold_relay_$2"; fi
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
-  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | unhold-relay a|b" >&2; exit 2 ;;
+  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | unhold-relay a|b | app-mta" >&2; exit 2 ;;
 esac

@@ -202,7 +202,9 @@ fn submit(port: u16, to: &str, n: usize) -> Result<(), String> {
     expect("220")?;
     for (cmd, code) in [
         ("EHLO app".to_string(), "250"),
-        ("MAIL FROM:<app@example.test>".to_string(), "250"),
+        // A sender per message, as password resets have a recipient per
+        // message: Postfix keeps a resolved next hop for 30 s per pair.
+        (format!("MAIL FROM:<app-{n}@example.test>"), "250"),
         (format!("RCPT TO:<{to}>"), "250"),
         ("DATA".to_string(), "354"),
     ] {
@@ -215,10 +217,34 @@ fn submit(port: u16, to: &str, n: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The tests that make relays black holes, and release the queue: one at a
+/// time, each leaving both relays delivering (even when it fails).
+static RELAYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+struct Relays(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+fn relays() -> Relays {
+    let guard = RELAYS.lock().unwrap_or_else(|p| p.into_inner());
+    for r in ["a", "b"] {
+        mailstack(&["unhold-relay", r]);
+    }
+    Relays(guard)
+}
+
+impl Drop for Relays {
+    fn drop(&mut self) {
+        for r in ["a", "b"] {
+            mailstack(&["unhold-relay", r]);
+        }
+        mailstack(&["release"]);
+    }
+}
+
 #[test]
 fn haproxy_drains_a_black_hole_relay_and_takes_it_back() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let _relays = relays();
     let s = stack();
     let dir = temp_dir("haproxy");
     let (port, front) = (free_port(), free_port());
@@ -288,5 +314,109 @@ fn haproxy_drains_a_black_hole_relay_and_takes_it_back() {
     stop.store(true, Ordering::SeqCst);
     app.join().unwrap();
     assert_eq!(failed.load(Ordering::SeqCst), 0, "every application message was accepted");
+    drop(mc);
+}
+
+/// An application that sends an order confirmation every 200 ms through
+/// SMTP on `port`, until dropped.
+struct App {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl App {
+    fn start(port: u16, to: String) -> App {
+        use std::sync::atomic::Ordering;
+        let app = App { stop: Default::default(), sent: Default::default(), failed: Default::default(), thread: None };
+        let (stop, sent, failed) = (app.stop.clone(), app.sent.clone(), app.failed.clone());
+        let thread = std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 3000 {
+                n += 1;
+                match submit(port, &to, n) {
+                    Ok(()) => sent.fetch_add(1, Ordering::SeqCst),
+                    Err(_) => failed.fetch_add(1, Ordering::SeqCst),
+                };
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        App { thread: Some(thread), ..app }
+    }
+
+    /// Stops it; how many of its messages were refused.
+    fn stop(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn until(what: &str, cond: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn postfix_relays_around_a_black_hole_and_back() {
+    let _relays = relays();
+    let s = stack();
+    mailstack(&["app-mta"]);
+    let dir = temp_dir("postfix-failover");
+    let port = free_port();
+    let (interval, overdue_after) = (2, 6);
+    let config = format!(
+        "{}  health: {{ overdue_after: {overdue_after}s, down_after: 1, up_after: 2 }}\n  failover: {{ socketmap: \"127.0.0.1:{}\" }}\nproviders:\n  - {{ name: relay-a, type: smtp, host: 127.0.0.1, port: {a}, tls: none, from: canary@mailcanary.test, failover: {{ nexthop: \"[127.0.0.1]:{a}\" }} }}\n  - {{ name: relay-b, type: smtp, host: 127.0.0.1, port: {b}, tls: none, from: canary@mailcanary.test, failover: {{ nexthop: \"[127.0.0.1]:{b}\" }} }}\ninboxes:\n{}{}probes:\n  - matrix: {{ providers: [relay-a, relay-b], inboxes: [x, y] }}\n",
+        global("t-postfix", port, &dir, &format!("{interval}s"), "2m"),
+        s.socketmap,
+        inbox("x", "t-postfix-x"),
+        inbox("y", "t-postfix-y"),
+        a = s.relay_a,
+        b = s.relay_b,
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    mc.wait_until("both relays healthy", WAIT, |m| {
+        state(m, "relay-a", "healthy") == 1.0 && state(m, "relay-b", "healthy") == 1.0
+    });
+    let app = App::start(s.app_mta, format!("{}@mailcanary.test", user("t-postfix-app")));
+    let delivered = || s.messages("t-postfix-app", "").len();
+    until("the application's mail delivered", || delivered() >= 3);
+
+    // Relay A becomes a black hole.
+    mailstack(&["hold-relay", "a"]);
+    let broke = std::time::Instant::now();
+    mc.wait_until("relay A down", WAIT, |m| state(m, "relay-a", "down") == 1.0);
+    let down = broke.elapsed();
+    // From here on Postfix asks mailcanary and is told relay B.
+    assert_eq!(postmap(s.socketmap).as_deref(), Some(format!("[127.0.0.1]:{}", s.relay_b).as_str()));
+    let (held, at_down) = (s.held("t-postfix-app"), delivered());
+    until("ten more messages delivered through relay B", || delivered() >= at_down + 10);
+    let moved = broke.elapsed();
+    let held_after = s.held("t-postfix-app");
+    println!(
+        "black hole on relay A: down after {:.1} s; the application's mail flowed through relay B {:.1} s after the break; its messages held on A: {held} at the drain, {held_after} after ten more",
+        down.as_secs_f64(),
+        moved.as_secs_f64()
+    );
+    assert!(held_after <= held + 2, "only messages already in Postfix's hands at the switch went to A");
+
+    // A repaired, then B a black hole: the mail moves back to A.
+    mailstack(&["unhold-relay", "a"]);
+    mailstack(&["release"]);
+    mc.wait_until("relay A healthy", WAIT, |m| state(m, "relay-a", "healthy") == 1.0);
+    mailstack(&["hold-relay", "b"]);
+    let broke = std::time::Instant::now();
+    mc.wait_until("relay B down", WAIT, |m| state(m, "relay-b", "down") == 1.0);
+    assert_eq!(postmap(s.socketmap).as_deref(), Some(format!("[127.0.0.1]:{}", s.relay_a).as_str()));
+    let at_down = delivered();
+    until("ten more messages delivered through relay A", || delivered() >= at_down + 10);
+    println!("then B a black hole: the mail was back on relay A {:.1} s later", broke.elapsed().as_secs_f64());
+    mailstack(&["unhold-relay", "b"]);
+    mailstack(&["release"]);
+    assert_eq!(app.stop(), 0, "the application's MTA accepted every message");
     drop(mc);
 }

@@ -30,6 +30,10 @@ pub struct Stack {
     /// (`mailstack.sh hold-relay a|b`).
     pub relay_a: u16,
     pub relay_b: u16,
+    /// The application's MTA (`mailstack.sh app-mta`), and where it asks
+    /// mailcanary's socketmap for its relay.
+    pub app_mta: u16,
+    pub socketmap: u16,
 }
 
 fn repo() -> PathBuf {
@@ -76,6 +80,8 @@ pub fn stack() -> &'static Stack {
             oauth: env.get("MAILSTACK_OAUTH_PORT").map_or(10080, |p| p.parse().unwrap()),
             relay_a: port("MAILSTACK_RELAY_A_PORT"),
             relay_b: port("MAILSTACK_RELAY_B_PORT"),
+            app_mta: port("MAILSTACK_APP_MTA_PORT"),
+            socketmap: port("MAILSTACK_SOCKETMAP_PORT"),
         }
     })
 }
@@ -112,6 +118,17 @@ impl Stack {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Messages to recipients that `user(base)` starts with, held in the
+    /// stack's queue (by `hold` or `hold-relay`).
+    pub fn held(&self, base: &str) -> usize {
+        let out = Command::new("postqueue").arg("-c").arg(self.dir.join("postfix")).arg("-j").output().unwrap();
+        let user = user(base);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("\"queue_name\": \"hold\"") && l.contains(&user))
+            .count()
     }
 
     /// Sends a raw message over plain SMTP, as any outsider could.
