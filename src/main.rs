@@ -134,8 +134,18 @@ fn report(config: &std::path::Path, since: &str, slow: &str, canaries: bool, jso
     use mailcanary::config::duration::parse_duration;
     let since = parse_duration(since).map_err(|e| format!("--since: {e}"))?;
     let slow = parse_duration(slow).map_err(|e| format!("--slow: {e}"))?;
-    let config = mailcanary::config::load(config).map_err(|e| e.to_string())?;
-    let ledger = mailcanary::ledger::Ledger::open(&config.global.state_dir).map_err(|e| format!("ledger: {e}"))?;
+    // The ledger is all a report reads: no secret need be set for it.
+    let state_dir = mailcanary::config::load_state_dir(config).map_err(|e| e.to_string())?;
+    let file = state_dir.join("ledger.sqlite");
+    if !file.is_file() {
+        return Err(format!(
+            "no ledger at {}: global.state_dir of {} is {}, where `mailcanary run` has recorded nothing yet",
+            file.display(),
+            config.display(),
+            state_dir.display()
+        ));
+    }
+    let ledger = mailcanary::ledger::Ledger::open(&state_dir).map_err(|e| format!("ledger: {e}"))?;
     let since_ms = chrono::Utc::now().timestamp_millis() - since.as_millis() as i64;
     let rows = ledger.since(since_ms).map_err(|e| format!("ledger: {e}"))?;
     let reports = mailcanary::report::build(&rows, slow);

@@ -247,7 +247,7 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
                         i.canary,
                         i.outcome,
                         i.provider_id.as_deref().map(|p| format!("id {p}")).unwrap_or_default(),
-                        i.latency_seconds.map(|l| format!("  after {l:.1}s")).unwrap_or_default(),
+                        i.latency_seconds.map(|l| format!("  after {}", seconds(Some(l)))).unwrap_or_default(),
                         i.bounce_detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default()
                     );
                 }
@@ -322,5 +322,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("c120000  lost"), "{text}");
+    }
+
+    #[test]
+    fn an_incident_shows_its_latency_as_the_table_does() {
+        // 10 ms, slow against 5 ms: the table says 0.01s, and so must the incident line.
+        let rows = vec![row("r", 0, State::Delivered, Some(10), None)];
+        let text = render(&build(&rows, Duration::from_millis(5)), 0, true);
+        assert!(text.contains(" 0.01s "), "{text}");
+        assert!(text.contains("after 0.01s"), "{text}");
     }
 }
