@@ -10,8 +10,41 @@ use crate::service::{Runtime, preflight, probes, watch_inboxes};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, broadcast, watch};
+
+/// Whether the live progress line (no newline yet) is on the terminal.
+static PROGRESS_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Where `check`'s log lines go: standard error, each line whole, and never
+/// into the middle of the live progress line on standard output (which is
+/// cleared first, and redrawn at the next tick).
+#[derive(Clone, Copy)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if PROGRESS_LINE.swap(false, Ordering::SeqCst) {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"\r\x1b[K");
+            let _ = out.flush();
+        }
+        std::io::stderr().lock().write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> LogWriter {
+        *self
+    }
+}
 
 /// What became of the checked canary.
 pub enum Verdict {
@@ -102,6 +135,7 @@ async fn follow(
                     if live {
                         print!("\r  waiting for it in {inbox}: {waited:.1} s of {} s ", timeout.as_secs());
                         let _ = std::io::stdout().flush();
+                        PROGRESS_LINE.store(true, Ordering::SeqCst);
                     } else {
                         println!("  still waiting in {inbox}: {waited:.0} s");
                     }
@@ -109,11 +143,13 @@ async fn follow(
                 continue;
             }
             _ = &mut backstop => {
+                PROGRESS_LINE.store(false, Ordering::SeqCst);
                 println!("\n  ✗ not seen within {} s", timeout.as_secs());
                 return Verdict::Lost;
             }
         };
-        let clear = if live { "\r\x1b[K" } else { "" };
+        // Ends the live progress line, when one is shown, before a line of ours.
+        let clear = || if live && PROGRESS_LINE.swap(false, Ordering::SeqCst) { "\r\x1b[K" } else { "" };
         match event {
             Event::Sent { canary, provider_id, send_seconds: s, .. } if canary == id => {
                 send_seconds = s;
@@ -127,7 +163,7 @@ async fn follow(
             }
             Event::Delivered { canary, placement, latency_seconds, insight, .. } if canary == id => {
                 let mark = if placement == "inbox" { "✓" } else { "✗" };
-                println!("{clear}  {mark} delivered to {placement} in {latency_seconds:.3} s");
+                println!("{}  {mark} delivered to {placement} in {latency_seconds:.3} s", clear());
                 if !insight.hops.is_empty() {
                     println!("path (Received, oldest first):");
                     for line in crate::report::path_lines(&insight.hops) {
@@ -146,7 +182,7 @@ async fn follow(
                 return if placement == "inbox" { Verdict::Inbox } else { Verdict::Spam };
             }
             Event::Bounced { canary, bounce, .. } if canary == id => {
-                println!("{clear}  ✗ bounced: {}", bounce.summary());
+                println!("{}  ✗ bounced: {}", clear(), bounce.summary());
                 if let Some(mta) = bounce.remote_mta.as_deref().or(bounce.reporting_mta.as_deref()) {
                     println!("  reported by {mta}");
                 }
@@ -156,7 +192,7 @@ async fn follow(
                 return Verdict::Bounced;
             }
             Event::Lost { canary, .. } if canary == id => {
-                println!("{clear}  ✗ lost: not seen within {} s", timeout.as_secs());
+                println!("{}  ✗ lost: not seen within {} s", clear(), timeout.as_secs());
                 return Verdict::Lost;
             }
             _ => {}

@@ -65,10 +65,18 @@ enum Command {
     },
 }
 
-fn init_logs(format: LogFormat, default: &str) {
+/// Logs on standard error, coloured only on a terminal and never when
+/// `NO_COLOR` is set. `check` passes its own writer,
+/// which keeps log lines out of its live progress line.
+fn init_logs<W>(format: LogFormat, default: &str, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -96,7 +104,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
-            init_logs(cli.log_format, "info");
+            init_logs(cli.log_format, "info", std::io::stderr);
             match runtime().block_on(mailcanary::service::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -117,7 +125,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { config, probe } => {
-            init_logs(cli.log_format, "warn");
+            init_logs(cli.log_format, "warn", mailcanary::check::LogWriter);
             match runtime().block_on(mailcanary::check::check(&config, &probe)) {
                 Ok(Verdict::Inbox) => ExitCode::SUCCESS,
                 Ok(Verdict::Spam | Verdict::Failed | Verdict::Lost | Verdict::Bounced) => ExitCode::from(1),
