@@ -627,6 +627,7 @@ pub fn load_state_dir(path: &Path) -> Result<PathBuf, ConfigError> {
 pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     let doc = yaml::Document::parse(text, env, &mut problems).map_err(|p| vec![p])?;
+    let unset = problems.len();
     for (key, line) in &doc.top_keys {
         if !["global", "providers", "inboxes", "probes"].contains(&key.as_str()) {
             problems.push(Problem::at(
@@ -652,7 +653,6 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
     config.routes = validate::validate(&config, &providers, &inboxes, &probes, &doc, &mut problems);
     // A value whose ${VAR} is unset was left as written: what it breaks
     // further (a CA file "${MAILSTACK_CA}" that does not exist) is the same cause.
-    let unset = doc.unexpanded.len();
     let mut index = 0;
     problems.retain(|p| {
         index += 1;

@@ -68,6 +68,7 @@ impl Document {
         }
         let mut expanded_values = Vec::new();
         let mut unexpanded = Vec::new();
+        let mut unset: Vec<(Problem, Vec<usize>)> = Vec::new();
         // Rewrite each expanded value in place, keeping its line count, then
         // index the result: lines stay those of the file.
         let mut expanded = String::with_capacity(text.len());
@@ -79,7 +80,12 @@ impl Document {
                     value
                 }
                 Err(message) => {
-                    problems.push(Problem { path: scalar.path.clone(), line: Some(scalar.line), message });
+                    // One problem per cause: a variable unset in five places is one fix.
+                    match unset.iter_mut().find(|(p, _)| p.message == message) {
+                        Some((_, again)) => again.push(scalar.line),
+                        None => unset
+                            .push((Problem { path: scalar.path.clone(), line: Some(scalar.line), message }, vec![])),
+                    }
                     unexpanded.push(scalar.path.clone());
                     continue;
                 }
@@ -91,6 +97,14 @@ impl Document {
             at = scalar.end;
         }
         expanded.push_str(&text[at..]);
+        for (mut problem, again) in unset {
+            if !again.is_empty() {
+                let lines: Vec<String> = again.iter().map(usize::to_string).collect();
+                let s = if again.len() == 1 { "" } else { "s" };
+                problem.message.push_str(&format!("; used again on line{s} {}", lines.join(", ")));
+            }
+            problems.push(problem);
+        }
         let mut doc = Self::index(&expanded).map_err(|p| redact(p, &expanded_values))?.0;
         doc.expanded = expanded_values;
         doc.unexpanded = unexpanded;
