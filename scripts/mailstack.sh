@@ -51,9 +51,12 @@ need_root() { [ "$(id -u)" = 0 ] || die "must run as root (Postfix starts only a
 # Every unit file and init script on the system, one a line: the services a
 # package installs are the difference before and after it.
 list_services() {
-  { ls /lib/systemd/system/*.service /lib/systemd/system/*.socket /lib/systemd/system/*.timer \
-       /usr/lib/systemd/system/*.service /usr/lib/systemd/system/*.socket /usr/lib/systemd/system/*.timer \
-       /etc/init.d/* 2>/dev/null || true; } | sort -u
+  local d
+  # /lib is /usr/lib on merged-/usr systems: each unit directory once.
+  for d in $(for u in /lib/systemd/system /usr/lib/systemd/system; do [ -d "$u" ] && readlink -f "$u"; done | sort -u); do
+    ls "$d"/*.service "$d"/*.socket "$d"/*.timer 2>/dev/null || true
+  done
+  ls /etc/init.d/* 2>/dev/null || true
 }
 
 # The packages' own services are of no use here (the stack runs its own
@@ -63,7 +66,7 @@ disable_services() {
   local path name names=()
   for path in "$@"; do
     name=$(basename "$path")
-    names+=("$name")
+    case " ${names[*]} " in *" $name "*) ;; *) names+=("$name") ;; esac
     case "$path" in
       /etc/init.d/*)
         if command -v update-rc.d >/dev/null; then update-rc.d "$name" disable >/dev/null 2>&1 || true; fi
@@ -101,7 +104,7 @@ install_packages() {
   after=$(list_services)
   [ "$ours" = 1 ] && rm -f /usr/sbin/policy-rc.d
   # shellcheck disable=SC2046
-  disable_services $(comm -13 <(echo "$before") <(echo "$after"))
+  disable_services $(comm -13 <(echo "$before" | sort -u) <(echo "$after" | sort -u))
 }
 
 wait_port() {
