@@ -41,6 +41,27 @@ pub fn mailstack(args: &[&str]) {
     );
 }
 
+/// Ends `user`'s IMAP sessions, waiting (10 s at most) for one to be there:
+/// a watcher between two logins has none, and `doveadm kick` then says
+/// "no users kicked" and fails.
+pub fn kick(user: &str) {
+    let start = Instant::now();
+    loop {
+        let out =
+            Command::new(repo().join("scripts/mailstack.sh")).args(["kick", user]).output().expect("run mailstack.sh");
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "mailstack.sh kick {user}: no session to end within 10 s:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The stack, started on first use if `mailstack.sh status` says it is down.
 pub fn stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
