@@ -118,6 +118,7 @@ fn accuracy(canaries: usize) {
         relay("relay"),
         (0..routes).map(|i| format!("b{i}")).collect::<Vec<_>>().join(", "),
     );
+    println!("accuracy: waiting for {canaries} canaries delivered on {routes} routes, one a second per route ...");
     let mut mc = Mailcanary::start(&dir, port, &config);
     let start = Instant::now();
     mc.wait_until("enough deliveries", Duration::from_secs(600), |m| {
@@ -207,6 +208,7 @@ fn cost_and_scrape(minutes: f64, providers: usize, inboxes: usize) {
         names("i", inboxes),
     );
     let routes = providers * inboxes;
+    println!("cost: {routes} routes for {:.0} s, scraping /metrics every 2 s ...", minutes * 60.0);
     let mut mc = Mailcanary::start(&dir, port, &config);
     let pid = mc.pid();
     let run = Duration::from_secs_f64(minutes * 60.0);
@@ -226,9 +228,12 @@ fn cost_and_scrape(minutes: f64, providers: usize, inboxes: usize) {
     let delivered = sum(&m, "mailcanary_canaries_delivered_total{");
     let sent = sum(&m, "mailcanary_canaries_sent_total{");
     let failed = sum(&m, "mailcanary_send_failures_total{");
-    // Let every canary sent have its full timeout before counting lost ones.
-    std::thread::sleep(Duration::from_secs(65));
-    let m = mc.metrics().unwrap();
+    // Every canary sent so far ends delivered or lost (within its 60 s
+    // timeout) before lost ones are counted; canaries sent later only add.
+    println!("cost: waiting for {:.0} canaries in flight to be delivered or lost (60 s at most) ...", sent - delivered);
+    let m = mc.wait_until("every canary sent to be delivered or lost", Duration::from_secs(75), |m| {
+        sum(m, "mailcanary_canaries_delivered_total{") + sum(m, "mailcanary_canaries_lost_total{") >= sent
+    });
     let lost = sum(&m, "mailcanary_canaries_lost_total{");
     let up = sum(&m, "mailcanary_inbox_up{");
     mc.stop();
@@ -273,6 +278,7 @@ fn peer(runs: usize) {
     let seen = arrivals(vec![peer_dir, mc_dir]);
     let plugins = "/usr/lib/nagios/plugins";
     let (mut p_wall, mut p_cpu, mut p_rss, mut p_err) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    println!("peer: {runs} runs of check_email_delivery, then {runs} of mailcanary check ...");
     for run in 0..runs {
         let subject = format!("peer {}-{run}", std::process::id());
         let spawned = now_ms();

@@ -6,8 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack}
-scripts/mailstack.sh install
-command -v cargo >/dev/null || { echo "demo.sh: cargo not found; install Rust (rustup) first" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "demo.sh: cargo not found: install Rust with rustup, then run this again" >&2; exit 1; }
+# The mail stack's packages, plus what a fresh Debian lacks to build: a C
+# compiler and libc headers (ring and the bundled SQLite compile C), CA roots
+# (cargo fetches crates over HTTPS), curl for the commands printed below.
+scripts/mailstack.sh install gcc libc6-dev ca-certificates curl
+echo "demo.sh: building mailcanary (release; a first build takes minutes)"
 cargo build --release --locked
 scripts/mailstack.sh up
 trap 'scripts/mailstack.sh down' EXIT

@@ -57,23 +57,63 @@ die() { echo "mailstack: $*" >&2; exit 1; }
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (Postfix starts only as root)"; }
 
+# Every unit file and init script on the system, one a line: the services a
+# package installs are the difference before and after it.
+list_services() {
+  local d
+  # /lib is /usr/lib on merged-/usr systems: each unit directory once.
+  for d in $(for u in /lib/systemd/system /usr/lib/systemd/system; do [ -d "$u" ] && readlink -f "$u"; done | sort -u); do
+    ls "$d"/*.service "$d"/*.socket "$d"/*.timer 2>/dev/null || true
+  done
+  ls /etc/init.d/* 2>/dev/null || true
+}
+
+# The packages' own services are of no use here (the stack runs its own
+# daemons from its private directory): leave none enabled at boot or running.
+disable_services() {
+  [ $# -eq 0 ] && return 0
+  local path name names=()
+  for path in "$@"; do
+    name=$(basename "$path")
+    case " ${names[*]} " in *" $name "*) ;; *) names+=("$name") ;; esac
+    case "$path" in
+      /etc/init.d/*)
+        if command -v update-rc.d >/dev/null; then update-rc.d "$name" disable >/dev/null 2>&1 || true; fi
+        rm -f /etc/rc[0-6S].d/S[0-9][0-9]"$name" ;;
+      *)
+        if command -v systemctl >/dev/null; then
+          systemctl disable --quiet "$name" >/dev/null 2>&1 || true
+          if [ -d /run/systemd/system ]; then systemctl stop "$name" >/dev/null 2>&1 || true; fi
+        fi
+        # Without systemctl (or where it could not), the enablement is these links.
+        find /etc/systemd/system -type l -lname "*/$name" -delete 2>/dev/null || true ;;
+    esac
+  done
+  echo "mailstack: left disabled the system services these packages installed: ${names[*]} (the stack runs its own daemons)"
+}
+
 install_packages() {
   need_root
+  command -v apt-get >/dev/null || die "apt-get not found: install these Debian packages by hand: postfix dovecot-imapd dovecot-lmtpd dovecot-sieve openssl procps $*"
   local missing=()
-  for p in postfix dovecot-imapd dovecot-lmtpd dovecot-sieve openssl "$@"; do
+  for p in postfix dovecot-imapd dovecot-lmtpd dovecot-sieve openssl procps "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
+  echo "mailstack: installing ${missing[*]}"
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -q
   # policy-rc.d keeps the packages' own system services from starting.
-  local ours=0
+  local ours=0 before after
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && ours=1
   fi
+  before=$(list_services)
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  after=$(list_services)
   [ "$ours" = 1 ] && rm -f /usr/sbin/policy-rc.d
-  return 0
+  # shellcheck disable=SC2046
+  disable_services $(comm -13 <(echo "$before" | sort -u) <(echo "$after" | sort -u))
 }
 
 wait_port() {
@@ -201,12 +241,17 @@ CONF
 
 write_postfix() {
   local p=$DIR/postfix
-  mkdir -p "$p/spool" "$p/data"
-  chown postfix "$p/data"
+  # The queue and data directories live beside the config directory, not in
+  # it: postfix-script wants everything under the config directory owned by
+  # root and not group-writable, which the queue's sockets never are.
+  mkdir -p "$p" "$DIR/postfix-spool" "$DIR/postfix-data"
+  chown postfix "$DIR/postfix-data"
+  chmod 755 "$p" "$DIR/postfix-spool"
+  chmod 700 "$DIR/postfix-data"
   cat >"$p/main.cf" <<CONF
 compatibility_level = 3.6
-queue_directory = $p/spool
-data_directory = $p/data
+queue_directory = $DIR/postfix-spool
+data_directory = $DIR/postfix-data
 mail_owner = postfix
 setgid_group = postdrop
 myhostname = mx.$DOMAIN
@@ -361,12 +406,13 @@ app_mta() {
   need_root
   local p=$DIR/app-mta
   [ -f "$p/main.cf" ] && postfix -c "$p" stop 2>/dev/null || true
-  mkdir -p "$p/spool" "$p/data"
-  chown postfix "$p/data"
+  # Queue and data beside the config directory, as for the stack's own Postfix.
+  mkdir -p "$p" "$DIR/app-mta-spool" "$DIR/app-mta-data"
+  chown postfix "$DIR/app-mta-data"
   cat >"$p/main.cf" <<CONF
 compatibility_level = 3.6
-queue_directory = $p/spool
-data_directory = $p/data
+queue_directory = $DIR/app-mta-spool
+data_directory = $DIR/app-mta-data
 mail_owner = postfix
 setgid_group = postdrop
 myhostname = app.$DOMAIN

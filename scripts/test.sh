@@ -9,11 +9,16 @@ cd "$(dirname "$0")/.."
 export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack-test}
 # Prometheus, promtool and Alertmanager for the alerting tests, botocore for
 # the SES stand-in's signature checks, docker-compose to validate the compose
-# file; HAProxy for the failover test; GNU time and check_email_delivery for
+# file; HAProxy for the failover tests; GNU time and check_email_delivery for
 # the benchmark's smoke run.
-scripts/mailstack.sh install prometheus prometheus-alertmanager python3-botocore docker-compose haproxy \
+# A C compiler and libc headers (ring and the bundled SQLite compile C) and CA
+# roots (cargo fetches crates over HTTPS) are what a fresh Debian lacks to build.
+command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust with rustup, then run this again" >&2; exit 1; }
+for c in fmt clippy; do
+  cargo "$c" --version >/dev/null 2>&1 || { echo "test.sh: cargo $c not found: run rustup component add rustfmt clippy" >&2; exit 1; }
+done
+scripts/mailstack.sh install gcc libc6-dev ca-certificates prometheus prometheus-alertmanager python3-botocore docker-compose haproxy \
   time monitoring-plugins-contrib libmail-imapclient-perl libnet-smtp-tls-perl libnet-smtp-ssl-perl libio-socket-ssl-perl
-command -v cargo >/dev/null || { echo "test.sh: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 
 trap 'scripts/mailstack.sh down' EXIT
 scripts/mailstack.sh up

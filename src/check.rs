@@ -14,8 +14,41 @@ use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, broadcast, watch};
+
+/// Whether the live progress line (no newline yet) is on the terminal.
+static PROGRESS_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Where `check`'s log lines go: standard error, each line whole, and never
+/// into the middle of the live progress line on standard output (which is
+/// cleared first, and redrawn at the next tick).
+#[derive(Clone, Copy)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if PROGRESS_LINE.swap(false, Ordering::SeqCst) {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(b"\r\x1b[K");
+            let _ = out.flush();
+        }
+        std::io::stderr().lock().write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> LogWriter {
+        *self
+    }
+}
 
 /// Runs the check and prints as it goes. Err only when it could not start.
 pub async fn check(config_path: &Path, probe: &str) -> Result<Outcome, String> {
@@ -113,6 +146,7 @@ async fn follow(
                     if live {
                         print!("\r  waiting for it in {inbox}: {waited:.1} s of {} s ", timeout.as_secs());
                         let _ = std::io::stdout().flush();
+                        PROGRESS_LINE.store(true, Ordering::SeqCst);
                     } else {
                         println!("  still waiting in {inbox}: {waited:.0} s");
                     }
@@ -120,11 +154,13 @@ async fn follow(
                 continue;
             }
             _ = &mut backstop => {
+                PROGRESS_LINE.store(false, Ordering::SeqCst);
                 println!("\n  ✗ not seen within {} s", timeout.as_secs());
                 return Outcome::Lost;
             }
         };
-        let clear = if live { "\r\x1b[K" } else { "" };
+        // Ends the live progress line, when one is shown, before a line of ours.
+        let clear = || if live && PROGRESS_LINE.swap(false, Ordering::SeqCst) { "\r\x1b[K" } else { "" };
         let (outcome, insight) = match event {
             Event::Sent { canary, provider_id, send_seconds: s, .. } if canary == id => {
                 send_seconds = s;
@@ -137,10 +173,10 @@ async fn follow(
             _ => continue,
         };
         match &outcome {
-            Outcome::Refused { reason, detail } => println!("  ✗ not accepted: {reason}: {detail}"),
+            Outcome::Refused { reason, detail } => println!("{}  ✗ not accepted: {reason}: {detail}", clear()),
             Outcome::Delivered { placement, latency_seconds, .. } => {
                 let mark = if *placement == Placement::Inbox { "✓" } else { "✗" };
-                println!("{clear}  {mark} delivered to {} in {latency_seconds:.3} s", placement.as_str());
+                println!("{}  {mark} delivered to {} in {latency_seconds:.3} s", clear(), placement.as_str());
                 if !insight.hops.is_empty() {
                     println!("path (Received, oldest first):");
                     for line in crate::report::path_lines(&insight.hops) {
@@ -158,7 +194,7 @@ async fn follow(
                 println!("  total               {:>9.3} s", start.elapsed().as_secs_f64());
             }
             Outcome::Bounced { bounce } => {
-                println!("{clear}  ✗ bounced: {}", bounce.summary());
+                println!("{}  ✗ bounced: {}", clear(), bounce.summary());
                 if let Some(mta) = bounce.remote_mta.as_deref().or(bounce.reporting_mta.as_deref()) {
                     println!("  reported by {mta}");
                 }
@@ -167,7 +203,7 @@ async fn follow(
                 println!("  accepted → bounce   {:>9.3} s", start.elapsed().as_secs_f64() - send_seconds);
             }
             Outcome::Lost | Outcome::Late { .. } => {
-                println!("{clear}  ✗ lost: not seen within {} s", timeout.as_secs())
+                println!("{}  ✗ lost: not seen within {} s", clear(), timeout.as_secs())
             }
         }
         return outcome;

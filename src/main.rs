@@ -65,10 +65,18 @@ enum Command {
     },
 }
 
-fn init_logs(format: LogFormat, default: &str) {
+/// Logs on standard error, coloured only on a terminal and never when
+/// `NO_COLOR` is set. `check` passes its own writer,
+/// which keeps log lines out of its live progress line.
+fn init_logs<W>(format: LogFormat, default: &str, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -99,7 +107,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
-            init_logs(cli.log_format, "info");
+            init_logs(cli.log_format, "info", std::io::stderr);
             match runtime().block_on(mailcanary::service::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -120,7 +128,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { config, probe } => {
-            init_logs(cli.log_format, "warn");
+            init_logs(cli.log_format, "warn", mailcanary::check::LogWriter);
             match runtime().block_on(mailcanary::check::check(&config, &probe)) {
                 Ok(Outcome::Delivered { placement: Placement::Inbox, .. }) => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(1),
@@ -137,8 +145,18 @@ fn report(config: &std::path::Path, since: &str, slow: &str, canaries: bool, jso
     use mailcanary::config::duration::parse_duration;
     let since = parse_duration(since).map_err(|e| format!("--since: {e}"))?;
     let slow = parse_duration(slow).map_err(|e| format!("--slow: {e}"))?;
-    let config = mailcanary::config::load(config).map_err(|e| e.to_string())?;
-    let ledger = mailcanary::ledger::Ledger::open(&config.global.state_dir).map_err(|e| format!("ledger: {e}"))?;
+    // The ledger is all a report reads: no secret need be set for it.
+    let state_dir = mailcanary::config::load_state_dir(config).map_err(|e| e.to_string())?;
+    let file = state_dir.join("ledger.sqlite");
+    if !file.is_file() {
+        return Err(format!(
+            "no ledger at {}: global.state_dir of {} is {}, where `mailcanary run` has recorded nothing yet",
+            file.display(),
+            config.display(),
+            state_dir.display()
+        ));
+    }
+    let ledger = mailcanary::ledger::Ledger::open(&state_dir).map_err(|e| format!("ledger: {e}"))?;
     let since_ms = chrono::Utc::now().timestamp_millis() - since.as_millis() as i64;
     let rows = ledger.since(since_ms).map_err(|e| format!("ledger: {e}"))?;
     let reports = mailcanary::report::build(&rows, slow);

@@ -1,5 +1,6 @@
 //! `mailcanary report`: the post-incident review, from the ledger. Per route:
-//! what was sent, delivered (inbox or spam), late, lost or refused, latency
+//! what was sent, delivered (seen in any folder; `spam` counts those of them
+//! placed in spam, as `/metrics` and `/api/v1/status` do), late, lost or refused, latency
 //! percentiles, and the windows in which delivery failed or was delayed,
 //! with the canaries in them.
 
@@ -18,7 +19,9 @@ pub struct RouteReport {
     pub inbox: String,
     pub sent: usize,
     pub failed: usize,
+    /// Seen within the timeout, in any folder (the metrics' meaning).
     pub delivered: usize,
+    /// Of `delivered`, those placed in a spam folder.
     pub spam: usize,
     pub late: usize,
     pub lost: usize,
@@ -121,10 +124,9 @@ pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
             }
             State::Sending | State::Sent => r.in_flight += 1,
             State::Delivered => {
+                r.delivered += 1;
                 if row.placement.as_deref() == Some("spam") {
                     r.spam += 1;
-                } else {
-                    r.delivered += 1;
                 }
                 latencies.extend(row.latency_ms.map(|ms| ms as f64 / 1000.0));
             }
@@ -247,7 +249,7 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
                         i.canary,
                         i.outcome,
                         i.provider_id.as_deref().map(|p| format!("id {p}")).unwrap_or_default(),
-                        i.latency_seconds.map(|l| format!("  after {l:.1}s")).unwrap_or_default(),
+                        i.latency_seconds.map(|l| format!("  after {}", seconds(Some(l)))).unwrap_or_default(),
                         i.bounce_detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default()
                     );
                 }
@@ -323,5 +325,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("c120000  lost"), "{text}");
+    }
+
+    #[test]
+    fn an_incident_shows_its_latency_as_the_table_does() {
+        // 10 ms, slow against 5 ms: the table says 0.01s, and so must the incident line.
+        let rows = vec![row("r", 0, State::Delivered, Some(10), None)];
+        let text = render(&build(&rows, Duration::from_millis(5)), 0, true);
+        assert!(text.contains(" 0.01s "), "{text}");
+        assert!(text.contains("after 0.01s"), "{text}");
+    }
+
+    #[test]
+    fn delivered_counts_spam_placements_too_as_the_metrics_do() {
+        let mut spam = row("r", 0, State::Delivered, Some(10), None);
+        spam.placement = Some("spam".into());
+        let rows = vec![spam, row("r", 60_000, State::Delivered, Some(10), None)];
+        let report = &build(&rows, Duration::from_secs(90))[0];
+        assert_eq!((report.delivered, report.spam), (2, 1));
     }
 }

@@ -36,13 +36,25 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     ("bad-cleanup", &[r#"inboxes[0].cleanup: unknown cleanup "purge": use delete, keep or { move: FOLDER } (line 5)"#]),
-    ("bad-duration", &[r#"global.defaults.interval: invalid duration "30": missing unit (ms, s, m, h or d) (line 2)"#]),
+    (
+        "bad-duration",
+        &[
+            NOTHING_TO_MONITOR,
+            r#"global.defaults.interval: invalid duration "30": missing unit (ms, s, m, h or d) (line 2)"#,
+        ],
+    ),
     (
         "bad-from",
         &[r#"providers[0].from: "Canary <canary@example.com>" is not an email address (user@domain) (line 2)"#],
     ),
-    ("bad-jitter", &[r#"global.defaults.jitter: invalid percentage "0.1": write it like 10% (line 2)"#]),
-    ("bad-listen", &[r#"global.listen: "localhost" is not an address:port such as 0.0.0.0:9925 (line 2)"#]),
+    (
+        "bad-jitter",
+        &[NOTHING_TO_MONITOR, r#"global.defaults.jitter: invalid percentage "0.1": write it like 10% (line 2)"#],
+    ),
+    (
+        "bad-listen",
+        &[NOTHING_TO_MONITOR, r#"global.listen: "localhost" is not an address:port such as 0.0.0.0:9925 (line 2)"#],
+    ),
     (
         "health",
         &[
@@ -77,13 +89,19 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("move-into-watched", &[r#"inboxes[0].cleanup: cannot move canaries into the watched folder "Junk" (line 6)"#]),
     ("not-a-list", &[r#"providers: must be a list (each item starts with -) (line 1)"#]),
     ("probe-without-name", &[r#"probes[0]: probe needs a name (or use matrix) (line 8)"#]),
-    ("short-signing-key", &[r#"global.signing_key: signing key must be at least 16 characters (line 2)"#]),
+    (
+        "short-signing-key",
+        &[NOTHING_TO_MONITOR, r#"global.signing_key: signing key must be at least 16 characters (line 2)"#],
+    ),
     ("spam-is-inbox", &[r#"inboxes[0].folders.spam: "INBOX" is the inbox folder too (line 5)"#]),
     (
         "syntax-error",
         &[r#"YAML syntax error: while parsing a block collection, did not find expected '-' indicator (line 3)"#],
     ),
-    ("two-signing-keys", &[r#"global.signing_key: set signing_key or signing_key_file, not both (line 2)"#]),
+    (
+        "two-signing-keys",
+        &[NOTHING_TO_MONITOR, r#"global.signing_key: set signing_key or signing_key_file, not both (line 2)"#],
+    ),
     ("unknown-in-matrix", &[r#"probes[0].matrix.providers[1]: unknown provider "sendgrid" (line 8)"#]),
     ("unknown-inbox-in-probe", &[r#"probes[0].inbox: unknown inbox "gmail" (line 8)"#]),
     ("unknown-bounce-inbox", &[r#"providers[0].bounce_inbox: unknown inbox "bounces" (line 7)"#]),
@@ -128,7 +146,52 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[r#"providers[0]: username and password go together: set both or neither (line 2)"#],
     ),
     ("zero-interval", &[r#"probes[0].interval: interval must be more than 0s (line 8)"#]),
+    // A bad key does not hide the entry's other problems.
+    (
+        "every-problem-of-an-entry",
+        &[
+            r#"probes[0].interval: invalid duration "30 s": unknown unit " s" (use ms, s, m, h or d) (line 8)"#,
+            r#"probes[0].provider: unknown provider "ses-prd" (line 8)"#,
+        ],
+    ),
+    (
+        "duplicate-route-and-another",
+        &[
+            r#"probes[1].timeout: invalid duration "soon": expected a number, e.g. 30s or 10m (line 9)"#,
+            r#"probes[1]: route "r" is defined twice (also by probes[0]) (line 9)"#,
+        ],
+    ),
+    ("empty", &[NOTHING_TO_MONITOR]),
+    ("nothing-to-monitor", &[NOTHING_TO_MONITOR]),
+    ("no-routes", &[r#"probes: no routes: add a probe (name, provider, inbox) or a matrix (line 7)"#]),
+    // The unset variable once, not again as a CA file "${...}" that does not exist.
+    ("unset-ca-file", &[r#"providers[0].ca_file: environment variable MAILCANARY_TEST_UNSET_CA is not set (line 6)"#]),
+    // One problem per unset variable, naming every line that uses it.
+    (
+        "unset-variable-twice",
+        &[
+            r#"providers[0].api_key: environment variable MAILCANARY_TEST_UNSET is not set; used again on lines 3, 4 (line 2)"#,
+        ],
+    ),
+    // As the HTTP client parses URLs, lettre addresses, rustls CA files.
+    (
+        "token-url-without-host",
+        &[r#"inboxes[0].imap.oauth2.token_url: "http://" is not a valid URL: empty host (line 7)"#],
+    ),
+    (
+        "address-two-ats",
+        &[r#"providers[0].from: "canary@mail@example.com" is not an email address (user@domain) (line 2)"#],
+    ),
+    (
+        "ca-file-not-pem",
+        &[
+            r#"inboxes[0].imap.ca_file: CA file tests/fixtures/config/invalid-ca-file-not-pem.yaml holds no certificate (line 4)"#,
+        ],
+    ),
 ];
+
+const NOTHING_TO_MONITOR: &str =
+    "nothing to monitor: the file has no providers, inboxes or probes (the repository's probes.yaml is an example)";
 
 #[test]
 fn each_invalid_fixture_reports_exactly_its_problems() {
@@ -155,18 +218,58 @@ fn every_fixture_is_pinned() {
 #[test]
 fn the_shipped_config_is_valid() {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.yaml")).unwrap();
-    // Any existing file stands in for the stack's CA: validation checks it exists.
-    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let env: HashMap<String, String> = [("MAILSTACK_PASSWORD", "x"), ("MAILSTACK_CA", ca)]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    // A certificate made here stands in for the stack's CA: validation reads it.
+    let dir = std::env::temp_dir().join(format!("mailcanary-shipped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap().cert.pem()).unwrap();
+    let ca = ca_path.to_str().unwrap();
+    let env: HashMap<String, String> = [
+        ("MAILSTACK_PASSWORD", "x"),
+        ("MAILSTACK_CA", ca),
+        ("MAILSTACK_SMTP_PORT", "10025"),
+        ("MAILSTACK_SUBMISSION_PORT", "10587"),
+        ("MAILSTACK_IMAPS_PORT", "10993"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     let config = config::parse(&text, &env).unwrap_or_else(|p| panic!("{p:?}"));
     assert_eq!(config.routes.len(), 5);
     assert!(config.route("relay-to-local").is_some());
     // The demo's bouncing route: the relay's bounces come back to a watched inbox.
     assert_eq!(config.route("relay-to-gone").map(|r| r.inbox.as_str()), Some("local-gone"));
     assert_eq!(config.provider("relay").and_then(|p| p.bounce_inbox()), Some("local-bounces"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Without the stack's env, the shipped config names each unset variable
+/// once, says nothing of CA files, and says where the variables come from.
+#[test]
+fn validate_without_the_stack_env_hints_at_sourcing_it() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailcanary"));
+    cmd.args(["validate", "--config"]).arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.yaml"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MAILSTACK_")) {
+        cmd.env_remove(key);
+    }
+    let out = cmd.env("MAILSTACK_DIR", "/srv/stack").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One problem per variable, wherever it is used; none about CA files.
+    assert!(stderr.contains("has 5 problems:"), "{stderr}");
+    assert!(!stderr.contains("CA file"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "providers[1].ca_file: environment variable MAILSTACK_CA is not set; used again on lines 59, 70, 80, 89 (line 28)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.trim_end().ends_with(
+            "hint: the MAILSTACK_* variables come from the mail stack; source its env first: set -a; . /srv/stack/env; set +a"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -206,4 +309,5 @@ fn validate_exits_2_with_every_problem_and_0_when_valid() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read config"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -80,7 +80,7 @@ fn oauth2_mailboxes_log_in_with_fresh_tokens_and_report_a_revoked_grant() {
     // The token has expired; the server ends the session. The watcher logs
     // in again with a fresh token and goes on seeing canaries.
     std::thread::sleep(Duration::from_secs(3));
-    mailstack(&["kick", &user("oauth-x")]);
+    kick(&user("oauth-x"));
     let seen = delivered(&mc.metrics().unwrap(), "to-x", "xoauth2");
     mc.wait_until("canaries seen after the new login", WAIT, |m| delivered(m, "to-x", "xoauth2") >= seen + 2.0);
     assert!(refreshes(&auth, rt_x) > first, "a fresh token for the new session");
@@ -94,12 +94,12 @@ fn oauth2_mailboxes_log_in_with_fresh_tokens_and_report_a_revoked_grant() {
     // one auth failure, then a fresh token, and canaries again.
     auth.control(r#"{"expires_in": 3600}"#);
     std::thread::sleep(Duration::from_secs(2));
-    mailstack(&["kick", &user("oauth-x")]);
+    kick(&user("oauth-x"));
     let seen = delivered(&mc.metrics().unwrap(), "to-x", "xoauth2");
     mc.wait_until("canaries with the long-lived token", WAIT, |m| delivered(m, "to-x", "xoauth2") >= seen + 1.0);
     let before = refreshes(&auth, rt_x);
     auth.control(r#"{"revoke_access": true}"#);
-    mailstack(&["kick", &user("oauth-x")]);
+    kick(&user("oauth-x"));
     let m = mc.wait_until("the refused token counted", WAIT, |m| {
         m.value("mailcanary_inbox_errors_total", &auth_errors) >= 1.0
     });
@@ -111,8 +111,8 @@ fn oauth2_mailboxes_log_in_with_fresh_tokens_and_report_a_revoked_grant() {
     // The grant is revoked: no token can be had. The inbox is down with
     // `auth`, and the log says what the token endpoint said.
     auth.control(r#"{"revoke_refresh": true, "revoke_access": true}"#);
-    mailstack(&["kick", &user("oauth-x")]);
-    mailstack(&["kick", &user("oauth-b")]);
+    kick(&user("oauth-x"));
+    kick(&user("oauth-b"));
     let start = Instant::now();
     let smtp_auth = [smtp_route.as_slice(), &[("reason", "auth")]].concat();
     mc.wait_until("both inboxes down and the relay refusing, with auth", WAIT, |m| {

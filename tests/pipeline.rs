@@ -59,6 +59,9 @@ fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
     }
 
     assert!(mc.stop().success());
+    // Logs that go to a file (not a terminal) carry no colour codes.
+    let log = mc.log();
+    assert!(log.lines().count() > 1 && !log.contains('\x1b'), "{log}");
     // The ledger holds each canary with the server's queue id and its latency.
     let ledger = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap();
     let rows = ledger.since(0).unwrap();

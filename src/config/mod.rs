@@ -644,7 +644,24 @@ pub enum ConfigError {
 }
 
 fn list(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    let mut text = problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n");
+    if let Some(hint) = hint(problems) {
+        text.push('\n');
+        text.push_str(&hint);
+    }
+    text
+}
+
+/// Where the fix lies outside the file: the local mail stack's variables
+/// come from the env file that `scripts/mailstack.sh up` writes.
+fn hint(problems: &[Problem]) -> Option<String> {
+    let stack = problems
+        .iter()
+        .any(|p| p.message.starts_with("environment variable MAILSTACK_") && p.message.ends_with(" is not set"));
+    stack.then(|| {
+        let dir = std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/mailcanary-stack".into());
+        format!("hint: the MAILSTACK_* variables come from the mail stack; source its env first: set -a; . {dir}/env; set +a")
+    })
 }
 
 /// Loads and validates `path`, reading `${VAR}` from the process environment.
@@ -655,10 +672,30 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &env).map_err(|problems| ConfigError::Invalid { path: path.to_path_buf(), problems })
 }
 
+/// Only `global.state_dir` of `path`, for commands that read nothing but the
+/// ledger (`report`): no other key is checked and no other `${VAR}` need be set.
+pub fn load_state_dir(path: &Path) -> Result<PathBuf, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: std::sync::Arc::new(e) })?;
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let invalid = |problems| ConfigError::Invalid { path: path.to_path_buf(), problems };
+    let mut problems = Vec::new();
+    let doc = yaml::Document::parse(&text, &env, &mut problems).map_err(|p| invalid(vec![p]))?;
+    problems.retain(|p| under_or_at(&p.path, "global.state_dir"));
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    match doc.node("global.state_dir") {
+        None => Ok(default_state_dir()),
+        Some(_) => doc.decode::<PathBuf>("global.state_dir").map_err(|p| invalid(vec![yaml::redact(p, &doc.expanded)])),
+    }
+}
+
 /// Parses and validates config text; `env` supplies `${VAR}`.
 pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     let doc = yaml::Document::parse(text, env, &mut problems).map_err(|p| vec![p])?;
+    let unset = problems.len();
     for (key, line) in &doc.top_keys {
         if !["global", "providers", "inboxes", "probes"].contains(&key.as_str()) {
             problems.push(Problem::at(
@@ -669,7 +706,7 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
         }
     }
     let global = match doc.node("global") {
-        Some(_) => ok_or_push(doc.decode::<Global>("global"), &mut problems),
+        Some(_) => all_or_push(doc.decode_all::<Global>("global"), &mut problems),
         None => ok_or_push(doc_default_global(), &mut problems),
     };
     let providers = decode_list::<ProviderConfig>(&doc, "providers", &mut problems);
@@ -682,12 +719,37 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
         routes: Vec::new(),
     };
     config.routes = validate::validate(&config, &providers, &inboxes, &probes, &doc, &mut problems);
+    // A value whose ${VAR} is unset was left as written: what it breaks
+    // further (a CA file "${MAILSTACK_CA}" that does not exist) is the same cause.
+    let mut index = 0;
+    problems.retain(|p| {
+        index += 1;
+        index <= unset || !doc.unexpanded.iter().any(|u| under_or_at(&p.path, u))
+    });
+    if ["providers", "inboxes", "probes"].iter().all(|s| doc.node(s).is_none()) {
+        problems.push(Problem::at(
+            "",
+            None,
+            "nothing to monitor: the file has no providers, inboxes or probes (the repository's probes.yaml is an example)",
+        ));
+    } else if problems.is_empty() && config.routes.is_empty() {
+        problems.push(Problem::at(
+            "probes",
+            doc.node("probes").map(|n| n.line),
+            "no routes: add a probe (name, provider, inbox) or a matrix",
+        ));
+    }
     problems.sort_by_key(|p| p.line.unwrap_or(0));
     if problems.is_empty() {
         Ok(config)
     } else {
         Err(problems.into_iter().map(|p| yaml::redact(p, &doc.expanded)).collect())
     }
+}
+
+/// Whether `path` is `at` or a key or item below it.
+fn under_or_at(path: &str, at: &str) -> bool {
+    path.strip_prefix(at).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
 /// Decodes each item of the list at `section` on its own, with its index.
@@ -708,9 +770,14 @@ fn decode_list<T: serde::de::DeserializeOwned>(
     (0..doc.len(section))
         .filter_map(|i| {
             let path = format!("{section}[{i}]");
-            ok_or_push(doc.decode::<T>(&path), problems).map(|item| (i, item))
+            all_or_push(doc.decode_all::<T>(&path), problems).map(|item| (i, item))
         })
         .collect()
+}
+
+fn all_or_push<T>((value, found): (Option<T>, Vec<Problem>), problems: &mut Vec<Problem>) -> Option<T> {
+    problems.extend(found);
+    value
 }
 
 fn ok_or_push<T>(result: Result<T, Problem>, problems: &mut Vec<Problem>) -> Option<T> {

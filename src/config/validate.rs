@@ -30,14 +30,22 @@ impl Checker<'_> {
         }
     }
 
+    /// As the send path parses it: lettre's `Address` (a bare `user@domain`).
     fn address(&mut self, path: String, address: &str) {
-        let valid = address.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !address.contains(|c: char| c.is_whitespace() || "<>,\"".contains(c))
-        });
-        if !valid {
+        if address.parse::<lettre::Address>().is_err() {
             self.push(path, format!("{address:?} is not an email address (user@domain)"));
+        }
+    }
+
+    /// As the HTTP client parses it (`provider::http::Api`): an absolute
+    /// http:// or https:// URL with a host.
+    fn url(&mut self, path: String, url: &str) {
+        match reqwest::Url::parse(url.trim_end_matches('/')) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+            Err(e) if url.starts_with("http://") || url.starts_with("https://") => {
+                self.push(path, format!("{url:?} is not a valid URL: {e}"));
+            }
+            _ => self.push(path, format!("{url:?} is not an http:// or https:// URL")),
         }
     }
 
@@ -48,9 +56,7 @@ impl Checker<'_> {
     }
 
     fn oauth2(&mut self, path: &str, oauth2: &super::OAuth2Config) {
-        if !(oauth2.token_url.starts_with("https://") || oauth2.token_url.starts_with("http://")) {
-            self.push(format!("{path}.token_url"), format!("{:?} is not an http:// or https:// URL", oauth2.token_url));
-        }
+        self.url(format!("{path}.token_url"), &oauth2.token_url);
         if oauth2.client_id.trim().is_empty() {
             self.push(format!("{path}.client_id"), "client_id must not be empty");
         }
@@ -67,10 +73,13 @@ impl Checker<'_> {
     }
 
     fn ca_file(&mut self, path: String, ca_file: &Option<std::path::PathBuf>) {
-        if let Some(file) = ca_file
-            && !file.is_file()
-        {
-            self.push(path, format!("CA file {} does not exist", file.display()));
+        if let Some(file) = ca_file {
+            if !file.is_file() {
+                self.push(path, format!("CA file {} does not exist", file.display()));
+            } else if let Err(e) = crate::tls::read_pem_certs(file) {
+                // What the TLS set-up of `run` would refuse.
+                self.push(path, e);
+            }
         }
     }
 }
@@ -167,10 +176,8 @@ pub(super) fn validate(
         if provider.timeout().is_zero() {
             c.push(format!("providers[{i}].timeout"), "timeout must be more than 0s");
         }
-        if let Some(endpoint) = provider.endpoint()
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            c.push(format!("providers[{i}].endpoint"), format!("{endpoint:?} is not an http:// or https:// URL"));
+        if let Some(endpoint) = provider.endpoint() {
+            c.url(format!("providers[{i}].endpoint"), endpoint);
         }
     }
 

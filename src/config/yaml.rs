@@ -35,6 +35,11 @@ pub struct Document {
     pub top_keys: Vec<(String, usize)>,
     /// Values that came from the environment: never quoted in a problem.
     pub expanded: Vec<String>,
+    /// Where each mapping key's own text starts, by the path it introduces.
+    key_starts: HashMap<String, usize>,
+    /// Paths whose `${VAR}` could not be expanded: their value is left as
+    /// written, and problems it causes are consequences, not causes.
+    pub unexpanded: Vec<String>,
 }
 
 /// A value scalar as written: where it is and what it says.
@@ -62,6 +67,8 @@ impl Document {
             return Ok(raw);
         }
         let mut expanded_values = Vec::new();
+        let mut unexpanded = Vec::new();
+        let mut unset: Vec<(Problem, Vec<usize>)> = Vec::new();
         // Rewrite each expanded value in place, keeping its line count, then
         // index the result: lines stay those of the file.
         let mut expanded = String::with_capacity(text.len());
@@ -73,7 +80,13 @@ impl Document {
                     value
                 }
                 Err(message) => {
-                    problems.push(Problem { path: scalar.path.clone(), line: Some(scalar.line), message });
+                    // One problem per cause: a variable unset in five places is one fix.
+                    match unset.iter_mut().find(|(p, _)| p.message == message) {
+                        Some((_, again)) => again.push(scalar.line),
+                        None => unset
+                            .push((Problem { path: scalar.path.clone(), line: Some(scalar.line), message }, vec![])),
+                    }
+                    unexpanded.push(scalar.path.clone());
                     continue;
                 }
             };
@@ -84,15 +97,30 @@ impl Document {
             at = scalar.end;
         }
         expanded.push_str(&text[at..]);
+        for (mut problem, again) in unset {
+            if !again.is_empty() {
+                let lines: Vec<String> = again.iter().map(usize::to_string).collect();
+                let s = if again.len() == 1 { "" } else { "s" };
+                problem.message.push_str(&format!("; used again on line{s} {}", lines.join(", ")));
+            }
+            problems.push(problem);
+        }
         let mut doc = Self::index(&expanded).map_err(|p| redact(p, &expanded_values))?.0;
         doc.expanded = expanded_values;
+        doc.unexpanded = unexpanded;
         Ok(doc)
     }
 
     /// Indexes `text` without expanding anything.
     fn index(text: &str) -> Result<(Self, Vec<Scalar>), Problem> {
-        let mut doc =
-            Document { text: text.to_string(), nodes: HashMap::new(), top_keys: Vec::new(), expanded: Vec::new() };
+        let mut doc = Document {
+            text: text.to_string(),
+            nodes: HashMap::new(),
+            top_keys: Vec::new(),
+            expanded: Vec::new(),
+            key_starts: HashMap::new(),
+            unexpanded: Vec::new(),
+        };
         let mut scalars = Vec::new();
         let mut stack: Vec<Frame> = Vec::new();
         let mut parser = Parser::new_from_str(text);
@@ -113,6 +141,7 @@ impl Document {
                             doc.top_keys.push((value.clone(), line));
                         }
                         doc.nodes.insert(join(path, &value), Node { line, col, kind: Kind::Scalar, start, end });
+                        doc.key_starts.insert(join(path, &value), start);
                         *key = Some(value);
                         continue;
                     }
@@ -183,11 +212,55 @@ impl Document {
     /// Decodes the node at `path` alone. Everything outside the node is
     /// blanked (newlines kept), so the decoder's line numbers are the file's own.
     pub fn decode<T: DeserializeOwned>(&self, path: &str) -> Result<T, Problem> {
+        self.decode_without(path, &[])
+    }
+
+    /// Decodes the node at `path`, reporting every bad key in it, not only the
+    /// first: a key the decoder refuses is set aside (as if not written) and
+    /// the rest decoded again, so that later keys are still checked. The
+    /// value is `None` when the node cannot be decoded even so (a required
+    /// key was the bad one, or the error names no key of its own).
+    pub fn decode_all<T: DeserializeOwned>(&self, path: &str) -> (Option<T>, Vec<Problem>) {
+        let mut problems: Vec<Problem> = Vec::new();
+        let mut skipped: Vec<String> = Vec::new();
+        loop {
+            match self.decode_without::<T>(path, &skipped) {
+                Ok(value) => return (Some(value), problems),
+                Err(problem) => {
+                    // "missing field `host`" after `host` was set aside is its consequence.
+                    let missing = problem.message.strip_prefix("missing field `").and_then(|r| r.split_once('`'));
+                    if let Some((key, _)) = missing
+                        && skipped.iter().any(|s| s.rsplit(['.', ']']).next() == Some(key))
+                    {
+                        return (None, problems);
+                    }
+                    let own_key = problem.path.len() > path.len()
+                        && problem.path.starts_with(path)
+                        && self.key_starts.contains_key(&problem.path)
+                        && !skipped.contains(&problem.path)
+                        && skipped.len() < 32;
+                    let next = problem.path.clone();
+                    problems.push(problem);
+                    if !own_key {
+                        return (None, problems);
+                    }
+                    skipped.push(next);
+                }
+            }
+        }
+    }
+
+    /// [`Document::decode`] with the keys at `skip` (and their values) blanked.
+    fn decode_without<T: DeserializeOwned>(&self, path: &str, skip: &[String]) -> Result<T, Problem> {
         let node = self.node(path).ok_or_else(|| Problem::at(path, None, "missing"))?;
+        let holes: Vec<(usize, usize)> = skip.iter().filter_map(|p| self.key_span(p)).collect();
         let isolated: String = self
             .text
             .char_indices()
-            .map(|(i, c)| if (node.start..node.end).contains(&i) || c == '\n' || c == '\r' { c } else { ' ' })
+            .map(|(i, c)| {
+                let kept = (node.start..node.end).contains(&i) && !holes.iter().any(|(s, e)| (*s..*e).contains(&i));
+                if kept || c == '\n' || c == '\r' { c } else { ' ' }
+            })
             .collect();
         let mut options = serde_saphyr::Options::default();
         options.with_snippet = false;
@@ -197,6 +270,19 @@ impl Document {
             let path = self.locate(path, &message, at);
             Problem { line: self.line(&path).or(at.map(|(l, _)| l)), path, message }
         })
+    }
+
+    /// From the key of `path` to the end of its value, and a comma that
+    /// follows it in a flow mapping (so that blanking it leaves valid YAML).
+    fn key_span(&self, path: &str) -> Option<(usize, usize)> {
+        let start = *self.key_starts.get(path)?;
+        let mut end = self.node(path)?.end.max(start);
+        let rest = self.text.get(end..).unwrap_or("");
+        let trimmed = rest.trim_start_matches([' ', '\t']);
+        if trimmed.starts_with(',') {
+            end += rest.len() - trimmed.len() + 1;
+        }
+        Some((start, end))
     }
 
     /// The text of the scalar at `path`, as decoded would see it.

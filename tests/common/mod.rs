@@ -51,6 +51,27 @@ pub fn mailstack(args: &[&str]) {
     );
 }
 
+/// Ends `user`'s IMAP sessions, waiting (10 s at most) for one to be there:
+/// a watcher between two logins has none, and `doveadm kick` then says
+/// "no users kicked" and fails.
+pub fn kick(user: &str) {
+    let start = Instant::now();
+    loop {
+        let out =
+            Command::new(repo().join("scripts/mailstack.sh")).args(["kick", user]).output().expect("run mailstack.sh");
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "mailstack.sh kick {user}: no session to end within 10 s:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The stack, started on first use if `mailstack.sh status` says it is down.
 pub fn stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
@@ -166,12 +187,39 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A fresh directory for one test.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A fresh directory for one test, removed when it goes out of scope unless
+/// the test is failing (then it is kept, and named, for its logs and ledger).
+pub fn temp_dir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("mailcanary-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
+}
+
+/// A test's directory; derefs to its path.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept the failed test's directory {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// The `global:` block every test config starts with.
