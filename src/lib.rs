@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod oauth2;
 pub mod probe;
 pub mod provider;
+pub mod quote;
 mod random;
 pub mod report;
 pub mod scheduler;
