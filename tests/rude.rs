@@ -1,0 +1,444 @@
+//! Misbehaving servers of our own, each a thread on a loopback port, against
+//! the real client code (the IMAP session, the SMTP provider). Each test
+//! asserts a bound — bytes held, what was fetched, the reason label — never
+//! a sleep or a log line's wording. Memory is measured by a counting
+//! allocator: the client runs on the test's own thread (a current-thread
+//! runtime), the servers on theirs, so only the client's bytes count.
+
+use mailcanary::canary::{Canary, SigningKey};
+use mailcanary::config::{ImapConfig, ProviderConfig, Route, SmtpConfig, TlsMode};
+use mailcanary::inbox::imap::{HEADER_PARTIAL, ImapSession, MAX_BATCH};
+use mailcanary::metrics::InboxError;
+use mailcanary::provider::{AnyProvider, Provider, SendReason};
+use mailcanary::secret::Secret;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Counts the bytes each thread holds, and the most it held.
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+    static PEAK: Cell<i64> = const { Cell::new(0) };
+}
+
+fn count(delta: i64) {
+    let _ = LIVE.try_with(|live| {
+        let now = live.get() + delta;
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count(layout.size() as i64);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(layout.size() as i64);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        count(-(layout.size() as i64));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count(new_size as i64 - layout.size() as i64);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` on this thread; its output and the most bytes this thread held
+/// meanwhile beyond what it held before.
+fn measured<T>(f: impl Future<Output = T>) -> (T, u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let out = runtime.block_on(f);
+    let peak = PEAK.with(Cell::get) - base;
+    drop(runtime);
+    (out, peak.max(0) as u64)
+}
+
+const MIB: u64 = 1024 * 1024;
+/// What the rude server announces: the literal of issue 12.
+const HUGE: u64 = 50 * MIB;
+
+/// A rude IMAP server: answers LOGIN, CAPABILITY, SELECT, UID SEARCH and
+/// LOGOUT like a polite one, every other command with `rude`. It records
+/// the commands it got, and each connection reports how many bytes `rude`
+/// managed to write before the client hung up.
+struct ImapServer {
+    port: u16,
+    commands: Arc<Mutex<Vec<String>>>,
+    written: mpsc::Receiver<u64>,
+}
+
+/// `rude(tag, command, stream)`: the bytes written, or None to go on serving.
+type Rude = fn(&str, &str, &mut TcpStream) -> Option<u64>;
+
+fn imap_server(search: &'static str, rude: Rude) -> ImapServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let commands = Arc::new(Mutex::new(Vec::new()));
+    let (tx, written) = mpsc::channel();
+    let log = commands.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (log, tx) = (log.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                let mut lines = BufReader::new(stream);
+                let _ = out.write_all(b"* OK rude IMAP ready\r\n");
+                let mut line = String::new();
+                while lines.read_line(&mut line).unwrap_or(0) > 0 {
+                    let (tag, command) = line.trim_end().split_once(' ').unwrap_or(("*", ""));
+                    let (tag, command) = (tag.to_string(), command.to_string());
+                    line.clear();
+                    log.lock().unwrap().push(command.clone());
+                    let verb = command.split(' ').take(2).collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+                    let answer = match verb.as_str() {
+                        v if v.starts_with("LOGIN") => format!("{tag} OK logged in\r\n"),
+                        v if v.starts_with("CAPABILITY") => {
+                            format!("* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n{tag} OK done\r\n")
+                        }
+                        v if v.starts_with("SELECT") => format!(
+                            "* 3 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n* OK [UIDNEXT 10] ok\r\n{tag} OK [READ-WRITE] done\r\n"
+                        ),
+                        "UID SEARCH" => format!("* SEARCH {search}\r\n{tag} OK done\r\n"),
+                        v if v.starts_with("LOGOUT") => format!("* BYE see you\r\n{tag} OK done\r\n"),
+                        _ => match rude(&tag, &command, &mut out) {
+                            Some(written) => {
+                                let _ = tx.send(written);
+                                return;
+                            }
+                            None => continue,
+                        },
+                    };
+                    if out.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    ImapServer { port, commands, written }
+}
+
+impl ImapServer {
+    fn config(&self) -> ImapConfig {
+        ImapConfig {
+            host: "127.0.0.1".into(),
+            port: Some(self.port),
+            tls: Some(TlsMode::None),
+            username: "u".into(),
+            password: Some(Secret::new("p")),
+            oauth2: None,
+            ca_file: None,
+            insecure_skip_verify: false,
+            timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(15),
+        }
+    }
+
+    async fn session(&self) -> ImapSession {
+        let tls = mailcanary::tls::client_config(None, false).unwrap();
+        let mut session = ImapSession::connect(&self.config(), tls, None).await.unwrap();
+        session.select("INBOX").await.unwrap();
+        session
+    }
+
+    /// How many bytes the rude answer got out before the client hung up.
+    fn written(&self) -> u64 {
+        self.written.recv_timeout(Duration::from_secs(30)).expect("the rude connection ended")
+    }
+
+    fn fetches(&self) -> Vec<String> {
+        self.commands
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.to_ascii_uppercase().starts_with("UID FETCH"))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Writes `n` bytes of `x` (or until the client hangs up); how many went out.
+fn stream_bytes(out: &mut TcpStream, n: u64) -> u64 {
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut written = 0;
+    while written < n {
+        let len = chunk.len().min((n - written) as usize);
+        if out.write_all(&chunk[..len]).is_err() {
+            break;
+        }
+        written += len as u64;
+    }
+    written
+}
+
+fn header_literal(uid: u32) -> String {
+    let header = format!("X-Mailcanary-Token: t{uid}\r\n\r\n");
+    format!("BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)]<0> {{{}}}\r\n{header}", header.len())
+}
+
+/// UID 5 answered politely, UID 7 with a 50 MiB literal (its UID said
+/// before the literal), then UID 9.
+fn huge_literal(tag: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+    let _ = write!(out, "* 1 FETCH (UID 5 {})\r\n", header_literal(5));
+    let _ = write!(out, "* 2 FETCH (UID 7 BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)]<0> {{{HUGE}}}\r\n");
+    let written = stream_bytes(out, HUGE);
+    let _ = write!(out, ")\r\n* 3 FETCH (UID 9 {})\r\n{tag} OK done\r\n", header_literal(9));
+    Some(written)
+}
+
+/// The same, with the UID said only after the literal.
+fn huge_literal_uid_after(tag: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+    let _ = write!(out, "* 1 FETCH (UID 5 {})\r\n", header_literal(5));
+    let _ = write!(out, "* 2 FETCH (BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)]<0> {{{HUGE}}}\r\n");
+    let written = stream_bytes(out, HUGE);
+    let _ = write!(out, " UID 7)\r\n{tag} OK done\r\n");
+    Some(written)
+}
+
+#[test]
+fn a_huge_literal_is_not_read_and_its_uid_is_skipped() {
+    let server = imap_server("5 7 9", huge_literal);
+    let (headers, peak) = measured(async {
+        let mut session = server.session().await;
+        let headers = session.fetch_headers("5:*", 5, "X-Mailcanary-Token").await.unwrap();
+        let after = session.noop().await;
+        (headers, after)
+    });
+    let (headers, after) = headers;
+    let written = server.written();
+    eprintln!("client peak {peak} bytes; the server got {written} bytes of {HUGE} out");
+    let oversized = headers.oversized.as_ref().expect("the oversized message is reported");
+    assert_eq!(oversized.uid, 7);
+    assert_eq!(oversized.error.reason, InboxError::Protocol);
+    assert!(oversized.error.too_large());
+    assert_eq!(headers.messages.len(), 1, "what came before it is kept");
+    assert_eq!(headers.messages[0].0, 5);
+    assert_eq!(headers.next_uid(), Some(8), "the cursor moves past it");
+    assert!(after.is_err(), "the session is closed after it");
+    assert!(peak < 2 * MIB, "the client held {peak} bytes at most");
+    assert!(written < HUGE, "the client hung up before the whole literal");
+    let fetch = server.fetches().join(" ");
+    assert!(fetch.contains(&format!("<0.{HEADER_PARTIAL}>")), "a partial fetch is asked for: {fetch}");
+}
+
+#[test]
+fn a_huge_literal_before_its_uid_skips_the_first_message_not_read() {
+    let server = imap_server("5 7 9", huge_literal_uid_after);
+    let ((headers, _), peak) = measured(async {
+        let mut session = server.session().await;
+        (session.fetch_headers("5:*", 5, "X-Mailcanary-Token").await.unwrap(), session)
+    });
+    server.written();
+    assert_eq!(headers.oversized.as_ref().map(|o| o.uid), Some(7));
+    assert_eq!(headers.next_uid(), Some(8));
+    assert!(peak < 2 * MIB, "the client held {peak} bytes at most");
+}
+
+#[test]
+fn the_older_headers_call_is_bounded_too() {
+    let server = imap_server("5 7 9", huge_literal);
+    let (result, peak) = measured(async { server.session().await.headers("5:*", 5, "X-Mailcanary-Token").await });
+    server.written();
+    let e = result.unwrap_err();
+    assert_eq!(e.reason, InboxError::Protocol);
+    assert!(e.too_large());
+    assert!(peak < 2 * MIB, "the client held {peak} bytes at most");
+}
+
+#[test]
+fn nothing_is_fetched_when_only_the_last_message_below_the_cursor_matches() {
+    // `UID SEARCH UID 10:*` answers 9: `n:*` includes the last message.
+    let server = imap_server("9", |_, _, _| panic!("no other command expected"));
+    let (headers, _) = measured(async { server.session().await.fetch_headers("10:*", 10, "X-Mailcanary-Token").await });
+    let headers = headers.unwrap();
+    assert!(headers.messages.is_empty() && headers.oversized.is_none() && !headers.more);
+    assert_eq!(headers.next_uid(), None);
+    assert!(server.fetches().is_empty(), "no FETCH sent: {:?}", server.fetches());
+}
+
+/// Answers a UID FETCH of any set with a small header for each UID in it.
+fn polite_fetch(tag: &str, command: &str, out: &mut TcpStream) -> Option<u64> {
+    let set = command.split(' ').nth(2).unwrap_or_default();
+    for part in set.split(',') {
+        let (a, b) = part.split_once(':').unwrap_or((part, part));
+        for uid in a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap() {
+            let _ = write!(out, "* {uid} FETCH (UID {uid} {})\r\n", header_literal(uid));
+        }
+    }
+    let _ = write!(out, "{tag} OK done\r\n");
+    None
+}
+
+#[test]
+fn a_fetch_reads_one_batch_and_says_there_is_more() {
+    let uids: String = (1..=100).map(|u| u.to_string()).collect::<Vec<_>>().join(" ");
+    let server = imap_server(Box::leak(uids.into_boxed_str()), polite_fetch);
+    let (headers, _) = measured(async {
+        let mut session = server.session().await;
+        let first = session.fetch_headers("1:*", 1, "X-Mailcanary-Token").await.unwrap();
+        let next = first.next_uid().unwrap();
+        let second = session.fetch_headers(&format!("{next}:*"), next, "X-Mailcanary-Token").await.unwrap();
+        (first, second)
+    });
+    let (first, second) = headers;
+    assert_eq!(first.messages.len(), MAX_BATCH);
+    assert!(first.more);
+    assert_eq!(first.next_uid(), Some(MAX_BATCH as u32 + 1));
+    assert_eq!(second.messages.len(), 100 - MAX_BATCH);
+    assert!(!second.more);
+    assert_eq!(first.messages[0].1, b"X-Mailcanary-Token: t1\r\n\r\n");
+}
+
+/// Answers with unsolicited responses, forever.
+fn flood(_: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+    let line = b"* 3 EXISTS\r\n".repeat(5000);
+    let mut written = 0;
+    while out.write_all(&line).is_ok() {
+        written += line.len() as u64;
+    }
+    Some(written)
+}
+
+/// Answers with one line that never ends.
+fn endless_line(_: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+    let _ = out.write_all(b"* OK ");
+    Some(stream_bytes(out, 1024 * MIB))
+}
+
+#[test]
+fn endless_answers_are_cut_whatever_their_shape() {
+    for rude in [flood as Rude, endless_line] {
+        let server = imap_server("", rude);
+        let (result, peak) = measured(async { server.session().await.noop().await });
+        server.written();
+        let e = result.unwrap_err();
+        assert_eq!(e.reason, InboxError::Protocol, "{}", e.detail);
+        assert!(e.too_large());
+        assert!(peak < 2 * MIB, "the client held {peak} bytes at most");
+    }
+}
+
+/// Says BYE and hangs up.
+fn bye(_: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+    let _ = out.write_all(b"* BYE server shutting down for maintenance\r\n");
+    Some(0)
+}
+
+#[test]
+fn a_bye_is_reported_as_what_the_server_said() {
+    let server = imap_server("", bye);
+    let (result, _) = measured(async { server.session().await.noop().await });
+    let e = result.unwrap_err();
+    assert_eq!(e.reason, InboxError::Connect);
+    assert!(e.detail.contains("server shutting down for maintenance"), "{}", e.detail);
+}
+
+/// A rude SMTP server: the greeting, then `script` line by line: for
+/// each line the client sends, the next answer, or None to hang up.
+fn smtp_server(script: &'static [Option<&'static str>]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                let mut lines = BufReader::new(stream);
+                let _ = out.write_all(b"220 rude.test ESMTP\r\n");
+                let mut line = String::new();
+                for answer in script {
+                    line.clear();
+                    if lines.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    match answer {
+                        Some(answer) => {
+                            let _ = out.write_all(answer.as_bytes());
+                        }
+                        None => return,
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn send_to(port: u16, tls: TlsMode) -> mailcanary::provider::SendError {
+    let config = SmtpConfig {
+        name: "rude".into(),
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        tls: Some(tls),
+        username: None,
+        password: None,
+        oauth2: None,
+        from: "canary@mailcanary.test".into(),
+        bounce_inbox: None,
+        ca_file: None,
+        insecure_skip_verify: false,
+        timeout: Duration::from_secs(10),
+    };
+    let provider = AnyProvider::build(&ProviderConfig::Smtp(config)).unwrap();
+    let route = Route {
+        name: "rude".into(),
+        provider: "rude".into(),
+        inbox: "inbox".into(),
+        interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(600),
+        jitter: 0.0,
+    };
+    let key = SigningKey::new(Secret::new("a signing key for tests"));
+    let canary =
+        Canary::new(&route, "canary@mailcanary.test", "to@mailcanary.test", "test", None, &key, chrono::Utc::now());
+    let (result, _) = measured(provider.send(&canary));
+    result.unwrap_err()
+}
+
+#[test]
+fn smtp_without_the_required_starttls_is_tls() {
+    let port = smtp_server(&[Some("250-rude.test\r\n250 SIZE 1000000\r\n"), Some("221 bye\r\n")]);
+    let e = send_to(port, TlsMode::Starttls);
+    assert_eq!(e.reason, SendReason::Tls, "{}", e.detail);
+}
+
+#[test]
+fn smtp_closed_mid_dialogue_is_connect() {
+    // Hangs up after EHLO, after MAIL FROM, after RCPT TO, after DATA.
+    const EHLO: Option<&str> = Some("250-rude.test\r\n250 SIZE 1000000\r\n");
+    const OK: Option<&str> = Some("250 ok\r\n");
+    let scripts: [&'static [Option<&'static str>]; 4] =
+        [&[None], &[EHLO, None], &[EHLO, OK, None], &[EHLO, OK, OK, Some("354 go on\r\n")]];
+    for script in scripts {
+        let port = smtp_server(script);
+        let e = send_to(port, TlsMode::None);
+        assert_eq!(e.reason, SendReason::Connect, "after {} answers: {}", script.len(), e.detail);
+    }
+}
