@@ -85,9 +85,10 @@ const MIB: u64 = 1024 * 1024;
 /// What the rude server announces: the literal of issue 12.
 const HUGE: u64 = 50 * MIB;
 
-/// A rude IMAP server: answers LOGIN, CAPABILITY, SELECT, UID SEARCH and
-/// LOGOUT like a polite one, every other command with `rude`. It records
-/// the commands it got, and each connection reports how many bytes `rude`
+/// A rude IMAP server: answers LOGIN, CAPABILITY, SELECT, STATUS, UID
+/// SEARCH (with `search`), NOOP, IDLE, STORE, EXPUNGE and LOGOUT like a
+/// polite one unless `rude` answers first. It records the commands it
+/// got, and each connection that `rude` ends reports how many bytes it
 /// managed to write before the client hung up.
 struct ImapServer {
     port: u16,
@@ -95,8 +96,18 @@ struct ImapServer {
     written: mpsc::Receiver<u64>,
 }
 
-/// `rude(tag, command, stream)`: the bytes written, or None to go on serving.
-type Rude = fn(&str, &str, &mut TcpStream) -> Option<u64>;
+/// What a rude answer did.
+enum Act {
+    /// Nothing: the polite answer goes out.
+    Polite,
+    /// It answered; serve on.
+    Answered,
+    /// It ended the connection after writing this many bytes.
+    HungUp(u64),
+}
+
+/// `rude(tag, command, stream)`.
+type Rude = fn(&str, &str, &mut TcpStream) -> Act;
 
 fn imap_server(search: &'static str, rude: Rude) -> ImapServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -117,24 +128,35 @@ fn imap_server(search: &'static str, rude: Rude) -> ImapServer {
                     let (tag, command) = (tag.to_string(), command.to_string());
                     line.clear();
                     log.lock().unwrap().push(command.clone());
+                    match rude(&tag, &command, &mut out) {
+                        Act::Polite => {}
+                        Act::Answered => continue,
+                        Act::HungUp(written) => {
+                            let _ = tx.send(written);
+                            return;
+                        }
+                    }
                     let verb = command.split(' ').take(2).collect::<Vec<_>>().join(" ").to_ascii_uppercase();
                     let answer = match verb.as_str() {
-                        v if v.starts_with("LOGIN") => format!("{tag} OK logged in\r\n"),
                         v if v.starts_with("CAPABILITY") => {
                             format!("* CAPABILITY IMAP4rev1 IDLE UIDPLUS\r\n{tag} OK done\r\n")
                         }
-                        v if v.starts_with("SELECT") => format!(
-                            "* 3 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n* OK [UIDNEXT 10] ok\r\n{tag} OK [READ-WRITE] done\r\n"
+                        v if v.starts_with("SELECT") || v.starts_with("EXAMINE") => format!(
+                            "* 1 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n* OK [UIDNEXT 10] ok\r\n{tag} OK [READ-WRITE] done\r\n"
                         ),
+                        v if v.starts_with("STATUS") => {
+                            let folder = command.split(' ').nth(1).unwrap_or("INBOX");
+                            format!("* STATUS {folder} (UIDNEXT 10 UIDVALIDITY 1)\r\n{tag} OK done\r\n")
+                        }
                         "UID SEARCH" => format!("* SEARCH {search}\r\n{tag} OK done\r\n"),
+                        v if v.starts_with("IDLE") => {
+                            let _ = out.write_all(b"+ idling\r\n");
+                            let mut done = String::new();
+                            let _ = lines.read_line(&mut done);
+                            format!("{tag} OK idle done\r\n")
+                        }
                         v if v.starts_with("LOGOUT") => format!("* BYE see you\r\n{tag} OK done\r\n"),
-                        _ => match rude(&tag, &command, &mut out) {
-                            Some(written) => {
-                                let _ = tx.send(written);
-                                return;
-                            }
-                            None => continue,
-                        },
+                        _ => format!("{tag} OK done\r\n"),
                     };
                     if out.write_all(answer.as_bytes()).is_err() {
                         return;
@@ -204,23 +226,33 @@ fn header_literal(uid: u32) -> String {
     format!("BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)]<0> {{{}}}\r\n{header}", header.len())
 }
 
+fn is_fetch(command: &str) -> bool {
+    command.to_ascii_uppercase().starts_with("UID FETCH")
+}
+
 /// UID 5 answered politely, UID 7 with a 50 MiB literal (its UID said
 /// before the literal), then UID 9.
-fn huge_literal(tag: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+fn huge_literal(tag: &str, command: &str, out: &mut TcpStream) -> Act {
+    if !is_fetch(command) {
+        return Act::Polite;
+    }
     let _ = write!(out, "* 1 FETCH (UID 5 {})\r\n", header_literal(5));
     let _ = write!(out, "* 2 FETCH (UID 7 BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)]<0> {{{HUGE}}}\r\n");
     let written = stream_bytes(out, HUGE);
     let _ = write!(out, ")\r\n* 3 FETCH (UID 9 {})\r\n{tag} OK done\r\n", header_literal(9));
-    Some(written)
+    Act::HungUp(written)
 }
 
 /// The same, with the UID said only after the literal.
-fn huge_literal_uid_after(tag: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+fn huge_literal_uid_after(tag: &str, command: &str, out: &mut TcpStream) -> Act {
+    if !is_fetch(command) {
+        return Act::Polite;
+    }
     let _ = write!(out, "* 1 FETCH (UID 5 {})\r\n", header_literal(5));
     let _ = write!(out, "* 2 FETCH (BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)]<0> {{{HUGE}}}\r\n");
     let written = stream_bytes(out, HUGE);
     let _ = write!(out, " UID 7)\r\n{tag} OK done\r\n");
-    Some(written)
+    Act::HungUp(written)
 }
 
 #[test]
@@ -276,7 +308,10 @@ fn the_older_headers_call_is_bounded_too() {
 #[test]
 fn nothing_is_fetched_when_only_the_last_message_below_the_cursor_matches() {
     // `UID SEARCH UID 10:*` answers 9: `n:*` includes the last message.
-    let server = imap_server("9", |_, _, _| panic!("no other command expected"));
+    let server = imap_server("9", |_, command, _| {
+        assert!(!is_fetch(command), "no FETCH expected");
+        Act::Polite
+    });
     let (headers, _) = measured(async { server.session().await.fetch_headers("10:*", 10, "X-Mailcanary-Token").await });
     let headers = headers.unwrap();
     assert!(headers.messages.is_empty() && headers.oversized.is_none() && !headers.more);
@@ -285,7 +320,10 @@ fn nothing_is_fetched_when_only_the_last_message_below_the_cursor_matches() {
 }
 
 /// Answers a UID FETCH of any set with a small header for each UID in it.
-fn polite_fetch(tag: &str, command: &str, out: &mut TcpStream) -> Option<u64> {
+fn polite_fetch(tag: &str, command: &str, out: &mut TcpStream) -> Act {
+    if !is_fetch(command) {
+        return Act::Polite;
+    }
     let set = command.split(' ').nth(2).unwrap_or_default();
     for part in set.split(',') {
         let (a, b) = part.split_once(':').unwrap_or((part, part));
@@ -294,7 +332,7 @@ fn polite_fetch(tag: &str, command: &str, out: &mut TcpStream) -> Option<u64> {
         }
     }
     let _ = write!(out, "{tag} OK done\r\n");
-    None
+    Act::Answered
 }
 
 #[test]
@@ -317,20 +355,30 @@ fn a_fetch_reads_one_batch_and_says_there_is_more() {
     assert_eq!(first.messages[0].1, b"X-Mailcanary-Token: t1\r\n\r\n");
 }
 
-/// Answers with unsolicited responses, forever.
-fn flood(_: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+fn is_noop(command: &str) -> bool {
+    command.eq_ignore_ascii_case("NOOP")
+}
+
+/// Answers NOOP with unsolicited responses, forever.
+fn flood(_: &str, command: &str, out: &mut TcpStream) -> Act {
+    if !is_noop(command) {
+        return Act::Polite;
+    }
     let line = b"* 3 EXISTS\r\n".repeat(5000);
     let mut written = 0;
     while out.write_all(&line).is_ok() {
         written += line.len() as u64;
     }
-    Some(written)
+    Act::HungUp(written)
 }
 
-/// Answers with one line that never ends.
-fn endless_line(_: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+/// Answers NOOP with one line that never ends.
+fn endless_line(_: &str, command: &str, out: &mut TcpStream) -> Act {
+    if !is_noop(command) {
+        return Act::Polite;
+    }
     let _ = out.write_all(b"* OK ");
-    Some(stream_bytes(out, 1024 * MIB))
+    Act::HungUp(stream_bytes(out, 1024 * MIB))
 }
 
 #[test]
@@ -346,10 +394,13 @@ fn endless_answers_are_cut_whatever_their_shape() {
     }
 }
 
-/// Says BYE and hangs up.
-fn bye(_: &str, _: &str, out: &mut TcpStream) -> Option<u64> {
+/// Answers NOOP with BYE and hangs up.
+fn bye(_: &str, command: &str, out: &mut TcpStream) -> Act {
+    if !is_noop(command) {
+        return Act::Polite;
+    }
     let _ = out.write_all(b"* BYE server shutting down for maintenance\r\n");
-    Some(0)
+    Act::HungUp(0)
 }
 
 #[test]
@@ -441,4 +492,79 @@ fn smtp_closed_mid_dialogue_is_connect() {
         let e = send_to(port, TlsMode::None);
         assert_eq!(e.reason, SendReason::Connect, "after {} answers: {}", script.len(), e.detail);
     }
+}
+
+/// Every FETCH answered with UID 1 in a 50 MiB literal, as in issue 12;
+/// a client that reads it all is served on.
+fn huge_every_time(tag: &str, command: &str, out: &mut TcpStream) -> Act {
+    if !is_fetch(command) {
+        return Act::Polite;
+    }
+    let _ = write!(out, "* 1 FETCH (UID 1 BODY[HEADER.FIELDS (X-MAILCANARY-TOKEN)]<0> {{{HUGE}}}\r\n");
+    let written = stream_bytes(out, HUGE);
+    if written < HUGE || write!(out, ")\r\n{tag} OK done\r\n").is_err() {
+        return Act::HungUp(written);
+    }
+    Act::Answered
+}
+
+/// Runs `mailcanary run` for `window` with one inbox on `imap_port` (and a
+/// relay that refuses connections, so that canaries fail fast); its peak
+/// resident memory in bytes (VmHWM).
+fn service_peak_rss(name: &str, imap_port: u16, window: Duration) -> u64 {
+    let dir = std::env::temp_dir().join(format!("mailcanary-rude-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (listen, closed) = (free(), free());
+    let config = format!(
+        "global:\n  listen: \"127.0.0.1:{listen}\"\n  state_dir: \"{state}\"\n  instance: rude\n  \
+         signing_key_file: \"{state}/signing.key\"\n  defaults: {{ interval: 1s, timeout: 1m, jitter: 0% }}\n\
+         providers:\n  - {{ name: relay, type: smtp, host: 127.0.0.1, port: {closed}, tls: none, timeout: 2s, from: canary@mailcanary.test }}\n\
+         inboxes:\n  - name: inbox\n    address: canary@mailcanary.test\n    \
+         imap: {{ host: 127.0.0.1, port: {imap_port}, tls: none, timeout: 5s, username: u, password: p }}\n\
+         probes:\n  - {{ name: probe, provider: relay, inbox: inbox }}\n",
+        state = dir.join("state").display()
+    );
+    std::fs::write(dir.join("probes.yaml"), config).unwrap();
+    let log = std::fs::File::create(dir.join("mailcanary.log")).unwrap();
+    // MAILCANARY_BIN measures another build (e.g. an older one, for a before-and-after).
+    let bin = std::env::var("MAILCANARY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_mailcanary").to_string());
+    let mut child = std::process::Command::new(bin)
+        .args(["run", "--config"])
+        .arg(dir.join("probes.yaml"))
+        .current_dir(&dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // A measuring window, not a wait for something to happen.
+    std::thread::sleep(window);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM of the service");
+    kb * 1024
+}
+
+#[test]
+fn the_service_holds_its_memory_against_a_huge_literal() {
+    let window = Duration::from_secs(15);
+    let polite = imap_server("1", polite_fetch);
+    let rude = imap_server("1", huge_every_time);
+    let healthy = service_peak_rss("polite", polite.port, window);
+    let hostile = service_peak_rss("huge", rude.port, window);
+    let fetches = rude.fetches().len();
+    let logins = rude.commands.lock().unwrap().iter().filter(|c| c.to_ascii_uppercase().starts_with("LOGIN")).count();
+    eprintln!(
+        "peak RSS {} KiB against a polite server, {} KiB against a 50 MiB literal; {fetches} fetches, {logins} logins in {window:?}",
+        healthy / 1024,
+        hostile / 1024
+    );
+    assert!(hostile < 2 * healthy, "{hostile} bytes against the huge literal, {healthy} against a polite server");
 }
