@@ -568,3 +568,38 @@ fn the_service_holds_its_memory_against_a_huge_literal() {
     );
     assert!(hostile < 2 * healthy, "{hostile} bytes against the huge literal, {healthy} against a polite server");
 }
+
+/// An SMTP server on implicit TLS with a certificate nobody trusts.
+fn untrusted_tls_server() -> u16 {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().self_signed(&key).unwrap();
+    let config = ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut tls = StreamOwned::new(ServerConnection::new(config.clone()).unwrap(), stream);
+            let _ = tls.write_all(b"220 rude.test ESMTP\r\n");
+        }
+    });
+    port
+}
+
+#[test]
+fn smtp_tls_failures_say_each_part_once() {
+    let e = send_to(untrusted_tls_server(), TlsMode::Tls);
+    assert_eq!(e.reason, SendReason::Tls, "{}", e.detail);
+    let parts: Vec<&str> = e.detail.split(": ").collect();
+    assert!(parts.windows(2).all(|w| w[0] != w[1]), "a part said twice in a row: {}", e.detail);
+}
