@@ -357,6 +357,24 @@ fn is_noop(command: &str) -> bool {
     command.eq_ignore_ascii_case("NOOP")
 }
 
+/// Answers any FETCH with UID 5 only, as if the others were expunged meanwhile.
+fn only_five(tag: &str, command: &str, out: &mut TcpStream) -> Act {
+    if !is_fetch(command) {
+        return Act::Polite;
+    }
+    let _ = write!(out, "* 1 FETCH (UID 5 {})\r\n{tag} OK done\r\n", header_literal(5));
+    Act::Answered
+}
+
+#[test]
+fn messages_listed_then_gone_are_passed_by_the_cursor() {
+    let server = imap_server("5 7", only_five);
+    let (headers, _) = measured(async { server.session().await.fetch_headers("5:*", 5, "X-Mailcanary-Token").await });
+    let headers = headers.unwrap();
+    assert_eq!(headers.messages.iter().map(|(uid, _)| *uid).collect::<Vec<_>>(), [5]);
+    assert_eq!(headers.next_uid(), Some(8));
+}
+
 /// Answers NOOP with unsolicited responses, forever.
 fn flood(_: &str, command: &str, out: &mut TcpStream) -> Act {
     if !is_noop(command) {

@@ -85,6 +85,8 @@ pub struct Headers {
     /// More messages matched than one fetch reads ([`MAX_BATCH`]): fetch
     /// again from [`Headers::next_uid`].
     pub more: bool,
+    /// The last UID this fetch asked for, when its answer came whole.
+    asked_through: Option<u32>,
 }
 
 /// A message whose header answer was larger than asked for.
@@ -96,13 +98,16 @@ pub struct Oversized {
 }
 
 impl Headers {
-    /// Where the cursor goes once `messages` are handled: past the last
-    /// one read and past an oversized one, so that neither is fetched
-    /// again. None when nothing was read.
+    /// Where the cursor goes once `messages` are handled: past every UID
+    /// this fetch asked for (a message the server listed and then did not
+    /// answer for is gone), or, when an answer was oversized, past it and
+    /// the messages before it, so that none is fetched again. None when
+    /// nothing was asked for.
     pub fn next_uid(&self) -> Option<u32> {
         let last = self.messages.last().map(|(uid, _)| uid + 1);
         let skipped = self.oversized.as_ref().map(|o| o.uid + 1);
-        last.max(skipped)
+        let asked = self.asked_through.map(|uid| uid + 1);
+        last.max(skipped).max(asked)
     }
 }
 
@@ -294,7 +299,8 @@ impl ImapSession {
         match (fetched, big) {
             (Ok(()), _) => {
                 self.drain();
-                Ok(Headers { messages: read.into_iter().collect(), oversized: None, more })
+                let asked_through = uids.last().copied();
+                Ok(Headers { messages: read.into_iter().collect(), oversized: None, more, asked_through })
             }
             (Err(error), Some(big)) => {
                 // The stream stopped mid-answer: nothing more can be read from it.
@@ -308,7 +314,7 @@ impl ImapSession {
                     return Err(error);
                 };
                 let messages = read.range(..uid).map(|(uid, h)| (*uid, h.clone())).collect();
-                Ok(Headers { messages, oversized: Some(Oversized { uid, error }), more: false })
+                Ok(Headers { messages, oversized: Some(Oversized { uid, error }), more: false, asked_through: None })
             }
             (Err(error), None) => Err(error),
         }
@@ -325,11 +331,12 @@ impl ImapSession {
             if let Some(oversized) = batch.oversized {
                 return Err(oversized.error);
             }
-            from = batch.next_uid().unwrap_or(from);
+            let next = batch.next_uid().unwrap_or(from);
             out.extend(batch.messages);
-            if !batch.more {
+            if !batch.more || next <= from {
                 return Ok(out);
             }
+            from = next;
         }
     }
 
