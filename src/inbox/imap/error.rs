@@ -55,6 +55,10 @@ pub(super) fn classify(e: async_imap::error::Error, meter: &Meter) -> ImapError 
         // async-imap puts the whole unparsable buffer in its message.
         Error::Io(io) if reason == InboxError::Protocol => match io.to_string().split_once(" during parsing of ") {
             Some((_, text)) => format!("the server's answer is not IMAP: {}", quote(text)),
+            // An answer whose status is neither OK, NO nor BAD.
+            None if io.to_string().contains("outcome: Outcome {") => {
+                format!("unexpected answer: {}", status_text(&io.to_string()))
+            }
             None => quote(&io.to_string()),
         },
         _ => quote(&crate::quote::dedup_prefixes(&e.to_string())),
@@ -66,12 +70,19 @@ pub(super) fn classify(e: async_imap::error::Error, meter: &Meter) -> ImapError 
     ImapError { reason, detail, refused, oversized: false }
 }
 
-/// async-imap's `code: Some(X), info: Some("text")`, said for humans: `[X] text`.
+/// async-imap's Debug-formatted `code: Some(X), info: Some("text")`, said
+/// for humans: `[X] text`.
 pub(super) fn status_text(text: &str) -> String {
     fn some(v: &str) -> Option<&str> {
         v.strip_prefix("Some(")?.strip_suffix(')')
     }
-    let Some((code, info)) = text.strip_prefix("code: ").and_then(|t| t.split_once(", info: ")) else {
+    // Two spellings: "code: …, info: …" (tagged answers) and "[status: …, ]outcome:
+    // Outcome { code: …, information: … }" (answers to FETCH, STORE, SEARCH…).
+    let fields = text.strip_prefix("code: ").and_then(|t| t.split_once(", info: ")).or_else(|| {
+        let (_, outcome) = text.split_once("outcome: Outcome { code: ")?;
+        outcome.strip_suffix(" }")?.split_once(", information: ")
+    });
+    let Some((code, info)) = fields else {
         return quote(text);
     };
     let info = some(info).map(|i| {
@@ -118,6 +129,11 @@ mod tests {
             status_text(r#"code: Some(AuthenticationFailed), info: Some("say \"no\"\r\n")"#),
             r#"[AuthenticationFailed] say "no"\r\n"#
         );
+        assert_eq!(
+            status_text(r#"outcome: Outcome { code: None, information: Some("Mailbox doesn't exist: Gone") }"#),
+            "Mailbox doesn't exist: Gone"
+        );
+        assert_eq!(status_text(r#"status: Bye, outcome: Outcome { code: None, information: None }"#), "(no text)");
         assert_eq!(status_text("whatever else"), "whatever else");
     }
 }
