@@ -17,6 +17,7 @@ pub mod oauth2;
 pub mod outcome;
 pub mod probe;
 pub mod provider;
+pub mod quote;
 mod random;
 pub mod report;
 pub mod scheduler;

@@ -127,7 +127,7 @@ impl TokenSource {
         {
             return Err(TokenError {
                 kind: TokenErrorKind::Protocol,
-                detail: format!("token_type {kind:?}, not Bearer"),
+                detail: format!("token_type \"{}\", not Bearer", crate::quote::quote(kind)),
             });
         }
         let lifetime = json["expires_in"]

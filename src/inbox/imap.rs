@@ -1,95 +1,41 @@
 //! One authenticated IMAP session over TLS, STARTTLS or plain TCP. Every
 //! command runs under the inbox's timeout; every failure maps to a bounded
-//! reason. Messages are learnt by UID, headers only.
+//! reason. Messages are learnt by UID, headers only, and every byte read
+//! from the server is bounded (meter.rs): each command says how much its
+//! answers may weigh, and the stream stops at that.
+
+mod error;
+mod meter;
 
 use crate::config::{ImapConfig, SaslMechanism, TlsMode};
-use crate::oauth2::{TokenError, TokenErrorKind, TokenSource, initial_response};
+use crate::oauth2::{TokenSource, initial_response};
 use crate::outcome::InboxError;
+use crate::quote::quote;
 use crate::secret::Secret;
 use async_imap::{Client, Session};
+pub use error::ImapError;
+use error::{classify, closed, status_text, token_error};
 use futures::TryStreamExt;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+pub use meter::{Connection, Limits, TooLarge};
+use meter::{Meter, lock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-/// A failed IMAP operation: its reason label and what happened.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {detail}", .reason.as_str())]
-pub struct ImapError {
-    pub reason: InboxError,
-    pub detail: String,
-    /// The server refused the command (NO or BAD) and the session goes on.
-    pub refused: bool,
-}
-
-impl ImapError {
-    fn new(reason: InboxError, detail: impl Into<String>) -> Self {
-        ImapError { reason, detail: detail.into(), refused: false }
-    }
-}
-
-fn classify(e: async_imap::error::Error) -> ImapError {
-    use async_imap::error::Error;
-    let (reason, refused) = match &e {
-        Error::Io(io) if crate::tls::is_tls_error(io) => (InboxError::Tls, false),
-        // What the server said could not be parsed (async-imap reports that as
-        // an io::Error of kind Other): it does not speak IMAP. Network
-        // failures carry their own kinds (reset, broken pipe, EOF).
-        Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::Other | std::io::ErrorKind::InvalidData) => {
-            (InboxError::Protocol, false)
-        }
-        Error::Io(_) | Error::ConnectionLost => (InboxError::Connect, false),
-        Error::No(_) | Error::Bad(_) => (InboxError::Protocol, true),
-        _ => (InboxError::Protocol, false),
-    };
-    ImapError { reason, detail: e.to_string(), refused }
-}
-
-/// The byte stream under the session: plain TCP or TLS over it.
-#[derive(Debug)]
-pub enum Connection {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Connection {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Connection::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Connection {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Connection::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Connection::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(s) => Pin::new(s).poll_flush(cx),
-            Connection::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Connection::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// How much of each message's header fields a fetch asks for. The token
+/// comes below the Received lines, which grow with every hop; 32 KiB holds
+/// a hundred of them.
+pub const HEADER_PARTIAL: usize = 32 * 1024;
+/// What a FETCH response carries besides its literal (UID, FLAGS, framing).
+const SLACK: usize = 4 * 1024;
+/// Most messages one header fetch reads; the rest wait for the next.
+pub const MAX_BATCH: usize = 64;
+/// A UID SEARCH answer: ten bytes a UID, a hundred thousand UIDs.
+const SEARCH: Limits = Limits { response: 1024 * 1024, command: 2 * 1024 * 1024 };
 
 /// A mailbox's identity and where its next message will be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,15 +78,59 @@ pub struct ImapSession {
     pub capabilities: Capabilities,
     /// The selected folder and its state as SELECT reported it.
     selected: Option<(String, FolderState)>,
+    /// Counts what the server sends; each command sets its limits.
+    meter: Arc<Mutex<Meter>>,
+}
+
+/// What a header fetch read.
+#[derive(Debug, Default)]
+pub struct Headers {
+    /// The header fields of each message read, by UID ascending, every UID
+    /// at least the `min` asked for.
+    pub messages: Vec<Fetched>,
+    /// A message whose answer went over the limit. The session is closed
+    /// (its stream stopped mid-answer); `messages` holds what came before.
+    pub oversized: Option<Oversized>,
+    /// More messages matched than one fetch reads ([`MAX_BATCH`]): fetch
+    /// again from [`Headers::next_uid`].
+    pub more: bool,
+    /// The last UID this fetch asked for, when its answer came whole.
+    asked_through: Option<u32>,
+}
+
+/// A message whose header answer was larger than asked for.
+#[derive(Debug)]
+pub struct Oversized {
+    pub uid: u32,
+    /// Reason `protocol`; says what the server sent.
+    pub error: ImapError,
+}
+
+impl Headers {
+    /// Where the cursor goes once `messages` are handled: past every UID
+    /// this fetch asked for (a message the server listed and then did not
+    /// answer for is gone), or, when an answer was oversized, past it and
+    /// the messages before it, so that none is fetched again. None when
+    /// nothing was asked for.
+    pub fn next_uid(&self) -> Option<u32> {
+        let last = self.messages.last().map(|m| m.uid + 1);
+        let skipped = self.oversized.as_ref().map(|o| o.uid + 1);
+        let asked = self.asked_through.map(|uid| uid + 1);
+        last.max(skipped).max(asked)
+    }
 }
 
 async fn within<T>(
     limit: Duration,
     what: &str,
+    meter: &Mutex<Meter>,
     f: impl Future<Output = Result<T, async_imap::error::Error>>,
 ) -> Result<T, ImapError> {
     match tokio::time::timeout(limit, f).await {
-        Ok(result) => result.map_err(classify),
+        // async-imap ends some commands (NOOP) without error when the
+        // stream ends before their tagged answer.
+        Ok(Ok(_)) if lock(meter).eof() => Err(closed(&lock(meter))),
+        Ok(result) => result.map_err(|e| classify(e, &lock(meter))),
         Err(_) => Err(ImapError::new(InboxError::Timeout, format!("{what}: no answer within {limit:?}"))),
     }
 }
@@ -162,30 +152,33 @@ impl ImapSession {
                 ImapError::new(InboxError::Connect, format!("connect to {}:{}: {e}", config.host, config.port()))
             })?;
         let _ = tcp.set_nodelay(true);
+        let meter = Arc::new(Mutex::new(Meter::default()));
         let secure = |tcp: TcpStream| async {
             let name = ServerName::try_from(config.host.clone())
                 .map_err(|e| ImapError::new(InboxError::Tls, format!("server name {:?}: {e}", config.host)))?;
             let stream = tokio::time::timeout(limit, TlsConnector::from(tls.clone()).connect(name, tcp))
                 .await
                 .map_err(|_| ImapError::new(InboxError::Timeout, "TLS handshake: no answer in time"))?
-                .map_err(|e| ImapError::new(InboxError::Tls, format!("TLS handshake: {e}")))?;
-            Ok::<_, ImapError>(Connection::Tls(Box::new(stream)))
+                .map_err(|e| ImapError::new(InboxError::Tls, format!("TLS handshake: {}", quote(&e.to_string()))))?;
+            Ok::<_, ImapError>(Connection::tls(stream, meter.clone()))
         };
         let mut client = match config.tls_mode() {
             TlsMode::Tls => Client::new(secure(tcp).await?),
-            TlsMode::None | TlsMode::Starttls => Client::new(Connection::Plain(tcp)),
+            TlsMode::None | TlsMode::Starttls => Client::new(Connection::plain(tcp, meter.clone())),
         };
-        within(limit, "greeting", async {
+        within(limit, "greeting", &meter, async {
             client.read_response().await?.ok_or(async_imap::error::Error::ConnectionLost)
         })
         .await?;
         if config.tls_mode() == TlsMode::Starttls {
-            within(limit, "STARTTLS", client.run_command_and_check_ok("STARTTLS", None))
+            lock(&meter).begin(Limits::SHORT);
+            within(limit, "STARTTLS", &meter, client.run_command_and_check_ok("STARTTLS", None))
                 .await
                 .map_err(|e| ImapError::new(InboxError::Tls, format!("server refused STARTTLS: {}", e.detail)))?;
-            let Connection::Plain(tcp) = client.into_inner() else { unreachable!("STARTTLS starts on plain TCP") };
+            let tcp = client.into_inner().into_plain().expect("STARTTLS starts on plain TCP");
             client = Client::new(secure(tcp).await?);
         }
+        lock(&meter).begin(Limits::SHORT);
         let session = match (tokens, &config.oauth2, &config.password) {
             (Some(tokens), Some(oauth2), _) => {
                 let token = tokens.token().await.map_err(token_error)?;
@@ -198,13 +191,13 @@ impl ImapSession {
                     // Whatever the server disliked, the next login gets a fresh token.
                     tokens.invalidate();
                 }
-                logged_in(result, mechanism.as_str())?
+                logged_in(result, mechanism.as_str(), &meter)?
             }
             (_, _, Some(password)) => {
                 let login = tokio::time::timeout(limit, client.login(&config.username, password.expose()))
                     .await
                     .map_err(|_| ImapError::new(InboxError::Timeout, "LOGIN: no answer in time"))?;
-                logged_in(login, "login")?
+                logged_in(login, "login", &meter)?
             }
             _ => return Err(ImapError::new(InboxError::Auth, "no password and no oauth2 configured")),
         };
@@ -213,15 +206,23 @@ impl ImapSession {
             timeout: limit,
             capabilities: Capabilities::default(),
             selected: None,
+            meter,
         };
-        let caps = within(limit, "CAPABILITY", this.session()?.capabilities()).await?;
+        let (session, meter) = this.command(Limits::SHORT)?;
+        let caps = within(limit, "CAPABILITY", &meter, session.capabilities()).await?;
         this.capabilities =
             Capabilities { idle: caps.has_str("IDLE"), mv: caps.has_str("MOVE"), uidplus: caps.has_str("UIDPLUS") };
         Ok(this)
     }
 
-    fn session(&mut self) -> Result<&mut Session<Connection>, ImapError> {
-        self.session.as_mut().ok_or_else(|| ImapError::new(InboxError::Protocol, "session lost in IDLE"))
+    /// The session, for a command whose answers may weigh up to `limits`.
+    fn command(&mut self, limits: Limits) -> Result<(&mut Session<Connection>, Arc<Mutex<Meter>>), ImapError> {
+        lock(&self.meter).begin(limits);
+        let meter = self.meter.clone();
+        let session = self.session.as_mut().ok_or_else(|| {
+            ImapError::new(InboxError::Protocol, "no session: it ended in IDLE or after an oversized answer")
+        })?;
+        Ok((session, meter))
     }
 
     /// Discards the server's unsolicited responses (we read state explicitly).
@@ -234,7 +235,8 @@ impl ImapSession {
     /// UIDVALIDITY and UIDNEXT of `folder`, without selecting it.
     pub async fn status(&mut self, folder: &str) -> Result<FolderState, ImapError> {
         let limit = self.timeout;
-        let mailbox = within(limit, "STATUS", self.session()?.status(folder, "(UIDNEXT UIDVALIDITY)")).await?;
+        let (session, meter) = self.command(Limits::SHORT)?;
+        let mailbox = within(limit, "STATUS", &meter, session.status(folder, "(UIDNEXT UIDVALIDITY)")).await?;
         self.drain();
         folder_state(folder, mailbox.uid_validity, mailbox.uid_next)
     }
@@ -243,7 +245,8 @@ impl ImapSession {
     pub async fn select(&mut self, folder: &str) -> Result<FolderState, ImapError> {
         let limit = self.timeout;
         self.selected = None;
-        let mailbox = within(limit, "SELECT", self.session()?.select(folder)).await?;
+        let (session, meter) = self.command(Limits::SHORT)?;
+        let mailbox = within(limit, "SELECT", &meter, session.select(folder)).await?;
         self.drain();
         let state = folder_state(folder, mailbox.uid_validity, mailbox.uid_next)?;
         self.selected = Some((folder.to_string(), state));
@@ -259,52 +262,115 @@ impl ImapSession {
     /// `criteria` (searched by the server), ascending.
     pub async fn search(&mut self, criteria: &str) -> Result<Vec<u32>, ImapError> {
         let limit = self.timeout;
+        let (session, meter) = self.command(SEARCH)?;
         let mut uids: Vec<u32> =
-            within(limit, "UID SEARCH", self.session()?.uid_search(criteria)).await?.into_iter().collect();
+            within(limit, "UID SEARCH", &meter, session.uid_search(criteria)).await?.into_iter().collect();
         self.drain();
         uids.sort_unstable();
         Ok(uids)
     }
 
-    /// The `fields` headers (and arrival time) of the messages in the UID
-    /// `set` of the selected folder whose UID is at least `min`, in UID order.
-    pub async fn headers(&mut self, set: &str, min: u32, fields: &str) -> Result<Vec<Fetched>, ImapError> {
+    /// The `fields` headers (the first [`HEADER_PARTIAL`] bytes of them) of
+    /// the messages in the UID `set` of the selected folder whose UID is at
+    /// least `min`, at most [`MAX_BATCH`] of them, the lowest UIDs first.
+    ///
+    /// The server is asked which UIDs exist first (`UID SEARCH UID set`),
+    /// so a FETCH is sent only when there is something to read: `n:*`
+    /// always includes the last message, even when its UID is below n.
+    /// A message whose answer is larger than asked for is not read: it is
+    /// returned as `oversized` and the session is closed.
+    pub async fn fetch_headers(&mut self, set: &str, min: u32, fields: &str) -> Result<Headers, ImapError> {
+        let mut uids = self.search(&format!("UID {set}")).await?;
+        uids.retain(|uid| *uid >= min);
+        let more = uids.len() > MAX_BATCH;
+        uids.truncate(MAX_BATCH);
+        if uids.is_empty() {
+            return Ok(Headers::default());
+        }
         let limit = self.timeout;
-        let query = format!("(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS ({fields})])");
-        let session = self.session()?;
-        let fetched = within(limit, "UID FETCH", async {
-            let stream = session.uid_fetch(set, &query).await?;
-            stream.try_collect::<Vec<_>>().await
+        let query = format!("(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS ({fields})]<0.{HEADER_PARTIAL}>)");
+        let per_message = (HEADER_PARTIAL + SLACK) as u64;
+        let limits =
+            Limits { response: per_message, command: per_message * uids.len() as u64 + Limits::SHORT.response };
+        let (session, meter) = self.command(limits)?;
+        let mut read = BTreeMap::new();
+        let fetched = within(limit, "UID FETCH", &meter, async {
+            let mut answers = session.uid_fetch(uid_set(&uids), &query).await?;
+            while let Some(fetch) = answers.try_next().await? {
+                if let Some(uid) = fetch.uid.filter(|uid| uids.binary_search(uid).is_ok()) {
+                    let received_ms = fetch.internal_date().map(|d| d.timestamp_millis());
+                    read.insert(
+                        uid,
+                        Fetched { uid, headers: fetch.header().unwrap_or_default().to_vec(), received_ms },
+                    );
+                }
+            }
+            Ok(())
         })
-        .await?;
-        self.drain();
-        // `n:*` always includes the last message, even when its UID is below n.
-        let mut out: Vec<Fetched> = fetched
-            .iter()
-            .filter_map(|f| {
-                Some(Fetched {
-                    uid: f.uid?,
-                    headers: f.header().unwrap_or_default().to_vec(),
-                    received_ms: f.internal_date().map(|d| d.timestamp_millis()),
-                })
-            })
-            .filter(|m| m.uid >= min)
-            .collect();
-        out.sort_by_key(|m| m.uid);
-        Ok(out)
+        .await;
+        let big = lock(&meter).too_large().cloned();
+        match (fetched, big) {
+            (Ok(()), _) => {
+                self.drain();
+                let asked_through = uids.last().copied();
+                Ok(Headers { messages: read.into_values().collect(), oversized: None, more, asked_through })
+            }
+            (Err(error), Some(big)) => {
+                // The stream stopped mid-answer: nothing more can be read from it.
+                self.session = None;
+                // The message it was about, else the first one not read.
+                let Some(uid) = big
+                    .uid
+                    .filter(|uid| uids.binary_search(uid).is_ok())
+                    .or_else(|| uids.iter().copied().find(|uid| !read.contains_key(uid)))
+                else {
+                    return Err(error);
+                };
+                let messages = read.range(..uid).map(|(_, m)| m.clone()).collect();
+                Ok(Headers { messages, oversized: Some(Oversized { uid, error }), more: false, asked_through: None })
+            }
+            (Err(error), None) => Err(error),
+        }
+    }
+
+    /// [`ImapSession::fetch_headers`] for every matching message, batch
+    /// after batch; an oversized answer is an error (and the session is
+    /// closed). Prefer `fetch_headers`, which says which UID to skip.
+    pub async fn headers(&mut self, set: &str, min: u32, fields: &str) -> Result<Vec<Fetched>, ImapError> {
+        let mut out = Vec::new();
+        let mut from = min;
+        loop {
+            let batch = self.fetch_headers(set, from, fields).await?;
+            if let Some(oversized) = batch.oversized {
+                return Err(oversized.error);
+            }
+            let next = batch.next_uid().unwrap_or(from);
+            out.extend(batch.messages);
+            if !batch.more || next <= from {
+                return Ok(out);
+            }
+            from = next;
+        }
     }
 
     /// Up to the first `limit` bytes of message `uid` of the selected folder
-    /// (None if it is gone).
+    /// (None if it is gone). A server that sends more fails the command
+    /// ([`ImapError::too_large`]) and the session is closed.
     pub async fn message(&mut self, uid: u32, limit: usize) -> Result<Option<Vec<u8>>, ImapError> {
         let timeout = self.timeout;
         let query = format!("(UID BODY.PEEK[]<0.{limit}>)");
-        let session = self.session()?;
-        let fetched = within(timeout, "UID FETCH", async {
+        let answer = (limit + SLACK) as u64;
+        let (session, meter) = self.command(Limits { response: answer, command: answer + Limits::SHORT.response })?;
+        let fetched = within(timeout, "UID FETCH", &meter, async {
             let stream = session.uid_fetch(uid.to_string(), &query).await?;
             stream.try_collect::<Vec<_>>().await
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if e.too_large() {
+                self.session = None;
+            }
+        })?;
         self.drain();
         Ok(fetched.iter().find(|f| f.uid == Some(uid)).and_then(|f| f.body()).map(<[u8]>::to_vec))
     }
@@ -317,13 +383,13 @@ impl ImapSession {
         let set = uid_set(uids);
         let limit = self.timeout;
         let uidplus = self.capabilities.uidplus;
-        let session = self.session()?;
-        within(limit, "UID STORE", async {
+        let (session, meter) = self.command(Limits::SHORT)?;
+        within(limit, "UID STORE", &meter, async {
             session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?.try_collect::<Vec<_>>().await
         })
         .await?;
-        let session = self.session()?;
-        within(limit, "EXPUNGE", async {
+        let (session, meter) = self.command(Limits::SHORT)?;
+        within(limit, "EXPUNGE", &meter, async {
             if uidplus {
                 session.uid_expunge(&set).await?.try_collect::<Vec<_>>().await
             } else {
@@ -343,9 +409,11 @@ impl ImapSession {
         let set = uid_set(uids);
         let limit = self.timeout;
         if self.capabilities.mv {
-            within(limit, "UID MOVE", self.session()?.uid_mv(&set, folder)).await?;
+            let (session, meter) = self.command(Limits::SHORT)?;
+            within(limit, "UID MOVE", &meter, session.uid_mv(&set, folder)).await?;
         } else {
-            within(limit, "UID COPY", self.session()?.uid_copy(&set, folder)).await?;
+            let (session, meter) = self.command(Limits::SHORT)?;
+            within(limit, "UID COPY", &meter, session.uid_copy(&set, folder)).await?;
             self.delete(uids).await?;
         }
         self.drain();
@@ -355,7 +423,8 @@ impl ImapSession {
     /// Keeps the session alive and lets the server report changes.
     pub async fn noop(&mut self) -> Result<(), ImapError> {
         let limit = self.timeout;
-        within(limit, "NOOP", self.session()?.noop()).await?;
+        let (session, meter) = self.command(Limits::SHORT)?;
+        within(limit, "NOOP", &meter, session.noop()).await?;
         self.drain();
         Ok(())
     }
@@ -364,15 +433,17 @@ impl ImapSession {
     /// `interrupt` completes.
     pub async fn idle(&mut self, wait: Duration, interrupt: impl Future<Output = ()>) -> Result<Woken, ImapError> {
         let limit = self.timeout;
+        self.command(Limits::SHORT)?;
+        let meter = self.meter.clone();
         let session = self.session.take().ok_or_else(|| ImapError::new(InboxError::Protocol, "no session"))?;
         let mut handle = session.idle();
-        within(limit, "IDLE", handle.init()).await?;
+        within(limit, "IDLE", &meter, handle.init()).await?;
         let woken = {
             let (wait_fut, stop) = handle.wait_with_timeout(wait);
             tokio::pin!(wait_fut);
             tokio::pin!(interrupt);
             tokio::select! {
-                result = &mut wait_fut => match result.map_err(classify)? {
+                result = &mut wait_fut => match result.map_err(|e| classify(e, &lock(&meter)))? {
                     async_imap::extensions::idle::IdleResponse::NewData(_) => Woken::Changed,
                     async_imap::extensions::idle::IdleResponse::Timeout => Woken::Timeout,
                     async_imap::extensions::idle::IdleResponse::ManualInterrupt => Woken::Interrupted,
@@ -385,7 +456,7 @@ impl ImapSession {
                 }
             }
         };
-        let session = within(limit, "DONE", handle.done()).await?;
+        let session = within(limit, "DONE", &meter, handle.done()).await?;
         self.session = Some(session);
         self.drain();
         Ok(woken)
@@ -393,6 +464,7 @@ impl ImapSession {
 
     /// Says goodbye, briefly.
     pub async fn logout(mut self) {
+        lock(&self.meter).begin(Limits::SHORT);
         if let Some(mut s) = self.session.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), s.logout()).await;
         }
@@ -403,26 +475,15 @@ impl ImapSession {
 fn logged_in(
     result: Result<Session<Connection>, (async_imap::error::Error, Client<Connection>)>,
     what: &str,
+    meter: &Mutex<Meter>,
 ) -> Result<Session<Connection>, ImapError> {
     match result {
         Ok(session) => Ok(session),
         Err((async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text), _)) => {
-            Err(ImapError::new(InboxError::Auth, format!("{what} refused: {text}")))
+            Err(ImapError::new(InboxError::Auth, format!("{what} refused: {}", status_text(&text))))
         }
-        Err((e, _)) => Err(classify(e)),
+        Err((e, _)) => Err(classify(e, &lock(meter))),
     }
-}
-
-/// No access token: the token endpoint's failure, under the inbox's reasons.
-fn token_error(e: TokenError) -> ImapError {
-    let reason = match e.kind {
-        TokenErrorKind::Refused => InboxError::Auth,
-        TokenErrorKind::Connect => InboxError::Connect,
-        TokenErrorKind::Tls => InboxError::Tls,
-        TokenErrorKind::Timeout => InboxError::Timeout,
-        TokenErrorKind::Protocol => InboxError::Protocol,
-    };
-    ImapError::new(reason, e.to_string())
 }
 
 /// SASL with an OAuth2 initial response. A second challenge is the

@@ -284,14 +284,41 @@ impl Watcher {
             }
             _ => return self.first_scan(imap, folder, placement).await,
         };
-        let new = imap.headers(&format!("{from}:*"), from, self.fields()).await?;
-        tracing::debug!(inbox = %self.name(), folder, from, fetched = new.len(), "new messages");
-        if let Some(last) = new.last().map(|m| m.uid) {
-            let result = self.process(imap, folder, placement, &new).await;
-            self.save_cursor(folder, uid_validity, result.as_ref().map_or_else(|(uid, _)| *uid, |()| last + 1)).await;
-            result.map_err(|(_, e)| e)?;
+        self.read(imap, folder, placement, uid_validity, &format!("{from}:*"), from).await
+    }
+
+    /// Reads the messages of the UID `set` from UID `from` on, a batch at a
+    /// time, moving the cursor after each: past a message whose headers are
+    /// larger than a canary's could be (the session ends with a `protocol`
+    /// error, counted once, and that message is never fetched again), and
+    /// onto a bounce that could not be read (read again next time).
+    async fn read(
+        &self,
+        imap: &mut ImapSession,
+        folder: &str,
+        placement: Placement,
+        uid_validity: u32,
+        set: &str,
+        mut from: u32,
+    ) -> Result<(), ImapError> {
+        loop {
+            let batch = imap.fetch_headers(set, from, self.fields()).await?;
+            tracing::debug!(inbox = %self.name(), folder, from, fetched = batch.messages.len(), "new messages");
+            if let Err((uid, e)) = self.process(imap, folder, placement, &batch.messages).await {
+                self.save_cursor(folder, uid_validity, uid).await;
+                return Err(e);
+            }
+            if let Some(next) = batch.next_uid() {
+                self.save_cursor(folder, uid_validity, next).await;
+                from = next;
+            }
+            if let Some(oversized) = batch.oversized {
+                return Err(oversized.error);
+            }
+            if !batch.more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     /// First sight of a folder (or it was recreated): the server finds the
@@ -307,16 +334,14 @@ impl Watcher {
             format!("SINCE {since} HEADER {TOKEN_HEADER} \"\"")
         };
         let uids = imap.search(&criteria).await?;
-        let mut next = state.uid_next;
         if !uids.is_empty() {
-            let found = imap.headers(&imap::uid_set(&uids), 0, self.fields()).await?;
-            tracing::debug!(inbox = %self.name(), folder, fetched = found.len(), "canaries of the last day");
-            if let Err((uid, e)) = self.process(imap, folder, placement, &found).await {
-                self.save_cursor(folder, state.uid_validity, uid).await;
-                return Err(e);
-            }
-            next = next.max(found.last().map_or(0, |m| m.uid + 1));
+            tracing::debug!(inbox = %self.name(), folder, found = uids.len(), "canaries of the last day");
+            self.read(imap, folder, placement, state.uid_validity, &imap::uid_set(&uids), 0).await?;
         }
+        // What arrived after the SELECT is read from the cursor next time.
+        let (inbox, f) = (self.name().to_string(), folder.to_string());
+        let cursor = self.shared.ledger.call(move |l| l.cursor(&inbox, &f)).await.ok().flatten();
+        let next = cursor.filter(|(v, _)| *v == state.uid_validity).map_or(0, |(_, n)| n).max(state.uid_next);
         self.save_cursor(folder, state.uid_validity, next).await;
         Ok(())
     }
@@ -340,7 +365,9 @@ impl Watcher {
                     Ok(Some(raw)) => self.classify_report(&raw).await,
                     Ok(None) => Kind::LeftAlone,
                     Err(e) => {
-                        result = Err((uid, e));
+                        // A bounce too large to read is skipped; any other
+                        // failure leaves the cursor on it, to read it again.
+                        result = Err((if e.too_large() { uid + 1 } else { uid }, e));
                         break;
                     }
                 },

@@ -110,18 +110,18 @@ fn transport_error(e: reqwest::Error) -> SendError {
         SendReason::Other
     };
     // Without the URL: it may carry a domain or path the operator considers private.
-    SendError::new(reason, e.without_url().to_string())
+    SendError::new(reason, crate::quote::error_chain(&e.without_url()))
 }
 
-/// "HTTP 422 (code): message", cut to a log-friendly length.
+/// "HTTP 422 code: message", the provider's words quoted and cut to a
+/// log-friendly length.
 pub fn detail(status: StatusCode, code: Option<&str>, message: Option<&str>) -> String {
     let mut out = format!("HTTP {}", status.as_u16());
     if let Some(code) = code.filter(|c| !c.is_empty()) {
-        out.push_str(&format!(" {code}"));
+        out.push_str(&format!(" {}", crate::quote::quote(code)));
     }
     if let Some(message) = message.filter(|m| !m.is_empty()) {
-        let message: String = message.chars().take(300).collect();
-        out.push_str(&format!(": {message}"));
+        out.push_str(&format!(": {}", crate::quote::quote(message)));
     }
     out
 }

@@ -117,9 +117,11 @@ fn queue_id(text: &str) -> Option<String> {
     (!id.is_empty() && id.len() <= 128).then_some(id)
 }
 
-/// Maps lettre's error to the bounded reason, keeping what the server said.
+/// Maps lettre's error to the bounded reason, keeping what the server said
+/// (quoted and cut, each prefix once: lettre wraps a TLS failure in
+/// "Connection error" twice).
 fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    let detail = e.to_string();
+    let detail = crate::quote::error_chain(&e);
     let reason = if e.is_timeout() {
         SendReason::Timeout
     } else if let Some(code) = e.status() {
@@ -134,6 +136,13 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
         }
     } else if e.is_tls() || crate::tls::is_tls_error(&e) {
         SendReason::Tls
+    } else if e.is_client() && detail.contains("STARTTLS") {
+        // `tls: starttls` and the server does not offer it: the same cause
+        // IMAP reports as `tls`.
+        SendReason::Tls
+    } else if e.is_response() && detail.ends_with("incomplete response") {
+        // The server hung up before its answer was complete.
+        SendReason::Connect
     } else if detail.contains("authentication mechanism") || detail.contains("does not expect a challenge") {
         // The second: a 334 answer to XOAUTH2's initial response is the
         // server's error report, so the token was refused.

@@ -1,0 +1,125 @@
+//! Server text made fit for a log line. What a server says is untrusted: it
+//! may be binary garbage, megabytes long, or hold terminal escapes. Every
+//! error detail that carries server text goes through [`quote`] (or
+//! [`quote_bytes`]) first: control bytes escaped, cut on a character
+//! boundary, and marked with "…" when cut.
+
+/// How many characters of server text a log line carries.
+pub const MAX_CHARS: usize = 200;
+
+/// `text` with control characters escaped (`\r`, `\n`, `\t`, `\x1b`…),
+/// cut to [`MAX_CHARS`] characters with "…" appended when cut.
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_CHARS + 8));
+    for (count, c) in text.chars().enumerate() {
+        if count == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Like [`quote`], for bytes that may not be UTF-8 (invalid sequences
+/// become U+FFFD). Reads no more than it shows.
+pub fn quote_bytes(bytes: &[u8]) -> String {
+    // Four bytes per character at most: enough input for MAX_CHARS and the cut mark.
+    let head = &bytes[..bytes.len().min(4 * (MAX_CHARS + 1))];
+    let text = String::from_utf8_lossy(head);
+    let mut out = quote(&text);
+    if head.len() < bytes.len() && !out.ends_with('…') {
+        out.push('…');
+    }
+    out
+}
+
+/// An error chain's text without a prefix said twice in a row, as in
+/// lettre's "Connection error: Connection error: invalid peer certificate".
+pub fn dedup_prefixes(text: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
+}
+
+/// An error and its sources, for a log line: each level's text once (some
+/// errors repeat their source's text in their own, some leave it out),
+/// repeated prefixes said once, quoted and cut.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        let said = source.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        next = source.source();
+    }
+    quote(&dedup_prefixes(&text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_are_escaped() {
+        assert_eq!(quote("a\r\nb\tc\x1b[31m\0"), "a\\r\\nb\\tc\\u{1b}[31m\\u{0}");
+    }
+
+    #[test]
+    fn long_text_is_cut_on_a_char_boundary() {
+        let long = "é".repeat(5000);
+        let q = quote(&long);
+        assert_eq!(q.chars().count(), MAX_CHARS + 1);
+        assert!(q.ends_with('…'));
+        assert_eq!(quote("short"), "short");
+    }
+
+    #[test]
+    fn bytes_are_read_only_as_far_as_shown() {
+        let garbage: Vec<u8> = (0..=255u8).cycle().take(22 * 1024).collect();
+        let q = quote_bytes(&garbage);
+        assert!(q.len() < 4 * MAX_CHARS, "{} bytes", q.len());
+        assert!(q.ends_with('…'));
+        assert_eq!(quote_bytes(b"\xff ok"), "\u{fffd} ok");
+    }
+
+    #[test]
+    fn a_chain_says_each_level_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("connection refused\r\n"));
+        assert_eq!(error_chain(&e), "error sending request: connection refused\\r\\n");
+    }
+
+    #[test]
+    fn repeated_prefixes_are_said_once() {
+        assert_eq!(
+            dedup_prefixes("Connection error: Connection error: invalid peer certificate: Expired"),
+            "Connection error: invalid peer certificate: Expired"
+        );
+        assert_eq!(dedup_prefixes("a: b: a"), "a: b: a");
+    }
+}
