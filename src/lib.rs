@@ -8,6 +8,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod health;
+mod http;
 pub mod inbox;
 pub mod insight;
 pub mod ledger;

@@ -159,10 +159,12 @@ fn report(config: &std::path::Path, since: &str, slow: &str, canaries: bool, jso
     let ledger = mailcanary::ledger::Ledger::open(&state_dir).map_err(|e| format!("ledger: {e}"))?;
     let since_ms = chrono::Utc::now().timestamp_millis() - since.as_millis() as i64;
     let rows = ledger.since(since_ms).map_err(|e| format!("ledger: {e}"))?;
+    let changes = ledger.transitions_since(since_ms).map_err(|e| format!("ledger: {e}"))?;
     let reports = mailcanary::report::build(&rows, slow);
     if json {
-        Ok(serde_json::to_string_pretty(&reports).expect("JSON of plain data") + "\n")
+        let report = serde_json::json!({ "routes": reports, "provider_changes": changes });
+        Ok(serde_json::to_string_pretty(&report).expect("JSON of plain data") + "\n")
     } else {
-        Ok(mailcanary::report::render(&reports, since_ms, canaries))
+        Ok(mailcanary::report::render(&reports, since_ms, canaries) + &mailcanary::report::render_providers(&changes))
     }
 }

@@ -9,8 +9,8 @@
 //! and description only.
 
 use crate::config::{OAuth2Config, SaslMechanism};
-use crate::provider::SendReason;
-use crate::provider::http::{Api, detail};
+use crate::http::{Api, detail};
+use crate::outcome::SendReason;
 use crate::secret::Secret;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

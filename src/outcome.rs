@@ -168,6 +168,26 @@ impl fmt::Display for SendReason {
     }
 }
 
+/// A canary the provider did not take: the outcome of a probe, not a crash.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}: {detail}")]
+pub struct SendError {
+    pub reason: SendReason,
+    /// What the provider said, for logs; never holds a credential.
+    pub detail: String,
+}
+
+impl SendError {
+    pub fn new(reason: SendReason, detail: impl Into<String>) -> Self {
+        SendError { reason, detail: detail.into() }
+    }
+
+    /// The bounded label.
+    pub fn reason(&self) -> SendReason {
+        self.reason
+    }
+}
+
 /// Why an inbox session failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxError {

@@ -4,6 +4,7 @@
 //! percentiles, and the windows in which delivery failed or was delayed,
 //! with the canaries in them.
 
+use crate::health::Transition;
 use crate::insight::Hop;
 use crate::ledger::{Row, State};
 use chrono::{DateTime, Utc};
@@ -260,6 +261,28 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
 }
 
 /// One line per hop: position, delay since the previous hop, host, TLS.
+/// When each provider was down (or degraded) and why: its changes of
+/// state in the period, from the ledger (crate::health).
+pub fn render_providers(changes: &[Transition]) -> String {
+    let mut out = String::new();
+    if changes.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\nprovider health changes:");
+    for t in changes {
+        let _ = writeln!(
+            out,
+            "  {} UTC  {:<16} {:>8} → {:<8}  {}",
+            time(t.at_ms),
+            t.provider,
+            t.from.as_str(),
+            t.to.as_str(),
+            t.reason
+        );
+    }
+    out
+}
+
 pub fn path_lines(hops: &[Hop]) -> Vec<String> {
     hops.iter()
         .map(|hop| {

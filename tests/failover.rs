@@ -82,6 +82,12 @@ fn a_refusing_provider_goes_down_and_comes_back_and_postfix_is_told() {
     assert_eq!(health(port, "bad").0, 200);
     let log = mc.log();
     assert!(!log.contains(&s.password) && !log.contains("wrong-password"), "no password in the log");
+    // Afterwards, the review says when it was down and why.
+    let report = run_cli(&dir, &["report", "--since", "1h"]);
+    let down =
+        report.lines().find(|l| l.contains(" bad ") && l.contains("→ down")).unwrap_or_else(|| panic!("{report}"));
+    assert!(down.contains("refused"), "{down}");
+    assert!(report.lines().any(|l| l.contains(" bad ") && l.contains("down → healthy")), "{report}");
 }
 
 #[test]

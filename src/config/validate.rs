@@ -37,7 +37,7 @@ impl Checker<'_> {
         }
     }
 
-    /// As the HTTP client parses it (`provider::http::Api`): an absolute
+    /// As the HTTP client parses it (`http::Api`): an absolute
     /// http:// or https:// URL with a host.
     fn url(&mut self, path: String, url: &str) {
         match reqwest::Url::parse(url.trim_end_matches('/')) {

@@ -154,7 +154,7 @@ pub struct RouteHealth {
 }
 
 /// A change of a provider's state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {
     pub provider: String,
     pub from: State,

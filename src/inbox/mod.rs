@@ -362,7 +362,7 @@ impl Watcher {
             let uid = message.uid;
             let kind = match self.classify(message, placement).await {
                 Kind::Report => match imap.message(uid, BOUNCE_LIMIT).await {
-                    Ok(Some(raw)) => self.classify_report(&raw).await,
+                    Ok(Some(raw)) => self.classify_report(uid, &raw).await,
                     Ok(None) => Kind::LeftAlone,
                     Err(e) => {
                         // A bounce too large to read is skipped; any other
@@ -388,7 +388,7 @@ impl Watcher {
 
     /// Verifies one message's token and hands a genuine canary to the matcher.
     async fn classify(&self, message: &Fetched, placement: Placement) -> Kind {
-        let headers = &message.headers;
+        let (uid, headers) = (message.uid, &message.headers);
         let token = match extract_token(headers) {
             Ok(None) if self.bounces && crate::bounce::is_report(headers) => return Kind::Report,
             Ok(None) => return Kind::LeftAlone,
@@ -400,35 +400,35 @@ impl Watcher {
                     Sighting { placement, insight: crate::insight::read(headers), received_ms: message.received_ms };
                 match self.shared.matcher.seen(&token, sighting).await {
                     Disposition::Resolved => Kind::Resolved,
-                    Disposition::Unmatched(reason) => self.left_alone(reason),
+                    Disposition::Unmatched(reason) => self.left_alone(uid, reason),
                 }
             }
-            Err(reason) => self.left_alone(reason),
+            Err(reason) => self.left_alone(uid, reason),
         }
     }
 
     /// Hands a bounce that returns a genuine canary to the matcher. Bounces
     /// of other mail are none of our business and are not counted.
-    async fn classify_report(&self, raw: &[u8]) -> Kind {
+    async fn classify_report(&self, uid: u32, raw: &[u8]) -> Kind {
         let Some(report) = crate::bounce::read(raw) else { return Kind::LeftAlone };
         if matches!(report.token, Ok(None)) {
             return Kind::LeftAlone;
         }
         let token = match self.verify(report.token) {
             Ok(token) => token,
-            Err(reason) => return self.left_alone(reason),
+            Err(reason) => return self.left_alone(uid, reason),
         };
         match report.bounce {
             Some(bounce) if bounce.failed() => match self.shared.matcher.bounced(&token, bounce).await {
                 Disposition::Resolved => Kind::Resolved,
-                Disposition::Unmatched(reason) => self.left_alone(reason),
+                Disposition::Unmatched(reason) => self.left_alone(uid, reason),
             },
             Some(bounce) => {
                 // A warning that delivery is delayed: the canary may still arrive.
                 tracing::info!(inbox = %self.name(), canary = %token.canary_id, action = %bounce.action, status = %bounce.status, "delivery status notice for a canary; still waiting for it");
                 Kind::LeftAlone
             }
-            None => self.left_alone(Unmatched::Malformed),
+            None => self.left_alone(uid, Unmatched::Malformed),
         }
     }
 
@@ -452,13 +452,15 @@ impl Watcher {
         }
     }
 
-    fn left_alone(&self, reason: impl Into<Option<Unmatched>>) -> Kind {
+    /// Leaves message `uid` alone: counted, and said once (the cursor
+    /// passes it), unless it is a canary of this instance's own `check`.
+    fn left_alone(&self, uid: u32, reason: impl Into<Option<Unmatched>>) -> Kind {
         match reason.into() {
             Some(reason) => {
-                tracing::debug!(inbox = %self.name(), reason = reason.as_str(), "unmatched message left alone");
+                tracing::info!(inbox = %self.name(), uid, reason = reason.as_str(), "a message with a canary token left alone");
                 self.shared.metrics.unmatched(self.name(), reason);
             }
-            None => tracing::debug!(inbox = %self.name(), "a canary of mailcanary check left to it"),
+            None => tracing::debug!(inbox = %self.name(), uid, "a canary of mailcanary check left to it"),
         }
         Kind::LeftAlone
     }

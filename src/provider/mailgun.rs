@@ -1,10 +1,10 @@
 //! `type: mailgun`: Mailgun `messages` for a sending domain, with basic auth
 //! (`api` and the key), form fields, and the token as an `h:` header.
 
-use super::http::{Api, detail, status_reason};
 use super::{Accepted, Provider, SendError};
 use crate::canary::Canary;
 use crate::config::{MailgunConfig, MailgunRegion};
+use crate::http::{Api, detail, status_reason};
 use crate::secret::Secret;
 
 pub struct MailgunProvider {

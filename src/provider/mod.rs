@@ -1,7 +1,6 @@
 //! Sending providers: the closed set of ways a canary leaves, built from
 //! config in one place, each kind in its own file.
 
-pub(crate) mod http;
 mod mailgun;
 mod postmark;
 mod resend;
@@ -11,33 +10,13 @@ mod smtp;
 
 use crate::canary::Canary;
 use crate::config::ProviderConfig;
-pub use crate::outcome::SendReason;
+pub use crate::outcome::{SendError, SendReason};
 
 /// What a provider said when it took the canary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     /// The provider's own id for the message (SMTP queue id, API message id).
     pub provider_id: Option<String>,
-}
-
-/// A canary the provider did not take: the outcome of a probe, not a crash.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{reason}: {detail}")]
-pub struct SendError {
-    pub reason: SendReason,
-    /// What the provider said, for logs; never holds a credential.
-    pub detail: String,
-}
-
-impl SendError {
-    pub fn new(reason: SendReason, detail: impl Into<String>) -> Self {
-        SendError { reason, detail: detail.into() }
-    }
-
-    /// The bounded label.
-    pub fn reason(&self) -> SendReason {
-        self.reason
-    }
 }
 
 /// A way to send a canary.

@@ -1,10 +1,10 @@
 //! `type: postmark`: Postmark `email` with the server token header; the
 //! token travels in the `Headers` array. Failures carry an `ErrorCode`.
 
-use super::http::{Api, detail, status_reason};
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
 use crate::config::PostmarkConfig;
+use crate::http::{Api, detail, status_reason};
 use crate::secret::Secret;
 
 pub struct PostmarkProvider {

@@ -1,10 +1,10 @@
 //! `type: resend`: Resend `emails` with a Bearer API key; the token travels
 //! in the `headers` object. Failures carry a `name`.
 
-use super::http::{Api, detail, headers_object, status_reason};
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
 use crate::config::ResendConfig;
+use crate::http::{Api, detail, headers_object, status_reason};
 use crate::secret::Secret;
 
 pub struct ResendProvider {

@@ -1,10 +1,10 @@
 //! `type: sendgrid`: SendGrid v3 `mail/send` with a Bearer API key. SendGrid
 //! builds the message itself; the token travels in `headers`.
 
-use super::http::{Api, detail, headers_object, status_reason};
 use super::{Accepted, Provider, SendError};
 use crate::canary::Canary;
 use crate::config::SendgridConfig;
+use crate::http::{Api, detail, headers_object, status_reason};
 use crate::secret::Secret;
 
 pub struct SendgridProvider {

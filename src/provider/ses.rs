@@ -2,10 +2,10 @@
 //! headers reach the inbox exactly as built. One SigV4-signed request
 //! (aws-sigv4), not the AWS SDK.
 
-use super::http::{Api, detail, status_reason};
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
 use crate::config::SesConfig;
+use crate::http::{Api, detail, status_reason};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;

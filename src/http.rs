@@ -1,9 +1,10 @@
-//! What every HTTP API provider shares: one reqwest client per provider on
-//! our rustls configuration, a base URL that `endpoint:` can override, every
-//! request under the provider's timeout, answers read up to a bound, and the
-//! mapping of transport failures and status codes to `reason`s.
+//! What every HTTP client of mailcanary shares (the API providers and the
+//! OAuth2 token endpoint): one reqwest client each on our rustls
+//! configuration, a base URL that `endpoint:` can override, every request
+//! under its timeout, answers read up to a bound, and the mapping of
+//! transport failures and status codes to `reason`s.
 
-use super::{SendError, SendReason};
+use crate::outcome::{SendError, SendReason};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use std::time::Duration;
