@@ -90,7 +90,7 @@ fn a_refused_reload_leaves_nothing_of_the_new_config_running() {
         .output()
         .unwrap();
     assert_eq!(validate.status.code(), Some(2), "validate refuses what run refuses:\n{bad}");
-    assert!(String::from_utf8_lossy(&validate.stderr).contains("inbox extra: oauth2"), "{validate:?}");
+    assert!(String::from_utf8_lossy(&validate.stderr).contains("oauth2.token_url"), "{validate:?}");
 
     mc.rewrite_config(&bad);
     let (code, body) = http(port, "POST", "/-/reload").expect("reload answers");

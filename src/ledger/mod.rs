@@ -240,11 +240,17 @@ impl Ledger {
 
     /// Seen in time. True only for the one call that moved it.
     pub fn record_delivered(&self, id: &str, seen: &Seen) -> Result<bool> {
+        self.record_seen(id, seen, "delivered", "state IN ('sending', 'sent')")
+    }
+
+    /// A canary seen, moved to `state` if it is in a state `from` allows.
+    fn record_seen(&self, id: &str, seen: &Seen, state: &str, from: &str) -> Result<bool> {
         self.with(|db| {
             db.execute(
-                "UPDATE canaries SET state = 'delivered', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5,
-                 observed = ?6
-                 WHERE id = ?1 AND state IN ('sending', 'sent')",
+                &format!(
+                    "UPDATE canaries SET state = '{state}', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5,
+                     observed = ?6 WHERE id = ?1 AND {from}"
+                ),
                 params![
                     id,
                     seen.seen_ms,
@@ -296,22 +302,7 @@ impl Ledger {
 
     /// Seen after it was counted lost.
     pub fn record_late(&self, id: &str, seen: &Seen) -> Result<bool> {
-        self.with(|db| {
-            db.execute(
-                "UPDATE canaries SET state = 'late', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5,
-                 observed = ?6
-                 WHERE id = ?1 AND state = 'lost'",
-                params![
-                    id,
-                    seen.seen_ms,
-                    seen.latency_ms,
-                    seen.placement.as_str(),
-                    hops_json(&seen.hops),
-                    observed(seen.observed)
-                ],
-            )
-            .map(|n| n == 1)
-        })
+        self.record_seen(id, seen, "late", "state = 'lost'")
     }
 
     /// One canary as recorded.
