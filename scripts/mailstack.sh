@@ -14,6 +14,8 @@
 #                                  REGEX (a silent black hole), or stop holding
 #   scripts/mailstack.sh hold-relay a|b | unhold-relay a|b   hold every message that
 #                                  relay A (or B) accepts, or stop; release delivers them
+#   scripts/mailstack.sh refuse-relay a|b   relay A (or B) refuses every message (554);
+#                                  unhold-relay ends it
 #   scripts/mailstack.sh app-mta   a second Postfix, an application's MTA, on $APP_MTA_PORT:
 #                                  it relays through relay A unless mailcanary's socketmap
 #                                  on $SOCKETMAP_PORT names another next hop
@@ -473,9 +475,13 @@ case "${1:-}" in
     : >"$DIR/postfix/hold_access"
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
   app-mta) app_mta ;;
-  hold-relay|unhold-relay)
+  hold-relay|refuse-relay|unhold-relay)
     case "${2:-}" in a|b) ;; *) die "usage: $0 $1 a|b" ;; esac
-    if [ "$1" = hold-relay ]; then echo '/./ HOLD' >"$DIR/postfix/hold_relay_$2"; else : >"$DIR/postfix/hold_relay_$2"; fi
+    case "$1" in
+      hold-relay) echo '/./ HOLD' ;;
+      refuse-relay) echo '/./ REJECT relay refuses everything' ;;
+      unhold-relay) ;;
+    esac >"$DIR/postfix/hold_relay_$2"
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
-  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | unhold-relay a|b | app-mta" >&2; exit 2 ;;
+  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | refuse-relay a|b | unhold-relay a|b | app-mta" >&2; exit 2 ;;
 esac

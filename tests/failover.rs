@@ -246,22 +246,25 @@ impl Drop for Relays {
     }
 }
 
-#[test]
-fn haproxy_drains_a_black_hole_relay_and_takes_it_back() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+/// HAProxy in front of relays A and B while an application submits a
+/// message every 200 ms; relay A breaks (`how`: `hold-relay` — it accepts
+/// and never delivers — or `refuse-relay` — 554 to everything) and is then
+/// repaired. Prints the figures; asserts the drain bound, that no message
+/// reached A after the drain, and that A comes back.
+fn haproxy_failover(how: &str) {
     let _relays = relays();
     let s = stack();
-    let dir = temp_dir("haproxy");
+    let dir = temp_dir(&format!("haproxy-{how}"));
     let (port, front) = (free_port(), free_port());
-    let (interval, overdue_after, check) = (2, 6, 1);
+    // The settings: interval 5 s, overdue_after 10 s, down_after 1.
+    let (interval, overdue_after, check) = (5, 10, 1);
     let config = format!(
         "{}  health: {{ overdue_after: {overdue_after}s, down_after: 1, up_after: 2 }}\nproviders:\n  - {{ name: relay-a, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\n  - {{ name: relay-b, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\ninboxes:\n{}{}probes:\n  - matrix: {{ providers: [relay-a, relay-b], inboxes: [x, y] }}\n",
-        global("t-haproxy", port, &dir, &format!("{interval}s"), "2m"),
+        global(&format!("t-ha-{how}"), port, &dir, &format!("{interval}s"), "2m"),
         s.relay_a,
         s.relay_b,
-        inbox("x", "t-haproxy-x"),
-        inbox("y", "t-haproxy-y"),
+        inbox("x", &format!("t-ha-{how}-x")),
+        inbox("y", &format!("t-ha-{how}-y")),
     );
     let mc = Mailcanary::start(&dir, port, &config);
     mc.wait_until("both relays healthy", WAIT, |m| {
@@ -272,43 +275,25 @@ fn haproxy_drains_a_black_hole_relay_and_takes_it_back() {
         h.stat("smtp", "relay-a").is_some_and(|(st, _)| st == "UP")
             && h.stat("smtp", "relay-b").is_some_and(|(st, _)| st == "UP")
     });
+    let app = App::start(front, format!("{}@mailcanary.test", user(&format!("t-ha-{how}-app"))));
+    haproxy.wait("traffic on relay A", |h| h.stat("smtp", "relay-a").unwrap().1 >= 2);
 
-    // The application sends an order confirmation every 200 ms through HAProxy.
-    let (stop, sent, failed) =
-        (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let app = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        let to = format!("{}@mailcanary.test", user("t-haproxy-app"));
-        std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(Ordering::SeqCst) && n < 2000 {
-                n += 1;
-                match submit(front, &to, n) {
-                    Ok(()) => sent.fetch_add(1, Ordering::SeqCst),
-                    Err(_) => failed.fetch_add(1, Ordering::SeqCst),
-                };
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
-    };
-    haproxy.wait("traffic on both relays", |h| h.stat("smtp", "relay-a").unwrap().1 >= 2);
-
-    // Relay A becomes a black hole: it accepts, and never delivers.
-    mailstack(&["hold-relay", "a"]);
+    mailstack(&[how, "a"]);
     let broke = std::time::Instant::now();
     haproxy.wait("relay A drained", |h| h.stat("smtp", "relay-a").unwrap().0 == "DOWN");
     let drained = broke.elapsed();
     let (_, a_at_drain) = haproxy.stat("smtp", "relay-a").unwrap();
-    let at_drain = sent.load(Ordering::SeqCst);
-    haproxy.wait("ten more messages sent", |_| sent.load(Ordering::SeqCst) >= at_drain + 10);
+    let (refused_at_drain, at_drain) = (app.failed(), app.sent());
+    until("ten more messages sent", || app.sent() >= at_drain + 10);
     let (_, a_after) = haproxy.stat("smtp", "relay-a").unwrap();
     println!(
-        "black hole on relay A: HAProxy drained it after {:.1} s (overdue_after {overdue_after} s, interval {interval} s, check {check} s); messages to A after the drain: {}",
+        "{how} on relay A: HAProxy drained it after {:.1} s (interval {interval} s, overdue_after {overdue_after} s, check {check} s); messages to A after the drain: {}; refused before the drain: {refused_at_drain}",
         drained.as_secs_f64(),
         a_after - a_at_drain
     );
     assert_eq!(a_after, a_at_drain, "no application message went to relay A after the drain");
-    let bound = Duration::from_secs(overdue_after + 2 * interval + check + 5);
+    assert_eq!(app.failed(), refused_at_drain, "no message refused after the drain");
+    let bound = Duration::from_secs(overdue_after + 2 * interval + check);
     assert!(drained < bound, "drained after {drained:?}, bound {bound:?}");
 
     // Repaired: A delivers again; up_after deliveries in a row bring it back.
@@ -316,11 +301,58 @@ fn haproxy_drains_a_black_hole_relay_and_takes_it_back() {
     mailstack(&["release"]);
     let repaired = std::time::Instant::now();
     haproxy.wait("relay A back", |h| h.stat("smtp", "relay-a").unwrap().0 == "UP");
-    println!("relay A repaired: back in HAProxy after {:.1} s", repaired.elapsed().as_secs_f64());
-    stop.store(true, Ordering::SeqCst);
-    app.join().unwrap();
-    assert_eq!(failed.load(Ordering::SeqCst), 0, "every application message was accepted");
+    println!("{how} on relay A, repaired: back in HAProxy after {:.1} s", repaired.elapsed().as_secs_f64());
+    let refused = app.stop();
+    if how == "hold-relay" {
+        assert_eq!(refused, 0, "a black hole accepts everything");
+    }
     drop(mc);
+}
+
+#[test]
+fn haproxy_drains_a_black_hole_relay_and_takes_it_back() {
+    haproxy_failover("hold-relay");
+}
+
+#[test]
+fn haproxy_drains_a_refusing_relay_and_takes_it_back() {
+    haproxy_failover("refuse-relay");
+}
+
+#[test]
+fn a_broken_inbox_never_drains_a_provider() {
+    let _relays = relays();
+    let s = stack();
+    let dir = temp_dir("broken-inbox");
+    let port = free_port();
+    let config = format!(
+        "{}  health: {{ overdue_after: 4s, down_after: 1, up_after: 2 }}\nproviders:\n  - {{ name: relay-a, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\n  - {{ name: relay-b, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\ninboxes:\n{}{}probes:\n  - matrix: {{ providers: [relay-a, relay-b], inboxes: [x, y] }}\n",
+        global("t-broken", port, &dir, "2s", "2m"),
+        s.relay_a,
+        s.relay_b,
+        inbox("x", "t-broken-x"),
+        inbox("y", "t-broken-y"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    mc.wait_until("both relays healthy", WAIT, |m| {
+        state(m, "relay-a", "healthy") == 1.0 && state(m, "relay-b", "healthy") == 1.0
+    });
+    // All mail to inbox y is held: every provider's canaries into it go overdue.
+    mailstack(&["hold", &format!("^{}@", user("t-broken-y"))]);
+    let overdue = |m: &Metrics, p: &str| {
+        m.value("mailcanary_oldest_in_flight_seconds", &route(&format!("{p}-to-y"), p, "y")) >= 6.0
+    };
+    let m = mc.wait_until("both routes into y overdue", WAIT, |m| overdue(m, "relay-a") && overdue(m, "relay-b"));
+    assert_eq!((state(&m, "relay-a", "down"), state(&m, "relay-b", "down")), (0.0, 0.0), "{}", m.0);
+    let (_, body) = http(port, "GET", "/api/v1/providers").unwrap();
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for p in api["providers"].as_array().unwrap() {
+        assert_eq!(p["state"], "healthy", "{body}");
+        let y = p["routes"].as_array().unwrap().iter().find(|r| r["inbox"] == "y").unwrap();
+        assert_eq!(y["inbox_suspect"], true, "{body}");
+    }
+    assert_eq!(health(port, "relay-a").0, 200);
+    mailstack(&["unhold"]);
 }
 
 /// An application that sends an order confirmation every 200 ms through
@@ -351,6 +383,14 @@ impl App {
         App { thread: Some(thread), ..app }
     }
 
+    fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn failed(&self) -> usize {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Stops it; how many of its messages were refused.
     fn stop(mut self) -> usize {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -374,7 +414,8 @@ fn postfix_relays_around_a_black_hole_and_back() {
     mailstack(&["app-mta"]);
     let dir = temp_dir("postfix-failover");
     let port = free_port();
-    let (interval, overdue_after) = (2, 6);
+    // The settings: interval 5 s, overdue_after 10 s, down_after 1.
+    let (interval, overdue_after) = (5, 10);
     let config = format!(
         "{}  health: {{ overdue_after: {overdue_after}s, down_after: 1, up_after: 2 }}\n  failover: {{ socketmap: \"127.0.0.1:{}\" }}\nproviders:\n  - {{ name: relay-a, type: smtp, host: 127.0.0.1, port: {a}, tls: none, from: canary@mailcanary.test, failover: {{ nexthop: \"[127.0.0.1]:{a}\" }} }}\n  - {{ name: relay-b, type: smtp, host: 127.0.0.1, port: {b}, tls: none, from: canary@mailcanary.test, failover: {{ nexthop: \"[127.0.0.1]:{b}\" }} }}\ninboxes:\n{}{}probes:\n  - matrix: {{ providers: [relay-a, relay-b], inboxes: [x, y] }}\n",
         global("t-postfix", port, &dir, &format!("{interval}s"), "2m"),
@@ -409,6 +450,8 @@ fn postfix_relays_around_a_black_hole_and_back() {
         moved.as_secs_f64()
     );
     assert!(held_after <= held + 2, "only messages already in Postfix's hands at the switch went to A");
+    let bound = Duration::from_secs(overdue_after + 2 * interval + 5);
+    assert!(moved < bound, "the mail moved to B after {moved:?}, bound {bound:?}");
 
     // A repaired, then B a black hole: the mail moves back to A.
     mailstack(&["unhold-relay", "a"]);

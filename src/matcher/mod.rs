@@ -463,6 +463,9 @@ impl Matcher {
             health.decide(now_ms)
         };
         for t in changes {
+            // The ledger first, as for every outcome: what the metrics show is recorded.
+            let record = t.clone();
+            log_err(self.ledger.call(move |l| l.record_transition(&record)).await);
             self.metrics.set_provider_state(&t.provider, t.to);
             self.metrics
                 .provider_state_changes
@@ -473,8 +476,6 @@ impl Matcher {
             } else {
                 tracing::info!(provider = %t.provider, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "provider state changed");
             }
-            let record = t.clone();
-            log_err(self.ledger.call(move |l| l.record_transition(&record)).await);
         }
     }
 
