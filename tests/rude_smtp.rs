@@ -2,13 +2,14 @@
 //! against the real SMTP provider: each fault has its reason label, the
 //! same as IMAP's where the cause is the same, and a detail fit for a log.
 
+mod common;
+
 use mailcanary::canary::{Canary, SigningKey};
 use mailcanary::config::{ProviderConfig, Route, SmtpConfig, TlsMode};
 use mailcanary::provider::{AnyProvider, Provider, SendReason};
 use mailcanary::secret::Secret;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A rude SMTP server: the greeting, then `script` line by line: for
@@ -97,20 +98,9 @@ fn smtp_closed_mid_dialogue_is_connect() {
 
 /// An SMTP server on implicit TLS with a certificate nobody trusts.
 fn untrusted_tls_server() -> u16 {
-    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().self_signed(&key).unwrap();
-    let config = ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .unwrap();
-    let config = Arc::new(config);
+    use tokio_rustls::rustls::{ServerConnection, StreamOwned};
+    let dir = common::temp_dir("untrusted-smtp");
+    let (config, _) = common::tls_server(&dir, "untrusted", &["127.0.0.1"], false);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

@@ -182,6 +182,38 @@ impl Stack {
     }
 }
 
+/// A TLS server config with a self-signed certificate for `names`, valid
+/// until `not_after` (year); returns it with the certificate's PEM.
+pub fn tls_server(
+    dir: &std::path::Path,
+    label: &str,
+    names: &[&str],
+    expired: bool,
+) -> (std::sync::Arc<tokio_rustls::rustls::ServerConfig>, String) {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut params = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let pem_path = dir.join(format!("{label}.pem"));
+    std::fs::write(&pem_path, cert.pem()).unwrap();
+    let config = ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    (Arc::new(config), pem_path.display().to_string())
+}
+
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
