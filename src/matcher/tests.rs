@@ -32,6 +32,7 @@ fn fixture() -> Fixture {
         interval: Duration::from_secs(30),
         timeout: TIMEOUT,
         jitter: 0.0,
+        trigger: None,
     };
     matcher.add_route(&route);
     matcher.inbox_caught_up("i");
@@ -83,7 +84,7 @@ impl Fixture {
 }
 
 fn seen_at(received_ms: Option<i64>) -> Sighting {
-    Sighting { placement: Placement::Inbox, insight: Insight::default(), received_ms }
+    Sighting { placement: Placement::Inbox, insight: Insight::default(), received_ms, mismatch: None }
 }
 
 #[tokio::test]
