@@ -47,7 +47,8 @@ impl ExpectConfig {
             [("expect.from", &self.from), ("expect.subject", &self.subject), ("expect.link", &self.link)]
         {
             if let Some(Err(e)) = pattern.as_deref().map(compile) {
-                let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                let last = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                let first = last.trim_start_matches("error: ");
                 out.push((key, format!("not a regular expression: {first}")));
             }
         }
