@@ -117,6 +117,9 @@ fn every_way_an_application_breaks_has_its_outcome() {
             && m.value("mailcanary_unmatched_messages_total", &inbox("unknown_tag")) == 1.0
     });
     assert_eq!(s.wait_messages("t-reset-ok", "", 2).len(), 2, "both stay in the mailbox");
+    // The application's key (in a header) is never shown.
+    let shown = format!("{}{}{}", mc.log(), mc.metrics().unwrap().0, mc.status());
+    assert!(!shown.contains(KEY) && !shown.contains("rotated-key"), "a trigger's secret is shown");
     drop(mc);
 
     // The ledger's account says the same.
