@@ -36,7 +36,10 @@ pub struct ProbeContext {
 pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
     // An application's trigger fires one at a time, an interval apart.
     let _turn = match &probe.route.trigger {
-        Some(_) => Some(crate::trigger::turn(&probe.route.name, probe.route.interval).await),
+        Some(_) => {
+            let ledger = ctx.matcher.ledger();
+            Some(crate::trigger::turn(&probe.route.name, probe.route.interval, Some(ledger)).await)
+        }
         None => None,
     };
     let mut canary = Canary::new(

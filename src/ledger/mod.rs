@@ -345,6 +345,14 @@ impl Ledger {
         })
     }
 
+    /// When the last canary of `probe` was made (ms), if it has any: an
+    /// application trigger waits its interval from there after a restart.
+    pub fn last_created(&self, probe: &str) -> Result<Option<i64>> {
+        self.with(|db| {
+            db.query_row("SELECT MAX(created_ms) FROM canaries WHERE probe = ?1", params![probe], |r| r.get(0))
+        })
+    }
+
     /// Every canary still waiting, to pick up after a restart.
     pub fn pending(&self) -> Result<Vec<Row>> {
         self.with(|db| {

@@ -14,6 +14,7 @@ pub mod tag;
 
 use crate::config::duration;
 use crate::http::{Api, status_reason};
+use crate::ledger::LedgerThread;
 use crate::outcome::{SendError, SendReason};
 use crate::provider::Accepted;
 use crate::secret::Secret;
@@ -200,14 +201,15 @@ fn urlencode(address: &str) -> String {
 
 /// One route's right to fire its trigger: while it is held, nobody else
 /// fires that route, and it is not given out sooner than an interval after
-/// the last firing, whatever the jitter, a reload or `check` in the same
-/// process does.
+/// the last firing, whatever the jitter or a reload does, nor after a
+/// restart (the last firing is then read from the ledger).
 pub struct Turn {
     _last: tokio::sync::OwnedMutexGuard<Option<Instant>>,
 }
 
-/// Waits for `route`'s next turn to fire, `interval` after its last one.
-pub async fn turn(route: &str, interval: Duration) -> Turn {
+/// Waits for `route`'s next turn to fire, `interval` after its last one;
+/// the first time in this process, after the last one `ledger` has.
+pub async fn turn(route: &str, interval: Duration, ledger: Option<&LedgerThread>) -> Turn {
     type Turns = Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Instant>>>>>;
     static TURNS: OnceLock<Turns> = OnceLock::new();
     let slot = {
@@ -215,6 +217,15 @@ pub async fn turn(route: &str, interval: Duration) -> Turn {
         turns.entry(route.to_string()).or_default().clone()
     };
     let mut last = slot.lock_owned().await;
+    if last.is_none()
+        && let Some(ledger) = ledger
+    {
+        let probe = route.to_string();
+        if let Ok(Some(last_ms)) = ledger.call(move |l| l.last_created(&probe)).await {
+            let ago = chrono::Utc::now().timestamp_millis().saturating_sub(last_ms).max(0);
+            *last = Instant::now().checked_sub(Duration::from_millis(ago as u64));
+        }
+    }
     if let Some(at) = *last {
         tokio::time::sleep_until(at + interval).await;
     }
@@ -257,9 +268,33 @@ mod tests {
     async fn a_turn_waits_an_interval_after_the_last() {
         let interval = Duration::from_secs(60);
         let start = Instant::now();
-        drop(turn("turn-test", interval).await);
+        drop(turn("turn-test", interval, None).await);
         assert_eq!(start.elapsed(), Duration::ZERO);
-        drop(turn("turn-test", interval).await);
+        drop(turn("turn-test", interval, None).await);
         assert!(start.elapsed() >= interval);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_restart_the_first_turn_waits_for_the_last_one_in_the_ledger() {
+        let ledger = LedgerThread::spawn(crate::ledger::Ledger::in_memory().unwrap());
+        let route = crate::config::Route {
+            name: "turn-restart".into(),
+            provider: "shop".into(),
+            inbox: "i".into(),
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+            jitter: 0.0,
+            trigger: None,
+        };
+        let key = crate::canary::SigningKey::new(Secret::new("0123456789abcdef"));
+        let canary = crate::canary::Canary::new(&route, "", "a@x.test", "i", None, &key, chrono::Utc::now());
+        ledger.call(move |l| l.record_sending(&canary, 0)).await.unwrap();
+        let start = Instant::now();
+        drop(turn("turn-restart", route.interval, Some(&ledger)).await);
+        // The wall clock is not paused: allow the test's own run time.
+        assert!(start.elapsed() >= route.interval - Duration::from_secs(5), "{:?}", start.elapsed());
+        let other = Instant::now();
+        drop(turn("turn-never-run", route.interval, Some(&ledger)).await);
+        assert_eq!(other.elapsed(), Duration::ZERO);
     }
 }
