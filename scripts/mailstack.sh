@@ -175,6 +175,9 @@ first_valid_uid = 8
 default_process_limit = 500
 default_client_limit = 4000
 mail_location = maildir:$DIR/mail/%n/Maildir
+# LMTP delivers user+tag@ to user's INBOX (the detail is not a folder).
+recipient_delimiter = +
+lmtp_save_to_detail_mailbox = no
 passdb {
   driver = static
   mechanisms = plain login
@@ -267,6 +270,8 @@ maillog_file_prefixes = $DIR/log
 alias_maps =
 alias_database =
 smtpd_banner = \$myhostname ESMTP
+# Sub-addressing (user+tag@): application canaries' addresses reach user's mailbox.
+recipient_delimiter = +
 virtual_mailbox_domains = $DOMAIN
 virtual_mailbox_maps = regexp:$p/mailboxes
 virtual_transport = lmtp:unix:$DIR/dovecot/lmtp
@@ -426,6 +431,7 @@ maillog_file = $DIR/log/app-mta.log
 maillog_file_prefixes = $DIR/log
 alias_maps =
 alias_database =
+recipient_delimiter = +
 smtpd_recipient_restrictions = permit_mynetworks, reject
 relayhost = [127.0.0.1]:$RELAY_A_PORT
 sender_dependent_relayhost_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:relay

@@ -72,12 +72,18 @@ pub async fn check(config_path: &Path, probe: &str) -> Result<Outcome, String> {
         handles.insert(inbox.name, handle);
         watchers.push(task);
     }
-    let provider = one.provider(&route.provider).ok_or("validated config names a known provider")?;
+    let (sender, from) = match (&route.trigger, one.provider(&route.provider)) {
+        (Some(t), _) => (AnyProvider::trigger(t).map_err(|e| format!("trigger {}: {e}", t.name))?, String::new()),
+        (None, Some(p)) => {
+            (AnyProvider::build(p).map_err(|e| format!("provider {}: {e}", p.name()))?, p.from().to_string())
+        }
+        (None, None) => return Err("validated config names a known provider".into()),
+    };
     let probe = Probe {
         route: route.clone(),
-        provider: Arc::new(AnyProvider::build(provider).map_err(|e| format!("provider {}: {e}", provider.name()))?),
+        provider: Arc::new(sender),
         inbox: handles[&route.inbox].clone(),
-        from: provider.from().to_string(),
+        from,
         to: one.inbox(&route.inbox).ok_or("validated config names a known inbox")?.address.clone(),
         return_path: return_path(&one, &route),
     };
@@ -104,7 +110,10 @@ pub async fn check(config_path: &Path, probe: &str) -> Result<Outcome, String> {
         sends: Arc::new(Semaphore::new(1)),
     };
     println!("check {}: {} → {} <{}>", route.name, route.provider, route.inbox, probe.to);
-    println!("  sending through {} …", route.provider);
+    match &route.trigger {
+        Some(t) => println!("  triggering {} ({} {}) …", t.name, t.method, route.name),
+        None => println!("  sending through {} …", route.provider),
+    }
     let start = Instant::now();
     let verdict = match run_once(&probe, &ctx).await {
         None => Err("the canary could not be recorded; nothing was sent".to_string()),
@@ -205,6 +214,12 @@ async fn follow(
             Outcome::Lost | Outcome::Late { .. } => {
                 println!("{}  ✗ lost: not seen within {} s", clear(), timeout.as_secs())
             }
+            Outcome::Mismatched { expectation, placement, latency_seconds } => println!(
+                "{}  ✗ arrived in {} in {latency_seconds:.3} s, but failed its expectation: {}",
+                clear(),
+                placement.as_str(),
+                expectation.as_str()
+            ),
         }
         return outcome;
     }

@@ -28,3 +28,4 @@ pub mod service;
 pub mod socketmap;
 pub mod supervise;
 pub mod tls;
+pub mod trigger;

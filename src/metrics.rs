@@ -35,6 +35,14 @@ pub struct PlacementLabels {
     pub placement: &'static str,
 }
 
+/// An application canary's failed expectation (crate::trigger).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExpectationLabels {
+    #[prometheus(flatten)]
+    pub route: RouteLabels,
+    pub expectation: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AuthLabels {
     #[prometheus(flatten)]
@@ -93,6 +101,7 @@ pub struct Metrics {
     pub canaries_lost: Family<RouteLabels, Counter>,
     pub canaries_late: Family<RouteLabels, Counter>,
     pub canaries_bounced: Family<RouteLabels, Counter>,
+    pub canaries_mismatched: Family<ExpectationLabels, Counter>,
     pub delivery_latency: HistogramFamily,
     pub send_duration: HistogramFamily,
     pub in_flight: Family<RouteLabels, Gauge>,
@@ -140,6 +149,7 @@ impl Metrics {
             canaries_lost: Family::default(),
             canaries_late: Family::default(),
             canaries_bounced: Family::default(),
+            canaries_mismatched: Family::default(),
             delivery_latency: Family::new_with_constructor(latency_histogram),
             send_duration: Family::new_with_constructor(send_histogram),
             in_flight: Family::default(),
@@ -167,6 +177,11 @@ impl Metrics {
             "canaries_bounced",
             "Canaries resolved by a delivery status notification (bounce) in the provider's bounce inbox",
             m.canaries_bounced.clone(),
+        );
+        r.register(
+            "canaries_mismatched",
+            "Application canaries that arrived in time but failed an expectation (from, subject, link, link_dead)",
+            m.canaries_mismatched.clone(),
         );
         r.register(
             "delivery_latency_seconds",
@@ -262,6 +277,16 @@ impl Metrics {
         let _ = self.hop_unusable.get_or_create(route);
     }
 
+    /// An application canary route's expectations: each one's series exists
+    /// at 0 from now on (only those it has, only on such routes).
+    pub fn init_expectations(&self, route: &RouteLabels, expectations: &[crate::outcome::Expectation]) {
+        for e in expectations {
+            let _ = self
+                .canaries_mismatched
+                .get_or_create(&ExpectationLabels { route: route.clone(), expectation: e.as_str() });
+        }
+    }
+
     /// Forgets every series of a route a reload removed, so that a dashboard
     /// shows no route that no longer runs.
     pub fn remove_route(&self, route: &RouteLabels) {
@@ -274,6 +299,9 @@ impl Metrics {
         }
         for family in [&self.canaries_lost, &self.canaries_late, &self.canaries_bounced, &self.hop_unusable] {
             family.remove(route);
+        }
+        for e in crate::outcome::Expectation::ALL {
+            self.canaries_mismatched.remove(&ExpectationLabels { route: route.clone(), expectation: e.as_str() });
         }
         self.delivery_latency.remove(route);
         self.send_duration.remove(route);
@@ -312,6 +340,11 @@ impl Metrics {
             }
             Outcome::Refused { reason, .. } => {
                 self.send_failures.get_or_create(&ReasonLabels { route: route.clone(), reason: reason.as_str() }).inc();
+            }
+            Outcome::Mismatched { expectation, .. } => {
+                let l = ExpectationLabels { route: route.clone(), expectation: expectation.as_str() };
+                self.canaries_mismatched.get_or_create(&l).inc();
+                self.insight(route, insight);
             }
         }
     }

@@ -81,6 +81,10 @@ pub enum Outcome {
     Bounced { bounce: Bounce },
     /// The provider did not take it.
     Refused { reason: SendReason, detail: String },
+    /// An application's own email (crate::trigger) arrived in time but
+    /// failed one of its route's expectations: the mail came, the thing a
+    /// user needs from it did not.
+    Mismatched { expectation: Expectation, placement: Placement, latency_seconds: f64 },
 }
 
 impl Outcome {
@@ -92,23 +96,60 @@ impl Outcome {
             Outcome::Late { .. } => "late",
             Outcome::Bounced { .. } => "bounced",
             Outcome::Refused { .. } => "refused",
+            Outcome::Mismatched { .. } => "mismatched",
         }
     }
 
     pub fn placement(&self) -> Option<Placement> {
         match self {
-            Outcome::Delivered { placement, .. } | Outcome::Late { placement, .. } => Some(*placement),
+            Outcome::Delivered { placement, .. }
+            | Outcome::Late { placement, .. }
+            | Outcome::Mismatched { placement, .. } => Some(*placement),
             _ => None,
         }
     }
 
     pub fn latency_seconds(&self) -> Option<f64> {
         match self {
-            Outcome::Delivered { latency_seconds, .. } | Outcome::Late { latency_seconds, .. } => {
-                Some(*latency_seconds)
-            }
+            Outcome::Delivered { latency_seconds, .. }
+            | Outcome::Late { latency_seconds, .. }
+            | Outcome::Mismatched { latency_seconds, .. } => Some(*latency_seconds),
             _ => None,
         }
+    }
+}
+
+/// Which expectation on an application's email failed: the bounded
+/// `expectation` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expectation {
+    /// The sender did not match `expect.from`.
+    From,
+    /// The subject did not match `expect.subject`.
+    Subject,
+    /// No link in the body matched `expect.link`.
+    Link,
+    /// The link was found but did not answer 2xx (`expect.follow_link`).
+    LinkDead,
+}
+
+impl Expectation {
+    pub const ALL: [Expectation; 4] =
+        [Expectation::From, Expectation::Subject, Expectation::Link, Expectation::LinkDead];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expectation::From => "from",
+            Expectation::Subject => "subject",
+            Expectation::Link => "link",
+            Expectation::LinkDead => "link_dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Expectation> {
+        Expectation::ALL.into_iter().find(|e| e.as_str() == s)
     }
 }
 
@@ -227,11 +268,20 @@ pub enum Unmatched {
     /// A bounce about one of our canaries that cannot be read, or a message
     /// whose headers are larger than a canary's could be.
     Malformed,
+    /// Sent to a canary address whose tag (crate::trigger) this instance
+    /// never made: another instance's, or made up.
+    UnknownTag,
 }
 
 impl Unmatched {
-    pub const ALL: [Unmatched; 5] =
-        [Unmatched::Forged, Unmatched::Foreign, Unmatched::Duplicate, Unmatched::Expired, Unmatched::Malformed];
+    pub const ALL: [Unmatched; 6] = [
+        Unmatched::Forged,
+        Unmatched::Foreign,
+        Unmatched::Duplicate,
+        Unmatched::Expired,
+        Unmatched::Malformed,
+        Unmatched::UnknownTag,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -240,6 +290,7 @@ impl Unmatched {
             Unmatched::Duplicate => "duplicate",
             Unmatched::Expired => "expired",
             Unmatched::Malformed => "malformed",
+            Unmatched::UnknownTag => "unknown_tag",
         }
     }
 }

@@ -34,6 +34,14 @@ pub struct ProbeContext {
 /// Sends one canary on `probe`'s route; returns its id once the provider
 /// answered, or None if it could not even be recorded (then nothing is sent).
 pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
+    // An application's trigger fires one at a time, an interval apart.
+    let _turn = match &probe.route.trigger {
+        Some(_) => {
+            let ledger = ctx.matcher.ledger();
+            Some(crate::trigger::turn(&probe.route.name, probe.route.interval, Some(ledger)).await)
+        }
+        None => None,
+    };
     let mut canary = Canary::new(
         &probe.route,
         &probe.from,
@@ -44,6 +52,11 @@ pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
         chrono::Utc::now(),
     );
     canary.return_path = probe.return_path.clone();
+    if let Some(trigger) = &probe.route.trigger {
+        let tag = crate::trigger::tag::new();
+        let address = trigger.canary_address(&probe.to, &tag);
+        canary = canary.tagged(tag, address);
+    }
     // Recorded and expected before anything leaves: a fast arrival is never missed.
     if let Err(e) = ctx.matcher.expect(&canary, probe.route.timeout).await {
         tracing::error!(probe = %probe.route.name, error = %e, "cannot record the canary in the ledger; not sending it");

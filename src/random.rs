@@ -3,7 +3,7 @@
 use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 
-fn bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     SystemRandom::new().fill(&mut buf).expect("the operating system's random source works");
     buf

@@ -28,6 +28,8 @@ pub struct RouteReport {
     pub lost: usize,
     /// Resolved by a bounce (DSN) before the timeout.
     pub bounced: usize,
+    /// Application canaries that arrived but failed an expectation (crate::trigger).
+    pub mismatched: usize,
     pub in_flight: usize,
     pub latency_p50_seconds: Option<f64>,
     pub latency_p95_seconds: Option<f64>,
@@ -36,6 +38,8 @@ pub struct RouteReport {
     pub failures: BTreeMap<String, usize>,
     /// Bounce status codes (DSN `Status`) and how often.
     pub bounces: BTreeMap<String, usize>,
+    /// Failed expectations (`from`, `subject`, `link`, `link_dead`) and how often.
+    pub mismatches: BTreeMap<String, usize>,
     pub windows: Vec<Window>,
     /// The path of the last canary seen: its `Received` hops, oldest first.
     pub last_path: Option<Path>,
@@ -64,7 +68,8 @@ pub struct Incident {
     pub canary: String,
     pub sent_ms: i64,
     pub provider_id: Option<String>,
-    /// `failed (reason)`, `lost`, `lost (bounced 4.4.7)`, `bounced (5.1.1)`, `late`, `slow`, `spam`.
+    /// `failed (reason)`, `lost`, `lost (bounced 4.4.7)`, `bounced (5.1.1)`, `mismatched (subject)`,
+    /// `late`, `slow`, `spam`.
     pub outcome: String,
     /// What the bounce said, for a bounced canary.
     pub bounce_detail: Option<String>,
@@ -81,6 +86,7 @@ fn incident(row: &Row, slow: Duration) -> Option<Incident> {
             None => "lost".into(),
         },
         State::Bounced => format!("bounced ({})", row.bounce_status.as_deref().unwrap_or("unknown")),
+        State::Mismatched => format!("mismatched ({})", row.expectation.map_or("unknown", |e| e.as_str())),
         State::Late => "late".into(),
         State::Delivered if latency.is_some_and(|l| l > slow.as_secs_f64()) => "slow".into(),
         State::Delivered if row.placement.as_deref() == Some("spam") => "spam".into(),
@@ -134,6 +140,11 @@ pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
             State::Lost => r.lost += 1,
             State::Late => r.late += 1,
             State::Bounced => r.bounced += 1,
+            State::Mismatched => {
+                r.mismatched += 1;
+                let e = row.expectation.map_or("unknown", |e| e.as_str());
+                *r.mismatches.entry(e.to_string()).or_default() += 1;
+            }
         }
         if let Some(status) = &row.bounce_status {
             *r.bounces.entry(status.clone()).or_default() += 1;
@@ -219,6 +230,10 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
         if !r.bounces.is_empty() {
             let codes: Vec<String> = r.bounces.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(out, "  bounced with status: {}", codes.join(", "));
+        }
+        if !r.mismatches.is_empty() {
+            let failed: Vec<String> = r.mismatches.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(out, "  arrived but failed expectations: {}", failed.join(", "));
         }
         if let Some(path) = &r.last_path {
             let _ = writeln!(out, "  path of the last canary seen ({} at {} UTC):", path.canary, time(path.seen_ms));
@@ -316,6 +331,7 @@ mod tests {
             bounce_detail: None,
             hops: Vec::new(),
             observed: Default::default(),
+            expectation: None,
         }
     }
 

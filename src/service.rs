@@ -90,6 +90,11 @@ pub fn preflight(config: &Config) -> Result<(), String> {
             errors.push(format!("provider {}: {e}", p.name()));
         }
     }
+    for t in config.routes.iter().filter_map(|r| r.trigger.as_deref()) {
+        if let Err(e) = AnyProvider::trigger(t) {
+            errors.push(format!("trigger {}: {e}", t.name));
+        }
+    }
     for i in &config.inboxes {
         if let Err(e) = inbox::clients(i) {
             errors.push(e);
@@ -110,7 +115,8 @@ struct Watching {
 /// A running route and what it was started from.
 struct Routing {
     route: Route,
-    provider: ProviderConfig,
+    /// None for an application trigger: the route holds its config.
+    provider: Option<ProviderConfig>,
     to: String,
     return_path: Option<String>,
     schedule: watch::Sender<bool>,
@@ -170,7 +176,7 @@ impl Generation {
         let same_route = |name: &str, r: &Routing| {
             config.route(name).is_some_and(|route| {
                 *route == r.route
-                    && config.provider(&route.provider) == Some(&r.provider)
+                    && config.provider(&route.provider) == r.provider.as_ref()
                     && config.inbox(&route.inbox).map(|i| &i.address) == Some(&r.to)
                     && return_path(config, route) == r.return_path
                     && !restarted.contains(&route.inbox)
@@ -205,17 +211,25 @@ impl Generation {
             if self.routes.contains_key(&route.name) {
                 continue;
             }
-            let provider = config.provider(&route.provider).ok_or("validated config names a known provider")?;
+            let provider = config.provider(&route.provider);
             let inbox = config.inbox(&route.inbox).ok_or("validated config names a known inbox")?;
+            let (sender, from) = match (&route.trigger, provider) {
+                (Some(t), _) => {
+                    let built = AnyProvider::trigger(t).map_err(|e| format!("trigger {}: {e}", t.name))?;
+                    (Arc::new(built), String::new())
+                }
+                (None, Some(p)) => (providers[route.provider.as_str()].clone(), p.from().to_string()),
+                (None, None) => return Err("validated config names a known provider".into()),
+            };
             let probe = Arc::new(Probe {
                 route: route.clone(),
-                provider: providers[route.provider.as_str()].clone(),
+                provider: sender,
                 inbox: self.watchers[&route.inbox].handle.clone(),
-                from: provider.from().to_string(),
+                from,
                 to: inbox.address.clone(),
                 return_path: return_path(config, route),
             });
-            self.routes.insert(route.name.clone(), Routing::start(probe, ctx.clone(), provider.clone(), rt));
+            self.routes.insert(route.name.clone(), Routing::start(probe, ctx.clone(), provider.cloned(), rt));
         }
         rt.matcher.retain_routes(&config.routes);
         rt.matcher.configure_health(config);
@@ -255,7 +269,7 @@ impl Generation {
 }
 
 impl Routing {
-    fn start(probe: Arc<Probe>, ctx: Arc<ProbeContext>, provider: ProviderConfig, rt: &Runtime) -> Routing {
+    fn start(probe: Arc<Probe>, ctx: Arc<ProbeContext>, provider: Option<ProviderConfig>, rt: &Runtime) -> Routing {
         let (schedule, abort) = (watch::channel(false).0, watch::channel(false).0);
         let stop = Stop { schedule: schedule.subscribe(), abort: abort.subscribe() };
         let (route, to, return_path) = (probe.route.clone(), probe.to.clone(), probe.return_path.clone());

@@ -188,6 +188,42 @@ const EXPECTED: &[(&str, &[&str])] = &[
             r#"inboxes[0].imap.ca_file: CA file tests/fixtures/config/invalid-ca-file-not-pem.yaml holds no certificate (line 4)"#,
         ],
     ),
+    ("trigger-and-provider", &["probes[0].trigger: a probe has either provider or trigger, not both (line 11)"]),
+    ("trigger-in-matrix", &["probes[0].trigger: a matrix has no trigger: write one probe per inbox with it (line 9)"]),
+    (
+        "trigger-named-like-provider",
+        &[r#"probes[0].trigger.name: "relay" is a provider's name too: name the trigger apart (line 10)"#],
+    ),
+    (
+        "trigger-request",
+        &[
+            r#"probes[0].trigger.method: unknown method "DELETE": use GET, POST, PUT or PATCH (line 12)"#,
+            "probes[0].trigger.url: is not an http:// or https:// URL (line 13)",
+            r#"probes[0].trigger.headers: "Bad Header" is not a header name (line 14)"#,
+            "probes[0].trigger.timeout: timeout must be more than 0s (line 15)",
+        ],
+    ),
+    (
+        "trigger-template-without-tag",
+        &[r#"probes[0].trigger.address.template: "canary@catchall.example.com" must hold {{tag}} (line 13)"#],
+    ),
+    (
+        "trigger-template-not-an-address",
+        &[
+            r#"probes[0].trigger.address.template: "canary-{{tag}}" does not make an email address (user@domain) (line 13)"#,
+        ],
+    ),
+    (
+        "trigger-separator",
+        &[r##"probes[0].trigger.address.separator: separator "#" must be one of + - _ . (line 13)"##],
+    ),
+    (
+        "trigger-expect",
+        &[
+            "probes[0].trigger.expect.subject: not a regular expression: unclosed group (line 14)",
+            "probes[0].trigger.expect.follow_link: needs expect.link: the pattern that finds the link (line 15)",
+        ],
+    ),
 ];
 
 const NOTHING_TO_MONITOR: &str =

@@ -67,6 +67,7 @@ fn send_to(port: u16, tls: TlsMode) -> mailcanary::provider::SendError {
         interval: Duration::from_secs(60),
         timeout: Duration::from_secs(600),
         jitter: 0.0,
+        trigger: None,
     };
     let key = SigningKey::new(Secret::new("a signing key for tests"));
     let canary =

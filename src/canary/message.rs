@@ -114,6 +114,18 @@ impl Canary {
     }
 }
 
+impl Canary {
+    /// This canary as an application's email (crate::trigger): the
+    /// application sends it, to `address`, which carries `tag`; the tag is
+    /// its id, in the ledger and in the matcher. Its token and message are
+    /// never sent.
+    pub fn tagged(mut self, tag: String, address: String) -> Canary {
+        self.id = tag;
+        self.to = address;
+        self
+    }
+}
+
 /// A message that carries two different tokens: trusted with neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConflictingTokens;
@@ -148,6 +160,7 @@ mod tests {
             interval: Duration::from_secs(60),
             timeout: Duration::from_secs(600),
             jitter: 0.1,
+            trigger: None,
         }
     }
 

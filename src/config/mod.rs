@@ -15,6 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::trigger::TriggerConfig;
 pub use duration::Percent;
 
 /// A loaded, validated configuration with every probe expanded into routes.
@@ -552,6 +553,10 @@ pub struct ProbeEntry {
     pub inbox: Option<String>,
     #[serde(default)]
     pub matrix: Option<Matrix>,
+    /// Instead of `provider`: the request that makes an application send
+    /// its own email (crate::trigger).
+    #[serde(default)]
+    pub trigger: Option<crate::trigger::TriggerConfig>,
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub interval: Option<Duration>,
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
@@ -578,6 +583,8 @@ pub struct Route {
     pub interval: Duration,
     pub timeout: Duration,
     pub jitter: f64,
+    /// An application canary's trigger; `provider` is then its name.
+    pub trigger: Option<Box<crate::trigger::TriggerConfig>>,
 }
 
 impl Config {

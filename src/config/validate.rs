@@ -237,9 +237,12 @@ pub(super) fn validate(
         if !(0.0..=1.0).contains(&jitter) {
             c.push(format!("{path}.jitter"), "jitter must be between 0% and 100%");
         }
-        let mut pairs: Vec<(String, String, String)> = Vec::new();
+        let mut pairs: Vec<(String, String, String, Option<Box<super::TriggerConfig>>)> = Vec::new();
         match (&probe.matrix, &probe.provider, &probe.inbox) {
             (Some(matrix), None, None) => {
+                if probe.trigger.is_some() {
+                    c.push(format!("{path}.trigger"), "a matrix has no trigger: write one probe per inbox with it");
+                }
                 if probe.name.is_some() {
                     c.push(format!("{path}.name"), "a matrix names its routes <provider>-to-<inbox>; remove name");
                 }
@@ -258,7 +261,7 @@ pub(super) fn validate(
                 }
                 for p in &matrix.providers {
                     for b in &matrix.inboxes {
-                        pairs.push((format!("{p}-to-{b}"), p.clone(), b.clone()));
+                        pairs.push((format!("{p}-to-{b}"), p.clone(), b.clone(), None));
                     }
                 }
             }
@@ -274,11 +277,15 @@ pub(super) fn validate(
                         String::new()
                     }
                 };
-                match provider {
-                    Some(p) if !provider_names.contains(p.as_str()) => {
+                match (provider, &probe.trigger) {
+                    (Some(_), Some(_)) => {
+                        c.push(format!("{path}.trigger"), "a probe has either provider or trigger, not both");
+                    }
+                    (Some(p), None) if !provider_names.contains(p.as_str()) => {
                         c.push(format!("{path}.provider"), format!("unknown provider {p:?}"));
                     }
-                    None => c.push(path.clone(), "probe needs a provider"),
+                    (None, None) => c.push(path.clone(), "probe needs a provider"),
+                    (None, Some(t)) => trigger(&mut c, &format!("{path}.trigger"), t, &provider_names),
                     _ => {}
                 }
                 match inbox {
@@ -288,21 +295,43 @@ pub(super) fn validate(
                     None => c.push(path.clone(), "probe needs an inbox"),
                     _ => {}
                 }
-                if let (Some(p), Some(b)) = (provider, inbox) {
-                    pairs.push((name, p.clone(), b.clone()));
+                match (provider, &probe.trigger, inbox) {
+                    (Some(p), None, Some(b)) => pairs.push((name, p.clone(), b.clone(), None)),
+                    (None, Some(t), Some(b)) => {
+                        pairs.push((name, t.name.clone(), b.clone(), Some(Box::new(t.clone()))))
+                    }
+                    _ => {}
                 }
             }
         }
-        for (name, provider, inbox) in pairs {
+        for (name, provider, inbox, trigger) in pairs {
             if let Some(k) = routes.iter().position(|r| r.name == name) {
                 c.push(path.clone(), format!("route {name:?} is defined twice (also by {})", route_paths[k]));
                 continue;
             }
-            routes.push(Route { name, provider, inbox, interval, timeout, jitter });
+            routes.push(Route { name, provider, inbox, interval, timeout, jitter, trigger });
             route_paths.push(path.clone());
         }
     }
     routes
+}
+
+/// A probe's `trigger:` (crate::trigger): its own checks, and a name that
+/// is not also a provider's (both become the `provider` label).
+fn trigger(
+    c: &mut Checker<'_>,
+    path: &str,
+    t: &super::TriggerConfig,
+    provider_names: &std::collections::HashSet<&str>,
+) {
+    c.name(format!("{path}.name"), &t.name, "trigger");
+    if provider_names.contains(t.name.as_str()) {
+        c.push(format!("{path}.name"), format!("{:?} is a provider's name too: name the trigger apart", t.name));
+    }
+    for (key, message) in t.problems() {
+        c.push(format!("{path}.{key}"), message);
+    }
+    c.ca_file(format!("{path}.ca_file"), &t.ca_file);
 }
 
 fn global(c: &mut Checker<'_>, config: &Config) {

@@ -80,6 +80,8 @@ pub enum Evidence {
     Bounced,
     /// Not seen within its timeout.
     Lost,
+    /// An application's email that came but failed an expectation.
+    Mismatched,
 }
 
 /// What one route has shown lately.
@@ -119,6 +121,9 @@ impl RouteEvidence {
             (Some(age), _) => format!("a canary to {} is {:.0} s overdue", self.inbox, age.as_secs_f64()),
             (None, Some(Evidence::Refused)) => format!("{} canaries in a row to {} refused", self.bad_run, self.inbox),
             (None, Some(Evidence::Bounced)) => format!("{} canaries in a row to {} bounced", self.bad_run, self.inbox),
+            (None, Some(Evidence::Mismatched)) => {
+                format!("{} canaries in a row to {} failed an expectation", self.bad_run, self.inbox)
+            }
             (None, _) => format!("{} canaries in a row to {} lost", self.bad_run, self.inbox),
         }
     }

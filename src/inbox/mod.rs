@@ -23,10 +23,12 @@ use tokio::sync::watch;
 use tokio_rustls::rustls::ClientConfig;
 
 /// Headers fetched for each new message: the token, and what the receiving
-/// servers say about the path (crate::insight); in a bounce inbox also
-/// what tells a bounce apart (crate::bounce).
-const FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received";
-const BOUNCE_FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received Content-Type";
+/// servers say about the path (crate::insight); where the recipient and
+/// sender stand, for application canaries (crate::trigger); in a bounce
+/// inbox also what tells a bounce apart (crate::bounce).
+const FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received To Delivered-To X-Original-To From Subject";
+const BOUNCE_FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received To Delivered-To X-Original-To \
+                             From Subject Content-Type";
 /// How much of a bounce is read: the report and the returned headers come
 /// first, and a returned body beyond this is not needed.
 const BOUNCE_LIMIT: usize = 256 * 1024;
@@ -141,6 +143,8 @@ enum Kind {
     LeftAlone,
     /// A delivery status report: read the whole of it.
     Report,
+    /// An application canary in flight whose body must be read for its link.
+    Tagged(String, Arc<crate::trigger::Expect>),
 }
 
 impl Watcher {
@@ -371,6 +375,17 @@ impl Watcher {
                         break;
                     }
                 },
+                Kind::Tagged(tag, expect) => match imap.message(uid, crate::trigger::expect::BODY_LIMIT).await {
+                    Ok(Some(raw)) => {
+                        let mismatch = expect.check_body(&raw).await.err();
+                        self.tagged(uid, &tag, self.sighting(message, placement, mismatch)).await
+                    }
+                    Ok(None) => Kind::LeftAlone,
+                    Err(e) => {
+                        result = Err((if e.too_large() { uid + 1 } else { uid }, e));
+                        break;
+                    }
+                },
                 kind => kind,
             };
             if matches!(kind, Kind::Resolved) {
@@ -391,19 +406,61 @@ impl Watcher {
         let (uid, headers) = (message.uid, &message.headers);
         let token = match extract_token(headers) {
             Ok(None) if self.bounces && crate::bounce::is_report(headers) => return Kind::Report,
-            Ok(None) => return Kind::LeftAlone,
+            Ok(None) => return self.classify_tagged(message, placement).await,
             token => token,
         };
         match self.verify(token) {
             Ok(token) => {
-                let sighting =
-                    Sighting { placement, insight: crate::insight::read(headers), received_ms: message.received_ms };
+                let sighting = self.sighting(message, placement, None);
                 match self.shared.matcher.seen(&token, sighting).await {
                     Disposition::Resolved => Kind::Resolved,
                     Disposition::Unmatched(reason) => self.left_alone(uid, reason),
                 }
             }
             Err(reason) => self.left_alone(uid, reason),
+        }
+    }
+
+    fn sighting(
+        &self,
+        message: &Fetched,
+        placement: Placement,
+        mismatch: Option<crate::outcome::Expectation>,
+    ) -> Sighting {
+        Sighting {
+            placement,
+            insight: crate::insight::read(&message.headers),
+            received_ms: message.received_ms,
+            mismatch,
+        }
+    }
+
+    /// A message without a token: an application canary if a recipient
+    /// header carries a tag (crate::trigger::tag), else someone else's mail.
+    /// A tag in flight is checked against its route's expectations (the
+    /// body only if a link is expected and the headers passed).
+    async fn classify_tagged(&self, message: &Fetched, placement: Placement) -> Kind {
+        let tags = crate::trigger::tag::in_recipients(&message.headers);
+        let in_flight = tags.iter().find_map(|t| Some((t, self.shared.matcher.tag_in_flight(t)?)));
+        let Some((tag, expect)) = in_flight else {
+            // Stale (settled already) or unknown: the matcher says which.
+            return match tags.first() {
+                Some(tag) => self.tagged(message.uid, tag, self.sighting(message, placement, None)).await,
+                None => Kind::LeftAlone,
+            };
+        };
+        let mismatch = expect.as_ref().and_then(|e| e.check_headers(&message.headers));
+        match expect {
+            Some(expect) if mismatch.is_none() && expect.needs_body() => Kind::Tagged(tag.clone(), expect),
+            _ => self.tagged(message.uid, tag, self.sighting(message, placement, mismatch)).await,
+        }
+    }
+
+    /// Hands an application canary's email to the matcher.
+    async fn tagged(&self, uid: u32, tag: &str, sighting: Sighting) -> Kind {
+        match self.shared.matcher.seen_tag(tag, sighting).await {
+            Disposition::Resolved => Kind::Resolved,
+            Disposition::Unmatched(reason) => self.left_alone(uid, reason),
         }
     }
 

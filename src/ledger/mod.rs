@@ -14,7 +14,7 @@ pub use thread::{LedgerError, LedgerThread};
 use crate::canary::Canary;
 use crate::health::{State as HealthState, Transition};
 use crate::insight::Hop;
-use crate::outcome::{Observed, Placement, SendReason};
+use crate::outcome::{Expectation, Observed, Placement, SendReason};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
@@ -34,6 +34,8 @@ pub enum State {
     Late,
     /// A delivery status notification said it failed.
     Bounced,
+    /// An application's email that came in time but failed an expectation.
+    Mismatched,
 }
 
 impl State {
@@ -47,6 +49,7 @@ impl State {
             State::Lost => "lost",
             State::Late => "late",
             State::Bounced => "bounced",
+            State::Mismatched => "mismatched",
         }
     }
 
@@ -59,6 +62,7 @@ impl State {
             "lost" => State::Lost,
             "late" => State::Late,
             "bounced" => State::Bounced,
+            "mismatched" => State::Mismatched,
             _ => return None,
         })
     }
@@ -89,6 +93,8 @@ pub struct Row {
     pub hops: Vec<Hop>,
     /// How its arrival was observed (live, or found after a restart or a gap).
     pub observed: Observed,
+    /// The expectation a mismatched application canary failed.
+    pub expectation: Option<Expectation>,
 }
 
 /// Errors are the database's; callers log them and carry on.
@@ -100,7 +106,8 @@ pub struct Ledger {
 
 /// The columns `row` reads, in its order.
 const COLUMNS: &str = "id, probe, provider, inbox, state, created_ms, accepted_ms, deadline_ms, provider_id, \
-                       failure_reason, seen_ms, latency_ms, placement, bounce_status, bounce_detail, hops, observed";
+                       failure_reason, seen_ms, latency_ms, placement, bounce_status, bounce_detail, hops, observed, \
+                       expectation";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS canaries (
@@ -123,7 +130,8 @@ CREATE TABLE IF NOT EXISTS canaries (
     bounce_status TEXT,
     bounce_detail TEXT,
     hops TEXT,
-    observed TEXT
+    observed TEXT,
+    expectation TEXT
 );
 CREATE INDEX IF NOT EXISTS canaries_pending ON canaries(state) WHERE state IN ('sending', 'sent');
 CREATE INDEX IF NOT EXISTS canaries_created ON canaries(created_ms);
@@ -145,8 +153,13 @@ CREATE TABLE IF NOT EXISTS cursors (
 ";
 
 /// Columns added after the first release, with their types.
-const ADDED_COLUMNS: [(&str, &str); 4] =
-    [("bounce_status", "TEXT"), ("bounce_detail", "TEXT"), ("hops", "TEXT"), ("observed", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str); 5] = [
+    ("bounce_status", "TEXT"),
+    ("bounce_detail", "TEXT"),
+    ("hops", "TEXT"),
+    ("observed", "TEXT"),
+    ("expectation", "TEXT"),
+];
 
 impl Ledger {
     /// Opens (or creates) the ledger in `state_dir`.
@@ -264,6 +277,17 @@ impl Ledger {
         })
     }
 
+    /// An application's email came in time but failed `expectation`.
+    pub fn record_mismatched(&self, id: &str, seen: &Seen, expectation: Expectation) -> Result<bool> {
+        let moved = self.record_seen(id, seen, "mismatched", "state IN ('sending', 'sent')")?;
+        if moved {
+            self.with(|db| {
+                db.execute("UPDATE canaries SET expectation = ?2 WHERE id = ?1", params![id, expectation.as_str()])
+            })?;
+        }
+        Ok(moved)
+    }
+
     /// A DSN said delivery failed, before the deadline.
     pub fn record_bounced(&self, id: &str, seen_ms: i64, status: &str, detail: Option<&str>) -> Result<bool> {
         self.with(|db| {
@@ -318,6 +342,14 @@ impl Ledger {
             let mut stmt =
                 db.prepare(&format!("SELECT {COLUMNS} FROM canaries WHERE created_ms >= ?1 ORDER BY created_ms"))?;
             stmt.query_map(params![since_ms], row)?.collect()
+        })
+    }
+
+    /// When the last canary of `probe` was made (ms), if it has any: an
+    /// application trigger waits its interval from there after a restart.
+    pub fn last_created(&self, probe: &str) -> Result<Option<i64>> {
+        self.with(|db| {
+            db.query_row("SELECT MAX(created_ms) FROM canaries WHERE probe = ?1", params![probe], |r| r.get(0))
         })
     }
 
@@ -441,6 +473,7 @@ fn row(r: &rusqlite::Row<'_>) -> Result<Row> {
         bounce_detail: r.get(14)?,
         hops: r.get::<_, Option<String>>(15)?.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
         observed: Observed::parse(r.get::<_, Option<String>>(16)?.as_deref()),
+        expectation: r.get::<_, Option<String>>(17)?.as_deref().and_then(Expectation::parse),
     })
 }
 
@@ -492,6 +525,7 @@ mod tests {
             interval: Duration::from_secs(60),
             timeout: Duration::from_secs(60),
             jitter: 0.0,
+            trigger: None,
         };
         let key = SigningKey::new(Secret::new("0123456789abcdef"));
         Canary::new(&route, "a@x.test", "b@x.test", "inst", None, &key, chrono::Utc::now())

@@ -3,9 +3,7 @@
 //! it settles it, and nobody else can.
 
 use crate::bounce::Bounce;
-use crate::insight::Insight;
 use crate::metrics::RouteLabels;
-use crate::outcome::Placement;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -89,7 +87,7 @@ impl InFlight {
 
 /// What came back for a canary before its provider's answer did.
 pub enum Early {
-    Seen(Placement, Insight, Option<i64>),
+    Seen(super::Sighting),
     Bounced(Bounce),
 }
 

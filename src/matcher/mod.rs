@@ -23,7 +23,7 @@ use crate::health::{Board, Evidence, ProviderHealth};
 use crate::insight::Insight;
 use crate::ledger::{LedgerError, LedgerThread, Row, Seen, State};
 use crate::metrics::{Metrics, RouteLabels};
-use crate::outcome::{Observed, Outcome, Placement, Unmatched};
+use crate::outcome::{Expectation, Observed, Outcome, Placement, Unmatched};
 use crate::provider::{Accepted, SendError};
 use book::{Book, Early, InFlight};
 use serde::Serialize;
@@ -56,6 +56,8 @@ pub struct Sighting {
     pub insight: Insight,
     /// When the server received it (INTERNALDATE), in Unix milliseconds.
     pub received_ms: Option<i64>,
+    /// The expectation an application's email failed (crate::trigger), if any.
+    pub mismatch: Option<Expectation>,
 }
 
 pub struct Matcher {
@@ -66,6 +68,8 @@ pub struct Matcher {
     routes: Mutex<HashMap<String, RouteStatus>>,
     health: Mutex<Board>,
     events: broadcast::Sender<Event>,
+    /// The expectations of each application canary route that has some, by probe.
+    expectations: Mutex<HashMap<String, Arc<crate::trigger::Expect>>>,
 }
 
 fn labels(probe: &str, provider: &str, inbox: &str) -> RouteLabels {
@@ -93,6 +97,7 @@ impl Matcher {
             routes: Mutex::new(HashMap::new()),
             health: Mutex::new(Board::default()),
             events: broadcast::channel(1024).0,
+            expectations: Mutex::new(HashMap::new()),
         }
     }
 
@@ -108,13 +113,23 @@ impl Matcher {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn expectations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<crate::trigger::Expect>>> {
+        self.expectations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Sets the providers and routes whose health is decided (crate::health).
     pub fn configure_health(&self, config: &Config) {
-        let providers: Vec<_> = config
+        let mut providers: Vec<_> = config
             .providers
             .iter()
             .map(|p| (p.name().to_string(), p.health(&config.global.health), p.nexthop().map(str::to_string)))
             .collect();
+        // Application triggers are providers too, with the global thresholds.
+        for t in config.routes.iter().filter_map(|r| r.trigger.as_deref()) {
+            if !providers.iter().any(|(p, _, _)| *p == t.name) {
+                providers.push((t.name.clone(), config.global.health.with(None), None));
+            }
+        }
         let routes: Vec<_> =
             config.routes.iter().map(|r| (r.name.clone(), r.provider.clone(), r.inbox.clone())).collect();
         let mut health = self.health();
@@ -166,6 +181,20 @@ impl Matcher {
     pub fn add_route(&self, route: &Route) {
         let l = labels(&route.name, &route.provider, &route.inbox);
         self.metrics.init_route(&l);
+        if let Some(t) = &route.trigger {
+            self.metrics.init_expectations(&l, &t.expect.expectations());
+            match crate::trigger::Expect::new(&t.expect, t.ca_file.as_deref(), t.timeout) {
+                Ok(Some(expect)) => {
+                    self.expectations().insert(route.name.clone(), Arc::new(expect));
+                }
+                Ok(None) => {
+                    self.expectations().remove(&route.name);
+                }
+                Err(e) => tracing::error!(probe = %route.name, error = %e, "cannot check this route's expectations"),
+            }
+        } else {
+            self.expectations().remove(&route.name);
+        }
         self.routes().entry(route.name.clone()).or_insert_with(|| RouteStatus {
             probe: route.name.clone(),
             provider: route.provider.clone(),
@@ -298,14 +327,37 @@ impl Matcher {
 
     /// A verified canary of this instance was seen.
     pub async fn seen(&self, token: &Token, sighting: Sighting) -> Disposition {
+        self.seen_id(&token.canary_id, sighting).await
+    }
+
+    /// Whether the application canary tagged `tag` is in flight here, and
+    /// if so what its email must look like (None: nothing).
+    pub fn tag_in_flight(&self, tag: &str) -> Option<Option<Arc<crate::trigger::Expect>>> {
+        let probe = self.book().in_flight.get(tag).map(|c| c.labels.probe.clone())?;
+        Some(self.expectations().get(&probe).cloned())
+    }
+
+    /// An application's email to the canary address tagged `tag`: matched
+    /// as a canary of that id, or left alone as stale (already settled)
+    /// or unknown (never ours).
+    pub async fn seen_tag(&self, tag: &str, sighting: Sighting) -> Disposition {
+        match self.seen_id(tag, sighting).await {
+            Disposition::Unmatched(Unmatched::Expired) if self.lookup(tag).await.is_none() => {
+                Disposition::Unmatched(Unmatched::UnknownTag)
+            }
+            d => d,
+        }
+    }
+
+    /// The canary `id` was seen.
+    async fn seen_id(&self, id: &str, sighting: Sighting) -> Disposition {
         let (now, now_ms) = (self.clock.now(), self.clock.wall_ms());
-        let id = token.canary_id.as_str();
         let (settling, lookup) = {
             let mut book = self.book();
             match book.in_flight.get_mut(id) {
                 Some(c) if !c.accepted => {
                     // Arrived before the provider's answer: settled on the answer.
-                    c.early.get_or_insert(Early::Seen(sighting.placement, sighting.insight, sighting.received_ms));
+                    c.early.get_or_insert(Early::Seen(sighting));
                     return Disposition::Resolved;
                 }
                 Some(_) => {
@@ -336,7 +388,7 @@ impl Matcher {
                 }
             }
             State::Sending | State::Sent => Disposition::Unmatched(Unmatched::Expired),
-            State::Delivered | State::Late | State::Failed | State::Bounced => {
+            State::Delivered | State::Late | State::Failed | State::Bounced | State::Mismatched => {
                 Disposition::Unmatched(Unmatched::Duplicate)
             }
         }
@@ -519,9 +571,12 @@ impl Matcher {
         } else {
             Observed::Live
         };
+        let arrived = |latency_seconds: f64| match s.mismatch {
+            Some(expectation) => Outcome::Mismatched { expectation, placement: s.placement, latency_seconds },
+            None => Outcome::Delivered { placement: s.placement, latency_seconds, observed },
+        };
         if observed == Observed::Live {
-            let latency_seconds = now.saturating_duration_since(c.since).as_secs_f64();
-            let outcome = Outcome::Delivered { placement: s.placement, latency_seconds, observed };
+            let outcome = arrived(now.saturating_duration_since(c.since).as_secs_f64());
             return self.settle(id, c.labels, outcome, s.insight, now_ms);
         }
         // Nobody was looking when it came: the server's word says when.
@@ -531,7 +586,7 @@ impl Matcher {
         let arrived_ms = (received_ms + 999).min(now_ms).max(received_ms);
         let latency_seconds = secs(arrived_ms - c.since_ms);
         if received_ms <= c.deadline_ms {
-            let outcome = Outcome::Delivered { placement: s.placement, latency_seconds, observed };
+            let outcome = arrived(latency_seconds);
             return self.settle(id, c.labels, outcome, s.insight, now_ms);
         }
         let lost = self.settle(id, c.labels.clone(), Outcome::Lost, Insight::default(), now_ms);
@@ -545,13 +600,16 @@ impl Matcher {
     /// A canary that came back before its provider's answer, now accepted.
     fn settle_early(&self, id: &str, c: InFlight, early: Early, now_ms: i64) -> Settling<'_> {
         let outcome = match &early {
-            Early::Seen(placement, ..) => {
-                Outcome::Delivered { placement: *placement, latency_seconds: 0.0, observed: Observed::Live }
+            Early::Seen(Sighting { placement, mismatch: Some(expectation), .. }) => {
+                Outcome::Mismatched { expectation: *expectation, placement: *placement, latency_seconds: 0.0 }
+            }
+            Early::Seen(s) => {
+                Outcome::Delivered { placement: s.placement, latency_seconds: 0.0, observed: Observed::Live }
             }
             Early::Bounced(bounce) => Outcome::Bounced { bounce: bounce.clone() },
         };
         let insight = match early {
-            Early::Seen(_, insight, _) => insight,
+            Early::Seen(s) => s.insight,
             Early::Bounced(_) => Insight::default(),
         };
         self.settle(id, c.labels, outcome, insight, now_ms)
@@ -581,6 +639,7 @@ impl Matcher {
                 Outcome::Lost => Some(Evidence::Lost),
                 Outcome::Bounced { .. } => Some(Evidence::Bounced),
                 Outcome::Refused { .. } => Some(Evidence::Refused),
+                Outcome::Mismatched { .. } => Some(Evidence::Mismatched),
                 // Already counted when it was lost.
                 Outcome::Late { .. } => None,
             };
@@ -635,6 +694,9 @@ fn record(
         Outcome::Lost => ledger.record_lost(id, at_ms),
         Outcome::Bounced { bounce } => ledger.record_bounced(id, at_ms, &bounce.status, bounce.diagnostic.as_deref()),
         Outcome::Refused { reason, detail } => ledger.record_failed(id, *reason, detail),
+        Outcome::Mismatched { expectation, placement, latency_seconds } => {
+            ledger.record_mismatched(id, &seen(*placement, *latency_seconds, Observed::Live), *expectation)
+        }
     }
 }
 
@@ -654,6 +716,9 @@ fn log(l: &RouteLabels, id: &str, outcome: &Outcome) {
         }
         Outcome::Refused { reason, detail } => {
             tracing::warn!(probe = %l.probe, canary = %id, reason = reason.as_str(), error = %detail, "send failed")
+        }
+        Outcome::Mismatched { expectation, latency_seconds, .. } => {
+            tracing::warn!(probe = %l.probe, canary = %id, expectation = expectation.as_str(), latency_seconds, "the application's email arrived but failed an expectation")
         }
     }
 }

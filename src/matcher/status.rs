@@ -3,7 +3,7 @@
 
 use crate::bounce::Bounce;
 use crate::insight::{Hop, Insight, Verdict};
-use crate::outcome::{Observed, Outcome, Placement, SendReason};
+use crate::outcome::{Expectation, Observed, Outcome, Placement, SendReason};
 use serde::Serialize;
 
 /// One route, as `/api/v1/status` shows it.
@@ -15,7 +15,7 @@ pub struct RouteStatus {
     pub in_flight: usize,
     pub oldest_in_flight_seconds: f64,
     pub last_sent_ms: Option<i64>,
-    /// `delivered`, `lost`, `late`, `bounced` or `refused`.
+    /// `delivered`, `lost`, `late`, `bounced`, `refused` or `mismatched`.
     pub last_outcome: Option<&'static str>,
     /// Where the last canary seen landed: `inbox` or `spam`.
     pub last_placement: Option<Placement>,
@@ -32,6 +32,9 @@ pub struct RouteStatus {
     pub last_hops: Vec<Hop>,
     /// The last bounce (DSN) that came back for this route.
     pub last_bounce: Option<Bounce>,
+    /// The expectation the last mismatched application canary failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_mismatch: Option<Expectation>,
     pub sent: u64,
     /// Not accepted by the provider.
     pub refused: u64,
@@ -42,6 +45,8 @@ pub struct RouteStatus {
     pub lost: u64,
     pub late: u64,
     pub bounced: u64,
+    /// Application canaries that arrived but failed an expectation.
+    pub mismatched: u64,
 }
 
 impl RouteStatus {
@@ -71,6 +76,10 @@ impl RouteStatus {
             Outcome::Refused { reason, .. } => {
                 self.refused += 1;
                 self.last_failure_reason = Some(*reason);
+            }
+            Outcome::Mismatched { expectation, .. } => {
+                self.mismatched += 1;
+                self.last_mismatch = Some(*expectation);
             }
         }
     }

@@ -32,6 +32,7 @@ fn fixture() -> Fixture {
         interval: Duration::from_secs(30),
         timeout: TIMEOUT,
         jitter: 0.0,
+        trigger: None,
     };
     matcher.add_route(&route);
     matcher.inbox_caught_up("i");
@@ -83,7 +84,7 @@ impl Fixture {
 }
 
 fn seen_at(received_ms: Option<i64>) -> Sighting {
-    Sighting { placement: Placement::Inbox, insight: Insight::default(), received_ms }
+    Sighting { placement: Placement::Inbox, insight: Insight::default(), received_ms, mismatch: None }
 }
 
 #[tokio::test]
@@ -291,4 +292,36 @@ async fn routes_a_reload_removed_lose_their_series_once_settled() {
     f.matcher.retain_routes(&[]);
     assert!(!f.metrics.encode_text().contains("probe=\"r\""), "{}", f.metrics.encode_text());
     assert!(f.matcher.status().is_empty());
+}
+
+#[tokio::test]
+async fn an_application_canary_is_matched_by_its_tag_after_a_restart() {
+    let f = fixture();
+    let key = SigningKey::new(Secret::new("0123456789abcdef"));
+    let now = chrono::DateTime::from_timestamp_millis(f.clock.wall_ms()).unwrap();
+    let tag = crate::trigger::tag::new();
+    let canary =
+        Canary::new(&f.route, "", "b@x.test", "inst", None, &key, now).tagged(tag.clone(), format!("b+{tag}@x.test"));
+    f.matcher.expect(&canary, TIMEOUT).await.unwrap();
+    f.matcher.accepted(&tag, &Accepted { provider_id: None }, Duration::ZERO).await;
+
+    // A new process on the same ledger picks the tag up again.
+    let metrics = Arc::new(Metrics::new());
+    let restarted = Matcher::with_clock(f.ledger.clone(), metrics, f.clock.clone());
+    restarted.add_route(&f.route);
+    assert_eq!(restarted.resume().await.unwrap(), 1);
+    restarted.inbox_caught_up("i");
+    assert!(restarted.tag_in_flight(&tag).is_some());
+    f.clock.advance(Duration::from_millis(800));
+    let wrong = Sighting { mismatch: Some(Expectation::Subject), ..seen_at(Some(f.clock.wall_ms())) };
+    assert_eq!(restarted.seen_tag(&tag, wrong).await, Disposition::Resolved);
+    let row = f.row(&tag).await;
+    assert_eq!((row.state, row.expectation), (State::Mismatched, Some(Expectation::Subject)));
+    assert_eq!(restarted.status()[0].last_outcome, Some("mismatched"));
+
+    // Settled: a second email to it is stale; a tag never made here is unknown.
+    assert!(restarted.tag_in_flight(&tag).is_none());
+    assert_eq!(restarted.seen_tag(&tag, seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    let unknown = crate::trigger::tag::new();
+    assert_eq!(restarted.seen_tag(&unknown, seen_at(None)).await, Disposition::Unmatched(Unmatched::UnknownTag));
 }

@@ -35,6 +35,8 @@ pub enum AnyProvider {
     Mailgun(mailgun::MailgunProvider),
     Postmark(postmark::PostmarkProvider),
     Resend(resend::ResendProvider),
+    /// An application that sends its own email (crate::trigger).
+    Trigger(crate::trigger::Trigger),
 }
 
 impl AnyProvider {
@@ -49,6 +51,11 @@ impl AnyProvider {
             ProviderConfig::Resend(c) => resend::ResendProvider::new(c).map(AnyProvider::Resend),
         }
     }
+
+    /// The application trigger of a route that has one.
+    pub fn trigger(config: &crate::trigger::TriggerConfig) -> Result<AnyProvider, String> {
+        crate::trigger::Trigger::new(config).map(AnyProvider::Trigger)
+    }
 }
 
 impl Provider for AnyProvider {
@@ -60,6 +67,7 @@ impl Provider for AnyProvider {
             AnyProvider::Mailgun(p) => p.name(),
             AnyProvider::Postmark(p) => p.name(),
             AnyProvider::Resend(p) => p.name(),
+            AnyProvider::Trigger(t) => t.name(),
         }
     }
 
@@ -71,6 +79,8 @@ impl Provider for AnyProvider {
             AnyProvider::Mailgun(p) => p.send(canary).await,
             AnyProvider::Postmark(p) => p.send(canary).await,
             AnyProvider::Resend(p) => p.send(canary).await,
+            // The application sends its own email, to the canary's address.
+            AnyProvider::Trigger(t) => t.fire(&canary.to).await,
         }
     }
 }

@@ -538,3 +538,41 @@ impl Drop for AuthServer {
         let _ = self.child.wait();
     }
 }
+
+/// The application of tests/standins/app.py: sends its own password-reset
+/// email through the stack's Postfix when asked (see app.py for its modes).
+pub struct App {
+    child: Child,
+    pub port: u16,
+}
+
+impl App {
+    pub fn start() -> App {
+        let port = free_port();
+        let child = standin("app.py", port, &["--smtp-port", &stack().smtp.to_string()]);
+        App { child, port }
+    }
+
+    /// A probe's `trigger:` (flow style) that asks for a reset in `mode`.
+    pub fn trigger(&self, name: &str, mode: &str, key: &str, extra: &str) -> String {
+        format!(
+            "{{ name: {name}, url: \"http://127.0.0.1:{}/password-reset?mode={mode}\", \
+             headers: {{ Authorization: \"Bearer {key}\", Content-Type: application/json }}, \
+             body: '{{\"email\": \"{{{{address}}}}\"}}', timeout: 5s{extra} }}",
+            self.port
+        )
+    }
+
+    /// What the application was asked, and which reset links were followed.
+    pub fn stats(&self) -> serde_json::Value {
+        let (_, body) = http(self.port, "GET", "/stats").expect("the application answers");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,149 @@
+//! Application canaries end to end: mailcanary asks a real (small) web
+//! application to send its own password-reset email (tests/standins/app.py),
+//! the application sends it through the real Postfix to a sub-addressed
+//! canary address, Dovecot delivers it to the inbox's mailbox, and the
+//! watcher matches it by its tag and checks it against the route's
+//! expectations, following the reset link. Every way the application breaks
+//! has its own outcome.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const KEY: &str = "test-app-key";
+const EXPECT: &str = ", expect: { from: '^no-reply@shop\\.mailcanary\\.test$', subject: '^Reset your password$', \
+                      link: 'http://127\\.0\\.0\\.1:[0-9]+/[a-z]+/[A-Za-z0-9_-]+', follow_link: true }";
+
+fn probe(app: &App, name: &str, mode: &str, key: &str, extra: &str) -> String {
+    format!("  - {{ name: {name}, inbox: {name}, trigger: {} }}\n", app.trigger("shop", mode, key, extra))
+}
+
+fn labels<'a>(probe: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut l = vec![("probe", probe), ("provider", "shop"), ("inbox", probe)];
+    l.extend_from_slice(extra);
+    l
+}
+
+#[test]
+fn every_way_an_application_breaks_has_its_outcome() {
+    let s = stack();
+    let app = App::start();
+    let dir = temp_dir("app-canary");
+    let port = free_port();
+    let routes = ["reset-ok", "reset-500", "reset-key", "reset-silent", "reset-subject", "reset-dead"];
+    let mut config = global("t-app", port, &dir, "1h", "20s");
+    config.push_str("inboxes:\n");
+    for r in routes {
+        config.push_str(&inbox(r, &format!("t-{r}")));
+    }
+    config.push_str("probes:\n");
+    config.push_str(&probe(&app, "reset-ok", "ok", KEY, EXPECT));
+    config.push_str(&probe(&app, "reset-500", "error", KEY, ""));
+    config.push_str(&probe(&app, "reset-key", "ok", "rotated-key", ""));
+    config.push_str(&probe(&app, "reset-silent", "silent", KEY, "").replace(" }\n", ", timeout: 4s }\n"));
+    config.push_str(&probe(&app, "reset-subject", "wrong-subject", KEY, EXPECT));
+    config.push_str(&probe(&app, "reset-dead", "dead-link", KEY, EXPECT));
+    let mc = Mailcanary::start(&dir, port, &config);
+
+    // Only the expectations a trigger route has exist, at 0, from the start.
+    let m = mc.metrics().unwrap();
+    for e in ["from", "subject", "link", "link_dead"] {
+        assert_eq!(
+            m.get("mailcanary_canaries_mismatched_total", &labels("reset-ok", &[("expectation", e)])),
+            Some(0.0)
+        );
+    }
+    assert_eq!(m.get("mailcanary_canaries_mismatched_total", &labels("reset-500", &[])), None);
+
+    let m = mc.wait_until("every application canary settled", Duration::from_secs(60), |m| {
+        m.value("mailcanary_canaries_delivered_total", &labels("reset-ok", &[("placement", "inbox")])) == 1.0
+            && m.value("mailcanary_send_failures_total", &labels("reset-500", &[("reason", "other")])) == 1.0
+            && m.value("mailcanary_send_failures_total", &labels("reset-key", &[("reason", "auth")])) == 1.0
+            && m.value("mailcanary_canaries_lost_total", &labels("reset-silent", &[])) == 1.0
+            && m.value("mailcanary_canaries_mismatched_total", &labels("reset-subject", &[("expectation", "subject")]))
+                == 1.0
+            && m.value("mailcanary_canaries_mismatched_total", &labels("reset-dead", &[("expectation", "link_dead")]))
+                == 1.0
+    });
+    // Delivered with a latency, from the application's answer to first sight.
+    assert_eq!(m.value("mailcanary_delivery_latency_seconds_count", &labels("reset-ok", &[])), 1.0);
+    assert!(m.value("mailcanary_delivery_latency_seconds_sum", &labels("reset-ok", &[])) > 0.0);
+    // Nothing else was counted for the broken ones.
+    for r in ["reset-subject", "reset-dead"] {
+        assert_eq!(m.value("mailcanary_canaries_delivered_total", &labels(r, &[])), 0.0, "{r}");
+        assert_eq!(m.value("mailcanary_canaries_mismatched_total", &labels(r, &[])), 1.0, "{r}");
+    }
+
+    // The application was asked once per route, for a fresh tagged address
+    // of the route's inbox, and the working reset link was followed.
+    let stats = app.stats();
+    let asked: Vec<String> = stats["requests"].as_array().unwrap().iter().map(|r| r["email"].to_string()).collect();
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    let ok_address = stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["email"].as_str().unwrap().starts_with(&format!("{}+mc", user("t-reset-ok"))))
+        .map(|r| r["email"].as_str().unwrap().to_string())
+        .expect("reset-ok asked for a sub-address of its inbox");
+    assert_eq!(stats["followed"].as_array().unwrap().len(), 1, "{stats}");
+
+    // The status API says what went wrong, in the same words.
+    let status = mc.status();
+    let route = |name: &str| status["routes"].as_array().unwrap().iter().find(|r| r["probe"] == name).unwrap().clone();
+    assert_eq!(route("reset-subject")["last_outcome"], "mismatched");
+    assert_eq!(route("reset-subject")["last_mismatch"], "subject");
+    assert_eq!(route("reset-dead")["last_mismatch"], "link_dead");
+    assert_eq!(route("reset-ok")["provider"], "shop");
+
+    // Matched emails were cleaned up, as canaries are.
+    for r in ["reset-ok", "reset-subject", "reset-dead"] {
+        assert!(s.wait_messages(&format!("t-{r}"), "", 0).is_empty(), "{r}'s email stays in its mailbox");
+    }
+
+    // An email to a settled (stale) tag and one to a tag never made here
+    // are counted unmatched and left alone.
+    let unknown = format!("{}+mc{}@mailcanary.test", user("t-reset-ok"), "0123456789abcdef".repeat(2));
+    for to in [&ok_address, &unknown] {
+        s.inject(
+            to,
+            &format!("From: Shop <no-reply@shop.mailcanary.test>\nTo: {to}\nSubject: Reset your password\n\nhi\n"),
+        );
+    }
+    let inbox = |reason| vec![("inbox", "reset-ok"), ("reason", reason)];
+    mc.wait_until("stale and unknown tags counted", Duration::from_secs(30), |m| {
+        m.value("mailcanary_unmatched_messages_total", &inbox("duplicate")) == 1.0
+            && m.value("mailcanary_unmatched_messages_total", &inbox("unknown_tag")) == 1.0
+    });
+    assert_eq!(s.wait_messages("t-reset-ok", "", 2).len(), 2, "both stay in the mailbox");
+    // The application's key (in a header) is never shown.
+    let shown = format!("{}{}{}", mc.log(), mc.metrics().unwrap().0, mc.status());
+    assert!(!shown.contains(KEY) && !shown.contains("rotated-key"), "a trigger's secret is shown");
+    drop(mc);
+
+    // The ledger's account says the same.
+    let report = run_cli(&dir, &["report", "--since", "1h"]);
+    assert!(report.contains("arrived but failed expectations: subject 1"), "{report}");
+    assert!(report.contains("arrived but failed expectations: link_dead 1"), "{report}");
+}
+
+#[test]
+fn check_runs_a_trigger_once_with_progress() {
+    let app = App::start();
+    let dir = temp_dir("app-check");
+    let port = free_port();
+    let config = format!(
+        "{}inboxes:\n{}probes:\n{}",
+        global("t-app-check", port, &dir, "1h", "20s"),
+        inbox("reset-check", "t-reset-check"),
+        probe(&app, "reset-check", "ok", KEY, EXPECT),
+    );
+    std::fs::write(dir.join("probes.yaml"), &config).unwrap();
+    let out = run_cli(&dir, &["check", "--probe", "reset-check"]);
+    assert!(out.contains("triggering shop (POST reset-check)"), "{out}");
+    assert!(out.contains("delivered to inbox"), "{out}");
+    let stats = app.stats();
+    assert_eq!(stats["requests"].as_array().unwrap().len(), 1, "{stats}");
+    assert_eq!(stats["followed"].as_array().unwrap().len(), 1, "{stats}");
+}
