@@ -1,0 +1,46 @@
+//! The deployment files in deploy/ checked offline: the Kubernetes alert
+//! rules and dashboard generated from alerts/ and dashboards/ (another
+//! change to those must regenerate them), and the example config the
+//! Kubernetes base ships, valid as shipped. Rendering and schema validation
+//! of the manifests is scripts/kubernetes.sh test (run by scripts/test.sh).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_kubernetes_rules_and_dashboard_match_alerts_and_dashboards() {
+    let out = Command::new("bash").arg("scripts/kubernetes.sh").arg("check").current_dir(root()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `mailcanary validate` on `config` with only `env` (VAR=value lines) for
+/// its variables.
+fn validates_with(config: &Path, env: &str) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailcanary"));
+    cmd.args(["validate", "--config"]).arg(config).env_clear();
+    for line in env.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (key, value) = line.split_once('=').unwrap();
+        cmd.env(key, value);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        config.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_kubernetes_example_config_validates_with_the_pods_environment() {
+    // What the Deployment sets, and the keys the Secret is documented to hold.
+    validates_with(
+        &root().join("deploy/kubernetes/base/prober/probes.yaml"),
+        "MAILCANARY_INSTANCE=primary\nSMTP_PASSWORD=x\nIMAP_PASSWORD=x",
+    );
+}
