@@ -1,8 +1,9 @@
 //! The deployment files in deploy/ checked offline: the Kubernetes alert
 //! rules and dashboard generated from alerts/ and dashboards/ (another
-//! change to those must regenerate them), and the example config the
-//! Kubernetes base ships, valid as shipped. Rendering and schema validation
-//! of the manifests is scripts/kubernetes.sh test (run by scripts/test.sh).
+//! change to those must regenerate them), and the example configs that the
+//! Kubernetes base and the Debian package ship, valid as shipped. Rendering
+//! and schema validation of the manifests, and installing the package, are
+//! scripts/kubernetes.sh test and scripts/deb.sh test (run by scripts/test.sh).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,4 +44,10 @@ fn the_kubernetes_example_config_validates_with_the_pods_environment() {
         &root().join("deploy/kubernetes/base/prober/probes.yaml"),
         "MAILCANARY_INSTANCE=primary\nSMTP_PASSWORD=x\nIMAP_PASSWORD=x",
     );
+}
+
+#[test]
+fn the_debian_example_config_validates_with_its_secrets_file() {
+    let env = std::fs::read_to_string(root().join("deploy/debian/default")).unwrap();
+    validates_with(&root().join("deploy/debian/probes.yaml"), &env);
 }

@@ -128,6 +128,8 @@ def main():
     for obj in objs:
         if obj["kind"] == "Deployment":
             check_deployment(obj, prober)
+        if obj["kind"] == "Service" and obj["metadata"]["name"] != "mailcanary":
+            problem(obj, "must be named mailcanary: it is the scrape job, and the rules watch up{job=\"mailcanary\"}")
         if obj["kind"] == "ServiceMonitor" and "prober" not in obj["spec"].get("podTargetLabels", []):
             problem(obj, "podTargetLabels must carry prober")
     if fleet:
