@@ -254,6 +254,10 @@ fn cost_and_scrape(minutes: f64, providers: usize, inboxes: usize) {
     println!("| measure | value |\n|---|---|");
     println!("| response time p50 / p99 / max ({} scrapes) | {s50:.1} / {s99:.1} / {smax:.1} ms |", scrape_ms.len());
     println!("| size | {:.0} kB |", scrape_bytes as f64 / 1024.0);
+    // Every route delivered by now, so its hop series (when on) exist too.
+    let series = m.0.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+    let route_series = m.0.lines().filter(|l| !l.starts_with('#') && l.contains("probe=\"")).count();
+    println!("| series | {series}, of which per route {:.1} |", route_series as f64 / routes as f64);
 }
 
 /// Runs `command` under GNU time: (wall s, CPU s, max RSS kB, stdout).

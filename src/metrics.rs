@@ -1,7 +1,10 @@
 //! The `mailcanary_*` metrics of DESIGN.md, with typed label sets. Every
 //! per-route series exists at 0 from start-up so alerts never wait for a
 //! first event. Labels carry names from the config, never addresses,
-//! tokens or free text.
+//! tokens or free text. What a route costs in series is pinned in
+//! `detail`'s tests: the default keeps only what alerts and dashboards read.
+
+mod detail;
 
 use crate::insight::Insight;
 use crate::outcome::{InboxError, Outcome, Placement, SendReason, Unmatched};
@@ -12,6 +15,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+
+pub use detail::{Detail, SendHistogram};
 
 /// `probe`, `provider`, `inbox`: one route.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,7 +108,7 @@ pub struct Metrics {
     pub canaries_bounced: Family<RouteLabels, Counter>,
     pub canaries_mismatched: Family<ExpectationLabels, Counter>,
     pub delivery_latency: HistogramFamily,
-    pub send_duration: HistogramFamily,
+    pub send_duration: Family<RouteLabels, Histogram, SendHistogram>,
     pub in_flight: Family<RouteLabels, Gauge>,
     pub oldest_in_flight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
     pub last_delivery: Family<RouteLabels, Gauge<f64, AtomicU64>>,
@@ -117,20 +122,21 @@ pub struct Metrics {
     pub task_restarts: Family<TaskLabels, Counter>,
     pub provider_state: Family<ProviderStateLabels, Gauge>,
     pub provider_state_changes: Family<ProviderLabels, Counter>,
+    /// The opt-in series in force (`global.metrics.detail`).
+    detail: detail::DetailState,
 }
 
+/// Every route has one, so only the bounds someone reads: 60 s is the
+/// latency alert's threshold (its verdict stays exact), the ones under it
+/// the dashboard's percentiles, 300 s a delay that is an incident.
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0])
+    Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0])
 }
 
 /// `Received` dates have whole seconds, so finer buckets would only split 0
 /// from 1 s; and every route has a histogram per hop, so few buckets.
 fn hop_histogram() -> Histogram {
     Histogram::new([1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0])
-}
-
-fn send_histogram() -> Histogram {
-    Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
 }
 
 impl Default for Metrics {
@@ -142,6 +148,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("mailcanary");
+        let detail = detail::DetailState::default();
         let m = Metrics {
             canaries_sent: Family::default(),
             send_failures: Family::default(),
@@ -151,7 +158,7 @@ impl Metrics {
             canaries_bounced: Family::default(),
             canaries_mismatched: Family::default(),
             delivery_latency: Family::new_with_constructor(latency_histogram),
-            send_duration: Family::new_with_constructor(send_histogram),
+            send_duration: Family::new_with_constructor(detail.send.clone()),
             in_flight: Family::default(),
             oldest_in_flight: Family::default(),
             last_delivery: Family::default(),
@@ -165,6 +172,7 @@ impl Metrics {
             task_restarts: Family::default(),
             provider_state: Family::default(),
             provider_state_changes: Family::default(),
+            detail,
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -248,8 +256,9 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Creates every series of a route at 0.
+    /// Creates every series of a route at 0, the opt-in ones when they are on.
     pub fn init_route(&self, route: &RouteLabels) {
+        let detail = self.detail();
         let _ = self.canaries_sent.get_or_create(route);
         for reason in SendReason::ALL {
             let _ = self.send_failures.get_or_create(&ReasonLabels { route: route.clone(), reason: reason.as_str() });
@@ -267,14 +276,7 @@ impl Metrics {
         let _ = self.in_flight.get_or_create(route);
         let _ = self.oldest_in_flight.get_or_create(route);
         let _ = self.last_delivery.get_or_create(route);
-        // pass and fail of every method exist at 0, so an alert on the first
-        // failure has a series to rise from.
-        for method in crate::insight::METHODS {
-            for result in ["pass", "fail"] {
-                let _ = self.auth_results.get_or_create(&AuthLabels { route: route.clone(), method, result });
-            }
-        }
-        let _ = self.hop_unusable.get_or_create(route);
+        self.init_detail(route, *detail);
     }
 
     /// An application canary route's expectations: each one's series exists
@@ -297,7 +299,7 @@ impl Metrics {
         for placement in [Placement::Inbox, Placement::Spam] {
             self.canaries_delivered.remove(&PlacementLabels { route: route.clone(), placement: placement.as_str() });
         }
-        for family in [&self.canaries_lost, &self.canaries_late, &self.canaries_bounced, &self.hop_unusable] {
+        for family in [&self.canaries_lost, &self.canaries_late, &self.canaries_bounced] {
             family.remove(route);
         }
         for e in crate::outcome::Expectation::ALL {
@@ -308,14 +310,8 @@ impl Metrics {
         self.in_flight.remove(route);
         self.oldest_in_flight.remove(route);
         self.last_delivery.remove(route);
-        for method in crate::insight::METHODS {
-            for result in crate::insight::RESULTS.into_iter().chain(["other"]) {
-                self.auth_results.remove(&AuthLabels { route: route.clone(), method, result });
-            }
-        }
-        for position in 1..=crate::insight::MAX_HOP {
-            self.hop_delay.remove(&HopLabels { route: route.clone(), hop: crate::insight::hop_label(position) });
-        }
+        self.remove_auth(route);
+        self.remove_hops(route);
     }
 
     /// Counts an outcome the matcher settled at `at_ms` (wall clock).
@@ -349,11 +345,18 @@ impl Metrics {
         }
     }
 
-    /// Counts the receiving server's verdicts and the hop delays of a canary seen.
+    /// Counts the receiving server's verdicts and the hop delays of a canary
+    /// seen, as far as they are exported.
     fn insight(&self, route: &RouteLabels, insight: &Insight) {
-        for v in &insight.verdicts {
-            let l = AuthLabels { route: route.clone(), method: v.method, result: v.result };
-            self.auth_results.get_or_create(&l).inc();
+        let detail = self.detail();
+        if detail.auth {
+            for v in &insight.verdicts {
+                let l = AuthLabels { route: route.clone(), method: v.method, result: v.result };
+                self.auth_results.get_or_create(&l).inc();
+            }
+        }
+        if !detail.hops {
+            return;
         }
         for hop in &insight.hops {
             if let Some(delay) = hop.delay_seconds {
@@ -364,6 +367,14 @@ impl Metrics {
         if insight.unusable_hops > 0 {
             self.hop_unusable.get_or_create(route).inc_by(insight.unusable_hops as u64);
         }
+    }
+
+    /// Counts a canary the provider accepted after `seconds` of submission.
+    pub fn accepted(&self, route: &RouteLabels, seconds: f64) {
+        // Under the detail lock: the histogram is made with the buckets in force.
+        let _detail = self.detail();
+        self.canaries_sent.get_or_create(route).inc();
+        self.send_duration.get_or_create(route).observe(seconds);
     }
 
     /// Shows `state` as the provider's current one (creating its series).

@@ -206,6 +206,7 @@ impl Generation {
             matcher: rt.matcher.clone(),
             sends: Arc::new(Semaphore::new(config.global.max_concurrent_sends)),
         });
+        rt.matcher.configure_metrics(config.global.metrics.detail());
         for route in &config.routes {
             rt.matcher.add_route(route);
             if self.routes.contains_key(&route.name) {

@@ -65,6 +65,13 @@ const EXPECTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "metrics-detail",
+        &[
+            NOTHING_TO_MONITOR,
+            r#"global.metrics.detail[1]: unknown variant `hop`, expected one of auth, hops, send_duration (line 2)"#,
+        ],
+    ),
+    (
         "bad-name",
         &[
             r#"providers[0].name: provider name "relay one" may use only letters, digits, '-', '_' and '.' (at most 64) (line 2)"#,

@@ -8,6 +8,28 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The exposition passes `promtool check metrics` when it is installed (CI installs it).
+fn promtool_accepts(m: &Metrics) {
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(m.0.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "promtool check metrics: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// How many series carry route `probe`.
+fn route_series(m: &Metrics, probe: &str) -> usize {
+    let label = format!("probe=\"{probe}\"");
+    m.0.lines().filter(|l| !l.starts_with('#') && l.contains(&label)).count()
+}
+
 #[test]
 fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
     let s = stack();
@@ -37,6 +59,8 @@ fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
     }
     assert_eq!(m.get("mailcanary_canaries_lost_total", &labels), Some(0.0));
     assert_eq!(m.get("mailcanary_canaries_late_total", &labels), Some(0.0));
+    // What a route costs by default (docs/metrics.md), its two hops seen.
+    assert_eq!(route_series(&m, "deliver"), 30, "{}", m.0);
 
     let status = mc.status();
     let r = &status["routes"][0];
@@ -44,19 +68,7 @@ fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
     assert!(r["last_outcome"] == "delivered", "{status}");
     assert!(r["last_latency_seconds"].as_f64().unwrap() > 0.0);
 
-    // The exposition passes promtool when it is installed (CI installs it).
-    if let Ok(mut child) = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(m.0.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "promtool check metrics: {}", String::from_utf8_lossy(&out.stderr));
-    }
+    promtool_accepts(&m);
 
     assert!(mc.stop().success());
     // Logs that go to a file (not a terminal) carry no colour codes.
@@ -441,8 +453,9 @@ fn replayed_and_unknown_canaries_are_counted_and_left_alone() {
 fn authentication_results_and_hops_are_counted_and_shown() {
     let dir = temp_dir("insight");
     let port = free_port();
+    const DETAIL: &str = "  metrics: { detail: [auth, hops, send_duration] }\n";
     let config = format!(
-        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: insight, provider: relay, inbox: box }}\n",
+        "{}{DETAIL}providers:\n{}inboxes:\n{}probes:\n  - {{ name: insight, provider: relay, inbox: box }}\n",
         global("t-insight", port, &dir, "1h", "1m"),
         relay("relay"),
         inbox("box", "auth-t-insight"),
@@ -462,6 +475,10 @@ fn authentication_results_and_hops_are_counted_and_shown() {
         assert_eq!(m.get("mailcanary_hop_delay_seconds_count", &l), Some(1.0), "hop {hop}");
     }
     assert_eq!(m.get("mailcanary_hop_timestamps_unusable_total", &labels), Some(0.0));
+    assert!(
+        m.get("mailcanary_send_duration_seconds_bucket", &[labels.as_slice(), &[("le", "0.5")]].concat()).is_some()
+    );
+    promtool_accepts(&m);
     let status = mc.status();
     let route = &status["routes"][0];
     assert_eq!(route["last_hops"].as_array().unwrap().len(), 2, "{status}");
@@ -478,4 +495,15 @@ fn authentication_results_and_hops_are_counted_and_shown() {
     let text = run_cli(&dir, &["check", "--probe", "insight"]);
     assert!(text.contains("authentication: spf=pass dkim=fail dmarc=fail"), "{text}");
     assert!(text.contains("hop 1") && text.contains("hop 2") && text.contains("mx.mailcanary.test"), "{text}");
+
+    // A reload without the detail takes its series away, and the route is
+    // back to its default cost; status, report and check keep the path.
+    mc.rewrite_config(&config.replace(DETAIL, ""));
+    mc.signal("HUP");
+    let m =
+        mc.wait_until("the opt-in series removed", WAIT, |m| m.get("mailcanary_auth_results_total", &labels).is_none());
+    assert_eq!(m.get("mailcanary_hop_delay_seconds_count", &labels), None);
+    assert_eq!(m.get("mailcanary_config_last_reload_successful", &[]), Some(1.0));
+    assert_eq!(route_series(&m, "insight"), 30, "{}", m.0);
+    assert_eq!(mc.status()["routes"][0]["last_hops"].as_array().unwrap().len(), 2);
 }

@@ -4,11 +4,13 @@
 
 pub mod duration;
 mod health;
+mod metrics;
 mod validate;
 mod yaml;
 
 use crate::secret::Secret;
 pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
+pub use metrics::{DetailName, MetricsConfig};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -72,6 +74,9 @@ pub struct Global {
     /// The Postfix socketmap server, when failover is wanted.
     #[serde(default)]
     pub failover: Option<GlobalFailover>,
+    /// Opt-in per-route series beyond what alerts and dashboards read.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// `global.defaults`: what a probe gets when it says nothing.

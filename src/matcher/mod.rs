@@ -177,6 +177,13 @@ impl Matcher {
         &self.ledger
     }
 
+    /// Exports the opt-in series `detail` names, for the routes tracked now
+    /// and those added later.
+    pub fn configure_metrics(&self, detail: crate::metrics::Detail) {
+        let routes: Vec<_> = self.routes().values().map(|s| labels(&s.probe, &s.provider, &s.inbox)).collect();
+        self.metrics.set_detail(detail, &routes);
+    }
+
     /// Starts tracking a route: its series exist at 0 from now on.
     pub fn add_route(&self, route: &Route) {
         let l = labels(&route.name, &route.provider, &route.inbox);
@@ -271,8 +278,7 @@ impl Matcher {
             (l, write, early)
         };
         log_err(write.await);
-        self.metrics.canaries_sent.get_or_create(&l).inc();
-        self.metrics.send_duration.get_or_create(&l).observe(send_duration.as_secs_f64());
+        self.metrics.accepted(&l, send_duration.as_secs_f64());
         if let Some(status) = self.routes().get_mut(&l.probe) {
             status.sent += 1;
             status.last_sent_ms = Some(now_ms);
