@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod prometheus;
 pub mod proxy;
 
 use std::collections::HashMap;
