@@ -6,6 +6,7 @@
 
 pub mod prometheus;
 pub mod proxy;
+pub mod share;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
