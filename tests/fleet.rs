@@ -71,7 +71,8 @@ fn a_provider_broken_for_one_prober_warns_and_broken_for_both_pages() {
 
     // Healthy: both probers conclusive (a quorum of 2), both find relay healthy.
     let limit = Duration::from_secs(90);
-    prom.wait_for("a quorum of two", limit, "mailcanary:quorum", |r| r.len() == 1 && value(&r[0]) == 2.0);
+    let quorum = r#"mailcanary:provider_quorum{provider="relay"}"#;
+    prom.wait_for("a quorum of two", limit, quorum, |r| r.len() == 1 && value(&r[0]) == 2.0);
     prom.wait_for(
         "relay healthy from both probers",
         limit,
@@ -113,7 +114,7 @@ fn a_provider_broken_for_one_prober_warns_and_broken_for_both_pages() {
     assert_eq!(down.len(), 1, "{down:?}");
     assert_eq!(down[0]["metric"]["prober"], "one");
     assert!(prom.query("mailcanary:prober_inconclusive").is_empty(), "a prober counted as inconclusive");
-    assert_eq!(prom.query("mailcanary:quorum").first().map(value), Some(2.0));
+    assert_eq!(prom.query(quorum).first().map(value), Some(2.0), "both probers counted in the quorum");
 
     // 2. Relay B too: relay is down for both probers, and that pages.
     let broken_at = Instant::now();
