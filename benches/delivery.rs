@@ -7,11 +7,14 @@
 //!   peer      check_email_delivery (monitoring-plugins-contrib) and
 //!             `mailcanary check`, one-shot checks side by side
 //!   scrape    /metrics response time and size at 1,000 routes
+//!   share     two instances, 50 routes each, on the same 10 inboxes: none
+//!             of the other's canaries deleted or miscounted (tests/common/share.rs)
 //!
-//!   sudo cargo bench --bench delivery [-- accuracy cost peer scrape] [--smoke]
+//!   sudo cargo bench --bench delivery [-- accuracy cost peer scrape share] [--smoke]
 //!
 //! Sizes: MC_BENCH_CANARIES (accuracy, 300), MC_BENCH_MINUTES (cost, 3),
-//! MC_BENCH_PEER_RUNS (peer, 20). `--smoke` runs all parts tiny, for CI.
+//! MC_BENCH_PEER_RUNS (peer, 20), MC_BENCH_SHARE_SECONDS (share, 300).
+//! `--smoke` runs all parts tiny, for CI.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -349,6 +352,28 @@ fn peer(runs: usize) {
     }
 }
 
+fn share(seconds: u64) {
+    println!("share: two instances, 50 routes each, on the same 10 inboxes for {seconds} s ...");
+    let r = common::share::run(seconds);
+    let [(sa, da, fa, xa), (sb, db, fb, xb)] = r.counts;
+    let [(ka, ta), (kb, tb)] = r.foreign_kept;
+    println!(
+        "\n## share: 2 instances × {} routes (5 providers × 10 inboxes, 5 s), same inboxes, {:.0} s",
+        r.routes_each, r.seconds
+    );
+    println!("| measure | instance a | instance b |\n|---|---|---|");
+    println!("| canaries sent (ledger) | {sa:.0} | {sb:.0} |");
+    println!("| delivered (ledger = counter) | {da:.0} | {db:.0} |");
+    println!("| in flight at the end, all held in the queue ({} held) | {fa:.0} | {fb:.0} |", r.held);
+    println!("| refused / lost / late / bounced | 0 / 0 / 0 / 0 | 0 / 0 / 0 / 0 |");
+    println!("| forged / duplicate / expired counted | 0 / 0 / 0 | 0 / 0 / 0 |");
+    println!("| foreign counted, all inboxes | {xa:.0} | {xb:.0} |");
+    println!(
+        "| foreign counted in kept inboxes = the other's deliveries there | {ka:.0} = {ta:.0} | {kb:.0} = {tb:.0} |"
+    );
+    println!("| the other's canaries deleted | 0 | 0 |");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--bench")).collect();
     let smoke = args.iter().any(|a| a == "--smoke");
@@ -368,5 +393,8 @@ fn main() {
     }
     if want("peer") {
         peer(if smoke { 2 } else { env_usize("MC_BENCH_PEER_RUNS", 20) });
+    }
+    if want("share") {
+        share(if smoke { 10 } else { env_usize("MC_BENCH_SHARE_SECONDS", 300) as u64 });
     }
 }

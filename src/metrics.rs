@@ -124,6 +124,9 @@ pub struct Metrics {
     pub provider_state_changes: Family<ProviderLabels, Counter>,
     /// The opt-in series in force (`global.metrics.detail`).
     detail: detail::DetailState,
+    /// The wall clock when scraped: Prometheus compares it with the scrape's
+    /// own timestamp to tell a prober whose clock is off.
+    pub time: Gauge<f64, AtomicU64>,
 }
 
 /// Every route has one, so only the bounds someone reads: 60 s is the
@@ -173,6 +176,7 @@ impl Metrics {
             provider_state: Family::default(),
             provider_state_changes: Family::default(),
             detail,
+            time: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -252,6 +256,11 @@ impl Metrics {
             "provider_state_changes",
             "Changes of the provider's health state",
             m.provider_state_changes.clone(),
+        );
+        r.register(
+            "time_seconds",
+            "The wall clock of the mailcanary process, in seconds since the epoch, when scraped",
+            m.time.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -425,8 +434,10 @@ impl Metrics {
         self.inbox_up.get_or_create(&InboxLabels { inbox: inbox.to_string() }).set(i64::from(up));
     }
 
-    /// The exposition in OpenMetrics text.
+    /// The exposition in OpenMetrics text, with the wall clock read now.
     pub fn encode_openmetrics(&self) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.time.set(now.as_secs_f64());
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
         out
@@ -475,5 +486,20 @@ mod tests {
         assert!(text.contains("# TYPE mailcanary_delivery_latency_seconds histogram\n"));
         assert!(!text.contains("# EOF"));
         assert!(m.encode_openmetrics().ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn time_is_the_wall_clock_at_each_scrape() {
+        let m = Metrics::new();
+        let read = |text: &str| -> f64 {
+            let line = text.lines().find(|l| l.starts_with("mailcanary_time_seconds ")).expect("the time gauge");
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let wall = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let before = wall();
+        let first = read(&m.encode_text());
+        assert!(first >= before && first <= wall(), "{first} outside [{before}, now]");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(read(&m.encode_text()) > first, "not read again at the second scrape");
     }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::prometheus::query;
 use common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -189,22 +190,6 @@ fn monitoring(
     (prom_port, vec![prom, am])
 }
 
-fn query(prom: u16, expr: &str) -> Vec<Value> {
-    let mut encoded = String::new();
-    for b in expr.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            encoded.push(b as char);
-        } else {
-            encoded.push_str(&format!("%{b:02X}"));
-        }
-    }
-    let (code, body) = http(prom, "GET", &format!("/api/v1/query?query={encoded}")).expect("Prometheus answers");
-    assert_eq!(code, 200, "{expr}: {body}");
-    let body = body.lines().filter(|l| l.starts_with('{')).collect::<String>();
-    let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{expr}: {e}: {body}"));
-    json["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
 fn config(head: &str, routes: &str) -> String {
     format!("{head}probes:\n{routes}")
 }
@@ -247,7 +232,11 @@ fn a_broken_route_pages_and_resolves_and_a_healthy_stack_stays_silent() {
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().into_iter().flatten() {
             let expr = target["expr"].as_str().unwrap();
-            let concrete = expr.replace("$provider", ".*").replace("$inbox", ".*").replace("$__rate_interval", "10s");
+            let concrete = expr
+                .replace("$instance", ".*")
+                .replace("$provider", ".*")
+                .replace("$inbox", ".*")
+                .replace("$__rate_interval", "10s");
             assert!(!query(prom, &concrete).is_empty(), "panel {:?}: no data for {concrete}", panel["title"]);
             checked += 1;
         }

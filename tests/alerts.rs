@@ -51,6 +51,6 @@ fn the_dashboard_is_json_with_its_variables() {
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
     let vars: Vec<&str> =
         dashboard["templating"]["list"].as_array().unwrap().iter().filter_map(|v| v["name"].as_str()).collect();
-    assert_eq!(vars, ["datasource", "provider", "inbox"]);
+    assert_eq!(vars, ["datasource", "instance", "provider", "inbox"]);
     assert_eq!(dashboard["uid"], "mailcanary");
 }

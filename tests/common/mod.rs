@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod prometheus;
 pub mod proxy;
+pub mod share;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
