@@ -4,12 +4,14 @@
 
 pub mod duration;
 mod health;
+mod status_page;
 mod validate;
 mod yaml;
 
 use crate::secret::Secret;
 pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
 use serde::Deserialize;
+pub use status_page::StatusPageConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -71,6 +73,9 @@ pub struct Global {
     /// The Postfix socketmap server, when failover is wanted.
     #[serde(default)]
     pub failover: Option<GlobalFailover>,
+    /// The status page at `/status`, its feed and badges.
+    #[serde(default)]
+    pub status_page: StatusPageConfig,
 }
 
 /// `global.defaults`: what a probe gets when it says nothing.

@@ -7,8 +7,10 @@
 //! its own, behind a channel, so that a ledger file held locked by someone
 //! else (a backup, a `report` on a big ledger) never blocks the runtime.
 
+mod history;
 mod thread;
 
+pub use history::DayCount;
 pub use thread::{LedgerError, LedgerThread};
 
 use crate::canary::Canary;
