@@ -59,9 +59,9 @@ const EXPECTED: &[(&str, &[&str])] = &[
         "status-page",
         &[
             NOTHING_TO_MONITOR,
+            r#"global.status_page.title: title must not be empty (line 3)"#,
             r#"global.status_page.listen: "localhost" is not an address:port such as 0.0.0.0:9927 (line 4)"#,
             r#"global.status_page.refresh: refresh must be more than 0s (line 5)"#,
-            r#"global.status_page.title: title must not be empty (line 3)"#,
         ],
     ),
     (
