@@ -78,7 +78,11 @@ pub fn render(
     }
     out.push_str("</section>\n");
 
-    charts(&mut out, rows, &shaded, since_ms, now_ms);
+    // The charts span the canaries, not the whole period asked for: an hour's
+    // report of ten minutes' canaries would draw them in a sliver.
+    let first = rows.first().map_or(since_ms, |r| r.created_ms);
+    let from = (first - (now_ms - first) / 20).max(since_ms);
+    charts(&mut out, rows, &shaded, from, now_ms);
     hops(&mut out, rows, reports);
     windows(&mut out, reports);
     if !changes.is_empty() {
@@ -172,8 +176,8 @@ fn charts(out: &mut String, rows: &[Row], shaded: &[(i64, i64)], since_ms: i64, 
         );
     }
     out.push_str("</p></figure>\n");
-    // About 48 columns over the period, in whole minutes.
-    let bucket_ms = (((now_ms - since_ms) / 48).max(60_000) / 60_000) * 60_000;
+    // About 48 columns over the period, in whole seconds.
+    let bucket_ms = (((now_ms - since_ms) / 48).max(1000) / 1000) * 1000;
     let mut buckets: BTreeMap<i64, BTreeMap<&'static str, usize>> = BTreeMap::new();
     for r in rows {
         let k = kind(r);

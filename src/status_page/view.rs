@@ -228,7 +228,10 @@ pub fn build(
             .map(|r| RouteView {
                 last_outcome_at: r.last_outcome_ms.map(rfc3339),
                 last_outcome: r.last_outcome,
-                last_latency_seconds: r.last_latency_seconds,
+                // The latency of the last canary seen, only when it is the last outcome.
+                last_latency_seconds: r
+                    .last_latency_seconds
+                    .filter(|_| matches!(r.last_outcome, Some("delivered" | "late"))),
                 in_flight: r.in_flight,
                 name: r.probe,
                 provider: r.provider,
