@@ -10,7 +10,8 @@ export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack-test}
 # Prometheus, promtool and Alertmanager for the alerting tests, botocore for
 # the SES stand-in's signature checks, docker-compose to validate the compose
 # file; HAProxy for the failover tests; GNU time and check_email_delivery for
-# the benchmark's smoke run.
+# the benchmark's smoke run; headless Chromium (and a font) for the status
+# page's browser tests.
 # A C compiler and libc headers (ring and the bundled SQLite compile C) and CA
 # roots (cargo fetches crates over HTTPS) are what a fresh Debian lacks to build.
 command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust with rustup, then run this again" >&2; exit 1; }
@@ -18,7 +19,8 @@ for c in fmt clippy; do
   cargo "$c" --version >/dev/null 2>&1 || { echo "test.sh: cargo $c not found: run rustup component add rustfmt clippy" >&2; exit 1; }
 done
 scripts/mailstack.sh install gcc libc6-dev ca-certificates prometheus prometheus-alertmanager python3-botocore docker-compose haproxy \
-  time monitoring-plugins-contrib libmail-imapclient-perl libnet-smtp-tls-perl libnet-smtp-ssl-perl libio-socket-ssl-perl
+  time monitoring-plugins-contrib libmail-imapclient-perl libnet-smtp-tls-perl libnet-smtp-ssl-perl libio-socket-ssl-perl \
+  chromium fonts-dejavu-core
 
 trap 'scripts/mailstack.sh down' EXIT
 scripts/mailstack.sh up

@@ -202,9 +202,39 @@ impl Incident {
     }
 }
 
+/// How close two parts must be to make one incident: two intervals of the
+/// slowest route. A route must deliver for that long before an incident is
+/// over; a provider's health changes only after its canaries are overdue,
+/// so its spell may begin a little after the windows that caused it closed.
+pub fn merge_gap(longest_interval: Duration) -> Duration {
+    2 * longest_interval
+}
+
+/// The longest typical interval between a route's canaries in `rows` (the
+/// median spacing), for `report`, which has the ledger but not the config.
+pub fn typical_interval(rows: &[Row]) -> Duration {
+    let mut last: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut gaps: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for r in rows {
+        if let Some(prev) = last.insert(&r.probe, r.created_ms) {
+            gaps.entry(&r.probe).or_default().push(r.created_ms - prev);
+        }
+    }
+    let longest = gaps
+        .into_values()
+        .map(|mut g| {
+            g.sort_unstable();
+            g[g.len() / 2]
+        })
+        .max()
+        .unwrap_or(0);
+    Duration::from_millis(longest.max(0) as u64)
+}
+
 /// The incidents of `trackers` and `spells`, newest first. Two parts belong
-/// to one incident when one starts before the other ends.
-pub fn incidents(trackers: &Trackers, spells: &[Spell]) -> Vec<Incident> {
+/// to one incident when one starts before the other ends, or within `gap`.
+pub fn incidents(trackers: &Trackers, spells: &[Spell], gap: Duration) -> Vec<Incident> {
+    let gap = gap.as_millis() as i64;
     enum Part<'a> {
         Route(&'a str, &'a Tracker, &'a Window),
         Spell(&'a Spell),
@@ -221,7 +251,7 @@ pub fn incidents(trackers: &Trackers, spells: &[Spell]) -> Vec<Incident> {
     parts.sort_by_key(|(from, _, _)| *from);
     let mut out: Vec<Incident> = Vec::new();
     for (from, to, part) in parts {
-        let joins = out.last().is_some_and(|i| i.to_ms.is_none_or(|end| from <= end));
+        let joins = out.last().is_some_and(|i| i.to_ms.is_none_or(|end| from <= end + gap));
         if !joins {
             out.push(Incident {
                 from_ms: from,
@@ -321,7 +351,7 @@ mod tests {
         track(&mut t, &rows, slow);
         let spell =
             Spell { provider: "q".into(), state: HealthState::Down, from_ms: 12, to_ms: Some(20), reason: "".into() };
-        let all = incidents(&t, &[spell]);
+        let all = incidents(&t, &[spell], Duration::from_millis(40));
         assert_eq!(all.len(), 2);
         assert!(all[0].is_open() && all[0].from_ms == 100);
         let past = &all[1];
@@ -329,6 +359,9 @@ mod tests {
         assert_eq!(past.providers.iter().collect::<Vec<_>>(), ["p", "q"]);
         assert_eq!(past.inboxes.iter().collect::<Vec<_>>(), ["x", "y"]);
         assert_eq!(past.canaries().get("lost"), Some(&1));
+        let spell =
+            Spell { provider: "q".into(), state: HealthState::Down, from_ms: 12, to_ms: Some(20), reason: "".into() };
+        assert_eq!(incidents(&t, &[spell], Duration::from_millis(80)).len(), 1, "within the gap: one incident");
     }
 
     #[test]

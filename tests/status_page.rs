@@ -184,6 +184,8 @@ fn the_page_shows_a_black_hole_relay_and_its_incident_in_a_real_browser() {
     }
     screenshot(&dir, &url, "status-outage-desktop.png", 1280, 1400);
     screenshot(&dir, &url, "status-outage-phone.png", 390, 1600);
+    // The README's picture (docs/status-page.png) is this one, optimised.
+    screenshot(&dir, &url, "status-page.png", 960, 1000);
 
     // Badges and the feed say the same.
     let (code, svg) = http(port, "GET", "/badge/relay-a.svg").unwrap();
@@ -268,6 +270,9 @@ fn public_mode_shows_nothing_the_operator_hid() {
     let page = format!("{{ title: Acme, public: true, listen: \"127.0.0.1:{public}\", refresh: 1s }}");
     let config = config("t-public", port, &dir, &page);
     let mc = Mailcanary::start(&dir, port, &config);
+    mc.wait_until("both relays healthy", WAIT, |m| {
+        state(m, "relay-a", "healthy") == 1.0 && state(m, "relay-b", "healthy") == 1.0
+    });
     let unhold = Unhold;
     mailstack(&["hold-relay", "a"]);
     mc.wait_until("relay A down", WAIT, |m| state(m, "relay-a", "down") == 1.0);

@@ -44,6 +44,8 @@ pub struct Settings {
     /// How long after its sending a canary's outcome is taken as settled:
     /// the longest route timeout, and some.
     pub settle: Duration,
+    /// Parts of an incident this close are one (crate::incident::merge_gap).
+    pub merge_gap: Duration,
 }
 
 impl Settings {
@@ -53,6 +55,7 @@ impl Settings {
             page: config.global.status_page.clone(),
             days: (config.global.retention.as_secs() as i64 / 86_400).clamp(1, MAX_DAYS),
             settle: longest + Duration::from_secs(600),
+            merge_gap: crate::incident::merge_gap(config.routes.iter().map(|r| r.interval).max().unwrap_or_default()),
         }
     }
 }

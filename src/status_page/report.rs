@@ -5,7 +5,7 @@
 
 use super::chart;
 use super::html::{self, escape};
-use super::view::{human, span};
+use super::view::{human, human_seconds, span};
 use crate::health::Transition;
 use crate::incident::{self, Trackers};
 use crate::ledger::{Row, State};
@@ -55,7 +55,8 @@ pub fn render(
     );
     let mut trackers = Trackers::new();
     incident::track(&mut trackers, rows, slow);
-    let incidents = incident::incidents(&trackers, &incident::spells(changes));
+    let gap = incident::merge_gap(incident::typical_interval(rows));
+    let incidents = incident::incidents(&trackers, &incident::spells(changes), gap);
     let shaded: Vec<(i64, i64)> = incidents.iter().map(|i| (i.from_ms, i.to_ms.unwrap_or(now_ms))).collect();
 
     summary(&mut out, reports);
@@ -69,8 +70,8 @@ pub fn render(
             out,
             "<article class=\"incident{}\"><h3>{} – {}</h3><p>Providers: {}; inboxes: {}. Canaries that went wrong: {}.</p></article>",
             if i.is_open() { "" } else { " closed" },
-            human(i.from_ms),
-            i.to_ms.map_or_else(|| "still going on".into(), human),
+            human_seconds(i.from_ms),
+            i.to_ms.map_or_else(|| "still going on".into(), human_seconds),
             escape(&i.providers.iter().cloned().collect::<Vec<_>>().join(", ")),
             escape(&i.inboxes.iter().cloned().collect::<Vec<_>>().join(", ")),
             escape(&kinds.join(", "))
@@ -92,7 +93,7 @@ pub fn render(
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                human(t.at_ms),
+                human_seconds(t.at_ms),
                 escape(&t.provider),
                 t.from.as_str(),
                 t.to.as_str(),
@@ -250,7 +251,7 @@ fn windows(out: &mut String, reports: &[RouteReport]) {
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                human(c.sent_ms),
+                human_seconds(c.sent_ms),
                 escape(&c.canary),
                 escape(&c.outcome),
                 seconds(c.latency_seconds),

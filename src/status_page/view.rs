@@ -157,6 +157,12 @@ pub fn human(ms: i64) -> String {
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
+/// For people, to the second: `2026-03-01 14:05:09 UTC`.
+pub fn human_seconds(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
 /// A duration for people: `45 s`, `12 min`, `3 h 5 min`.
 pub fn span(ms: i64) -> String {
     let s = ms.max(0) / 1000;
@@ -243,7 +249,7 @@ pub fn build(
     };
     let spells = incident::spells(&data.transitions);
     let since_ms = data.first_day * DAY_MS;
-    let incidents = incident::incidents(&data.trackers, &spells)
+    let incidents = incident::incidents(&data.trackers, &spells, settings.merge_gap)
         .into_iter()
         .filter(|i| i.to_ms.is_none_or(|t| t >= since_ms))
         .map(|i| IncidentView {
