@@ -351,6 +351,13 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let status_page = Arc::new(StatusPage::new(rt.instance.clone(), rt.matcher.clone(), &config));
+    // The first read of the history is the long one: done now, not by the first viewer.
+    let warm = status_page.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.snapshot().await {
+            tracing::warn!(error = %e, "status page: cannot read the ledger's history yet");
+        }
+    });
     let state = Arc::new(AppState {
         instance: rt.instance.clone(),
         metrics: rt.metrics.clone(),

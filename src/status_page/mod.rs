@@ -84,13 +84,16 @@ impl StatusPage {
         }
     }
 
-    /// Takes in a reloaded config; the next request reads afresh.
+    /// Takes in a reloaded config; the next request builds the page afresh,
+    /// and reads the whole history again only if what it was read with changed.
     pub async fn configure(&self, config: &Config) {
         let new = Settings::from_config(config);
-        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = new;
+        let old = std::mem::replace(&mut *self.settings.write().unwrap_or_else(|p| p.into_inner()), new.clone());
         let mut cache = self.cache.lock().await;
         cache.snapshot = None;
-        cache.history = None;
+        if (old.page.slow, old.days) != (new.page.slow, new.days) {
+            cache.history = None;
+        }
     }
 
     pub fn settings(&self) -> Settings {
