@@ -233,7 +233,11 @@ pub fn typical_interval(rows: &[Row]) -> Duration {
 
 /// The incidents of `trackers` and `spells`, newest first. Two parts belong
 /// to one incident when one starts before the other ends, or within `gap`.
-pub fn incidents(trackers: &Trackers, spells: &[Spell], gap: Duration) -> Vec<Incident> {
+/// A window of fewer than `min_canaries` is no part of one: at 1,000 routes
+/// a canary somewhere is always late, and single ones would glue every
+/// incident into one (the status page asks for `health.down_after`, what
+/// makes a route fail; `report` for 1).
+pub fn incidents(trackers: &Trackers, spells: &[Spell], gap: Duration, min_canaries: usize) -> Vec<Incident> {
     let gap = gap.as_millis() as i64;
     enum Part<'a> {
         Route(&'a str, &'a Tracker, &'a Window),
@@ -241,7 +245,7 @@ pub fn incidents(trackers: &Trackers, spells: &[Spell], gap: Duration) -> Vec<In
     }
     let mut parts: Vec<(i64, Option<i64>, Part<'_>)> = Vec::new();
     for (probe, t) in trackers {
-        for w in &t.windows {
+        for w in t.windows.iter().filter(|w| w.canaries.len() >= min_canaries) {
             parts.push((w.from_ms, w.closed_ms, Part::Route(probe, t, w)));
         }
     }
@@ -351,7 +355,7 @@ mod tests {
         track(&mut t, &rows, slow);
         let spell =
             Spell { provider: "q".into(), state: HealthState::Down, from_ms: 12, to_ms: Some(20), reason: "".into() };
-        let all = incidents(&t, &[spell], Duration::from_millis(40));
+        let all = incidents(&t, &[spell], Duration::from_millis(40), 1);
         assert_eq!(all.len(), 2);
         assert!(all[0].is_open() && all[0].from_ms == 100);
         let past = &all[1];
@@ -361,7 +365,14 @@ mod tests {
         assert_eq!(past.canaries().get("lost"), Some(&1));
         let spell =
             Spell { provider: "q".into(), state: HealthState::Down, from_ms: 12, to_ms: Some(20), reason: "".into() };
-        assert_eq!(incidents(&t, &[spell], Duration::from_millis(80)).len(), 1, "within the gap: one incident");
+        assert_eq!(
+            incidents(&t, std::slice::from_ref(&spell), Duration::from_millis(80), 1).len(),
+            1,
+            "within the gap: one incident"
+        );
+        let without_singles = incidents(&t, &[spell], Duration::from_millis(40), 2);
+        assert_eq!(without_singles.len(), 1, "single canaries are no incident, the spell is: {without_singles:?}");
+        assert_eq!(without_singles[0].providers.iter().collect::<Vec<_>>(), ["q"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use super::{COLUMNS, Ledger, Result, Row, row};
 use rusqlite::params;
+use std::collections::HashMap;
 
 /// One provider's canaries resolved on one UTC day.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,20 +28,37 @@ impl Ledger {
     /// (which closes a window left open before `from_ms`). Which of them
     /// went wrong is decided by crate::incident, not here: fed to a tracker
     /// they make the same windows as every canary would.
+    ///
+    /// The choice is made on the `canaries_history` index alone (a scan in
+    /// time order, no sort); only the rows chosen are read from the table.
     pub fn window_rows(&self, from_ms: i64, to_ms: i64, slow_ms: i64) -> Result<Vec<Row>> {
         self.with(|db| {
-            let mut stmt = db.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM (
-                   SELECT *, LAG(suspect) OVER route AS after_suspect, ROW_NUMBER() OVER route AS nth FROM (
-                     SELECT *, (state != 'delivered' OR placement IS NOT 'inbox' OR latency_ms IS NULL OR latency_ms > ?3)
-                               AS suspect
-                     FROM canaries
-                     WHERE created_ms >= ?1 AND created_ms < ?2 AND state NOT IN ('sending', 'sent'))
-                   WINDOW route AS (PARTITION BY probe ORDER BY created_ms))
-                 WHERE suspect OR after_suspect OR nth = 1
-                 ORDER BY created_ms"
-            ))?;
-            stmt.query_map(params![from_ms, to_ms, slow_ms], row)?.collect()
+            let mut scan = db.prepare_cached(
+                "SELECT rowid, probe, (state != 'delivered' OR placement IS NOT 'inbox' OR latency_ms IS NULL OR latency_ms > ?3)
+                 FROM canaries INDEXED BY canaries_history
+                 WHERE created_ms >= ?1 AND created_ms < ?2 AND state NOT IN ('sending', 'sent')
+                 ORDER BY created_ms",
+            )?;
+            // Per route: whether its previous canary may have gone wrong.
+            let mut previous: HashMap<String, bool> = HashMap::new();
+            let mut chosen = Vec::new();
+            let mut rows = scan.query(params![from_ms, to_ms, slow_ms])?;
+            while let Some(r) = rows.next()? {
+                let suspect: bool = r.get(2)?;
+                let probe = r.get_ref(1)?.as_str()?;
+                let after_suspect = match previous.get_mut(probe) {
+                    Some(prev) => std::mem::replace(prev, suspect),
+                    None => {
+                        previous.insert(probe.to_string(), suspect);
+                        true // the route's first
+                    }
+                };
+                if suspect || after_suspect {
+                    chosen.push(r.get::<_, i64>(0)?);
+                }
+            }
+            let mut get = db.prepare_cached(&format!("SELECT {COLUMNS} FROM canaries WHERE rowid = ?1"))?;
+            chosen.into_iter().map(|rowid| get.query_row(params![rowid], row)).collect()
         })
     }
 
@@ -48,7 +66,7 @@ impl Ledger {
     pub fn day_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<DayCount>> {
         self.with(|db| {
             let mut stmt = db.prepare_cached(
-                "SELECT provider, created_ms / ?3, count(*), sum(state = 'delivered') FROM canaries
+                "SELECT provider, created_ms / ?3, count(*), sum(state = 'delivered') FROM canaries INDEXED BY canaries_history
                  WHERE created_ms >= ?1 AND created_ms < ?2 AND state NOT IN ('sending', 'sent')
                  GROUP BY provider, created_ms / ?3",
             )?;

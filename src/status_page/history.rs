@@ -1,7 +1,7 @@
 //! The page's history, read from the ledger without reading it all each
 //! time. Canaries sent more than `settle` ago (the longest route timeout,
 //! and some) no longer change in any way that matters here: they are read
-//! once, a day at a time (each day its own ledger job, so the probes'
+//! once, six hours at a time (each its own ledger job, so the probes'
 //! writes go between them), and kept as incident trackers and day counts.
 //! Each refresh reads only what came since: one ledger job.
 
@@ -67,10 +67,10 @@ impl History {
                 t.windows.retain(|w| w.closed_ms.is_none_or(|c| c >= first_day * DAY_MS));
             }
         }
-        // Settle in steps of at most a day, once the unsettled part is twice `settle`.
+        // Settle in steps of at most six hours, once the unsettled part is twice `settle`.
         while now_ms - self.until_ms > 2 * settle_ms {
             let from = self.until_ms;
-            let to = (from + DAY_MS).min(now_ms - settle_ms);
+            let to = (from + DAY_MS / 4).min(now_ms - settle_ms);
             let (rows, counts) =
                 ledger.call(move |l| Ok((l.window_rows(from, to, slow_ms)?, l.day_counts(from, to)?))).await?;
             incident::track(&mut self.trackers, &rows, self.slow);

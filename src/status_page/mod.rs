@@ -46,6 +46,9 @@ pub struct Settings {
     pub settle: Duration,
     /// Parts of an incident this close are one (crate::incident::merge_gap).
     pub merge_gap: Duration,
+    /// Canaries in a row that make a window part of an incident: what makes
+    /// a route fail (`health.down_after`).
+    pub min_canaries: usize,
 }
 
 impl Settings {
@@ -55,6 +58,7 @@ impl Settings {
             page: config.global.status_page.clone(),
             days: (config.global.retention.as_secs() as i64 / 86_400).clamp(1, MAX_DAYS),
             settle: longest + Duration::from_secs(600),
+            min_canaries: config.global.health.down_after.max(1) as usize,
             merge_gap: crate::incident::merge_gap(config.routes.iter().map(|r| r.interval).max().unwrap_or_default()),
         }
     }

@@ -56,7 +56,8 @@ pub fn render(
     let mut trackers = Trackers::new();
     incident::track(&mut trackers, rows, slow);
     let gap = incident::merge_gap(incident::typical_interval(rows));
-    let incidents = incident::incidents(&trackers, &incident::spells(changes), gap);
+    // The review shows every window, even of one canary.
+    let incidents = incident::incidents(&trackers, &incident::spells(changes), gap, 1);
     let shaded: Vec<(i64, i64)> = incidents.iter().map(|i| (i.from_ms, i.to_ms.unwrap_or(now_ms))).collect();
 
     summary(&mut out, reports);

@@ -249,7 +249,7 @@ pub fn build(
     };
     let spells = incident::spells(&data.transitions);
     let since_ms = data.first_day * DAY_MS;
-    let incidents = incident::incidents(&data.trackers, &spells, settings.merge_gap)
+    let incidents = incident::incidents(&data.trackers, &spells, settings.merge_gap, settings.min_canaries)
         .into_iter()
         .filter(|i| i.to_ms.is_none_or(|t| t >= since_ms))
         .map(|i| IncidentView {
