@@ -18,6 +18,9 @@ mod page;
 pub mod report;
 mod view;
 
+#[cfg(test)]
+mod tests;
+
 pub use view::{Snapshot, Visibility};
 
 use crate::config::{Config, StatusPageConfig};
