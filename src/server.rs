@@ -1,6 +1,7 @@
 //! HTTP: `/metrics`, `/healthz`, `/readyz`, `/api/v1/status`,
-//! `POST /-/reload`, and the status page (crate::status_page). Nothing here ever shows a secret: the status API is
-//! built from route names and outcomes only.
+//! `POST /-/reload`, and the status page (crate::status_page). Nothing here
+//! ever shows a secret: the status API is built from route names and
+//! outcomes only.
 
 use crate::health::{ProviderHealth, State as HealthState};
 use crate::matcher::{Matcher, RouteStatus};
