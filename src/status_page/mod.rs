@@ -149,9 +149,12 @@ fn unavailable(e: LedgerError) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "the ledger cannot be read just now\n").into_response()
 }
 
-/// Everything the page serves may be cached by a proxy for as long as it is fresh here.
+/// Everything the page serves may be cached for as long as it is fresh
+/// here; by shared caches (a proxy, a CDN) only in public mode.
 fn cache_control(page: &StatusPage) -> String {
-    format!("public, max-age={}", page.settings().page.refresh.as_secs().max(1))
+    let settings = page.settings();
+    let scope = if settings.page.public { "public" } else { "private" };
+    format!("{scope}, max-age={}", settings.page.refresh.as_secs().max(1))
 }
 
 async fn status(State(page): State<Arc<StatusPage>>) -> Response {
