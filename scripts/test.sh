@@ -12,7 +12,8 @@ export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack-test}
 # file; HAProxy for the failover tests; GNU time and check_email_delivery for
 # the benchmark's smoke run; kubectl (Debian's kubernetes-client, unless a
 # kubectl is installed already: both own /usr/bin/kubectl) and python3-venv
-# for the Kubernetes manifests, systemd's systemd-analyze for the package.
+# for the Kubernetes manifests, systemd's systemd-analyze for the package;
+# headless Chromium (and a font) for the status page's browser tests.
 # A C compiler and libc headers (ring and the bundled SQLite compile C) and CA
 # roots (cargo fetches crates over HTTPS) are what a fresh Debian lacks to build.
 command -v cargo >/dev/null || { echo "test.sh: cargo not found: install Rust with rustup, then run this again" >&2; exit 1; }
@@ -22,7 +23,7 @@ done
 kubectl_package=$(command -v kubectl >/dev/null || echo kubernetes-client)
 scripts/mailstack.sh install gcc libc6-dev ca-certificates prometheus prometheus-alertmanager python3-botocore docker-compose haproxy \
   time monitoring-plugins-contrib libmail-imapclient-perl libnet-smtp-tls-perl libnet-smtp-ssl-perl libio-socket-ssl-perl \
-  python3-venv systemd $kubectl_package
+  python3-venv systemd chromium fonts-dejavu-core $kubectl_package
 
 trap 'scripts/mailstack.sh down' EXIT
 scripts/mailstack.sh up

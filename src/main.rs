@@ -62,6 +62,9 @@ enum Command {
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Also write the review as one self-contained HTML file, with charts.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
 }
 
@@ -116,17 +119,18 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Report { config, since, slow, canaries, json } => match report(&config, &since, &slow, canaries, json)
-        {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
+        Command::Report { config, since, slow, canaries, json, html } => {
+            match report(&config, &since, &slow, canaries, json, html.as_deref()) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mailcanary: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("mailcanary: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Check { config, probe } => {
             init_logs(cli.log_format, "warn", mailcanary::check::LogWriter);
             match runtime().block_on(mailcanary::check::check(&config, &probe)) {
@@ -141,7 +145,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(config: &std::path::Path, since: &str, slow: &str, canaries: bool, json: bool) -> Result<String, String> {
+fn report(
+    config: &std::path::Path,
+    since: &str,
+    slow: &str,
+    canaries: bool,
+    json: bool,
+    html: Option<&std::path::Path>,
+) -> Result<String, String> {
     use mailcanary::config::duration::parse_duration;
     let since = parse_duration(since).map_err(|e| format!("--since: {e}"))?;
     let slow = parse_duration(slow).map_err(|e| format!("--slow: {e}"))?;
@@ -157,10 +168,16 @@ fn report(config: &std::path::Path, since: &str, slow: &str, canaries: bool, jso
         ));
     }
     let ledger = mailcanary::ledger::Ledger::open(&state_dir).map_err(|e| format!("ledger: {e}"))?;
-    let since_ms = chrono::Utc::now().timestamp_millis() - since.as_millis() as i64;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let since_ms = now_ms - since.as_millis() as i64;
     let rows = ledger.since(since_ms).map_err(|e| format!("ledger: {e}"))?;
     let changes = ledger.transitions_since(since_ms).map_err(|e| format!("ledger: {e}"))?;
     let reports = mailcanary::report::build(&rows, slow);
+    if let Some(file) = html {
+        let page = mailcanary::status_page::report::render(&rows, &reports, &changes, since_ms, now_ms, slow);
+        std::fs::write(file, page).map_err(|e| format!("--html {}: {e}", file.display()))?;
+        eprintln!("mailcanary: wrote the report to {}", file.display());
+    }
     if json {
         let report = serde_json::json!({ "routes": reports, "provider_changes": changes });
         Ok(serde_json::to_string_pretty(&report).expect("JSON of plain data") + "\n")

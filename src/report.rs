@@ -5,6 +5,7 @@
 //! with the canaries in them.
 
 use crate::health::Transition;
+use crate::incident::Tracker;
 use crate::insight::Hop;
 use crate::ledger::{Row, State};
 use chrono::{DateTime, Utc};
@@ -53,54 +54,7 @@ pub struct Path {
     pub hops: Vec<Hop>,
 }
 
-/// A run of consecutive canaries of one route that failed, were lost, came
-/// late or were slower than the objective.
-#[derive(Debug, serde::Serialize)]
-pub struct Window {
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub canaries: Vec<Incident>,
-}
-
-/// One canary that went wrong, and how.
-#[derive(Debug, serde::Serialize)]
-pub struct Incident {
-    pub canary: String,
-    pub sent_ms: i64,
-    pub provider_id: Option<String>,
-    /// `failed (reason)`, `lost`, `lost (bounced 4.4.7)`, `bounced (5.1.1)`, `mismatched (subject)`,
-    /// `late`, `slow`, `spam`.
-    pub outcome: String,
-    /// What the bounce said, for a bounced canary.
-    pub bounce_detail: Option<String>,
-    pub latency_seconds: Option<f64>,
-}
-
-/// What went wrong with `row`, if anything; `slow` is the latency objective.
-fn incident(row: &Row, slow: Duration) -> Option<Incident> {
-    let latency = row.latency_ms.map(|ms| ms as f64 / 1000.0);
-    let outcome = match row.state {
-        State::Failed => format!("failed ({})", row.failure_reason.as_deref().unwrap_or("other")),
-        State::Lost => match &row.bounce_status {
-            Some(status) => format!("lost (bounced {status})"),
-            None => "lost".into(),
-        },
-        State::Bounced => format!("bounced ({})", row.bounce_status.as_deref().unwrap_or("unknown")),
-        State::Mismatched => format!("mismatched ({})", row.expectation.map_or("unknown", |e| e.as_str())),
-        State::Late => "late".into(),
-        State::Delivered if latency.is_some_and(|l| l > slow.as_secs_f64()) => "slow".into(),
-        State::Delivered if row.placement.as_deref() == Some("spam") => "spam".into(),
-        _ => return None,
-    };
-    Some(Incident {
-        canary: row.id.clone(),
-        sent_ms: row.created_ms,
-        provider_id: row.provider_id.clone(),
-        outcome,
-        bounce_detail: row.bounce_detail.clone(),
-        latency_seconds: latency,
-    })
-}
+pub use crate::incident::{Canary as Incident, Window};
 
 fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -112,17 +66,17 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 
 /// Builds the per-route report of `rows` (oldest first).
 pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
-    // Per route: the report, its latencies, and whether its last window is still open.
-    let mut routes: BTreeMap<&str, (RouteReport, Vec<f64>, bool)> = BTreeMap::new();
+    // Per route: the report, its latencies, and its windows (crate::incident).
+    let mut routes: BTreeMap<&str, (RouteReport, Vec<f64>, Tracker)> = BTreeMap::new();
     for row in rows {
-        let (r, latencies, open) = routes.entry(&row.probe).or_insert_with(|| {
+        let (r, latencies, windows) = routes.entry(&row.probe).or_insert_with(|| {
             let r = RouteReport {
                 probe: row.probe.clone(),
                 provider: row.provider.clone(),
                 inbox: row.inbox.clone(),
                 ..Default::default()
             };
-            (r, Vec::new(), false)
+            (r, Vec::new(), Tracker::default())
         });
         match row.state {
             State::Failed => {
@@ -157,22 +111,12 @@ pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
         if row.state != State::Failed && row.state != State::Sending {
             r.sent += 1;
         }
-        match (incident(row, slow), r.windows.last_mut()) {
-            (Some(i), Some(w)) if *open => {
-                w.to_ms = row.created_ms;
-                w.canaries.push(i);
-            }
-            (Some(i), _) => {
-                r.windows.push(Window { from_ms: row.created_ms, to_ms: row.created_ms, canaries: vec![i] });
-                *open = true;
-            }
-            // A good canary (or one still in flight) closes the window.
-            (None, _) => *open = false,
-        }
+        windows.push(row, slow);
     }
     routes
         .into_values()
-        .map(|(mut r, mut latencies, _)| {
+        .map(|(mut r, mut latencies, windows)| {
+            r.windows = windows.windows;
             latencies.sort_by(f64::total_cmp);
             r.latency_p50_seconds = percentile(&latencies, 0.50);
             r.latency_p95_seconds = percentile(&latencies, 0.95);

@@ -1,10 +1,12 @@
-//! HTTP: `/metrics`, `/healthz`, `/readyz`, `/api/v1/status` and
-//! `POST /-/reload`. Nothing here ever shows a secret: the status API is
-//! built from route names and outcomes only.
+//! HTTP: `/metrics`, `/healthz`, `/readyz`, `/api/v1/status`,
+//! `POST /-/reload`, and the status page (crate::status_page). Nothing here
+//! ever shows a secret: the status API is built from route names and
+//! outcomes only.
 
 use crate::health::{ProviderHealth, State as HealthState};
 use crate::matcher::{Matcher, RouteStatus};
 use crate::metrics::Metrics;
+use crate::status_page::{self, StatusPage};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -26,6 +28,8 @@ pub struct AppState {
     /// False until the first config runs, and again while draining.
     pub ready: AtomicBool,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// `/status`, its JSON, feed and badges (crate::status_page).
+    pub status_page: Arc<StatusPage>,
 }
 
 #[derive(Serialize)]
@@ -45,12 +49,24 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: wa
         .route("/api/v1/providers", get(providers))
         .route("/api/v1/providers/{name}/health", get(provider_health))
         .route("/-/reload", post(reload))
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(status_page::router(state.status_page.clone()));
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+/// Serves only the status page (`global.status_page.listen`) until
+/// `shutdown` turns true: what a reverse proxy may expose to customers.
+pub async fn serve_status_page(listener: TcpListener, page: Arc<StatusPage>, mut shutdown: watch::Receiver<bool>) {
+    let stop = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, status_page::router(page)).with_graceful_shutdown(stop).await {
+        tracing::error!(error = %e, "status page server failed");
     }
 }
 

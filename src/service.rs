@@ -14,6 +14,7 @@ use crate::probe::{Probe, ProbeContext};
 use crate::provider::AnyProvider;
 use crate::scheduler::{Stop, stopped};
 use crate::server::{self, AppState, ReloadRequest};
+use crate::status_page::StatusPage;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -364,12 +365,21 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         tracing::error!(error = %e, "cannot read the providers' last states from the ledger");
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let status_page = Arc::new(StatusPage::new(rt.instance.clone(), rt.matcher.clone(), &config));
+    // The first read of the history is the long one: done now, not by the first viewer.
+    let warm = status_page.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.snapshot().await {
+            tracing::warn!(error = %e, "status page: cannot read the ledger's history yet");
+        }
+    });
     let state = Arc::new(AppState {
         instance: rt.instance.clone(),
         metrics: rt.metrics.clone(),
         matcher: rt.matcher.clone(),
         ready: true.into(),
         reload: reload_tx,
+        status_page: status_page.clone(),
     });
     let (stop_tx, stop) = watch::channel(false);
     let server = tokio::spawn(server::serve(listener, state.clone(), stop.clone()));
@@ -380,6 +390,16 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
                 .map_err(|e| format!("global.failover.socketmap: cannot listen on {}: {e}", failover.socketmap))?;
             tracing::info!(listen = %failover.socketmap, map = crate::socketmap::MAP, "answering Postfix's socketmap lookups");
             Some(tokio::spawn(crate::socketmap::serve(listener, rt.matcher.clone(), stop.clone())))
+        }
+        None => None,
+    };
+    let page_server = match &config.global.status_page.listen {
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("global.status_page.listen: cannot listen on {listen}: {e}"))?;
+            tracing::info!(listen = %listen, "serving the status page on its own listener");
+            Some(tokio::spawn(server::serve_status_page(listener, status_page.clone(), stop.clone())))
         }
         None => None,
     };
@@ -406,6 +426,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         match &result {
             Ok(new) => {
                 config = new.clone();
+                status_page.configure(&config).await;
                 rt.metrics.config_reload_ok.set(1);
                 tracing::info!(routes = config.routes.len(), "config reloaded");
             }
@@ -446,6 +467,9 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     if let Some(socketmap) = socketmap {
         let _ = socketmap.await;
     }
+    if let Some(page_server) = page_server {
+        let _ = page_server.await;
+    }
     rt.matcher.tick().await;
     tracing::info!(
         in_flight = rt.matcher.in_flight(),
@@ -464,10 +488,13 @@ async fn reload(path: &Path, old: &Config, rt: &Runtime, generation: &mut Genera
     if new.instance() != old.instance()
         || new.global.state_dir != old.global.state_dir
         || new.global.listen != old.global.listen
+        || new.global.status_page.listen != old.global.status_page.listen
         || new.global.signing_key_file != old.global.signing_key_file
         || new.global.signing_key != old.global.signing_key
     {
-        tracing::warn!("changes to global instance, state_dir, listen or signing key take effect on restart");
+        tracing::warn!(
+            "changes to global instance, state_dir, listen, status_page.listen or signing key take effect on restart"
+        );
     }
     preflight(&new)?;
     generation.apply(&new, rt).await?;

@@ -56,6 +56,19 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[NOTHING_TO_MONITOR, r#"global.listen: "localhost" is not an address:port such as 0.0.0.0:9925 (line 2)"#],
     ),
     (
+        "status-page",
+        &[
+            NOTHING_TO_MONITOR,
+            r#"global.status_page.title: title must not be empty (line 3)"#,
+            r#"global.status_page.listen: "localhost" is not an address:port such as 0.0.0.0:9927 (line 4)"#,
+            r#"global.status_page.refresh: refresh must be more than 0s (line 5)"#,
+        ],
+    ),
+    (
+        "status-page-listen-taken",
+        &[NOTHING_TO_MONITOR, r#"global.status_page.listen: 127.0.0.1:9925 is already in use by this config (line 3)"#],
+    ),
+    (
         "health",
         &[
             r#"global.health.down_after: down_after counts canaries in a row: at least 1 (line 2)"#,

@@ -5,6 +5,7 @@
 pub mod duration;
 mod health;
 mod metrics;
+mod status_page;
 mod validate;
 mod yaml;
 
@@ -12,6 +13,7 @@ use crate::secret::Secret;
 pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
 pub use metrics::{DetailName, MetricsConfig};
 use serde::Deserialize;
+pub use status_page::StatusPageConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -77,6 +79,9 @@ pub struct Global {
     /// Opt-in per-route series beyond what alerts and dashboards read.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The status page at `/status`, its feed and badges.
+    #[serde(default)]
+    pub status_page: StatusPageConfig,
 }
 
 /// `global.defaults`: what a probe gets when it says nothing.

@@ -351,6 +351,23 @@ fn global(c: &mut Checker<'_>, config: &Config) {
             format!("{:?} is not an address:port such as 127.0.0.1:9926", f.socketmap),
         );
     }
+    let page = &g.status_page;
+    if let Some(listen) = &page.listen {
+        if listen.parse::<SocketAddr>().is_err() {
+            c.push(
+                "global.status_page.listen".into(),
+                format!("{listen:?} is not an address:port such as 0.0.0.0:9927"),
+            );
+        } else if *listen == g.listen || g.failover.as_ref().is_some_and(|f| f.socketmap == *listen) {
+            c.push("global.status_page.listen".into(), format!("{listen} is already in use by this config"));
+        }
+    }
+    if page.refresh.is_zero() {
+        c.push("global.status_page.refresh".into(), "refresh must be more than 0s");
+    }
+    if page.title.trim().is_empty() {
+        c.push("global.status_page.title".into(), "title must not be empty");
+    }
     if g.signing_key.is_some() && g.signing_key_file.is_some() {
         c.push("global.signing_key".into(), "set signing_key or signing_key_file, not both");
     }

@@ -7,8 +7,10 @@
 //! its own, behind a channel, so that a ledger file held locked by someone
 //! else (a backup, a `report` on a big ledger) never blocks the runtime.
 
+mod history;
 mod thread;
 
+pub use history::DayCount;
 pub use thread::{LedgerError, LedgerThread};
 
 use crate::canary::Canary;
@@ -135,6 +137,9 @@ CREATE TABLE IF NOT EXISTS canaries (
 );
 CREATE INDEX IF NOT EXISTS canaries_pending ON canaries(state) WHERE state IN ('sending', 'sent');
 CREATE INDEX IF NOT EXISTS canaries_created ON canaries(created_ms);
+-- The status page's reads over weeks (history.rs) use only these columns:
+-- they scan this index, never the table.
+CREATE INDEX IF NOT EXISTS canaries_history ON canaries(created_ms, probe, provider, state, placement, latency_ms);
 CREATE TABLE IF NOT EXISTS provider_transitions (
     provider TEXT NOT NULL,
     from_state TEXT NOT NULL,

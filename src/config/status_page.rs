@@ -1,0 +1,65 @@
+//! `global.status_page`: the page for everyone who is not an SRE
+//! (docs/status-page.md).
+
+use super::duration;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `global.status_page`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusPageConfig {
+    /// The page's heading and the feed's title.
+    #[serde(default = "default_title")]
+    pub title: String,
+    /// Facing customers: no addresses, no reasons, no hosts, and no inbox
+    /// names unless `hide_inboxes: false`.
+    #[serde(default)]
+    pub public: bool,
+    /// Whether inbox names (and so route names, which contain them) are
+    /// left out; defaults to `public`.
+    #[serde(default)]
+    pub hide_inboxes: Option<bool>,
+    /// A listener of its own serving only the page, its JSON, feed and
+    /// badges, for a reverse proxy to expose; `/metrics` and the internal
+    /// APIs stay on `global.listen` only.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// How long the page's data is reused before the ledger is read again,
+    /// and how often the page reloads itself.
+    #[serde(default = "default_refresh", deserialize_with = "duration::deserialize")]
+    pub refresh: Duration,
+    /// A delivery slower than this counts against the route, as `report --slow`.
+    #[serde(default = "default_slow", deserialize_with = "duration::deserialize")]
+    pub slow: Duration,
+}
+
+impl Default for StatusPageConfig {
+    fn default() -> Self {
+        StatusPageConfig {
+            title: default_title(),
+            public: false,
+            hide_inboxes: None,
+            listen: None,
+            refresh: default_refresh(),
+            slow: default_slow(),
+        }
+    }
+}
+
+impl StatusPageConfig {
+    /// Whether inbox and route names stay off the page.
+    pub fn hides_inboxes(&self) -> bool {
+        self.hide_inboxes.unwrap_or(self.public)
+    }
+}
+
+fn default_title() -> String {
+    "Email delivery status".into()
+}
+fn default_refresh() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_slow() -> Duration {
+    Duration::from_secs(90)
+}

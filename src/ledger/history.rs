@@ -1,0 +1,148 @@
+//! Reads for the status page over long periods: only the canaries that
+//! decide incident windows, and delivery counts per provider and day, so
+//! a page over weeks of 1,000 routes reads thousands of rows, not millions.
+
+use super::{COLUMNS, Ledger, Result, Row, row};
+use rusqlite::params;
+use std::collections::HashMap;
+
+/// One provider's canaries resolved on one UTC day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayCount {
+    pub provider: String,
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    /// Resolved: delivered, refused, lost, late or bounced.
+    pub resolved: i64,
+    /// Of those, delivered within their timeout.
+    pub delivered: i64,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Ledger {
+    /// The resolved canaries sent in `[from_ms, to_ms)` that can open or
+    /// close a window (crate::incident), oldest first: those that may have
+    /// gone wrong (any but a delivery to the inbox within `slow_ms`), the
+    /// one after each of them on the same route, and each route's first
+    /// (which closes a window left open before `from_ms`). Which of them
+    /// went wrong is decided by crate::incident, not here: fed to a tracker
+    /// they make the same windows as every canary would.
+    ///
+    /// The choice is made on the `canaries_history` index alone (a scan in
+    /// time order, no sort); only the rows chosen are read from the table.
+    pub fn window_rows(&self, from_ms: i64, to_ms: i64, slow_ms: i64) -> Result<Vec<Row>> {
+        self.with(|db| {
+            let mut scan = db.prepare_cached(
+                "SELECT rowid, probe, (state != 'delivered' OR placement IS NOT 'inbox' OR latency_ms IS NULL OR latency_ms > ?3)
+                 FROM canaries INDEXED BY canaries_history
+                 WHERE created_ms >= ?1 AND created_ms < ?2 AND state NOT IN ('sending', 'sent')
+                 ORDER BY created_ms",
+            )?;
+            // Per route: whether its previous canary may have gone wrong.
+            let mut previous: HashMap<String, bool> = HashMap::new();
+            let mut chosen = Vec::new();
+            let mut rows = scan.query(params![from_ms, to_ms, slow_ms])?;
+            while let Some(r) = rows.next()? {
+                let suspect: bool = r.get(2)?;
+                let probe = r.get_ref(1)?.as_str()?;
+                let after_suspect = match previous.get_mut(probe) {
+                    Some(prev) => std::mem::replace(prev, suspect),
+                    None => {
+                        previous.insert(probe.to_string(), suspect);
+                        true // the route's first
+                    }
+                };
+                if suspect || after_suspect {
+                    chosen.push(r.get::<_, i64>(0)?);
+                }
+            }
+            let mut get = db.prepare_cached(&format!("SELECT {COLUMNS} FROM canaries WHERE rowid = ?1"))?;
+            chosen.into_iter().map(|rowid| get.query_row(params![rowid], row)).collect()
+        })
+    }
+
+    /// Canaries resolved per provider and UTC day, of those sent in `[from_ms, to_ms)`.
+    pub fn day_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<DayCount>> {
+        self.with(|db| {
+            let mut stmt = db.prepare_cached(
+                "SELECT provider, created_ms / ?3, count(*), sum(state = 'delivered') FROM canaries INDEXED BY canaries_history
+                 WHERE created_ms >= ?1 AND created_ms < ?2 AND state NOT IN ('sending', 'sent')
+                 GROUP BY provider, created_ms / ?3",
+            )?;
+            stmt.query_map(params![from_ms, to_ms, DAY_MS], |r| {
+                Ok(DayCount { provider: r.get(0)?, day: r.get(1)?, resolved: r.get(2)?, delivered: r.get(3)? })
+            })?
+            .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incident::{Trackers, track};
+    use std::time::Duration;
+
+    /// A ledger of 3 routes × 300 canaries in a pseudo-random mix of outcomes.
+    fn ledger() -> Ledger {
+        let ledger = Ledger::in_memory().unwrap();
+        let states = ["delivered", "delivered", "delivered", "lost", "failed", "late", "bounced", "sent"];
+        let mut x: u64 = 7;
+        ledger
+            .with(|db| {
+                for n in 0..300i64 {
+                    for probe in ["a", "b", "c"] {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        let state = states[(x >> 33) as usize % states.len()];
+                        let latency = if (x >> 20).is_multiple_of(10) { 200_000 } else { 1_000 };
+                        let placement = if (x >> 40).is_multiple_of(13) { "spam" } else { "inbox" };
+                        db.execute(
+                            "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms, latency_ms, placement)
+                             VALUES (?1, ?2, 'p', 'i', ?3, ?4, 0, ?5, ?6)",
+                            params![format!("{probe}{n}"), probe, state, n * 60_000, latency, placement],
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        ledger
+    }
+
+    #[test]
+    fn window_rows_read_in_pieces_make_the_windows_every_row_makes() {
+        let ledger = ledger();
+        let slow = Duration::from_secs(90);
+        let mut all = Trackers::new();
+        track(&mut all, &ledger.since(0).unwrap(), slow);
+        let mut pieces = Trackers::new();
+        let mut read = 0;
+        for (from, to) in [(0, 4_000_000), (4_000_000, 9_000_001), (9_000_001, i64::MAX)] {
+            let rows = ledger.window_rows(from, to, slow.as_millis() as i64).unwrap();
+            read += rows.len();
+            track(&mut pieces, &rows, slow);
+        }
+        assert!(read < 900, "only the rows that matter are read: {read}");
+        let windows = |t: &Trackers| -> Vec<(String, i64, i64, Option<i64>, usize)> {
+            t.iter()
+                .flat_map(|(p, t)| {
+                    t.windows.iter().map(move |w| (p.clone(), w.from_ms, w.to_ms, w.closed_ms, w.canaries.len()))
+                })
+                .collect()
+        };
+        assert!(!windows(&all).is_empty());
+        assert_eq!(windows(&pieces), windows(&all));
+    }
+
+    #[test]
+    fn day_counts_count_resolved_and_delivered_per_provider_and_day() {
+        let ledger = ledger();
+        let counts = ledger.day_counts(0, i64::MAX).unwrap();
+        assert_eq!(counts.len(), 1, "300 minutes are one day: {counts:?}");
+        let rows = ledger.since(0).unwrap();
+        let resolved = rows.iter().filter(|r| !matches!(r.state, crate::ledger::State::Sent)).count() as i64;
+        let delivered = rows.iter().filter(|r| r.state == crate::ledger::State::Delivered).count() as i64;
+        assert_eq!((counts[0].resolved, counts[0].delivered), (resolved, delivered));
+    }
+}

@@ -1,0 +1,220 @@
+//! The status page (`/status`), its JSON (`/api/v1/incidents`), its Atom
+//! feed (`/feed.atom`) and badges (`/badge/{name}.svg`): the answer to "is
+//! it you?" for support teams and customers, from what mailcanary already
+//! knows. Also `report --html`, the post-incident review as one file.
+//!
+//! Everything is rendered here, by hand, with one escaping helper
+//! ([`html::escape`]); nothing is fetched from elsewhere (no CDN, font or
+//! script). The data is read from the ledger on its own thread and kept for
+//! `refresh`, so many viewers and 1,000 routes cost one ledger read per
+//! period ([`history`]).
+
+mod badge;
+pub mod chart;
+mod feed;
+mod history;
+pub mod html;
+mod page;
+pub mod report;
+mod view;
+
+#[cfg(test)]
+mod tests;
+
+pub use view::{Snapshot, Visibility};
+
+use crate::config::{Config, StatusPageConfig};
+use crate::ledger::LedgerError;
+use crate::matcher::Matcher;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use history::History;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Days of bars at most: the ledger's retention, up to 90.
+const MAX_DAYS: i64 = 90;
+
+/// What a config says of the page.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub page: StatusPageConfig,
+    /// Days of history shown: the retention, at most 90.
+    pub days: i64,
+    /// How long after its sending a canary's outcome is taken as settled:
+    /// the longest route timeout, and some.
+    pub settle: Duration,
+    /// Parts of an incident this close are one (crate::incident::merge_gap).
+    pub merge_gap: Duration,
+    /// Canaries in a row that make a window part of an incident: what makes
+    /// a route fail (`health.down_after`).
+    pub min_canaries: usize,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        let longest = config.routes.iter().map(|r| r.timeout).max().unwrap_or_default();
+        Settings {
+            page: config.global.status_page.clone(),
+            days: (config.global.retention.as_secs() as i64 / 86_400).clamp(1, MAX_DAYS),
+            settle: longest + Duration::from_secs(600),
+            min_canaries: config.global.health.down_after.max(1) as usize,
+            merge_gap: crate::incident::merge_gap(config.routes.iter().map(|r| r.interval).max().unwrap_or_default()),
+        }
+    }
+}
+
+/// The page's data source and cache, shared by every request.
+pub struct StatusPage {
+    instance: String,
+    matcher: Arc<Matcher>,
+    settings: RwLock<Settings>,
+    cache: tokio::sync::Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    history: Option<History>,
+    snapshot: Option<(Instant, Arc<Snapshot>)>,
+}
+
+impl StatusPage {
+    pub fn new(instance: String, matcher: Arc<Matcher>, config: &Config) -> StatusPage {
+        StatusPage {
+            instance,
+            matcher,
+            settings: RwLock::new(Settings::from_config(config)),
+            cache: Default::default(),
+        }
+    }
+
+    /// Takes in a reloaded config; the next request builds the page afresh,
+    /// and reads the whole history again only if what it was read with changed.
+    pub async fn configure(&self, config: &Config) {
+        let new = Settings::from_config(config);
+        let old = std::mem::replace(&mut *self.settings.write().unwrap_or_else(|p| p.into_inner()), new.clone());
+        let mut cache = self.cache.lock().await;
+        cache.snapshot = None;
+        if (old.page.slow, old.days) != (new.page.slow, new.days) {
+            cache.history = None;
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The data of the page, at most `refresh` old. One request at a time
+    /// reads the ledger; the others wait for it and share its result.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, LedgerError> {
+        let settings = self.settings();
+        let mut cache = self.cache.lock().await;
+        if let Some((at, snap)) = &cache.snapshot
+            && at.elapsed() < settings.page.refresh
+        {
+            return Ok(snap.clone());
+        }
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let history = cache.history.get_or_insert_with(|| History::new(&settings, now_ms));
+        let data = history.read(self.matcher.ledger(), &settings, now_ms).await?;
+        let snap = Arc::new(view::build(
+            &self.instance,
+            &settings,
+            data,
+            self.matcher.providers(),
+            self.matcher.status(),
+            now_ms,
+        ));
+        cache.snapshot = Some((Instant::now(), snap.clone()));
+        Ok(snap)
+    }
+}
+
+/// The page's routes, for `global.listen` and for `status_page.listen`.
+pub fn router(page: Arc<StatusPage>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/status") }))
+        .route("/status", get(status))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/feed.atom", get(atom))
+        .route("/badge/{file}", get(badge))
+        .with_state(page)
+}
+
+fn unavailable(e: LedgerError) -> Response {
+    tracing::error!(error = %e, "status page: cannot read the ledger");
+    (StatusCode::SERVICE_UNAVAILABLE, "the ledger cannot be read just now\n").into_response()
+}
+
+/// Everything the page serves may be cached for as long as it is fresh
+/// here; by shared caches (a proxy, a CDN) only in public mode.
+fn cache_control(page: &StatusPage) -> String {
+    let settings = page.settings();
+    let scope = if settings.page.public { "public" } else { "private" };
+    format!("{scope}, max-age={}", settings.page.refresh.as_secs().max(1))
+}
+
+async fn status(State(page): State<Arc<StatusPage>>) -> Response {
+    match page.snapshot().await {
+        Ok(snap) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+                (header::CACHE_CONTROL, cache_control(&page)),
+            ],
+            snap.html(),
+        )
+            .into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn incidents(State(page): State<Arc<StatusPage>>) -> Response {
+    match page.snapshot().await {
+        Ok(snap) => {
+            let mut body = serde_json::to_string_pretty(&*snap).expect("serializable");
+            body.push('\n');
+            (
+                [(header::CONTENT_TYPE, "application/json".to_string()), (header::CACHE_CONTROL, cache_control(&page))],
+                body,
+            )
+                .into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn atom(State(page): State<Arc<StatusPage>>) -> Response {
+    match page.snapshot().await {
+        Ok(snap) => (
+            [
+                (header::CONTENT_TYPE, "application/atom+xml; charset=utf-8".to_string()),
+                (header::CACHE_CONTROL, cache_control(&page)),
+            ],
+            feed::render(&snap),
+        )
+            .into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `/badge/{name}.svg`: a provider's state, or a route's last outcome
+/// (routes only where inbox names may be shown).
+async fn badge(State(page): State<Arc<StatusPage>>, Path(file): Path<String>) -> Response {
+    let Some(name) = file.strip_suffix(".svg") else {
+        return (StatusCode::NOT_FOUND, "badges are /badge/{name}.svg\n").into_response();
+    };
+    let snap = match page.snapshot().await {
+        Ok(snap) => snap,
+        Err(e) => return unavailable(e),
+    };
+    match badge::for_name(&snap, name) {
+        Some(svg) => {
+            ([(header::CONTENT_TYPE, "image/svg+xml".to_string()), (header::CACHE_CONTROL, cache_control(&page))], svg)
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such provider or route\n").into_response(),
+    }
+}

@@ -1,0 +1,269 @@
+//! `report --html FILE`: the post-incident review as one self-contained
+//! file to paste into a post-mortem: the tables of `report`, and charts of
+//! latency per route (incident windows shaded), outcomes over time and the
+//! per-hop delays of the affected canaries.
+
+use super::chart;
+use super::html::{self, escape};
+use super::view::{human, human_seconds, span};
+use crate::health::Transition;
+use crate::incident::{self, Trackers};
+use crate::ledger::{Row, State};
+use crate::report::RouteReport;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Affected canaries drawn in the hop chart, at most.
+const HOP_ROWS: usize = 30;
+
+fn seconds(s: Option<f64>) -> String {
+    s.map_or_else(|| "–".into(), |s| format!("{s:.2} s"))
+}
+
+fn kind(row: &Row) -> &'static str {
+    match row.state {
+        State::Delivered if row.placement.as_deref() == Some("spam") => "spam",
+        State::Delivered => "delivered",
+        State::Late => "late",
+        State::Lost => "lost",
+        State::Bounced => "bounced",
+        State::Failed => "refused",
+        State::Mismatched => "mismatched",
+        State::Sending | State::Sent => "",
+    }
+}
+
+/// The whole document.
+pub fn render(
+    rows: &[Row],
+    reports: &[RouteReport],
+    changes: &[Transition],
+    since_ms: i64,
+    now_ms: i64,
+    slow: Duration,
+) -> String {
+    let title = format!("mailcanary report since {}", human(since_ms));
+    let mut out = String::with_capacity(64 * 1024);
+    html::head(&mut out, &title, None);
+    let _ = writeln!(
+        out,
+        "<header><h1>{}</h1><p class=\"muted small\">{} to {}; a delivery slower than {} counts as delayed.</p></header>\n<main>",
+        escape(&title),
+        human(since_ms),
+        human(now_ms),
+        span(slow.as_millis() as i64)
+    );
+    let mut trackers = Trackers::new();
+    incident::track(&mut trackers, rows, slow);
+    let gap = incident::merge_gap(incident::typical_interval(rows));
+    // The review shows every window, even of one canary.
+    let incidents = incident::incidents(&trackers, &incident::spells(changes), gap, 1);
+    let shaded: Vec<(i64, i64)> = incidents.iter().map(|i| (i.from_ms, i.to_ms.unwrap_or(now_ms))).collect();
+
+    summary(&mut out, reports);
+    out.push_str("<section aria-labelledby=\"incidents\"><h2 id=\"incidents\">Incidents</h2>\n");
+    if incidents.is_empty() {
+        out.push_str("<p>No incidents in this period.</p>\n");
+    }
+    for i in &incidents {
+        let kinds: Vec<String> = i.canaries().iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(
+            out,
+            "<article class=\"incident{}\"><h3>{} – {}</h3><p>Providers: {}; inboxes: {}. Canaries that went wrong: {}.</p></article>",
+            if i.is_open() { "" } else { " closed" },
+            human_seconds(i.from_ms),
+            i.to_ms.map_or_else(|| "still going on".into(), human_seconds),
+            escape(&i.providers.iter().cloned().collect::<Vec<_>>().join(", ")),
+            escape(&i.inboxes.iter().cloned().collect::<Vec<_>>().join(", ")),
+            escape(&kinds.join(", "))
+        );
+    }
+    out.push_str("</section>\n");
+
+    // The charts span the canaries, not the whole period asked for: an hour's
+    // report of ten minutes' canaries would draw them in a sliver.
+    let first = rows.first().map_or(since_ms, |r| r.created_ms);
+    let from = (first - (now_ms - first) / 20).max(since_ms);
+    charts(&mut out, rows, &shaded, from, now_ms);
+    hops(&mut out, rows, reports);
+    windows(&mut out, reports);
+    if !changes.is_empty() {
+        out.push_str("<section aria-labelledby=\"changes\"><h2 id=\"changes\">Provider health changes</h2><div class=\"scroll\"><table>\
+            <thead><tr><th scope=\"col\">When</th><th scope=\"col\">Provider</th><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\">Why</th></tr></thead><tbody>\n");
+        for t in changes {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                human_seconds(t.at_ms),
+                escape(&t.provider),
+                t.from.as_str(),
+                t.to.as_str(),
+                escape(&t.reason)
+            );
+        }
+        out.push_str("</tbody></table></div></section>\n");
+    }
+    out.push_str("</main>\n");
+    html::foot(&mut out);
+    out
+}
+
+fn summary(out: &mut String, reports: &[RouteReport]) {
+    out.push_str(
+        "<section aria-labelledby=\"routes\"><h2 id=\"routes\">Routes</h2><div class=\"scroll\"><table><thead><tr>",
+    );
+    for h in [
+        "Route",
+        "Provider",
+        "Inbox",
+        "Sent",
+        "Delivered",
+        "Spam",
+        "Late",
+        "Lost",
+        "Bounced",
+        "Refused",
+        "Mismatched",
+        "p50",
+        "p95",
+        "p99",
+    ] {
+        let _ = write!(out, "<th scope=\"col\">{h}</th>");
+    }
+    out.push_str("</tr></thead><tbody>\n");
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "<tr data-route=\"{0}\"><th scope=\"row\">{0}</th><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td><td>{6}</td><td>{7}</td><td>{8}</td><td>{9}</td><td>{10}</td><td>{11}</td><td>{12}</td><td>{13}</td></tr>",
+            escape(&r.probe),
+            escape(&r.provider),
+            escape(&r.inbox),
+            r.sent,
+            r.delivered,
+            r.spam,
+            r.late,
+            r.lost,
+            r.bounced,
+            r.failed,
+            r.mismatched,
+            seconds(r.latency_p50_seconds),
+            seconds(r.latency_p95_seconds),
+            seconds(r.latency_p99_seconds)
+        );
+    }
+    if reports.is_empty() {
+        out.push_str("<tr><td colspan=\"14\">No canaries in this period.</td></tr>\n");
+    }
+    out.push_str("</tbody></table></div></section>\n");
+}
+
+fn charts(out: &mut String, rows: &[Row], shaded: &[(i64, i64)], since_ms: i64, now_ms: i64) {
+    let mut series: BTreeMap<&str, Vec<(i64, f64)>> = BTreeMap::new();
+    for r in rows {
+        if let (Some(ms), State::Delivered | State::Late) = (r.latency_ms, r.state) {
+            series.entry(&r.probe).or_default().push((r.created_ms, ms as f64 / 1000.0));
+        }
+    }
+    let series: Vec<(String, Vec<(i64, f64)>)> = series.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    out.push_str("<section aria-labelledby=\"charts\"><h2 id=\"charts\">Over time</h2>\n");
+    out.push_str(
+        "<figure id=\"latency\"><figcaption>Delivery latency per route (seconds); shaded: incidents</figcaption>\n",
+    );
+    out.push_str(&chart::latency(&series, shaded, since_ms, now_ms));
+    out.push_str("<p class=\"small\">");
+    for (i, (route, _)) in series.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<span style=\"color:{}\">■</span> {} &nbsp;",
+            ["#0550ae", "#1a7f37", "#8250df", "#bc4c00", "#cf222e", "#116329", "#953800", "#57606a"][i % 8],
+            escape(route)
+        );
+    }
+    out.push_str("</p></figure>\n");
+    // About 48 columns over the period, in whole seconds.
+    let bucket_ms = (((now_ms - since_ms) / 48).max(1000) / 1000) * 1000;
+    let mut buckets: BTreeMap<i64, BTreeMap<&'static str, usize>> = BTreeMap::new();
+    for r in rows {
+        let k = kind(r);
+        if !k.is_empty() {
+            let start = since_ms + (r.created_ms - since_ms).div_euclid(bucket_ms) * bucket_ms;
+            *buckets.entry(start).or_default().entry(k).or_default() += 1;
+        }
+    }
+    let buckets: Vec<_> = buckets.into_iter().collect();
+    out.push_str("<figure id=\"outcomes\"><figcaption>Outcomes over time</figcaption>\n");
+    out.push_str(&chart::outcomes(&buckets, bucket_ms, since_ms, now_ms));
+    out.push_str(&chart::legend());
+    out.push_str("</figure>\n</section>\n");
+}
+
+/// The hops of the canaries in windows that were seen (late, slow, spam);
+/// if none was, those of each affected route's last canary seen.
+fn hops(out: &mut String, rows: &[Row], reports: &[RouteReport]) {
+    let by_id: HashMap<&str, &Row> = rows.iter().map(|r| (r.id.as_str(), r)).collect();
+    let delays = |row: &Row| -> Vec<f64> { row.hops.iter().map(|h| h.delay_seconds.unwrap_or(0.0)).collect() };
+    let mut bars: Vec<(String, Vec<f64>)> = reports
+        .iter()
+        .flat_map(|r| r.windows.iter().flat_map(|w| &w.canaries))
+        .filter_map(|c| by_id.get(c.canary.as_str()).filter(|row| !row.hops.is_empty()))
+        .map(|row| (format!("{} {} ({})", row.probe, &human(row.created_ms)[11..16], kind(row)), delays(row)))
+        .take(HOP_ROWS)
+        .collect();
+    let mut note = "canaries of the incident windows that were seen";
+    if bars.is_empty() {
+        note = "no canary of an incident window was seen; these are the last canaries seen of the affected routes";
+        bars = reports
+            .iter()
+            .filter(|r| !r.windows.is_empty())
+            .filter_map(|r| {
+                let p = r.last_path.as_ref()?;
+                Some((
+                    format!("{} {}", r.probe, &human(p.seen_ms)[11..16]),
+                    p.hops.iter().map(|h| h.delay_seconds.unwrap_or(0.0)).collect(),
+                ))
+            })
+            .take(HOP_ROWS)
+            .collect();
+    }
+    out.push_str("<section aria-labelledby=\"hops\"><h2 id=\"hops\">Per-hop delays</h2>\n");
+    if bars.is_empty() {
+        out.push_str("<p>No affected canary has Received hops to show.</p></section>\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<figure id=\"hop-chart\"><figcaption>Delay of each Received hop ({})</figcaption>",
+        escape(note)
+    );
+    out.push_str(&chart::hops(&bars));
+    out.push_str("</figure></section>\n");
+}
+
+fn windows(out: &mut String, reports: &[RouteReport]) {
+    out.push_str("<section aria-labelledby=\"windows\"><h2 id=\"windows\">Canaries that went wrong</h2>\n");
+    for r in reports.iter().filter(|r| !r.windows.is_empty()) {
+        let _ = writeln!(
+            out,
+            "<h3>{} ({} → {})</h3><div class=\"scroll\"><table><thead><tr><th scope=\"col\">Sent</th><th scope=\"col\">Canary</th>\
+             <th scope=\"col\">Outcome</th><th scope=\"col\">Latency</th><th scope=\"col\">Provider id</th><th scope=\"col\">Bounce</th></tr></thead><tbody>",
+            escape(&r.probe),
+            escape(&r.provider),
+            escape(&r.inbox)
+        );
+        for c in r.windows.iter().flat_map(|w| &w.canaries) {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                human_seconds(c.sent_ms),
+                escape(&c.canary),
+                escape(&c.outcome),
+                seconds(c.latency_seconds),
+                escape(c.provider_id.as_deref().unwrap_or("")),
+                escape(c.bounce_detail.as_deref().unwrap_or(""))
+            );
+        }
+        out.push_str("</tbody></table></div>\n");
+    }
+    out.push_str("</section>\n");
+}
