@@ -164,6 +164,14 @@ fn the_page_shows_a_black_hole_relay_and_its_incident_in_a_real_browser() {
                 && i["canaries"]["lost"].as_u64() >= Some(1)
         })
     });
+    // Relay A goes down on overdue canaries; the routes' own verdicts come
+    // at their timeouts, one route before the other.
+    until("both of relay A's routes last lost, on the page", || {
+        let (_, page) = http(port, "GET", "/status").expect("the page answers");
+        ["relay-a-to-x", "relay-a-to-y"]
+            .iter()
+            .all(|r| page.contains(&format!("data-route=\"{r}\" data-outcome=\"lost\"")))
+    });
     let during = dom(&dir, &url);
     let a = provider_article(&during, "relay-a");
     assert!(a.contains("data-state=\"down\"") && a.contains(">Down<"), "{a}");

@@ -5,7 +5,7 @@
 //! has a `<title>` (a tooltip, and text for screen readers).
 
 use super::html::{BAD, GOOD, NONE, WARN, escape};
-use super::view::{DayView, human, span};
+use super::view::{DayView, human, human_seconds, span};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -122,13 +122,21 @@ impl Frame {
                 escape(&format!("{v:.1}{unit}"))
             );
         }
+        // Minutes tell a span of hours apart; a span of minutes needs seconds.
+        let short = |ms: i64| {
+            if self.to - self.from < 3_600_000 {
+                human_seconds(ms)[5..19].to_string()
+            } else {
+                human(ms)[5..16].to_string()
+            }
+        };
         for (ms, anchor) in [(self.from, "start"), ((self.from + self.to) / 2, "middle"), (self.to, "end")] {
             let _ = write!(
                 out,
                 "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"{anchor}\" fill=\"#1f2328\">{}</text>",
                 self.x(ms),
                 base + 15.0,
-                escape(&human(ms)[5..16])
+                escape(&short(ms))
             );
         }
     }

@@ -67,16 +67,32 @@ pub fn render(
         out.push_str("<p>No incidents in this period.</p>\n");
     }
     for i in &incidents {
+        let mut said = format!("Providers: {}", escape(&i.providers.iter().cloned().collect::<Vec<_>>().join(", ")));
+        if !i.inboxes.is_empty() {
+            let _ = write!(said, "; inboxes: {}", escape(&i.inboxes.iter().cloned().collect::<Vec<_>>().join(", ")));
+        }
         let kinds: Vec<String> = i.canaries().iter().map(|(k, n)| format!("{n} {k}")).collect();
+        if !kinds.is_empty() {
+            let _ = write!(said, ". Canaries that went wrong: {}", escape(&kinds.join(", ")));
+        }
+        // A provider's spell in `down` or `degraded` can make an incident on
+        // its own (its canaries overdue, none judged yet): say so.
+        for spell in &i.spells {
+            let _ = write!(
+                said,
+                ". {} {} from {}{}",
+                escape(&spell.provider),
+                spell.state.as_str(),
+                human_seconds(spell.from_ms),
+                spell.to_ms.map(|t| format!(" to {}", human_seconds(t))).unwrap_or_default()
+            );
+        }
         let _ = writeln!(
             out,
-            "<article class=\"incident{}\"><h3>{} – {}</h3><p>Providers: {}; inboxes: {}. Canaries that went wrong: {}.</p></article>",
+            "<article class=\"incident{}\"><h3>{} – {}</h3><p>{said}.</p></article>",
             if i.is_open() { "" } else { " closed" },
             human_seconds(i.from_ms),
             i.to_ms.map_or_else(|| "still going on".into(), human_seconds),
-            escape(&i.providers.iter().cloned().collect::<Vec<_>>().join(", ")),
-            escape(&i.inboxes.iter().cloned().collect::<Vec<_>>().join(", ")),
-            escape(&kinds.join(", "))
         );
     }
     out.push_str("</section>\n");
