@@ -147,3 +147,64 @@ fn check_runs_a_trigger_once_with_progress() {
     assert_eq!(stats["requests"].as_array().unwrap().len(), 1, "{stats}");
     assert_eq!(stats["followed"].as_array().unwrap().len(), 1, "{stats}");
 }
+
+/// The test application's `trigger:` with a longer timeout: a slow link
+/// may take it all.
+fn slow_trigger(app: &App) -> String {
+    app.trigger("shop", "slow-link", KEY, EXPECT).replace("timeout: 5s", "timeout: 60s")
+}
+
+#[test]
+fn a_slow_link_holds_neither_the_latency_nor_the_inbox() {
+    let _s = stack();
+    let app = App::start();
+    let dir = temp_dir("app-slow-link");
+    let port = free_port();
+    // A trigger route and a provider route into one inbox, one watcher.
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: reset-slow, inbox: shared, interval: 1h, trigger: {} }}\n  \
+         - {{ name: relay-to-shared, provider: relay, inbox: shared }}\n",
+        global("t-app-slow", port, &dir, "1s", "6s"),
+        relay("relay"),
+        inbox("shared", "t-app-slow"),
+        slow_trigger(&app),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let slow = [("probe", "reset-slow"), ("provider", "shop"), ("inbox", "shared")];
+    let relayed = [("probe", "relay-to-shared"), ("provider", "relay"), ("inbox", "shared")];
+
+    // The application's email is seen, and its link is being followed: the
+    // application holds the answer until released.
+    app.wait_stats("the reset link followed", Duration::from_secs(30), |s| {
+        s["following"].as_array().is_some_and(|f| f.len() == 1)
+    });
+    // Meanwhile the watcher goes on: a provider canary into the same inbox
+    // is seen and settled before the link answers.
+    let before = mc.metrics().unwrap().value("mailcanary_canaries_delivered_total", &relayed);
+    mc.wait_until("a provider canary delivered while the link is followed", Duration::from_secs(20), |m| {
+        m.value("mailcanary_canaries_delivered_total", &relayed) > before
+    });
+    assert!(app.stats()["followed"].as_array().unwrap().is_empty(), "the link answered already");
+
+    // Its deadline (6 s after the application's answer) passes while the
+    // link is followed: still not lost, for it was seen in time.
+    mc.wait_until("the application canary in flight past its deadline", Duration::from_secs(30), |m| {
+        m.value("mailcanary_oldest_in_flight_seconds", &slow) > 6.5
+    });
+    let m = mc.metrics().unwrap();
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &slow), 0.0);
+    assert_eq!(m.value("mailcanary_canaries_delivered_total", &slow), 0.0, "settled before the link answered");
+
+    // The link answers: delivered, with the latency to first sight, which
+    // is below the route's timeout however long the link took.
+    app.release();
+    let m = mc.wait_until("the application canary delivered", Duration::from_secs(30), |m| {
+        m.value("mailcanary_canaries_delivered_total", &[("probe", "reset-slow"), ("placement", "inbox")]) == 1.0
+    });
+    assert_eq!(app.stats()["followed"].as_array().unwrap().len(), 1);
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &slow), 0.0);
+    assert_eq!(m.value("mailcanary_canaries_late_total", &slow), 0.0);
+    assert_eq!(m.value("mailcanary_delivery_latency_seconds_count", &slow), 1.0);
+    let latency = m.value("mailcanary_delivery_latency_seconds_sum", &slow);
+    assert!(latency > 0.0 && latency < 6.0, "latency {latency} s counts the link's wait");
+}

@@ -49,8 +49,18 @@ pub enum Disposition {
     Unmatched(Unmatched),
 }
 
+/// A moment on the matcher's two clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sight {
+    pub now: std::time::Instant,
+    pub wall_ms: i64,
+}
+
 /// A verified canary of this instance, seen in a mailbox.
 pub struct Sighting {
+    /// When the watcher first saw it: its headers fetched, before anything
+    /// slower (a body read, a link followed). Its latency ends here.
+    pub at: Sight,
     pub placement: Placement,
     /// What its headers say about its path.
     pub insight: Insight,
@@ -115,6 +125,12 @@ impl Matcher {
 
     fn expectations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<crate::trigger::Expect>>> {
         self.expectations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Now, as a sighting's moment: the watcher takes it when it fetches
+    /// a message's headers.
+    pub fn sight(&self) -> Sight {
+        Sight { now: self.clock.now(), wall_ms: self.clock.wall_ms() }
     }
 
     /// Sets the providers and routes whose health is decided (crate::health).
@@ -327,7 +343,7 @@ impl Matcher {
 
     /// A verified canary of this instance was seen.
     pub async fn seen(&self, token: &Token, sighting: Sighting) -> Disposition {
-        self.seen_id(&token.canary_id, sighting).await
+        self.seen_id(&token.canary_id, sighting, false).await
     }
 
     /// Whether the application canary tagged `tag` is in flight here, and
@@ -341,7 +357,7 @@ impl Matcher {
     /// as a canary of that id, or left alone as stale (already settled)
     /// or unknown (never ours).
     pub async fn seen_tag(&self, tag: &str, sighting: Sighting) -> Disposition {
-        match self.seen_id(tag, sighting).await {
+        match self.seen_id(tag, sighting, false).await {
             Disposition::Unmatched(Unmatched::Expired) if self.lookup(tag).await.is_none() => {
                 Disposition::Unmatched(Unmatched::UnknownTag)
             }
@@ -349,12 +365,38 @@ impl Matcher {
         }
     }
 
-    /// The canary `id` was seen.
-    async fn seen_id(&self, id: &str, sighting: Sighting) -> Disposition {
-        let (now, now_ms) = (self.clock.now(), self.clock.wall_ms());
+    /// The watcher saw the application canary tagged `tag` at `at`, and
+    /// checks it further (follows its link) away from its own loop. From now
+    /// on only [`Matcher::checked`] settles it, judged as observed at `at`;
+    /// it is not counted lost meanwhile (unless held as long as it may be),
+    /// and another email to the tag is a duplicate. False if it is not in
+    /// flight, or claimed already.
+    pub fn claim(&self, tag: &str, at: Sight) -> bool {
+        match self.book().in_flight.get_mut(tag) {
+            Some(c) if c.claimed.is_none() => {
+                c.claimed = Some(c.observed(at.now));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The claimed application canary `tag` has been checked: settled by
+    /// its sighting (whose moment is when it was first seen).
+    pub async fn checked(&self, tag: &str, sighting: Sighting) -> Disposition {
+        self.seen_id(tag, sighting, true).await
+    }
+
+    /// The canary `id` was seen; by `claimant`, the one who claimed it.
+    async fn seen_id(&self, id: &str, sighting: Sighting, claimant: bool) -> Disposition {
+        let (now, now_ms) = (sighting.at.now, sighting.at.wall_ms);
         let (settling, lookup) = {
             let mut book = self.book();
             match book.in_flight.get_mut(id) {
+                // Seen already, and being checked: its claimant settles it.
+                Some(c) if c.claimed.is_some() && !claimant => {
+                    return Disposition::Unmatched(Unmatched::Duplicate);
+                }
                 Some(c) if !c.accepted => {
                     // Arrived before the provider's answer: settled on the answer.
                     c.early.get_or_insert(Early::Seen(sighting));
@@ -564,13 +606,7 @@ impl Matcher {
         now: std::time::Instant,
         now_ms: i64,
     ) -> Settling<'_> {
-        let observed = if c.resumed {
-            Observed::AfterRestart
-        } else if c.gap || now > c.deadline {
-            Observed::AfterGap
-        } else {
-            Observed::Live
-        };
+        let observed = c.claimed.unwrap_or_else(|| c.observed(now));
         let arrived = |latency_seconds: f64| match s.mismatch {
             Some(expectation) => Outcome::Mismatched { expectation, placement: s.placement, latency_seconds },
             None => Outcome::Delivered { placement: s.placement, latency_seconds, observed },
