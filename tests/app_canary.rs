@@ -208,3 +208,31 @@ fn a_slow_link_holds_neither_the_latency_nor_the_inbox() {
     let latency = m.value("mailcanary_delivery_latency_seconds_sum", &slow);
     assert!(latency > 0.0 && latency < 6.0, "latency {latency} s counts the link's wait");
 }
+
+#[test]
+fn an_application_email_that_came_before_the_first_look_is_found() {
+    let s = stack();
+    let app = App::start();
+    let dir = temp_dir("app-first-look");
+    let port = free_port();
+    let head = global("t-app-first", port, &dir, "1h", "30s");
+    let reachable = inbox("first-look", "t-app-first");
+    // Nobody can look at first: the inbox's IMAP port is closed.
+    let unreachable = reachable.replace(&format!("port: {}", s.imaps), &format!("port: {}", free_port()));
+    let probes = format!("probes:\n{}", probe(&app, "first-look", "ok", KEY, ""));
+    let mc = Mailcanary::start(&dir, port, &format!("{head}inboxes:\n{unreachable}{probes}"));
+
+    // The application's email arrives before the watcher's first session.
+    assert_eq!(s.wait_messages("t-app-first", "", 1).len(), 1, "the application's email never arrived");
+    let route = labels("first-look", &[]);
+    assert_eq!(mc.metrics().unwrap().value("mailcanary_canaries_delivered_total", &route), 0.0);
+
+    // The inbox can be reached: its first look finds the email.
+    mc.rewrite_config(&format!("{head}inboxes:\n{reachable}{probes}"));
+    mc.signal("HUP");
+    let m = mc.wait_until("the early email delivered", Duration::from_secs(30), |m| {
+        m.value("mailcanary_canaries_delivered_total", &route) == 1.0
+    });
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &route), 0.0);
+    assert!(s.wait_messages("t-app-first", "", 0).is_empty(), "the matched email stays in its mailbox");
+}

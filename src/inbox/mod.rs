@@ -330,18 +330,24 @@ impl Watcher {
     }
 
     /// First sight of a folder (or it was recreated): the server finds the
-    /// canaries of the last day, so those sent before we connected are seen,
-    /// and only they are fetched, however much other mail the folder holds.
+    /// canaries of the last day (by their token, or by the tags of the
+    /// application canaries in flight), so those sent before we connected
+    /// are seen, and only they are fetched, however much other mail the
+    /// folder holds.
     async fn first_scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
         let state = imap.select(folder).await?;
         let since = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
         let since = since.format("%-d-%b-%Y");
-        let criteria = if self.bounces {
-            format!("SINCE {since} OR HEADER {TOKEN_HEADER} \"\" HEADER Content-Type \"report\"")
-        } else {
-            format!("SINCE {since} HEADER {TOKEN_HEADER} \"\"")
-        };
-        let uids = imap.search(&criteria).await?;
+        let mut wanted = vec![format!("HEADER {TOKEN_HEADER} \"\"")];
+        if self.bounces {
+            wanted.push("HEADER Content-Type \"report\"".to_string());
+        }
+        // Application canaries carry no token: their tags in flight are looked for.
+        wanted.extend(tagged::searches(&self.shared.matcher.tags_in(self.name())));
+        let mut uids = Vec::new();
+        for criteria in wanted {
+            uids.extend(imap.search(&format!("SINCE {since} {criteria}")).await?);
+        }
         if !uids.is_empty() {
             tracing::debug!(inbox = %self.name(), folder, found = uids.len(), "canaries of the last day");
             self.read(imap, folder, placement, state.uid_validity, &imap::uid_set(&uids), 0).await?;

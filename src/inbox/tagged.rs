@@ -11,7 +11,36 @@ use crate::inbox::imap::Fetched;
 use crate::matcher::{Disposition, Sight, Sighting};
 use crate::outcome::Placement;
 use crate::trigger::Expect;
+use crate::trigger::tag::RECIPIENT_HEADERS;
 use std::sync::Arc;
+
+/// Tags looked for in one `UID SEARCH`: each is three `HEADER` keys, and a
+/// command line stays a few kilobytes.
+const TAGS_PER_SEARCH: usize = 16;
+
+/// `UID SEARCH` keys that find the messages to any of `tags` (none: no
+/// search), for the first look at a folder: `OR`s of a substring search of
+/// each recipient header a tag is read from.
+pub(super) fn searches(tags: &[String]) -> Vec<String> {
+    tags.chunks(TAGS_PER_SEARCH)
+        .map(|chunk| {
+            let keys: Vec<String> = chunk
+                .iter()
+                .flat_map(|tag| RECIPIENT_HEADERS.iter().map(move |h| format!("HEADER {h} \"{tag}\"")))
+                .collect();
+            any(&keys)
+        })
+        .collect()
+}
+
+/// IMAP's prefix `OR` of two keys, over a list of them.
+fn any(keys: &[String]) -> String {
+    match keys {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("OR {first} {}", any(rest)),
+    }
+}
 
 impl Watcher {
     /// A message without a token: an application canary if a recipient
@@ -77,5 +106,22 @@ impl Watcher {
             }
         });
         Kind::Resolved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_searched_in_every_recipient_header() {
+        assert!(searches(&[]).is_empty());
+        let one = searches(&["mc1".to_string()]);
+        assert_eq!(one, ["OR HEADER To \"mc1\" OR HEADER Delivered-To \"mc1\" HEADER X-Original-To \"mc1\""]);
+        let many: Vec<String> = (0..TAGS_PER_SEARCH + 1).map(|i| format!("mc{i}")).collect();
+        let searches = searches(&many);
+        assert_eq!(searches.len(), 2);
+        assert_eq!(searches[0].matches("HEADER").count(), TAGS_PER_SEARCH * 3);
+        assert_eq!(searches[0].matches("OR ").count(), TAGS_PER_SEARCH * 3 - 1);
     }
 }

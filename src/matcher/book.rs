@@ -190,4 +190,9 @@ impl Book {
     pub fn waiting_in(&self, inbox: &str) -> usize {
         self.in_flight.values().filter(|c| c.labels.inbox == inbox && c.claimed.is_none()).count()
     }
+
+    /// The ids of the canaries in flight into `inbox`.
+    pub fn ids_in(&self, inbox: &str) -> Vec<String> {
+        self.in_flight.iter().filter(|(_, c)| c.labels.inbox == inbox).map(|(id, _)| id.clone()).collect()
+    }
 }

@@ -578,6 +578,11 @@ impl Matcher {
         self.book().waiting_in(inbox)
     }
 
+    /// The tags of the application canaries in flight into `inbox`.
+    pub fn tags_in(&self, inbox: &str) -> Vec<String> {
+        self.book().ids_in(inbox).into_iter().filter(|id| crate::trigger::tag::is_tag(id)).collect()
+    }
+
     /// How many canaries in flight, in all.
     pub fn in_flight(&self) -> usize {
         self.book().in_flight.len()
