@@ -91,19 +91,14 @@ impl Watcher {
             Ok(_) => return self.tagged(uid, &tag, sighting).await,
             Err(mismatch) => return self.tagged(uid, &tag, Sighting { mismatch: Some(mismatch), ..sighting }).await,
         };
-        if !self.shared.matcher.claim(&tag, sighting.at) {
+        let Some(claim) = self.shared.matcher.claim(&tag, sighting.at) else {
             // Settled, or claimed by another email to the tag, meanwhile.
             return self.tagged(uid, &tag, sighting).await;
-        }
-        let (shared, inbox) = (self.shared.clone(), self.name().to_string());
+        };
         tokio::spawn(async move {
             let mismatch = expect.follow_link(&link).await.err();
-            let disposition = shared.matcher.checked(&tag, Sighting { mismatch, ..sighting }).await;
-            if let Disposition::Unmatched(reason) = disposition {
-                // Only if it was held past all limits and settled meanwhile.
-                tracing::info!(inbox = %inbox, reason = reason.as_str(), "an application canary's email was settled while its link was followed");
-                shared.metrics.unmatched(&inbox, reason);
-            }
+            // Claimed: nothing else settles it meanwhile.
+            claim.settle(Sighting { mismatch, ..sighting }).await;
         });
         Kind::Resolved
     }

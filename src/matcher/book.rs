@@ -30,7 +30,7 @@ pub struct InFlight {
     /// Seen (or bounced) before the provider's answer arrived.
     pub early: Option<Early>,
     /// Seen, and being checked away from the watcher (crate::trigger's
-    /// link): how it was observed when it was seen.
+    /// link) under a [`super::Claim`]: how it was observed when it was seen.
     pub claimed: Option<Observed>,
 }
 
@@ -160,16 +160,15 @@ impl Book {
         }
     }
 
-    /// The canaries to count lost at `now`: accepted, past their deadline,
-    /// and either their inbox was seen whole since then (and they were not
-    /// seen there), or they were held as long as they may be.
+    /// The canaries to count lost at `now`: accepted, not seen (claimed),
+    /// past their deadline, and either their inbox was seen whole since
+    /// then, or they were held as long as they may be.
     pub fn due(&self, now: Instant) -> Vec<String> {
         self.in_flight
             .iter()
-            .filter(|(_, c)| c.accepted && c.deadline <= now)
+            .filter(|(_, c)| c.accepted && c.claimed.is_none() && c.deadline <= now)
             .filter(|(_, c)| {
-                let seen_whole = self.seen_up_to(&c.labels.inbox, now).is_some_and(|seen| seen >= c.deadline);
-                (seen_whole && c.claimed.is_none()) || c.hold_until <= now
+                self.seen_up_to(&c.labels.inbox, now).is_some_and(|seen| seen >= c.deadline) || c.hold_until <= now
             })
             .map(|(id, _)| id.clone())
             .collect()

@@ -49,6 +49,31 @@ pub enum Disposition {
     Unmatched(Unmatched),
 }
 
+/// The claim on an application canary whose email was seen and is being
+/// checked (its link followed) away from the watcher: see [`Matcher::claim`].
+/// Dropped unsettled (its task ended early), the canary is in flight as
+/// before, and its deadline judges it.
+pub struct Claim {
+    matcher: Arc<Matcher>,
+    tag: String,
+}
+
+impl Claim {
+    /// Settles the canary by its sighting (whose moment is its first sight).
+    pub async fn settle(self, sighting: Sighting) -> Disposition {
+        self.matcher.seen_id(&self.tag, sighting, true).await
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Once settled, it is out of the book and this does nothing.
+        if let Some(c) = self.matcher.book().in_flight.get_mut(&self.tag) {
+            c.claimed = None;
+        }
+    }
+}
+
 /// A moment on the matcher's two clocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sight {
@@ -366,25 +391,17 @@ impl Matcher {
     }
 
     /// The watcher saw the application canary tagged `tag` at `at`, and
-    /// checks it further (follows its link) away from its own loop. From now
-    /// on only [`Matcher::checked`] settles it, judged as observed at `at`;
-    /// it is not counted lost meanwhile (unless held as long as it may be),
-    /// and another email to the tag is a duplicate. False if it is not in
-    /// flight, or claimed already.
-    pub fn claim(&self, tag: &str, at: Sight) -> bool {
+    /// checks it further (follows its link) away from its own loop. While
+    /// the returned claim lives, only it settles the canary, judged as
+    /// observed at `at`: its deadline passing does not make it lost, and
+    /// another email to the tag is a duplicate. None if it is not in flight,
+    /// or claimed already.
+    pub fn claim(self: &Arc<Self>, tag: &str, at: Sight) -> Option<Claim> {
         match self.book().in_flight.get_mut(tag) {
-            Some(c) if c.claimed.is_none() => {
-                c.claimed = Some(c.observed(at.now));
-                true
-            }
-            _ => false,
+            Some(c) if c.claimed.is_none() => c.claimed = Some(c.observed(at.now)),
+            _ => return None,
         }
-    }
-
-    /// The claimed application canary `tag` has been checked: settled by
-    /// its sighting (whose moment is when it was first seen).
-    pub async fn checked(&self, tag: &str, sighting: Sighting) -> Disposition {
-        self.seen_id(tag, sighting, true).await
+        Some(Claim { matcher: self.clone(), tag: tag.to_string() })
     }
 
     /// The canary `id` was seen; by `claimant`, the one who claimed it.

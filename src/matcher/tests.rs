@@ -13,7 +13,7 @@ const T0: i64 = 1_800_000_000_000;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Fixture {
-    matcher: Matcher,
+    matcher: Arc<Matcher>,
     clock: Arc<FakeClock>,
     metrics: Arc<Metrics>,
     ledger: LedgerThread,
@@ -24,7 +24,7 @@ fn fixture() -> Fixture {
     let clock = Arc::new(FakeClock::new(T0));
     let metrics = Arc::new(Metrics::new());
     let ledger = LedgerThread::spawn(Ledger::in_memory().unwrap());
-    let matcher = Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone());
+    let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
     let route = Route {
         name: "r".into(),
         provider: "p".into(),
@@ -227,7 +227,7 @@ async fn restarted(n: usize) -> (Fixture, Vec<Token>) {
     // Down for two timeouts.
     let clock = Arc::new(FakeClock::new(T0 + 2 * TIMEOUT.as_millis() as i64));
     let metrics = Arc::new(Metrics::new());
-    let matcher = Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone());
+    let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
     matcher.add_route(&before.route);
     assert_eq!(matcher.resume().await.unwrap(), n);
     (Fixture { matcher, clock, metrics, ledger, route: before.route }, tokens)
@@ -331,27 +331,35 @@ async fn an_application_canary_is_matched_by_its_tag_after_a_restart() {
 #[tokio::test]
 async fn a_claimed_canary_is_judged_by_its_first_sight_however_long_its_check_takes() {
     let f = fixture();
-    let key = SigningKey::new(Secret::new("0123456789abcdef"));
-    let now = chrono::DateTime::from_timestamp_millis(f.clock.wall_ms()).unwrap();
-    let tag = crate::trigger::tag::new();
-    let canary =
-        Canary::new(&f.route, "", "b@x.test", "inst", None, &key, now).tagged(tag.clone(), format!("b+{tag}@x.test"));
-    f.matcher.expect(&canary, TIMEOUT).await.unwrap();
-    f.matcher.accepted(&tag, &Accepted { provider_id: None }, Duration::ZERO).await;
+    let tagged = |f: &Fixture| {
+        let key = SigningKey::new(Secret::new("0123456789abcdef"));
+        let now = chrono::DateTime::from_timestamp_millis(f.clock.wall_ms()).unwrap();
+        let tag = crate::trigger::tag::new();
+        Canary::new(&f.route, "", "b@x.test", "inst", None, &key, now).tagged(tag.clone(), format!("b+{tag}@x.test"))
+    };
+    let (canary, dropped) = (tagged(&f), tagged(&f));
+    for c in [&canary, &dropped] {
+        f.matcher.expect(c, TIMEOUT).await.unwrap();
+        f.matcher.accepted(&c.id, &Accepted { provider_id: None }, Duration::ZERO).await;
+    }
 
     // Seen 2 s after acceptance; its link takes past the deadline to answer.
     f.clock.advance(Duration::from_secs(2));
     let first = f.seen_at(None);
-    assert!(f.matcher.claim(&tag, first.at));
-    assert!(!f.matcher.claim(&tag, first.at), "claimed once");
-    f.clock.advance(TIMEOUT);
+    let claim = f.matcher.claim(&canary.id, first.at).expect("in flight");
+    assert!(f.matcher.claim(&canary.id, first.at).is_none(), "claimed once");
+    // A claim whose task ends before settling gives the canary back to its deadline.
+    drop(f.matcher.claim(&dropped.id, first.at).expect("in flight"));
+    f.clock.advance(TIMEOUT * 3);
     f.matcher.tick().await;
-    assert_eq!(f.count("mailcanary_canaries_lost_total"), 0.0, "lost while its link was followed");
+    assert_eq!(f.count("mailcanary_canaries_lost_total"), 1.0, "only the one given back is lost");
+    assert_eq!(f.row(&dropped.id).await.state, State::Lost);
     // A second email to the tag meanwhile does not settle it.
-    assert_eq!(f.matcher.seen_tag(&tag, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    let again = f.matcher.seen_tag(&canary.id, f.seen_at(None)).await;
+    assert_eq!(again, Disposition::Unmatched(Unmatched::Duplicate));
 
-    assert_eq!(f.matcher.checked(&tag, first).await, Disposition::Resolved);
-    let row = f.row(&tag).await;
+    assert_eq!(claim.settle(first).await, Disposition::Resolved);
+    let row = f.row(&canary.id).await;
     assert_eq!((row.state, row.latency_ms, row.observed), (State::Delivered, Some(2_000), Observed::Live));
     assert_eq!(f.count("mailcanary_canaries_delivered_total"), 1.0);
 }
