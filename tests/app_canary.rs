@@ -209,6 +209,10 @@ fn a_slow_link_holds_neither_the_latency_nor_the_inbox() {
     assert_eq!(m.value("mailcanary_delivery_latency_seconds_count", &slow), 1.0);
     let latency = m.value("mailcanary_delivery_latency_seconds_sum", &slow);
     assert!(latency > 0.0 && latency < 6.0, "latency {latency} s counts the link's wait");
+    // Seen as it happened, though its deadline had passed when it was settled.
+    let status = mc.status();
+    let route = status["routes"].as_array().unwrap().iter().find(|r| r["probe"] == "reset-slow").unwrap().clone();
+    assert!(route["last_observed"].is_null(), "{route}");
     println!(
         "the link held for {:.1} s; latency to first sight {latency:.3} s; a provider canary into the same inbox \
          delivered {:.1} s into the hold",
@@ -242,5 +246,9 @@ fn an_application_email_that_came_before_the_first_look_is_found() {
         m.value("mailcanary_canaries_delivered_total", &route) == 1.0
     });
     assert_eq!(m.value("mailcanary_canaries_lost_total", &route), 0.0);
+    // Nobody was looking when it came: judged by when the server received it.
+    let status = mc.status();
+    let first = status["routes"].as_array().unwrap().iter().find(|r| r["probe"] == "first-look").unwrap().clone();
+    assert_eq!(first["last_observed"], "after_gap", "{first}");
     assert!(s.wait_messages("t-app-first", "", 0).is_empty(), "the matched email stays in its mailbox");
 }
