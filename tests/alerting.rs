@@ -211,13 +211,19 @@ fn a_broken_route_pages_and_resolves_and_a_healthy_stack_stays_silent() {
         inbox("b", "t-alert-b"),
         inbox("nobody", "nobody").replace(&user("nobody"), "nobody"),
     );
-    let healthy = "  - { name: relay-to-a, provider: relay, inbox: a }\n  - { name: relay-to-b, provider: relay, inbox: b }\n  - { name: submission-to-b, provider: submission, inbox: b }\n";
+    // An application canary route too: the dashboard's mismatched series are its.
+    let app = App::start();
+    let healthy = &format!(
+        "  - {{ name: relay-to-a, provider: relay, inbox: a }}\n  - {{ name: relay-to-b, provider: relay, inbox: b }}\n  \
+         - {{ name: submission-to-b, provider: submission, inbox: b }}\n  - {{ name: reset-to-b, inbox: b, trigger: {} }}\n",
+        app.trigger("shop", "ok", "test-app-key", ", expect: { subject: '^Reset your password$' }")
+    );
     let mc = Mailcanary::start(&dir, port, &config(&head, healthy));
     let (prom, _servers) = monitoring(&dir, &compressed_rules(), "1s", port, webhook.port, true);
 
     // 1. Healthy: canaries flow, nothing pages.
     mc.wait_until("deliveries on every route", Duration::from_secs(30), |m| {
-        ["relay-to-a", "relay-to-b", "submission-to-b"]
+        ["relay-to-a", "relay-to-b", "submission-to-b", "reset-to-b"]
             .iter()
             .all(|p| m.value("mailcanary_canaries_delivered_total", &[("probe", p), ("placement", "inbox")]) >= 3.0)
     });

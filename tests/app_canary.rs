@@ -147,3 +147,108 @@ fn check_runs_a_trigger_once_with_progress() {
     assert_eq!(stats["requests"].as_array().unwrap().len(), 1, "{stats}");
     assert_eq!(stats["followed"].as_array().unwrap().len(), 1, "{stats}");
 }
+
+/// The test application's `trigger:` with a longer timeout: a slow link
+/// may take it all.
+fn slow_trigger(app: &App) -> String {
+    app.trigger("shop", "slow-link", KEY, EXPECT).replace("timeout: 5s", "timeout: 60s")
+}
+
+#[test]
+fn a_slow_link_holds_neither_the_latency_nor_the_inbox() {
+    let _s = stack();
+    let app = App::start();
+    let dir = temp_dir("app-slow-link");
+    let port = free_port();
+    // A trigger route and a provider route into one inbox, one watcher.
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: reset-slow, inbox: shared, interval: 1h, trigger: {} }}\n  \
+         - {{ name: relay-to-shared, provider: relay, inbox: shared }}\n",
+        global("t-app-slow", port, &dir, "1s", "6s"),
+        relay("relay"),
+        inbox("shared", "t-app-slow"),
+        slow_trigger(&app),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let slow = [("probe", "reset-slow"), ("provider", "shop"), ("inbox", "shared")];
+    let relayed = [("probe", "relay-to-shared"), ("provider", "relay"), ("inbox", "shared")];
+
+    // The application's email is seen, and its link is being followed: the
+    // application holds the answer until released.
+    app.wait_stats("the reset link followed", Duration::from_secs(30), |s| {
+        s["following"].as_array().is_some_and(|f| f.len() == 1)
+    });
+    let held_since = std::time::Instant::now();
+    // Meanwhile the watcher goes on: a provider canary into the same inbox
+    // is seen and settled before the link answers.
+    let before = mc.metrics().unwrap().value("mailcanary_canaries_delivered_total", &relayed);
+    mc.wait_until("a provider canary delivered while the link is followed", Duration::from_secs(20), |m| {
+        m.value("mailcanary_canaries_delivered_total", &relayed) > before
+    });
+    assert!(app.stats()["followed"].as_array().unwrap().is_empty(), "the link answered already");
+    let other_seen_after = held_since.elapsed();
+
+    // Its deadline (6 s after the application's answer) passes while the
+    // link is followed: still not lost, for it was seen in time.
+    mc.wait_until("the application canary in flight past its deadline", Duration::from_secs(30), |m| {
+        m.value("mailcanary_oldest_in_flight_seconds", &slow) > 6.5
+    });
+    let m = mc.metrics().unwrap();
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &slow), 0.0);
+    assert_eq!(m.value("mailcanary_canaries_delivered_total", &slow), 0.0, "settled before the link answered");
+
+    // The link answers: delivered, with the latency to first sight, which
+    // is below the route's timeout however long the link took.
+    app.release();
+    let m = mc.wait_until("the application canary delivered", Duration::from_secs(30), |m| {
+        m.value("mailcanary_canaries_delivered_total", &[("probe", "reset-slow"), ("placement", "inbox")]) == 1.0
+    });
+    assert_eq!(app.stats()["followed"].as_array().unwrap().len(), 1);
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &slow), 0.0);
+    assert_eq!(m.value("mailcanary_canaries_late_total", &slow), 0.0);
+    assert_eq!(m.value("mailcanary_delivery_latency_seconds_count", &slow), 1.0);
+    let latency = m.value("mailcanary_delivery_latency_seconds_sum", &slow);
+    assert!(latency > 0.0 && latency < 6.0, "latency {latency} s counts the link's wait");
+    // Seen as it happened, though its deadline had passed when it was settled.
+    let status = mc.status();
+    let route = status["routes"].as_array().unwrap().iter().find(|r| r["probe"] == "reset-slow").unwrap().clone();
+    assert!(route["last_observed"].is_null(), "{route}");
+    println!(
+        "the link held for {:.1} s; latency to first sight {latency:.3} s; a provider canary into the same inbox \
+         delivered {:.1} s into the hold",
+        held_since.elapsed().as_secs_f64(),
+        other_seen_after.as_secs_f64()
+    );
+}
+
+#[test]
+fn an_application_email_that_came_before_the_first_look_is_found() {
+    let s = stack();
+    let app = App::start();
+    let dir = temp_dir("app-first-look");
+    let port = free_port();
+    let head = global("t-app-first", port, &dir, "1h", "30s");
+    let reachable = inbox("first-look", "t-app-first");
+    // Nobody can look at first: the inbox's IMAP port is closed.
+    let unreachable = reachable.replace(&format!("port: {}", s.imaps), &format!("port: {}", free_port()));
+    let probes = format!("probes:\n{}", probe(&app, "first-look", "ok", KEY, ""));
+    let mc = Mailcanary::start(&dir, port, &format!("{head}inboxes:\n{unreachable}{probes}"));
+
+    // The application's email arrives before the watcher's first session.
+    assert_eq!(s.wait_messages("t-app-first", "", 1).len(), 1, "the application's email never arrived");
+    let route = labels("first-look", &[]);
+    assert_eq!(mc.metrics().unwrap().value("mailcanary_canaries_delivered_total", &route), 0.0);
+
+    // The inbox can be reached: its first look finds the email.
+    mc.rewrite_config(&format!("{head}inboxes:\n{reachable}{probes}"));
+    mc.signal("HUP");
+    let m = mc.wait_until("the early email delivered", Duration::from_secs(30), |m| {
+        m.value("mailcanary_canaries_delivered_total", &route) == 1.0
+    });
+    assert_eq!(m.value("mailcanary_canaries_lost_total", &route), 0.0);
+    // Nobody was looking when it came: judged by when the server received it.
+    let status = mc.status();
+    let first = status["routes"].as_array().unwrap().iter().find(|r| r["probe"] == "first-look").unwrap().clone();
+    assert_eq!(first["last_observed"], "after_gap", "{first}");
+    assert!(s.wait_messages("t-app-first", "", 0).is_empty(), "the matched email stays in its mailbox");
+}

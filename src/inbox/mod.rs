@@ -8,11 +8,12 @@
 //! notifications back), and reconnects with capped exponential backoff.
 
 pub mod imap;
+mod tagged;
 
 use crate::canary::{ConflictingTokens, Rejection, SigningKey, TOKEN_HEADER, Token, check_instance, extract_token};
 use crate::config::{Cleanup, FastPoll, InboxConfig};
 use crate::ledger::LedgerThread;
-use crate::matcher::{Disposition, Matcher, Sighting};
+use crate::matcher::{Disposition, Matcher, Sight, Sighting};
 use crate::metrics::Metrics;
 use crate::oauth2::TokenSource;
 use crate::outcome::{Placement, Unmatched};
@@ -307,8 +308,11 @@ impl Watcher {
     ) -> Result<(), ImapError> {
         loop {
             let batch = imap.fetch_headers(set, from, self.fields()).await?;
+            // First sight of these messages: whatever is read of them next
+            // (a body, a link followed) is not their latency.
+            let at = self.shared.matcher.sight();
             tracing::debug!(inbox = %self.name(), folder, from, fetched = batch.messages.len(), "new messages");
-            if let Err((uid, e)) = self.process(imap, folder, placement, &batch.messages).await {
+            if let Err((uid, e)) = self.process(imap, folder, placement, &batch.messages, at).await {
                 self.save_cursor(folder, uid_validity, uid).await;
                 return Err(e);
             }
@@ -326,18 +330,24 @@ impl Watcher {
     }
 
     /// First sight of a folder (or it was recreated): the server finds the
-    /// canaries of the last day, so those sent before we connected are seen,
-    /// and only they are fetched, however much other mail the folder holds.
+    /// canaries of the last day (by their token, or by the tags of the
+    /// application canaries in flight), so those sent before we connected
+    /// are seen, and only they are fetched, however much other mail the
+    /// folder holds.
     async fn first_scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
         let state = imap.select(folder).await?;
         let since = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
         let since = since.format("%-d-%b-%Y");
-        let criteria = if self.bounces {
-            format!("SINCE {since} OR HEADER {TOKEN_HEADER} \"\" HEADER Content-Type \"report\"")
-        } else {
-            format!("SINCE {since} HEADER {TOKEN_HEADER} \"\"")
-        };
-        let uids = imap.search(&criteria).await?;
+        let mut wanted = vec![format!("HEADER {TOKEN_HEADER} \"\"")];
+        if self.bounces {
+            wanted.push("HEADER Content-Type \"report\"".to_string());
+        }
+        // Application canaries carry no token: their tags in flight are looked for.
+        wanted.extend(tagged::searches(&self.shared.matcher.tags_in(self.name())));
+        let mut uids = Vec::new();
+        for criteria in wanted {
+            uids.extend(imap.search(&format!("SINCE {since} {criteria}")).await?);
+        }
         if !uids.is_empty() {
             tracing::debug!(inbox = %self.name(), folder, found = uids.len(), "canaries of the last day");
             self.read(imap, folder, placement, state.uid_validity, &imap::uid_set(&uids), 0).await?;
@@ -359,12 +369,13 @@ impl Watcher {
         folder: &str,
         placement: Placement,
         messages: &[Fetched],
+        at: Sight,
     ) -> Result<(), (u32, ImapError)> {
         let mut resolved = Vec::new();
         let mut result = Ok(());
         for message in messages {
             let uid = message.uid;
-            let kind = match self.classify(message, placement).await {
+            let kind = match self.classify(message, placement, at).await {
                 Kind::Report => match imap.message(uid, BOUNCE_LIMIT).await {
                     Ok(Some(raw)) => self.classify_report(uid, &raw).await,
                     Ok(None) => Kind::LeftAlone,
@@ -377,8 +388,7 @@ impl Watcher {
                 },
                 Kind::Tagged(tag, expect) => match imap.message(uid, crate::trigger::expect::BODY_LIMIT).await {
                     Ok(Some(raw)) => {
-                        let mismatch = expect.check_body(&raw).await.err();
-                        self.tagged(uid, &tag, self.sighting(message, placement, mismatch)).await
+                        self.check_body(uid, tag, expect, &raw, self.sighting(message, placement, None, at)).await
                     }
                     Ok(None) => Kind::LeftAlone,
                     Err(e) => {
@@ -402,16 +412,16 @@ impl Watcher {
     }
 
     /// Verifies one message's token and hands a genuine canary to the matcher.
-    async fn classify(&self, message: &Fetched, placement: Placement) -> Kind {
+    async fn classify(&self, message: &Fetched, placement: Placement, at: Sight) -> Kind {
         let (uid, headers) = (message.uid, &message.headers);
         let token = match extract_token(headers) {
             Ok(None) if self.bounces && crate::bounce::is_report(headers) => return Kind::Report,
-            Ok(None) => return self.classify_tagged(message, placement).await,
+            Ok(None) => return self.classify_tagged(message, placement, at).await,
             token => token,
         };
         match self.verify(token) {
             Ok(token) => {
-                let sighting = self.sighting(message, placement, None);
+                let sighting = self.sighting(message, placement, None, at);
                 match self.shared.matcher.seen(&token, sighting).await {
                     Disposition::Resolved => Kind::Resolved,
                     Disposition::Unmatched(reason) => self.left_alone(uid, reason),
@@ -426,41 +436,14 @@ impl Watcher {
         message: &Fetched,
         placement: Placement,
         mismatch: Option<crate::outcome::Expectation>,
+        at: Sight,
     ) -> Sighting {
         Sighting {
+            at,
             placement,
             insight: crate::insight::read(&message.headers),
             received_ms: message.received_ms,
             mismatch,
-        }
-    }
-
-    /// A message without a token: an application canary if a recipient
-    /// header carries a tag (crate::trigger::tag), else someone else's mail.
-    /// A tag in flight is checked against its route's expectations (the
-    /// body only if a link is expected and the headers passed).
-    async fn classify_tagged(&self, message: &Fetched, placement: Placement) -> Kind {
-        let tags = crate::trigger::tag::in_recipients(&message.headers);
-        let in_flight = tags.iter().find_map(|t| Some((t, self.shared.matcher.tag_in_flight(t)?)));
-        let Some((tag, expect)) = in_flight else {
-            // Stale (settled already) or unknown: the matcher says which.
-            return match tags.first() {
-                Some(tag) => self.tagged(message.uid, tag, self.sighting(message, placement, None)).await,
-                None => Kind::LeftAlone,
-            };
-        };
-        let mismatch = expect.as_ref().and_then(|e| e.check_headers(&message.headers));
-        match expect {
-            Some(expect) if mismatch.is_none() && expect.needs_body() => Kind::Tagged(tag.clone(), expect),
-            _ => self.tagged(message.uid, tag, self.sighting(message, placement, mismatch)).await,
-        }
-    }
-
-    /// Hands an application canary's email to the matcher.
-    async fn tagged(&self, uid: u32, tag: &str, sighting: Sighting) -> Kind {
-        match self.shared.matcher.seen_tag(tag, sighting).await {
-            Disposition::Resolved => Kind::Resolved,
-            Disposition::Unmatched(reason) => self.left_alone(uid, reason),
         }
     }
 

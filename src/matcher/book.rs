@@ -4,6 +4,7 @@
 
 use crate::bounce::Bounce;
 use crate::metrics::RouteLabels;
+use crate::outcome::Observed;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,9 @@ pub struct InFlight {
     pub gap: bool,
     /// Seen (or bounced) before the provider's answer arrived.
     pub early: Option<Early>,
+    /// Seen, and being checked away from the watcher (crate::trigger's
+    /// link) under a [`super::Claim`]: how it was observed when it was seen.
+    pub claimed: Option<Observed>,
 }
 
 impl InFlight {
@@ -45,6 +49,7 @@ impl InFlight {
             resumed: false,
             gap: false,
             early: None,
+            claimed: None,
         }
     }
 
@@ -71,6 +76,19 @@ impl InFlight {
             resumed: true,
             gap: false,
             early: None,
+            claimed: None,
+        }
+    }
+
+    /// How a sighting at `at` observed it: as it happened, or (nobody was
+    /// looking for a while, or its deadline had passed) after the fact.
+    pub fn observed(&self, at: Instant) -> Observed {
+        if self.resumed {
+            Observed::AfterRestart
+        } else if self.gap || at > self.deadline {
+            Observed::AfterGap
+        } else {
+            Observed::Live
         }
     }
 
@@ -142,13 +160,13 @@ impl Book {
         }
     }
 
-    /// The canaries to count lost at `now`: accepted, past their deadline,
-    /// and either their inbox was seen whole since then, or they were held
-    /// as long as they may be.
+    /// The canaries to count lost at `now`: accepted, not seen (claimed),
+    /// past their deadline, and either their inbox was seen whole since
+    /// then, or they were held as long as they may be.
     pub fn due(&self, now: Instant) -> Vec<String> {
         self.in_flight
             .iter()
-            .filter(|(_, c)| c.accepted && c.deadline <= now)
+            .filter(|(_, c)| c.accepted && c.claimed.is_none() && c.deadline <= now)
             .filter(|(_, c)| {
                 self.seen_up_to(&c.labels.inbox, now).is_some_and(|seen| seen >= c.deadline) || c.hold_until <= now
             })
@@ -169,6 +187,11 @@ impl Book {
 
     /// How many canaries sent into `inbox` are waiting to be seen.
     pub fn waiting_in(&self, inbox: &str) -> usize {
-        self.in_flight.values().filter(|c| c.labels.inbox == inbox).count()
+        self.in_flight.values().filter(|c| c.labels.inbox == inbox && c.claimed.is_none()).count()
+    }
+
+    /// The ids of the canaries in flight into `inbox`.
+    pub fn ids_in(&self, inbox: &str) -> Vec<String> {
+        self.in_flight.iter().filter(|(_, c)| c.labels.inbox == inbox).map(|(id, _)| id.clone()).collect()
     }
 }

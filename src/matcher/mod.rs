@@ -49,8 +49,43 @@ pub enum Disposition {
     Unmatched(Unmatched),
 }
 
+/// The claim on an application canary whose email was seen and is being
+/// checked (its link followed) away from the watcher: see [`Matcher::claim`].
+/// Dropped unsettled (its task ended early), the canary is in flight as
+/// before, and its deadline judges it.
+pub struct Claim {
+    matcher: Arc<Matcher>,
+    tag: String,
+}
+
+impl Claim {
+    /// Settles the canary by its sighting (whose moment is its first sight).
+    pub async fn settle(self, sighting: Sighting) -> Disposition {
+        self.matcher.seen_id(&self.tag, sighting, true).await
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Once settled, it is out of the book and this does nothing.
+        if let Some(c) = self.matcher.book().in_flight.get_mut(&self.tag) {
+            c.claimed = None;
+        }
+    }
+}
+
+/// A moment on the matcher's two clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sight {
+    pub now: std::time::Instant,
+    pub wall_ms: i64,
+}
+
 /// A verified canary of this instance, seen in a mailbox.
 pub struct Sighting {
+    /// When the watcher first saw it: its headers fetched, before anything
+    /// slower (a body read, a link followed). Its latency ends here.
+    pub at: Sight,
     pub placement: Placement,
     /// What its headers say about its path.
     pub insight: Insight,
@@ -115,6 +150,12 @@ impl Matcher {
 
     fn expectations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<crate::trigger::Expect>>> {
         self.expectations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Now, as a sighting's moment: the watcher takes it when it fetches
+    /// a message's headers.
+    pub fn sight(&self) -> Sight {
+        Sight { now: self.clock.now(), wall_ms: self.clock.wall_ms() }
     }
 
     /// Sets the providers and routes whose health is decided (crate::health).
@@ -333,7 +374,7 @@ impl Matcher {
 
     /// A verified canary of this instance was seen.
     pub async fn seen(&self, token: &Token, sighting: Sighting) -> Disposition {
-        self.seen_id(&token.canary_id, sighting).await
+        self.seen_id(&token.canary_id, sighting, false).await
     }
 
     /// Whether the application canary tagged `tag` is in flight here, and
@@ -347,7 +388,7 @@ impl Matcher {
     /// as a canary of that id, or left alone as stale (already settled)
     /// or unknown (never ours).
     pub async fn seen_tag(&self, tag: &str, sighting: Sighting) -> Disposition {
-        match self.seen_id(tag, sighting).await {
+        match self.seen_id(tag, sighting, false).await {
             Disposition::Unmatched(Unmatched::Expired) if self.lookup(tag).await.is_none() => {
                 Disposition::Unmatched(Unmatched::UnknownTag)
             }
@@ -355,12 +396,30 @@ impl Matcher {
         }
     }
 
-    /// The canary `id` was seen.
-    async fn seen_id(&self, id: &str, sighting: Sighting) -> Disposition {
-        let (now, now_ms) = (self.clock.now(), self.clock.wall_ms());
+    /// The watcher saw the application canary tagged `tag` at `at`, and
+    /// checks it further (follows its link) away from its own loop. While
+    /// the returned claim lives, only it settles the canary, judged as
+    /// observed at `at`: its deadline passing does not make it lost, and
+    /// another email to the tag is a duplicate. None if it is not in flight,
+    /// or claimed already.
+    pub fn claim(self: &Arc<Self>, tag: &str, at: Sight) -> Option<Claim> {
+        match self.book().in_flight.get_mut(tag) {
+            Some(c) if c.claimed.is_none() => c.claimed = Some(c.observed(at.now)),
+            _ => return None,
+        }
+        Some(Claim { matcher: self.clone(), tag: tag.to_string() })
+    }
+
+    /// The canary `id` was seen; by `claimant`, the one who claimed it.
+    async fn seen_id(&self, id: &str, sighting: Sighting, claimant: bool) -> Disposition {
+        let (now, now_ms) = (sighting.at.now, sighting.at.wall_ms);
         let (settling, lookup) = {
             let mut book = self.book();
             match book.in_flight.get_mut(id) {
+                // Seen already, and being checked: its claimant settles it.
+                Some(c) if c.claimed.is_some() && !claimant => {
+                    return Disposition::Unmatched(Unmatched::Duplicate);
+                }
                 Some(c) if !c.accepted => {
                     // Arrived before the provider's answer: settled on the answer.
                     c.early.get_or_insert(Early::Seen(sighting));
@@ -542,6 +601,11 @@ impl Matcher {
         self.book().waiting_in(inbox)
     }
 
+    /// The tags of the application canaries in flight into `inbox`.
+    pub fn tags_in(&self, inbox: &str) -> Vec<String> {
+        self.book().ids_in(inbox).into_iter().filter(|id| crate::trigger::tag::is_tag(id)).collect()
+    }
+
     /// How many canaries in flight, in all.
     pub fn in_flight(&self) -> usize {
         self.book().in_flight.len()
@@ -570,13 +634,7 @@ impl Matcher {
         now: std::time::Instant,
         now_ms: i64,
     ) -> Settling<'_> {
-        let observed = if c.resumed {
-            Observed::AfterRestart
-        } else if c.gap || now > c.deadline {
-            Observed::AfterGap
-        } else {
-            Observed::Live
-        };
+        let observed = c.claimed.unwrap_or_else(|| c.observed(now));
         let arrived = |latency_seconds: f64| match s.mismatch {
             Some(expectation) => Outcome::Mismatched { expectation, placement: s.placement, latency_seconds },
             None => Outcome::Delivered { placement: s.placement, latency_seconds, observed },

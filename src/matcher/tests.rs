@@ -13,7 +13,7 @@ const T0: i64 = 1_800_000_000_000;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Fixture {
-    matcher: Matcher,
+    matcher: Arc<Matcher>,
     clock: Arc<FakeClock>,
     metrics: Arc<Metrics>,
     ledger: LedgerThread,
@@ -24,7 +24,7 @@ fn fixture() -> Fixture {
     let clock = Arc::new(FakeClock::new(T0));
     let metrics = Arc::new(Metrics::new());
     let ledger = LedgerThread::spawn(Ledger::in_memory().unwrap());
-    let matcher = Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone());
+    let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
     let route = Route {
         name: "r".into(),
         provider: "p".into(),
@@ -81,10 +81,12 @@ impl Fixture {
         let id = id.to_string();
         self.ledger.call(move |l| l.get(&id)).await.unwrap().expect("recorded")
     }
-}
 
-fn seen_at(received_ms: Option<i64>) -> Sighting {
-    Sighting { placement: Placement::Inbox, insight: Insight::default(), received_ms, mismatch: None }
+    /// Seen now, received by the server at `received_ms`.
+    fn seen_at(&self, received_ms: Option<i64>) -> Sighting {
+        let at = self.matcher.sight();
+        Sighting { at, placement: Placement::Inbox, insight: Insight::default(), received_ms, mismatch: None }
+    }
 }
 
 #[tokio::test]
@@ -92,8 +94,8 @@ async fn a_canary_seen_in_time_is_delivered_once_with_its_latency() {
     let f = fixture();
     let (c, token) = f.sent().await;
     f.clock.advance(Duration::from_millis(1500));
-    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Resolved);
-    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved);
+    assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
     f.clock.advance(TIMEOUT * 3);
     f.matcher.tick().await;
     assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
@@ -109,7 +111,7 @@ async fn a_sighting_racing_the_deadline_ends_as_one_outcome_either_way() {
     let f = fixture();
     let (_, token) = f.sent().await;
     f.clock.advance(TIMEOUT);
-    let (disposition, ()) = tokio::join!(f.matcher.seen(&token, seen_at(None)), f.matcher.tick());
+    let (disposition, ()) = tokio::join!(f.matcher.seen(&token, f.seen_at(None)), f.matcher.tick());
     assert_eq!(disposition, Disposition::Resolved);
     assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
 
@@ -117,11 +119,11 @@ async fn a_sighting_racing_the_deadline_ends_as_one_outcome_either_way() {
     let f = fixture();
     let (c, token) = f.sent().await;
     f.clock.advance(TIMEOUT);
-    let ((), disposition) = tokio::join!(f.matcher.tick(), f.matcher.seen(&token, seen_at(None)));
+    let ((), disposition) = tokio::join!(f.matcher.tick(), f.matcher.seen(&token, f.seen_at(None)));
     assert_eq!(disposition, Disposition::Resolved);
     assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
     assert_eq!(f.row(&c.id).await.state, State::Late);
-    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
     assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
 }
 
@@ -131,7 +133,7 @@ async fn two_sightings_of_a_lost_canary_count_it_late_once() {
     let (_, token) = f.sent().await;
     f.clock.advance(TIMEOUT);
     f.matcher.tick().await;
-    let (a, b) = tokio::join!(f.matcher.seen(&token, seen_at(None)), f.matcher.seen(&token, seen_at(None)));
+    let (a, b) = tokio::join!(f.matcher.seen(&token, f.seen_at(None)), f.matcher.seen(&token, f.seen_at(None)));
     let mut both = [a, b];
     both.sort_by_key(|d| *d != Disposition::Resolved);
     assert_eq!(both, [Disposition::Resolved, Disposition::Unmatched(Unmatched::Duplicate)], "one of them, once");
@@ -142,7 +144,7 @@ async fn two_sightings_of_a_lost_canary_count_it_late_once() {
 async fn a_canary_seen_before_its_send_failed_is_delivered_not_refused() {
     let f = fixture();
     let (c, token) = f.expect().await;
-    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Resolved, "ours: cleaned up");
+    assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved, "ours: cleaned up");
     let error = SendError::new(crate::outcome::SendReason::Timeout, "no answer after DATA");
     f.matcher.failed(&c.id, &error, Duration::from_secs(30)).await;
     assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
@@ -161,7 +163,7 @@ async fn a_bounce_racing_a_delivery_ends_as_one_outcome() {
         remote_mta: None,
         reporting_mta: None,
     };
-    let (bounced, seen) = tokio::join!(f.matcher.bounced(&token, bounce), f.matcher.seen(&token, seen_at(None)));
+    let (bounced, seen) = tokio::join!(f.matcher.bounced(&token, bounce), f.matcher.seen(&token, f.seen_at(None)));
     assert_eq!(bounced, Disposition::Resolved);
     assert_eq!(seen, Disposition::Unmatched(Unmatched::Duplicate));
     assert_eq!(f.counts(), [0.0, 0.0, 0.0, 1.0, 0.0]);
@@ -176,7 +178,7 @@ async fn a_refused_canary_is_never_lost() {
     f.matcher.failed(&c.id, &error, Duration::ZERO).await;
     f.clock.advance(TIMEOUT * 3);
     f.matcher.tick().await;
-    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
     assert_eq!(f.counts(), [0.0, 0.0, 0.0, 0.0, 1.0]);
     assert_eq!(f.matcher.status()[0].last_failure_reason, Some(crate::outcome::SendReason::Auth));
 }
@@ -191,7 +193,7 @@ async fn a_wall_clock_step_of_an_hour_changes_no_verdict() {
         f.matcher.tick().await;
         assert_eq!(f.counts(), [0.0, 0.0, 0.0, 0.0, 0.0], "a step of {step} ms loses nothing");
         f.clock.advance(Duration::from_secs(1));
-        assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Resolved);
+        assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved);
         assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
         let latency = f.matcher.status()[0].last_latency_seconds.unwrap();
         assert!((latency - 31.0).abs() < 1e-9, "latency on the monotonic clock: {latency}");
@@ -209,7 +211,7 @@ async fn a_send_given_up_waits_for_its_deadline() {
     f.clock.advance(Duration::from_secs(1));
     f.matcher.tick().await;
     assert_eq!(f.counts(), [0.0, 1.0, 0.0, 0.0, 0.0]);
-    assert_eq!(f.matcher.seen(&token, seen_at(None)).await, Disposition::Resolved);
+    assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved);
     assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
 }
 
@@ -225,7 +227,7 @@ async fn restarted(n: usize) -> (Fixture, Vec<Token>) {
     // Down for two timeouts.
     let clock = Arc::new(FakeClock::new(T0 + 2 * TIMEOUT.as_millis() as i64));
     let metrics = Arc::new(Metrics::new());
-    let matcher = Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone());
+    let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
     matcher.add_route(&before.route);
     assert_eq!(matcher.resume().await.unwrap(), n);
     (Fixture { matcher, clock, metrics, ledger, route: before.route }, tokens)
@@ -238,8 +240,8 @@ async fn after_a_restart_nothing_is_judged_before_its_inbox_was_looked_at() {
     f.matcher.tick().await;
     assert_eq!(f.counts(), [0.0; 5]);
     // The first scan finds two: one the server received in time, one after.
-    let in_time = f.matcher.seen(&tokens[0], seen_at(Some(T0 + 2_000))).await;
-    let too_late = f.matcher.seen(&tokens[1], seen_at(Some(T0 + TIMEOUT.as_millis() as i64 + 5_000))).await;
+    let in_time = f.matcher.seen(&tokens[0], f.seen_at(Some(T0 + 2_000))).await;
+    let too_late = f.matcher.seen(&tokens[1], f.seen_at(Some(T0 + TIMEOUT.as_millis() as i64 + 5_000))).await;
     assert_eq!((in_time, too_late), (Disposition::Resolved, Disposition::Resolved));
     f.matcher.inbox_caught_up("i");
     f.matcher.tick().await;
@@ -273,7 +275,7 @@ async fn an_inbox_outage_holds_verdicts_until_the_inbox_is_seen_again() {
     f.matcher.tick().await;
     assert_eq!(f.counts(), [0.0; 5], "nobody could look: no verdict yet");
     // Back: the one that came during the outage, in time by the server's word.
-    assert_eq!(f.matcher.seen(&arrived, seen_at(Some(T0 + 20_000))).await, Disposition::Resolved);
+    assert_eq!(f.matcher.seen(&arrived, f.seen_at(Some(T0 + 20_000))).await, Disposition::Resolved);
     f.matcher.inbox_caught_up("i");
     f.matcher.tick().await;
     assert_eq!(f.counts(), [1.0, 1.0, 0.0, 0.0, 0.0]);
@@ -288,7 +290,7 @@ async fn routes_a_reload_removed_lose_their_series_once_settled() {
     let (_, token) = f.sent().await;
     f.matcher.retain_routes(&[]);
     assert!(f.count("mailcanary_canaries_sent_total") > 0.0, "kept while a canary is in flight");
-    f.matcher.seen(&token, seen_at(None)).await;
+    f.matcher.seen(&token, f.seen_at(None)).await;
     f.matcher.retain_routes(&[]);
     assert!(!f.metrics.encode_text().contains("probe=\"r\""), "{}", f.metrics.encode_text());
     assert!(f.matcher.status().is_empty());
@@ -313,7 +315,7 @@ async fn an_application_canary_is_matched_by_its_tag_after_a_restart() {
     restarted.inbox_caught_up("i");
     assert!(restarted.tag_in_flight(&tag).is_some());
     f.clock.advance(Duration::from_millis(800));
-    let wrong = Sighting { mismatch: Some(Expectation::Subject), ..seen_at(Some(f.clock.wall_ms())) };
+    let wrong = Sighting { mismatch: Some(Expectation::Subject), ..f.seen_at(Some(f.clock.wall_ms())) };
     assert_eq!(restarted.seen_tag(&tag, wrong).await, Disposition::Resolved);
     let row = f.row(&tag).await;
     assert_eq!((row.state, row.expectation), (State::Mismatched, Some(Expectation::Subject)));
@@ -321,7 +323,43 @@ async fn an_application_canary_is_matched_by_its_tag_after_a_restart() {
 
     // Settled: a second email to it is stale; a tag never made here is unknown.
     assert!(restarted.tag_in_flight(&tag).is_none());
-    assert_eq!(restarted.seen_tag(&tag, seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
+    assert_eq!(restarted.seen_tag(&tag, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
     let unknown = crate::trigger::tag::new();
-    assert_eq!(restarted.seen_tag(&unknown, seen_at(None)).await, Disposition::Unmatched(Unmatched::UnknownTag));
+    assert_eq!(restarted.seen_tag(&unknown, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::UnknownTag));
+}
+
+#[tokio::test]
+async fn a_claimed_canary_is_judged_by_its_first_sight_however_long_its_check_takes() {
+    let f = fixture();
+    let tagged = |f: &Fixture| {
+        let key = SigningKey::new(Secret::new("0123456789abcdef"));
+        let now = chrono::DateTime::from_timestamp_millis(f.clock.wall_ms()).unwrap();
+        let tag = crate::trigger::tag::new();
+        Canary::new(&f.route, "", "b@x.test", "inst", None, &key, now).tagged(tag.clone(), format!("b+{tag}@x.test"))
+    };
+    let (canary, dropped) = (tagged(&f), tagged(&f));
+    for c in [&canary, &dropped] {
+        f.matcher.expect(c, TIMEOUT).await.unwrap();
+        f.matcher.accepted(&c.id, &Accepted { provider_id: None }, Duration::ZERO).await;
+    }
+
+    // Seen 2 s after acceptance; its link takes past the deadline to answer.
+    f.clock.advance(Duration::from_secs(2));
+    let first = f.seen_at(None);
+    let claim = f.matcher.claim(&canary.id, first.at).expect("in flight");
+    assert!(f.matcher.claim(&canary.id, first.at).is_none(), "claimed once");
+    // A claim whose task ends before settling gives the canary back to its deadline.
+    drop(f.matcher.claim(&dropped.id, first.at).expect("in flight"));
+    f.clock.advance(TIMEOUT * 3);
+    f.matcher.tick().await;
+    assert_eq!(f.count("mailcanary_canaries_lost_total"), 1.0, "only the one given back is lost");
+    assert_eq!(f.row(&dropped.id).await.state, State::Lost);
+    // A second email to the tag meanwhile does not settle it.
+    let again = f.matcher.seen_tag(&canary.id, f.seen_at(None)).await;
+    assert_eq!(again, Disposition::Unmatched(Unmatched::Duplicate));
+
+    assert_eq!(claim.settle(first).await, Disposition::Resolved);
+    let row = f.row(&canary.id).await;
+    assert_eq!((row.state, row.latency_ms, row.observed), (State::Delivered, Some(2_000), Observed::Live));
+    assert_eq!(f.count("mailcanary_canaries_delivered_total"), 1.0);
 }

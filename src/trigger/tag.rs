@@ -46,6 +46,13 @@ pub fn find(text: &str) -> Vec<String> {
     found
 }
 
+/// Whether `id` (a canary id) is a tag: an application canary's.
+pub fn is_tag(id: &str) -> bool {
+    id.len() == PREFIX.len() + DIGITS
+        && id.starts_with(PREFIX)
+        && id[PREFIX.len()..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The headers a tag is looked for in: where the recipient stands,
 /// whatever the receiving servers rewrote.
 pub const RECIPIENT_HEADERS: [&str; 3] = ["To", "Delivered-To", "X-Original-To"];
@@ -114,5 +121,7 @@ mod tests {
         assert!(find(&format!("x+mc{}g@y", &digits[1..])).is_empty());
         assert_eq!(find(&format!("x+mc{digits}@y")), [format!("mc{digits}")]);
         assert!(find("").is_empty() && find("mc").is_empty());
+        assert!(is_tag(&new()) && is_tag(&format!("mc{digits}")));
+        assert!(!is_tag(&format!("mc{}", &digits[1..])) && !is_tag(&format!("mc{}", digits.to_uppercase())));
     }
 }

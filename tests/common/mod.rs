@@ -570,6 +570,25 @@ impl App {
         let (_, body) = http(self.port, "GET", "/stats").expect("the application answers");
         serde_json::from_str(&body).unwrap()
     }
+
+    /// Polls `/stats` until `cond` holds; panics with them if it never does.
+    pub fn wait_stats(&self, what: &str, limit: Duration, cond: impl Fn(&serde_json::Value) -> bool) {
+        let start = Instant::now();
+        loop {
+            let stats = self.stats();
+            if cond(&stats) {
+                return;
+            }
+            assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}: {stats}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Lets the `slow-link` mode's links answer.
+    pub fn release(&self) {
+        let (code, _) = http(self.port, "POST", "/release").expect("the application answers");
+        assert_eq!(code, 200);
+    }
 }
 
 impl Drop for App {

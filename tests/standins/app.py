@@ -13,8 +13,13 @@ application canary tests: the thing mailcanary's `trigger:` makes send.
           silent        answers 200, sends nothing (a dead queue worker)
           wrong-subject sends "Welcome to the shop" instead
           dead-link     the link points at /expired/<token>, which is 404
+          slow-link     the link points at /slow/<token>, which answers
+                        only once released (POST /release), or after 120 s
         A wrong or missing key answers 401.
     GET /reset/<token>   200 for a token this server issued, else 404
+    GET /slow/<token>    as /reset/, once released; "following" lists the
+                         tokens whose link is being followed meanwhile
+    POST /release        lets every slow link answer, from now on
     GET /stats           what was asked of it, as JSON
 
     app.py --port P --smtp-port S
@@ -34,7 +39,9 @@ KEY = "test-app-key"
 SENDER = "no-reply@shop.mailcanary.test"
 ARGS = None
 LOCK = threading.Lock()
-STATS = {"requests": [], "followed": [], "tokens": []}
+STATS = {"requests": [], "followed": [], "following": [], "tokens": []}
+RELEASED = threading.Event()
+SLOW_LIMIT = 120
 
 
 def send(recipient, subject, link):
@@ -59,6 +66,9 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length) if length else b""
+        if url.path == "/release":
+            RELEASED.set()
+            return self.answer(200, {"released": True})
         if url.path != "/password-reset":
             return self.answer(404, {"error": "not found"})
         if self.headers.get("Authorization") != f"Bearer {KEY}":
@@ -76,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
             token = secrets.token_urlsafe(16)
             with LOCK:
                 STATS["tokens"].append(token)
-            path = "expired" if mode == "dead-link" else "reset"
+            path = {"dead-link": "expired", "slow-link": "slow"}.get(mode, "reset")
             subject = "Welcome to the shop" if mode == "wrong-subject" else "Reset your password"
             send(email, subject, f"http://127.0.0.1:{ARGS.port}/{path}/{token}")
         self.answer(200, {"status": "sent"})
@@ -86,6 +96,12 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/stats":
             with LOCK:
                 return self.answer(200, STATS)
+        if path.startswith("/slow/"):
+            token = path[len("/slow/"):]
+            with LOCK:
+                STATS["following"].append(token)
+            RELEASED.wait(SLOW_LIMIT)
+            path = "/reset/" + token
         if path.startswith("/reset/"):
             token = path[len("/reset/"):]
             with LOCK:
