@@ -6,18 +6,24 @@
 //! notifications (crate::bounce) that return a canary. It waits in IDLE,
 //! polls fast for a short window after a send (servers may hold IDLE
 //! notifications back), and reconnects with capped exponential backoff.
+//!
+//! This file holds the watcher's life and its session loop: connecting,
+//! scanning folders from the cursor, waiting. What each fetched message is
+//! and what becomes of it is decided in classify.rs, application canaries'
+//! part in tagged.rs, the IMAP protocol in imap.rs.
 
+mod classify;
 pub mod imap;
 mod tagged;
 
-use crate::canary::{ConflictingTokens, Rejection, SigningKey, TOKEN_HEADER, Token, check_instance, extract_token};
-use crate::config::{Cleanup, FastPoll, InboxConfig};
+use crate::canary::{SigningKey, TOKEN_HEADER};
+use crate::config::{FastPoll, InboxConfig};
 use crate::ledger::LedgerThread;
-use crate::matcher::{Disposition, Matcher, Sight, Sighting};
+use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::oauth2::TokenSource;
-use crate::outcome::{Placement, Unmatched};
-use imap::{Fetched, ImapError, ImapSession};
+use crate::outcome::Placement;
+use imap::{ImapError, ImapSession};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -30,9 +36,6 @@ use tokio_rustls::rustls::ClientConfig;
 const FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received To Delivered-To X-Original-To From Subject";
 const BOUNCE_FIELDS: &str = "X-Mailcanary-Token Authentication-Results Received To Delivered-To X-Original-To \
                              From Subject Content-Type";
-/// How much of a bounce is read: the report and the returned headers come
-/// first, and a returned body beyond this is not needed.
-const BOUNCE_LIMIT: usize = 256 * 1024;
 const BACKOFF_START: Duration = Duration::from_millis(500);
 /// The first fast poll after a send; it doubles up to `fast_poll.interval`.
 const FAST_START: Duration = Duration::from_millis(5);
@@ -134,18 +137,6 @@ async fn next_send(sent: &mut watch::Receiver<Instant>) {
     if sent.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-/// What a fetched message turned out to be.
-enum Kind {
-    /// A canary the matcher resolved: clean it up.
-    Resolved,
-    /// Someone else's mail, or one of ours not counted now: left alone.
-    LeftAlone,
-    /// A delivery status report: read the whole of it.
-    Report,
-    /// An application canary in flight whose body must be read for its link.
-    Tagged(String, Arc<crate::trigger::Expect>),
 }
 
 impl Watcher {
@@ -358,162 +349,6 @@ impl Watcher {
         let next = cursor.filter(|(v, _)| *v == state.uid_validity).map_or(0, |(_, n)| n).max(state.uid_next);
         self.save_cursor(folder, state.uid_validity, next).await;
         Ok(())
-    }
-
-    /// Classifies fetched messages and cleans up the ones the matcher
-    /// resolved. If a bounce cannot be read, stops there with its UID, so
-    /// that the cursor stays on it and it is read again.
-    async fn process(
-        &self,
-        imap: &mut ImapSession,
-        folder: &str,
-        placement: Placement,
-        messages: &[Fetched],
-        at: Sight,
-    ) -> Result<(), (u32, ImapError)> {
-        let mut resolved = Vec::new();
-        let mut result = Ok(());
-        for message in messages {
-            let uid = message.uid;
-            let kind = match self.classify(message, placement, at).await {
-                Kind::Report => match imap.message(uid, BOUNCE_LIMIT).await {
-                    Ok(Some(raw)) => self.classify_report(uid, &raw).await,
-                    Ok(None) => Kind::LeftAlone,
-                    Err(e) => {
-                        // A bounce too large to read is skipped; any other
-                        // failure leaves the cursor on it, to read it again.
-                        result = Err((if e.too_large() { uid + 1 } else { uid }, e));
-                        break;
-                    }
-                },
-                Kind::Tagged(tag, expect) => match imap.message(uid, crate::trigger::expect::BODY_LIMIT).await {
-                    Ok(Some(raw)) => {
-                        self.check_body(uid, tag, expect, &raw, self.sighting(message, placement, None, at)).await
-                    }
-                    Ok(None) => Kind::LeftAlone,
-                    Err(e) => {
-                        result = Err((if e.too_large() { uid + 1 } else { uid }, e));
-                        break;
-                    }
-                },
-                kind => kind,
-            };
-            if matches!(kind, Kind::Resolved) {
-                resolved.push(uid);
-            }
-        }
-        // After a refused FETCH the session still works. After a broken or
-        // silent one, the canaries resolved before it stay in the mailbox,
-        // as after any failed cleanup; they are counted already.
-        if result.as_ref().err().is_none_or(|(_, e)| e.refused) {
-            self.cleanup(imap, &resolved, folder).await;
-        }
-        result
-    }
-
-    /// Verifies one message's token and hands a genuine canary to the matcher.
-    async fn classify(&self, message: &Fetched, placement: Placement, at: Sight) -> Kind {
-        let (uid, headers) = (message.uid, &message.headers);
-        let token = match extract_token(headers) {
-            Ok(None) if self.bounces && crate::bounce::is_report(headers) => return Kind::Report,
-            Ok(None) => return self.classify_tagged(message, placement, at).await,
-            token => token,
-        };
-        match self.verify(token) {
-            Ok(token) => {
-                let sighting = self.sighting(message, placement, None, at);
-                match self.shared.matcher.seen(&token, sighting).await {
-                    Disposition::Resolved => Kind::Resolved,
-                    Disposition::Unmatched(reason) => self.left_alone(uid, reason),
-                }
-            }
-            Err(reason) => self.left_alone(uid, reason),
-        }
-    }
-
-    fn sighting(
-        &self,
-        message: &Fetched,
-        placement: Placement,
-        mismatch: Option<crate::outcome::Expectation>,
-        at: Sight,
-    ) -> Sighting {
-        Sighting {
-            at,
-            placement,
-            insight: crate::insight::read(&message.headers),
-            received_ms: message.received_ms,
-            mismatch,
-        }
-    }
-
-    /// Hands a bounce that returns a genuine canary to the matcher. Bounces
-    /// of other mail are none of our business and are not counted.
-    async fn classify_report(&self, uid: u32, raw: &[u8]) -> Kind {
-        let Some(report) = crate::bounce::read(raw) else { return Kind::LeftAlone };
-        if matches!(report.token, Ok(None)) {
-            return Kind::LeftAlone;
-        }
-        let token = match self.verify(report.token) {
-            Ok(token) => token,
-            Err(reason) => return self.left_alone(uid, reason),
-        };
-        match report.bounce {
-            Some(bounce) if bounce.failed() => match self.shared.matcher.bounced(&token, bounce).await {
-                Disposition::Resolved => Kind::Resolved,
-                Disposition::Unmatched(reason) => self.left_alone(uid, reason),
-            },
-            Some(bounce) => {
-                // A warning that delivery is delayed: the canary may still arrive.
-                tracing::info!(inbox = %self.name(), canary = %token.canary_id, action = %bounce.action, status = %bounce.status, "delivery status notice for a canary; still waiting for it");
-                Kind::LeftAlone
-            }
-            None => self.left_alone(uid, Unmatched::Malformed),
-        }
-    }
-
-    /// The token of a message, verified; the reason to leave it alone if
-    /// not (None: a canary of this instance's own `mailcanary check`, which
-    /// that check resolves).
-    fn verify(&self, token: Result<Option<String>, ConflictingTokens>) -> Result<Token, Option<Unmatched>> {
-        let (instance, keys) = (&self.shared.instance, &self.shared.keys);
-        match token {
-            Ok(Some(text)) => match Token::verify(&text, instance, keys) {
-                Ok(token) => Ok(token),
-                Err(Rejection::Foreign { instance: other }) if other == check_instance(instance) => {
-                    // Signed with our own key, or it is forged.
-                    Err(Token::verify(&text, &other, keys).err().map(|_| Unmatched::Forged))
-                }
-                Err(Rejection::Forged) => Err(Some(Unmatched::Forged)),
-                Err(Rejection::Foreign { .. }) => Err(Some(Unmatched::Foreign)),
-            },
-            // Two different tokens, or none where one was expected.
-            Err(ConflictingTokens) | Ok(None) => Err(Some(Unmatched::Forged)),
-        }
-    }
-
-    /// Leaves message `uid` alone: counted, and said once (the cursor
-    /// passes it), unless it is a canary of this instance's own `check`.
-    fn left_alone(&self, uid: u32, reason: impl Into<Option<Unmatched>>) -> Kind {
-        match reason.into() {
-            Some(reason) => {
-                tracing::info!(inbox = %self.name(), uid, reason = reason.as_str(), "a message with a canary token left alone");
-                self.shared.metrics.unmatched(self.name(), reason);
-            }
-            None => tracing::debug!(inbox = %self.name(), uid, "a canary of mailcanary check left to it"),
-        }
-        Kind::LeftAlone
-    }
-
-    async fn cleanup(&self, imap: &mut ImapSession, uids: &[u32], folder: &str) {
-        let result = match &self.config.cleanup {
-            Cleanup::Keep => Ok(()),
-            Cleanup::Delete => imap.delete(uids).await,
-            Cleanup::Move(to) => imap.move_to(uids, to).await,
-        };
-        if let Err(e) = result {
-            tracing::warn!(inbox = %self.name(), folder, error = %e, "cleanup of seen canaries failed; they stay in the mailbox");
-        }
     }
 
     async fn save_cursor(&self, folder: &str, uid_validity: u32, next_uid: u32) {

@@ -6,7 +6,8 @@
 //! route of its inbox and goes on meanwhile. The canary's latency ends when
 //! its headers were fetched, whatever the link takes.
 
-use super::{Kind, Watcher};
+use super::Watcher;
+use super::classify::Kind;
 use crate::inbox::imap::Fetched;
 use crate::matcher::{Disposition, Sight, Sighting};
 use crate::outcome::Placement;

@@ -4,9 +4,11 @@
 //! future is first polled, so `join!(a, b)` runs a's claim before b's.
 
 use super::*;
-use crate::canary::SigningKey;
+use crate::bounce::Bounce;
+use crate::canary::{SigningKey, Token};
 use crate::clock::FakeClock;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Row, State};
+use crate::outcome::{Expectation, Observed, Placement};
 use crate::secret::Secret;
 
 const T0: i64 = 1_800_000_000_000;

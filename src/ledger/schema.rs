@@ -1,0 +1,137 @@
+//! The ledger's tables and how a ledger file is opened: durable (WAL,
+//! FULL sync), patient with someone else holding the file, and brought up
+//! to date when an earlier version wrote it.
+
+use super::{Ledger, Result};
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::Mutex;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS canaries (
+    id TEXT PRIMARY KEY,
+    probe TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    inbox TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    deadline_ms INTEGER NOT NULL,
+    accepted_ms INTEGER,
+    send_ms INTEGER,
+    provider_id TEXT,
+    failure_reason TEXT,
+    failure_detail TEXT,
+    seen_ms INTEGER,
+    latency_ms INTEGER,
+    placement TEXT,
+    lost_ms INTEGER,
+    bounce_status TEXT,
+    bounce_detail TEXT,
+    hops TEXT,
+    observed TEXT,
+    expectation TEXT
+);
+CREATE INDEX IF NOT EXISTS canaries_pending ON canaries(state) WHERE state IN ('sending', 'sent');
+CREATE INDEX IF NOT EXISTS canaries_created ON canaries(created_ms);
+-- The status page's reads over weeks (history.rs) use only these columns:
+-- they scan this index, never the table.
+CREATE INDEX IF NOT EXISTS canaries_history ON canaries(created_ms, probe, provider, state, placement, latency_ms);
+CREATE TABLE IF NOT EXISTS provider_transitions (
+    provider TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS provider_transitions_at ON provider_transitions(at_ms);
+CREATE TABLE IF NOT EXISTS cursors (
+    inbox TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    uid_validity INTEGER NOT NULL,
+    next_uid INTEGER NOT NULL,
+    PRIMARY KEY (inbox, folder)
+);
+";
+
+/// Columns added after the first release, with their types.
+const ADDED_COLUMNS: [(&str, &str); 5] = [
+    ("bounce_status", "TEXT"),
+    ("bounce_detail", "TEXT"),
+    ("hops", "TEXT"),
+    ("observed", "TEXT"),
+    ("expectation", "TEXT"),
+];
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Ledger> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("cannot create state_dir {}: {e}", state_dir.display())),
+            )
+        })?;
+        let db = Connection::open(state_dir.join("ledger.sqlite"))?;
+        // WAL with FULL sync: every committed transition (above all "sending",
+        // written before anything leaves) is on disk before the call returns,
+        // across a crash of the process and a loss of power alike.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        // Someone else may hold the file for a while (a backup, a report):
+        // wait for them rather than lose a transition. This waits on the
+        // ledger's own thread, never on the runtime.
+        db.busy_timeout(std::time::Duration::from_secs(60))?;
+        Self::init(db)
+    }
+
+    /// A ledger that lives only as long as the process (for `check`).
+    pub fn in_memory() -> Result<Ledger> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(db: Connection) -> Result<Ledger> {
+        db.execute_batch(SCHEMA)?;
+        // Ledgers written by earlier versions lack the newer columns.
+        let existing: Vec<String> = db
+            .prepare("SELECT name FROM pragma_table_info('canaries')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_>>()?;
+        for (column, kind) in ADDED_COLUMNS {
+            if !existing.iter().any(|c| c == column) {
+                db.execute_batch(&format!("ALTER TABLE canaries ADD COLUMN {column} {kind}"))?;
+            }
+        }
+        Ok(Ledger { db: Mutex::new(db) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ledger_of_an_earlier_version_gains_the_new_columns() {
+        let dir = std::env::temp_dir().join(format!("mailcanary-ledger-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let db = Connection::open(dir.join("ledger.sqlite")).unwrap();
+            let old = SCHEMA
+                .replace(",\n    bounce_status TEXT,\n    bounce_detail TEXT,\n    hops TEXT,\n    observed TEXT", "");
+            assert_ne!(old, SCHEMA);
+            db.execute_batch(&old).unwrap();
+            db.execute(
+                "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms)
+                 VALUES ('old', 'r', 'p', 'i', 'sent', 1, 2)",
+                [],
+            )
+            .unwrap();
+        }
+        let ledger = Ledger::open(&dir).unwrap();
+        assert_eq!(ledger.pending().unwrap().len(), 1);
+        assert!(ledger.record_bounced("old", 3, "5.1.1", None).unwrap());
+        drop(ledger);
+        Ledger::open(&dir).expect("opening twice adds nothing twice");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

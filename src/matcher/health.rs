@@ -1,0 +1,91 @@
+//! Provider health, as the matcher feeds it: which providers and routes
+//! are judged (from the config, and from the ledger after a restart), the
+//! board's answers for the API and Postfix, and each tick's decision, whose
+//! changes are recorded in the ledger before the metrics show them
+//! (crate::health holds the rules).
+
+use super::{Matcher, log_err};
+use crate::config::Config;
+use crate::health::ProviderHealth;
+use crate::ledger::LedgerError;
+use std::collections::HashMap;
+use std::time::Duration;
+
+impl Matcher {
+    /// Sets the providers and routes whose health is decided (crate::health).
+    pub fn configure_health(&self, config: &Config) {
+        let mut providers: Vec<_> = config
+            .providers
+            .iter()
+            .map(|p| (p.name().to_string(), p.health(&config.global.health), p.nexthop().map(str::to_string)))
+            .collect();
+        // Application triggers are providers too, with the global thresholds.
+        for t in config.routes.iter().filter_map(|r| r.trigger.as_deref()) {
+            if !providers.iter().any(|(p, _, _)| *p == t.name) {
+                providers.push((t.name.clone(), config.global.health.with(None), None));
+            }
+        }
+        let routes: Vec<_> =
+            config.routes.iter().map(|r| (r.name.clone(), r.provider.clone(), r.inbox.clone())).collect();
+        let mut health = self.health();
+        for (provider, _) in health.states() {
+            if !providers.iter().any(|(p, _, _)| *p == provider) {
+                self.metrics.remove_provider(&provider);
+            }
+        }
+        health.configure(&providers, &routes, self.clock.wall_ms());
+        for (provider, state) in health.states() {
+            self.metrics.set_provider_state(&provider, state);
+        }
+    }
+
+    /// Puts back the providers that were down when the service stopped.
+    pub async fn restore_health(&self) -> Result<(), LedgerError> {
+        let last = self.ledger.call(|l| l.last_transitions()).await?;
+        let mut health = self.health();
+        for t in last.into_iter().filter(|t| t.to == crate::health::State::Down) {
+            health.restore_down(&t.provider, t.at_ms, t.reason);
+        }
+        for (provider, state) in health.states() {
+            self.metrics.set_provider_state(&provider, state);
+        }
+        Ok(())
+    }
+
+    /// Every provider's health, best first.
+    pub fn providers(&self) -> Vec<ProviderHealth> {
+        self.health().providers()
+    }
+
+    /// Postfix's next hop: that of the best usable provider that has one.
+    pub fn nexthop(&self) -> Option<String> {
+        self.health().nexthop()
+    }
+
+    /// Decides every provider's state from the evidence so far; records,
+    /// counts and logs each change.
+    pub(super) async fn decide_health(&self, per_route: &HashMap<String, (usize, Duration)>, now_ms: i64) {
+        let oldest: HashMap<String, Duration> = per_route.iter().map(|(p, (_, age))| (p.clone(), *age)).collect();
+        let live = self.book().live_inboxes();
+        let changes = {
+            let mut health = self.health();
+            health.observe(&oldest, &live);
+            health.decide(now_ms)
+        };
+        for t in changes {
+            // The ledger first, as for every outcome: what the metrics show is recorded.
+            let record = t.clone();
+            log_err(self.ledger.call(move |l| l.record_transition(&record)).await);
+            self.metrics.set_provider_state(&t.provider, t.to);
+            self.metrics
+                .provider_state_changes
+                .get_or_create(&crate::metrics::ProviderLabels { provider: t.provider.clone() })
+                .inc();
+            if t.to == crate::health::State::Down {
+                tracing::warn!(provider = %t.provider, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "provider state changed");
+            } else {
+                tracing::info!(provider = %t.provider, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "provider state changed");
+            }
+        }
+    }
+}

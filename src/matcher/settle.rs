@@ -1,0 +1,175 @@
+//! The one place a canary's fate is decided. [`Matcher::settle`] queues the
+//! ledger's conditional update first (which lets each outcome happen once,
+//! across processes too), then, only if it moved the canary, fans out to the
+//! metrics, the provider health board, the route status, the log and the
+//! events, in that order. The other functions here only work out which
+//! outcome a sighting or an early arrival makes, and hand it to `settle`.
+
+use super::book::{Early, InFlight};
+use super::{Event, Matcher, Sighting, secs};
+use crate::health::Evidence;
+use crate::insight::Insight;
+use crate::ledger::Seen;
+use crate::metrics::RouteLabels;
+use crate::outcome::{Observed, Outcome, Placement};
+
+/// A pending outcome: its ledger write is queued, the rest waits for it.
+pub(super) type Settling<'a> = std::pin::Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+impl Matcher {
+    /// A canary taken out of the book, seen: delivered, or (found after a
+    /// gap, and received after its deadline) lost and then late.
+    pub(super) fn settle_sighting(
+        &self,
+        id: &str,
+        c: InFlight,
+        s: Sighting,
+        now: std::time::Instant,
+        now_ms: i64,
+    ) -> Settling<'_> {
+        let observed = c.claimed.unwrap_or_else(|| c.observed(now));
+        let arrived = |latency_seconds: f64| match s.mismatch {
+            Some(expectation) => Outcome::Mismatched { expectation, placement: s.placement, latency_seconds },
+            None => Outcome::Delivered { placement: s.placement, latency_seconds, observed },
+        };
+        if observed == Observed::Live {
+            let outcome = arrived(now.saturating_duration_since(c.since).as_secs_f64());
+            return self.settle(id, c.labels, outcome, s.insight, now_ms);
+        }
+        // Nobody was looking when it came: the server's word says when.
+        // INTERNALDATE names a whole second; the arrival lies within it and
+        // no later than now, and its latency is not understated.
+        let received_ms = s.received_ms.unwrap_or(now_ms);
+        let arrived_ms = (received_ms + 999).min(now_ms).max(received_ms);
+        let latency_seconds = secs(arrived_ms - c.since_ms);
+        if received_ms <= c.deadline_ms {
+            let outcome = arrived(latency_seconds);
+            return self.settle(id, c.labels, outcome, s.insight, now_ms);
+        }
+        let lost = self.settle(id, c.labels.clone(), Outcome::Lost, Insight::default(), now_ms);
+        let (id, late) = (id.to_string(), Outcome::Late { placement: s.placement, latency_seconds });
+        Box::pin(async move {
+            lost.await;
+            self.settle(&id, c.labels, late, s.insight, now_ms).await
+        })
+    }
+
+    /// A canary that came back before its provider's answer, now accepted.
+    pub(super) fn settle_early(&self, id: &str, c: InFlight, early: Early, now_ms: i64) -> Settling<'_> {
+        let outcome = match &early {
+            Early::Seen(Sighting { placement, mismatch: Some(expectation), .. }) => {
+                Outcome::Mismatched { expectation: *expectation, placement: *placement, latency_seconds: 0.0 }
+            }
+            Early::Seen(s) => {
+                Outcome::Delivered { placement: s.placement, latency_seconds: 0.0, observed: Observed::Live }
+            }
+            Early::Bounced(bounce) => Outcome::Bounced { bounce: bounce.clone() },
+        };
+        let insight = match early {
+            Early::Seen(s) => s.insight,
+            Early::Bounced(_) => Insight::default(),
+        };
+        self.settle(id, c.labels, outcome, insight, now_ms)
+    }
+
+    /// Decides `outcome` for canary `id`, at `at_ms`. The ledger's
+    /// conditional update is queued now, so that anything asked of the
+    /// ledger after this call sees it; the returned future waits for it and,
+    /// only if this call moved the canary, counts it in the metrics, the
+    /// route status, the log and the events. True if it did.
+    pub(super) fn settle(
+        &self,
+        id: &str,
+        l: RouteLabels,
+        outcome: Outcome,
+        insight: Insight,
+        at_ms: i64,
+    ) -> Settling<'_> {
+        let write = {
+            let (id, outcome, hops) = (id.to_string(), outcome.clone(), insight.hops.clone());
+            self.ledger.call(move |ledger| record(ledger, &id, &outcome, hops, at_ms))
+        };
+        let id = id.to_string();
+        Box::pin(async move {
+            match write.await {
+                Ok(true) => {}
+                Ok(false) => return false,
+                // The ledger could not say: count it rather than lose it.
+                Err(e) => tracing::error!(error = %e, canary = %id, "ledger write failed"),
+            }
+            self.metrics.settled(&l, &outcome, &insight, at_ms);
+            let evidence = match &outcome {
+                Outcome::Delivered { .. } => Some(Evidence::Good),
+                Outcome::Lost => Some(Evidence::Lost),
+                Outcome::Bounced { .. } => Some(Evidence::Bounced),
+                Outcome::Refused { .. } => Some(Evidence::Refused),
+                Outcome::Mismatched { .. } => Some(Evidence::Mismatched),
+                // Already counted when it was lost.
+                Outcome::Late { .. } => None,
+            };
+            if let Some(evidence) = evidence {
+                self.health().record(&l.probe, evidence, outcome.latency_seconds());
+            }
+            if let Some(status) = self.routes().get_mut(&l.probe) {
+                status.settled(&outcome, &insight, at_ms);
+            }
+            log(&l, &id, &outcome);
+            let _ = self.events.send(Event::Settled { canary: id, probe: l.probe, outcome, insight });
+            true
+        })
+    }
+}
+
+/// The ledger's conditional update for `outcome`: true if it moved the canary.
+fn record(
+    ledger: &crate::ledger::Ledger,
+    id: &str,
+    outcome: &Outcome,
+    hops: Vec<crate::insight::Hop>,
+    at_ms: i64,
+) -> rusqlite::Result<bool> {
+    let seen = |placement: Placement, latency_seconds: f64, observed: Observed| Seen {
+        seen_ms: at_ms,
+        latency_ms: (latency_seconds * 1000.0).round() as i64,
+        placement,
+        hops,
+        observed,
+    };
+    match outcome {
+        Outcome::Delivered { placement, latency_seconds, observed } => {
+            ledger.record_delivered(id, &seen(*placement, *latency_seconds, *observed))
+        }
+        Outcome::Late { placement, latency_seconds } => {
+            ledger.record_late(id, &seen(*placement, *latency_seconds, Observed::Live))
+        }
+        Outcome::Lost => ledger.record_lost(id, at_ms),
+        Outcome::Bounced { bounce } => ledger.record_bounced(id, at_ms, &bounce.status, bounce.diagnostic.as_deref()),
+        Outcome::Refused { reason, detail } => ledger.record_failed(id, *reason, detail),
+        Outcome::Mismatched { expectation, placement, latency_seconds } => {
+            ledger.record_mismatched(id, &seen(*placement, *latency_seconds, Observed::Live), *expectation)
+        }
+    }
+}
+
+fn log(l: &RouteLabels, id: &str, outcome: &Outcome) {
+    match outcome {
+        Outcome::Delivered { placement, latency_seconds, observed } => {
+            tracing::info!(probe = %l.probe, canary = %id, placement = placement.as_str(), latency_seconds, observed = observed.as_str(), "canary delivered")
+        }
+        Outcome::Lost => {
+            tracing::warn!(probe = %l.probe, canary = %id, "canary lost: not seen within the route's timeout")
+        }
+        Outcome::Late { latency_seconds, .. } => {
+            tracing::warn!(probe = %l.probe, canary = %id, latency_seconds, "canary arrived late")
+        }
+        Outcome::Bounced { bounce } => {
+            tracing::warn!(probe = %l.probe, canary = %id, status = %bounce.status, detail = %bounce.summary(), "canary bounced")
+        }
+        Outcome::Refused { reason, detail } => {
+            tracing::warn!(probe = %l.probe, canary = %id, reason = reason.as_str(), error = %detail, "send failed")
+        }
+        Outcome::Mismatched { expectation, latency_seconds, .. } => {
+            tracing::warn!(probe = %l.probe, canary = %id, expectation = expectation.as_str(), latency_seconds, "the application's email arrived but failed an expectation")
+        }
+    }
+}
