@@ -461,6 +461,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         _ = sigint.recv() => tracing::info!("second signal: stopping now"),
     }
     generation.stop_routes(Duration::ZERO).await;
+    rt.matcher.stop_judging_providers();
     generation.stop_watchers().await;
     stop_tx.send_replace(true);
     let _ = tokio::join!(server, ticker);

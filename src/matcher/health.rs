@@ -62,9 +62,21 @@ impl Matcher {
         self.health().nexthop()
     }
 
+    /// Stops deciding providers' states, for good: the service is stopping
+    /// its watchers, and an inbox no longer watched because we are leaving
+    /// says nothing of any provider. Without this every stop would record
+    /// each provider going `unknown` (every inbox unseen) in the ledger, and
+    /// `report` and the status page would show those changes as history.
+    pub fn stop_judging_providers(&self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Decides every provider's state from the evidence so far; records,
     /// counts and logs each change.
     pub(super) async fn decide_health(&self, per_route: &HashMap<String, (usize, Duration)>, now_ms: i64) {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let oldest: HashMap<String, Duration> = per_route.iter().map(|(p, (_, age))| (p.clone(), *age)).collect();
         let live = self.book().live_inboxes();
         let changes = {

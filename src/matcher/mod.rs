@@ -69,6 +69,9 @@ pub struct Matcher {
     events: broadcast::Sender<Event>,
     /// The expectations of each application canary route that has some, by probe.
     expectations: Mutex<HashMap<String, Arc<crate::trigger::Expect>>>,
+    /// Set once the service stops its watchers: from then on no provider
+    /// changes state (crate::matcher::health).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn labels(probe: &str, provider: &str, inbox: &str) -> RouteLabels {
@@ -94,6 +97,7 @@ impl Matcher {
             health: Mutex::new(Board::default()),
             events: broadcast::channel(1024).0,
             expectations: Mutex::new(HashMap::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

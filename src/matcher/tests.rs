@@ -365,3 +365,43 @@ async fn a_claimed_canary_is_judged_by_its_first_sight_however_long_its_check_ta
     assert_eq!((row.state, row.latency_ms, row.observed), (State::Delivered, Some(2_000), Observed::Live));
     assert_eq!(f.count("mailcanary_canaries_delivered_total"), 1.0);
 }
+
+/// The fixture's route under provider health, delivered once: `p` healthy.
+async fn healthy() -> Fixture {
+    let f = fixture();
+    let yaml = "global: { instance: t, health: { down_after: 1, up_after: 1 } }
+providers:
+  - { name: p, type: smtp, host: 127.0.0.1, port: 25, tls: none, from: a@x.test }
+inboxes:
+  - { name: i, address: b@x.test, imap: { host: 127.0.0.1, port: 143, tls: none, username: u, password: pw } }
+probes:
+  - { name: r, provider: p, inbox: i }
+";
+    let config = crate::config::parse(yaml, &HashMap::new()).unwrap();
+    f.matcher.configure_health(&config);
+    let (_, token) = f.sent().await;
+    assert!(matches!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved));
+    f.matcher.tick().await;
+    assert_eq!(f.matcher.providers()[0].state, crate::health::State::Healthy);
+    f
+}
+
+#[tokio::test]
+async fn an_inbox_unseen_while_running_makes_its_provider_unknown() {
+    let f = healthy().await;
+    f.matcher.inbox_behind("i");
+    f.matcher.tick().await;
+    assert_eq!(f.matcher.providers()[0].state, crate::health::State::Unknown, "no usable evidence: fail open");
+}
+
+#[tokio::test]
+async fn watchers_stopped_for_a_shutdown_change_no_provider_state() {
+    let f = healthy().await;
+    let before = f.ledger.call(|l| l.transitions_since(0)).await.unwrap().len();
+    f.matcher.stop_judging_providers();
+    f.matcher.inbox_behind("i");
+    f.matcher.tick().await;
+    assert_eq!(f.matcher.providers()[0].state, crate::health::State::Healthy);
+    let after = f.ledger.call(|l| l.transitions_since(0)).await.unwrap().len();
+    assert_eq!(after, before, "no change recorded in the ledger");
+}
