@@ -43,7 +43,13 @@ fn repo() -> PathBuf {
 }
 
 /// Runs `scripts/mailstack.sh <args>`; panics with its output on failure.
+/// Anything but `up` waits for the stack first: a test that holds a relay
+/// before any test of its binary asked for the stack would otherwise write
+/// into the directory another test's `up` is making anew.
 pub fn mailstack(args: &[&str]) {
+    if args.first() != Some(&"up") {
+        let _ = stack();
+    }
     let out = Command::new(repo().join("scripts/mailstack.sh")).args(args).output().expect("run mailstack.sh");
     assert!(
         out.status.success(),
