@@ -25,7 +25,9 @@ scripts/mailstack.sh install gcc libc6-dev ca-certificates prometheus prometheus
   time monitoring-plugins-contrib libmail-imapclient-perl libnet-smtp-tls-perl libnet-smtp-ssl-perl libio-socket-ssl-perl \
   python3-venv systemd chromium fonts-dejavu-core $kubectl_package
 
-trap 'scripts/mailstack.sh down' EXIT
+# The stack's directory (its mail and logs) is kept only when something
+# failed, like the tests' own temporary directories.
+trap 'rc=$?; scripts/mailstack.sh down; [ "$rc" -ne 0 ] || rm -rf "$MAILSTACK_DIR"' EXIT
 scripts/mailstack.sh up
 
 cargo fmt --check
