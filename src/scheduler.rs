@@ -27,10 +27,7 @@ pub struct Stop {
     pub abort: watch::Receiver<bool>,
 }
 
-/// Resolves once `rx` says stop, or its sender is gone (which means stop too).
-pub async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
+pub use crate::shutdown::stopped;
 
 /// Starts `probe`'s schedule; the task ends when told to (see [`Stop`]).
 pub fn spawn(probe: Arc<Probe>, ctx: Arc<ProbeContext>, stop: Stop) -> tokio::task::JoinHandle<()> {

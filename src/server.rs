@@ -4,6 +4,7 @@
 //! outcomes only.
 
 use crate::health::{ProviderHealth, State as HealthState};
+use crate::listener::Limits;
 use crate::matcher::{Matcher, RouteStatus};
 use crate::metrics::Metrics;
 use crate::status_page::{self, StatusPage};
@@ -39,8 +40,8 @@ struct Status {
     routes: Vec<RouteStatus>,
 }
 
-/// Serves until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+/// Serves until `shutdown` turns true, within `limits`.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, limits: Limits, shutdown: watch::Receiver<bool>) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -51,23 +52,18 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, mut shutdown: wa
         .route("/-/reload", post(reload))
         .with_state(state.clone())
         .merge(status_page::router(state.status_page.clone()));
-    let stop = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
-        tracing::error!(error = %e, "HTTP server failed");
-    }
+    crate::listener::serve_http(listener, app, limits, "http", shutdown).await;
 }
 
 /// Serves only the status page (`global.status_page.listen`) until
 /// `shutdown` turns true: what a reverse proxy may expose to customers.
-pub async fn serve_status_page(listener: TcpListener, page: Arc<StatusPage>, mut shutdown: watch::Receiver<bool>) {
-    let stop = async move {
-        let _ = shutdown.wait_for(|stop| *stop).await;
-    };
-    if let Err(e) = axum::serve(listener, status_page::router(page)).with_graceful_shutdown(stop).await {
-        tracing::error!(error = %e, "status page server failed");
-    }
+pub async fn serve_status_page(
+    listener: TcpListener,
+    page: Arc<StatusPage>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) {
+    crate::listener::serve_http(listener, status_page::router(page), limits, "status page", shutdown).await;
 }
 
 /// OpenMetrics for scrapers that ask for it, Prometheus text otherwise.
@@ -112,12 +108,17 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
 #[derive(Serialize)]
 struct Providers {
     instance: String,
-    /// Best first: by state (healthy, unknown, degraded, down), then recent p95 latency.
+    /// Sending providers, best first: usable before down, newest canaries
+    /// arrived before newest failed, then by state, then recent p95 latency.
     providers: Vec<ProviderHealth>,
+    /// Applications' own send paths (triggers), judged alike but not ranked
+    /// among the providers: an application cannot send through another's.
+    applications: Vec<ProviderHealth>,
 }
 
 async fn providers(State(state): State<Arc<AppState>>) -> Response {
-    json(&Providers { instance: state.instance.clone(), providers: state.matcher.providers() })
+    let (applications, providers) = state.matcher.providers().into_iter().partition(|p| p.application);
+    json(&Providers { instance: state.instance.clone(), providers, applications })
 }
 
 /// For load balancers' health checks: 200 unless the provider is down.

@@ -342,8 +342,43 @@ fn spawn_ticker(
     })
 }
 
+/// Starts the steering signals `global.failover` names (crate::steer):
+/// HAProxy's agent, the Postfix table, the socketmap.
+async fn start_signals(
+    config: &Config,
+    rt: &Runtime,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, String> {
+    let Some(failover) = &config.global.failover else { return Ok(Vec::new()) };
+    let bind = |key: &'static str, listen: String| async move {
+        tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("global.failover.{key}: cannot listen on {listen}: {e}"))
+    };
+    let mut tasks = Vec::new();
+    if let Some(listen) = &failover.agent {
+        let listener = bind("agent", listen.clone()).await?;
+        tracing::info!(listen = %listen, "answering HAProxy's agent checks");
+        tasks.push(tokio::spawn(crate::steer::agent::serve(listener, rt.matcher.steering(), stop.clone())));
+    }
+    if let Some(path) = &failover.postfix_map {
+        tracing::info!(table = %crate::steer::postfix_map::cdb_path(path).display(), "keeping Postfix's table of the best next hop");
+        tasks.push(tokio::spawn(crate::steer::postfix_map::keep(path.clone(), rt.matcher.steering(), stop.clone())));
+    }
+    if let Some(listen) = &failover.socketmap {
+        let listener = bind("socketmap", listen.clone()).await?;
+        tracing::info!(listen = %listen, map = crate::socketmap::MAP, "answering Postfix's socketmap lookups");
+        tasks.push(tokio::spawn(crate::socketmap::serve(listener, rt.matcher.steering(), stop.clone())));
+    }
+    Ok(tasks)
+}
+
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn run(config_path: PathBuf) -> Result<(), String> {
+    match crate::listener::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+    }
     let mut config = config::load(&config_path).map_err(|e| e.to_string())?;
     preflight(&config)?;
     let rt = Runtime::open(&config)?;
@@ -382,27 +417,16 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         status_page: status_page.clone(),
     });
     let (stop_tx, stop) = watch::channel(false);
-    let server = tokio::spawn(server::serve(listener, state.clone(), stop.clone()));
-    let socketmap = match &config.global.failover {
-        Some(failover) => {
-            let listener = tokio::net::TcpListener::bind(&failover.socketmap)
-                .await
-                .map_err(|e| format!("global.failover.socketmap: cannot listen on {}: {e}", failover.socketmap))?;
-            tracing::info!(listen = %failover.socketmap, map = crate::socketmap::MAP, "answering Postfix's socketmap lookups");
-            Some(tokio::spawn(crate::socketmap::serve(listener, rt.matcher.clone(), stop.clone())))
-        }
-        None => None,
-    };
-    let page_server = match &config.global.status_page.listen {
-        Some(listen) => {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| format!("global.status_page.listen: cannot listen on {listen}: {e}"))?;
-            tracing::info!(listen = %listen, "serving the status page on its own listener");
-            Some(tokio::spawn(server::serve_status_page(listener, status_page.clone(), stop.clone())))
-        }
-        None => None,
-    };
+    let limits = config.global.web.limits();
+    let server = tokio::spawn(server::serve(listener, state.clone(), limits, stop.clone()));
+    let mut signals = start_signals(&config, &rt, &stop).await?;
+    if let Some(listen) = &config.global.status_page.listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("global.status_page.listen: cannot listen on {listen}: {e}"))?;
+        tracing::info!(listen = %listen, "serving the status page on its own listener");
+        signals.push(tokio::spawn(server::serve_status_page(listener, status_page.clone(), limits, stop.clone())));
+    }
     let ticker = spawn_ticker(rt.matcher.clone(), rt.ledger.clone(), config.global.retention, stop);
     tracing::info!(
         listen = %config.global.listen,
@@ -464,13 +488,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     rt.matcher.stop_judging_providers();
     generation.stop_watchers().await;
     stop_tx.send_replace(true);
-    let _ = tokio::join!(server, ticker);
-    if let Some(socketmap) = socketmap {
-        let _ = socketmap.await;
-    }
-    if let Some(page_server) = page_server {
-        let _ = page_server.await;
-    }
+    let _ = tokio::join!(server, ticker, futures::future::join_all(signals));
     rt.matcher.tick().await;
     tracing::info!(
         in_flight = rt.matcher.in_flight(),

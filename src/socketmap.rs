@@ -8,22 +8,32 @@
 //! Requests and replies are netstrings (`<length>:<bytes>,`): the request is
 //! `<map> <key>`, the reply `OK <value>`, `NOTFOUND `, `TEMP <reason>` or
 //! `PERM <reason>`. Every read is capped and timed; connections are bounded.
+//!
+//! This signal fails closed: Postfix defers every message while it cannot
+//! ask (mailcanary stopped, hung or restarting: `451 4.3.0 Temporary lookup
+//! failure`). It stays for what it is good at, answering at once, and for
+//! tools that query it; Postfix's relay should read the table file of
+//! crate::steer::postfix_map instead (docs/failover.md).
 
-use crate::matcher::Matcher;
-use crate::scheduler::stopped;
+use crate::listener::Acceptor;
+use crate::shutdown::stopped;
+use crate::steer::Steering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 /// The map this server answers.
 pub const MAP: &str = "relay";
 /// The longest request read (Postfix's own limit is 100,000; an address is
 /// at most a few hundred bytes).
 const MAX_REQUEST: usize = 4096;
-/// A connection idle this long is closed (Postfix reconnects as needed).
+/// A connection idle this long is closed (Postfix reconnects as needed;
+/// its own idle limit is 100 s).
 const IDLE: Duration = Duration::from_secs(100);
+/// A connection must send its first request within this.
+const FIRST_REQUEST: Duration = Duration::from_secs(10);
 /// At most this many connections at once.
 const MAX_CONNECTIONS: usize = 256;
 
@@ -89,28 +99,17 @@ pub fn answer(map: &str, nexthop: Option<String>) -> String {
 }
 
 /// Serves Postfix on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, matcher: Arc<Matcher>, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "socketmap: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut shutdown) => return,
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            // Full: this one is closed at once; Postfix retries.
-            continue;
-        };
-        let (matcher, mut shutdown) = (matcher.clone(), shutdown.clone());
+pub async fn serve(
+    listener: TcpListener,
+    steering: watch::Receiver<Arc<Steering>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = Acceptor::new(listener, MAX_CONNECTIONS, "socketmap");
+    while let Some((stream, _, slot)) = acceptor.next(&mut shutdown).await {
+        let (steering, mut shutdown) = (steering.clone(), shutdown.clone());
         tokio::spawn(async move {
             tokio::select! {
-                _ = connection(stream, &matcher) => {}
+                _ = connection(stream, &steering) => {}
                 _ = stopped(&mut shutdown) => {}
             }
             drop(slot);
@@ -119,17 +118,19 @@ pub async fn serve(listener: TcpListener, matcher: Arc<Matcher>, mut shutdown: w
 }
 
 /// Answers one connection's lookups until it ends, idles or errs.
-async fn connection(stream: TcpStream, matcher: &Matcher) {
+async fn connection(stream: TcpStream, steering: &watch::Receiver<Arc<Steering>>) {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
+    let mut wait = FIRST_REQUEST;
     loop {
-        let request = match tokio::time::timeout(IDLE, read_request(&mut read)).await {
+        let request = match tokio::time::timeout(wait, read_request(&mut read)).await {
             Ok(Ok(Some(r))) => r,
             Ok(Ok(None)) | Err(_) => return,
             Ok(Err(_)) => return,
         };
+        wait = IDLE;
         let (reply, close) = match request {
-            Request::Lookup { map, .. } => (answer(&map, matcher.nexthop()), false),
+            Request::Lookup { map, .. } => (answer(&map, steering.borrow().nexthop.clone()), false),
             Request::Malformed(why) => (format!("TEMP malformed request: {why}"), true),
         };
         if write.write_all(&netstring(&reply)).await.is_err() || close {

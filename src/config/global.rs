@@ -50,9 +50,12 @@ pub struct Global {
     /// When a provider counts as down, and up again.
     #[serde(default)]
     pub health: HealthDefaults,
-    /// The Postfix socketmap server, when failover is wanted.
+    /// The steering signals (HAProxy agent, Postfix table, socketmap).
     #[serde(default)]
     pub failover: Option<GlobalFailover>,
+    /// Limits every listener enforces.
+    #[serde(default)]
+    pub web: WebConfig,
     /// Opt-in per-route series beyond what alerts and dashboards read.
     #[serde(default)]
     pub metrics: MetricsConfig,
@@ -95,6 +98,54 @@ impl Default for FastPoll {
     fn default() -> Self {
         FastPoll { interval: default_fast_interval(), window: default_fast_window() }
     }
+}
+
+/// `global.web`: what every listener (the main one, the status page's,
+/// the agent, the socketmap) enforces, so that no client holds or floods it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// A connection must send its first request's headers within this.
+    #[serde(default = "default_first_request_timeout", deserialize_with = "duration::deserialize")]
+    pub first_request_timeout: Duration,
+    /// A connection on which nothing moves for this long is closed.
+    #[serde(default = "default_idle_timeout", deserialize_with = "duration::deserialize")]
+    pub idle_timeout: Duration,
+    /// Connections at once, per listener; past it new ones are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            first_request_timeout: default_first_request_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+impl WebConfig {
+    /// The limits of an HTTP listener.
+    pub fn limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            first_request: self.first_request_timeout,
+            idle: self.idle_timeout,
+            lifetime: (self.idle_timeout * 2).max(Duration::from_secs(120)),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+fn default_first_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_connections() -> usize {
+    512
 }
 
 fn default_listen() -> String {

@@ -55,12 +55,24 @@ impl HealthDefaults {
     }
 }
 
-/// `global.failover`: where mailcanary answers Postfix.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// `global.failover`: the steering signals other machines act on
+/// (docs/failover.md says which of them fail safe, and how).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GlobalFailover {
-    /// `host:port` of the socketmap server (`socketmap:inet:HOST:PORT:relay` in Postfix).
-    pub socketmap: String,
+    /// `host:port` of HAProxy's agent check (`agent-check agent-port`): an
+    /// unreachable agent leaves HAProxy's servers as they are.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// A Postfix lookup table written here (`PATH.cdb`, for
+    /// `transport_maps = cdb:PATH`), replaced atomically when the best
+    /// provider changes: Postfix keeps reading it when mailcanary is gone.
+    #[serde(default)]
+    pub postfix_map: Option<std::path::PathBuf>,
+    /// `host:port` of the socketmap server (`socketmap:inet:HOST:PORT:relay`
+    /// in Postfix). Fails closed: Postfix defers mail while it cannot ask.
+    #[serde(default)]
+    pub socketmap: Option<String>,
 }
 
 /// `providers[].failover`: what Postfix is told while this provider is the best.

@@ -20,7 +20,7 @@ mod validate;
 mod yaml;
 
 pub use connection::{OAuth2Config, SaslMechanism, TlsMode};
-pub use global::{Defaults, FastPoll, Global, default_instance};
+pub use global::{Defaults, FastPoll, Global, WebConfig, default_instance};
 pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
 pub use inbox::{Cleanup, Folders, ImapConfig, InboxConfig};
 pub use metrics::{DetailName, MetricsConfig};

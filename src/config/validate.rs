@@ -334,6 +334,66 @@ fn trigger(
     c.ca_file(format!("{path}.ca_file"), &t.ca_file);
 }
 
+/// Every address this config listens on, with its key.
+fn listeners(config: &Config) -> Vec<(&'static str, &String)> {
+    let g = &config.global;
+    let f = g.failover.as_ref();
+    [
+        ("global.listen", Some(&g.listen)),
+        ("global.status_page.listen", g.status_page.listen.as_ref()),
+        ("global.failover.agent", f.and_then(|f| f.agent.as_ref())),
+        ("global.failover.socketmap", f.and_then(|f| f.socketmap.as_ref())),
+    ]
+    .into_iter()
+    .filter_map(|(k, l)| Some((k, l?)))
+    .collect()
+}
+
+fn failover(c: &mut Checker<'_>, config: &Config) {
+    let Some(f) = &config.global.failover else { return };
+    let all = listeners(config);
+    for (key, listen, example) in [
+        ("global.failover.agent", &f.agent, "127.0.0.1:9929"),
+        ("global.failover.socketmap", &f.socketmap, "127.0.0.1:9926"),
+    ] {
+        let Some(listen) = listen else { continue };
+        if listen.parse::<SocketAddr>().is_err() {
+            c.push(key.into(), format!("{listen:?} is not an address:port such as {example}"));
+        } else if let Some((other, _)) = all.iter().find(|(k, l)| *l == listen && *k != key) {
+            c.push(key.into(), format!("{listen} is already used by {other}"));
+        }
+    }
+    if let Some(map) = &f.postfix_map {
+        if map.extension().is_some_and(|e| e == "cdb") {
+            c.push(
+                "global.failover.postfix_map".into(),
+                format!("name the table without its .cdb suffix (Postfix adds it): {:?}", map.with_extension("")),
+            );
+        }
+        if map.file_name().is_none() {
+            c.push("global.failover.postfix_map".into(), "must name a file, such as /var/lib/mailcanary/relay");
+        }
+        if !config.providers.iter().any(|p| p.nexthop().is_some()) {
+            c.push(
+                "global.failover.postfix_map".into(),
+                "no provider has a failover.nexthop to write: add one to each provider Postfix may relay through",
+            );
+        }
+    }
+}
+
+fn web(c: &mut Checker<'_>, web: &super::WebConfig) {
+    if web.first_request_timeout.is_zero() {
+        c.push("global.web.first_request_timeout".into(), "must be more than 0s");
+    }
+    if web.idle_timeout.is_zero() {
+        c.push("global.web.idle_timeout".into(), "must be more than 0s");
+    }
+    if web.max_connections == 0 {
+        c.push("global.web.max_connections".into(), "must be at least 1");
+    }
+}
+
 fn global(c: &mut Checker<'_>, config: &Config) {
     let g = &config.global;
     if g.listen.parse::<SocketAddr>().is_err() {
@@ -343,14 +403,8 @@ fn global(c: &mut Checker<'_>, config: &Config) {
         c.name("global.instance".into(), instance, "instance");
     }
     c.health("global.health", g.health.with(None));
-    if let Some(f) = &g.failover
-        && f.socketmap.parse::<SocketAddr>().is_err()
-    {
-        c.push(
-            "global.failover.socketmap".into(),
-            format!("{:?} is not an address:port such as 127.0.0.1:9926", f.socketmap),
-        );
-    }
+    failover(c, config);
+    web(c, &g.web);
     let page = &g.status_page;
     if let Some(listen) = &page.listen {
         if listen.parse::<SocketAddr>().is_err() {
@@ -358,7 +412,7 @@ fn global(c: &mut Checker<'_>, config: &Config) {
                 "global.status_page.listen".into(),
                 format!("{listen:?} is not an address:port such as 0.0.0.0:9927"),
             );
-        } else if *listen == g.listen || g.failover.as_ref().is_some_and(|f| f.socketmap == *listen) {
+        } else if listeners(config).iter().filter(|(_, l)| *l == listen).count() > 1 {
             c.push("global.status_page.listen".into(), format!("{listen} is already in use by this config"));
         }
     }

@@ -2,21 +2,30 @@
 //! routes' canaries settle to, with the evidence attributed across the
 //! matrix, for machines to act on (load balancers, Postfix, applications).
 //!
-//! - A route's evidence is its latest canaries: delivered in time (good);
-//!   refused, bounced or lost (bad); and a canary in flight past
-//!   `overdue_after` counts as one more bad while it is.
+//! - A route's evidence is its newest canaries, in the order the provider
+//!   took them: delivered in time (good); delivered late, refused, bounced,
+//!   lost, or in flight past `overdue_after` (bad). An overdue canary counts
+//!   exactly as a settled failure does, so `down_after` overdue canaries in
+//!   a row make a route fail (`route.rs`).
 //! - An inbox is *suspect*, and its routes' evidence set aside, while its
 //!   watcher cannot see it, or while every one of at least two providers
 //!   fails into it: then the fault is the inbox's, not the providers'.
 //! - A provider is `down` when every usable route has failed `down_after`
-//!   times in a row, `degraded` when some have, `healthy` otherwise, and
-//!   `unknown` without usable evidence (fail open: no evidence never drains
-//!   traffic). It leaves `down` after `up_after` canaries in a row
-//!   delivered in time.
+//!   times in a row, `degraded` when some have, `healthy` when its routes
+//!   have delivered in time, and `unknown` without usable evidence or
+//!   before any canary arrived in time (fail open: no evidence never drains
+//!   traffic, and no evidence is never called healthy). It leaves `down`
+//!   after `up_after` canaries in a row on one route delivered in time,
+//!   counted from the newest: older canaries still in flight from the
+//!   outage do not hold a repaired provider down.
 
 use serde::Serialize;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+mod route;
+pub use route::Evidence;
+use route::RouteEvidence;
 
 /// What a provider's canaries say of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -69,66 +78,6 @@ impl Default for Thresholds {
     }
 }
 
-/// One canary's verdict, as evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Evidence {
-    /// Delivered in time (to any folder: the provider did its part).
-    Good,
-    /// Refused by the provider.
-    Refused,
-    /// Bounced.
-    Bounced,
-    /// Not seen within its timeout.
-    Lost,
-    /// An application's email that came but failed an expectation.
-    Mismatched,
-}
-
-/// What one route has shown lately.
-#[derive(Debug, Clone, Default)]
-struct RouteEvidence {
-    provider: String,
-    inbox: String,
-    /// Bad canaries in a row, and the last bad one's kind.
-    bad_run: u32,
-    last_bad: Option<Evidence>,
-    /// The age of its oldest canary in flight, when past `overdue_after`.
-    overdue: Option<Duration>,
-    /// Whether anything was seen at all.
-    seen: bool,
-    /// Latencies of recent deliveries (seconds), newest last.
-    latencies: Vec<f64>,
-}
-
-const LATENCIES_KEPT: usize = 20;
-
-impl RouteEvidence {
-    fn failing(&self, t: &Thresholds) -> bool {
-        self.bad_run + u32::from(self.overdue.is_some()) >= t.down_after
-    }
-
-    fn failing_at_all(&self) -> bool {
-        self.bad_run > 0 || self.overdue.is_some()
-    }
-
-    fn has_evidence(&self) -> bool {
-        self.seen || self.overdue.is_some()
-    }
-
-    /// One sentence on why this route counts against its provider.
-    fn why(&self) -> String {
-        match (self.overdue, self.last_bad) {
-            (Some(age), _) => format!("a canary to {} is {:.0} s overdue", self.inbox, age.as_secs_f64()),
-            (None, Some(Evidence::Refused)) => format!("{} canaries in a row to {} refused", self.bad_run, self.inbox),
-            (None, Some(Evidence::Bounced)) => format!("{} canaries in a row to {} bounced", self.bad_run, self.inbox),
-            (None, Some(Evidence::Mismatched)) => {
-                format!("{} canaries in a row to {} failed an expectation", self.bad_run, self.inbox)
-            }
-            (None, _) => format!("{} canaries in a row to {} lost", self.bad_run, self.inbox),
-        }
-    }
-}
-
 /// A provider's decided state.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderHealth {
@@ -140,10 +89,31 @@ pub struct ProviderHealth {
     pub reason: String,
     /// The recent p95 delivery latency over its usable routes, in seconds.
     pub p95_latency_seconds: Option<f64>,
+    /// Usable routes whose newest decided canary failed (overdue, late,
+    /// refused, bounced, lost): ranked after those whose newest arrived.
+    pub newest_failing_routes: usize,
     pub routes: Vec<RouteHealth>,
     /// Postfix's next hop for this provider, when it is SMTP-reachable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nexthop: Option<String>,
+    /// An application's send path (a trigger), not a sending provider:
+    /// judged alike, never ranked among providers nor steered to.
+    #[serde(skip)]
+    pub application: bool,
+}
+
+impl ProviderHealth {
+    /// Best first: never down before usable, never a provider whose newest
+    /// canaries failed before one whose newest arrived, then by state, then
+    /// by recent p95 latency.
+    pub fn rank_key(&self) -> (bool, bool, u8, f64) {
+        (
+            self.state == State::Down,
+            self.newest_failing_routes > 0,
+            self.state.rank(),
+            self.p95_latency_seconds.unwrap_or(f64::MAX),
+        )
+    }
 }
 
 /// One route's evidence, as the providers API shows it.
@@ -153,8 +123,11 @@ pub struct RouteHealth {
     pub inbox: String,
     /// Its inbox's evidence is set aside (the inbox is at fault or unseen).
     pub inbox_suspect: bool,
+    /// `down_after` bad canaries in a row.
     pub failing: bool,
+    /// Bad canaries in a row, counted from the newest decided one.
     pub bad_in_a_row: u32,
+    /// The age of its oldest canary in flight past `overdue_after`.
     pub overdue_seconds: Option<f64>,
 }
 
@@ -168,79 +141,78 @@ pub struct Transition {
     pub reason: String,
 }
 
+/// "1 inbox", "2 inboxes".
+fn inboxes(n: usize) -> String {
+    if n == 1 { "1 inbox".into() } else { format!("{n} inboxes") }
+}
+
 /// Every provider's health, fed by settled outcomes and in-flight ages.
 #[derive(Debug, Default)]
 pub struct Board {
     thresholds: HashMap<String, Thresholds>,
     nexthops: HashMap<String, String>,
+    applications: Vec<String>,
     routes: HashMap<String, RouteEvidence>,
     states: HashMap<String, (State, i64, String)>,
-    /// In-time deliveries in a row, per provider (across its usable routes).
-    good_run: HashMap<String, u32>,
     /// Inboxes whose watcher cannot see them now.
     unseen: Vec<String>,
 }
 
+/// A provider of a config: its name, thresholds, Postfix next hop, and
+/// whether it is an application's send path (a trigger).
+#[derive(Debug, Clone)]
+pub struct Judged {
+    pub name: String,
+    pub thresholds: Thresholds,
+    pub nexthop: Option<String>,
+    pub application: bool,
+}
+
 impl Board {
-    /// Sets the providers and routes a config runs; keeps what is known of
-    /// those that stay.
-    pub fn configure(
-        &mut self,
-        providers: &[(String, Thresholds, Option<String>)],
-        routes: &[(String, String, String)],
-        now_ms: i64,
-    ) {
-        self.thresholds = providers.iter().map(|(p, t, _)| (p.clone(), *t)).collect();
-        self.nexthops = providers.iter().filter_map(|(p, _, n)| Some((p.clone(), n.clone()?))).collect();
+    /// Sets the providers and routes (probe, provider, inbox) a config
+    /// runs; keeps what is known of those that stay.
+    pub fn configure(&mut self, providers: &[Judged], routes: &[(String, String, String)], now_ms: i64) {
+        self.thresholds = providers.iter().map(|p| (p.name.clone(), p.thresholds)).collect();
+        self.nexthops = providers.iter().filter_map(|p| Some((p.name.clone(), p.nexthop.clone()?))).collect();
+        self.applications = providers.iter().filter(|p| p.application).map(|p| p.name.clone()).collect();
         self.routes.retain(|probe, r| routes.iter().any(|(n, p, i)| n == probe && *p == r.provider && *i == r.inbox));
         for (probe, provider, inbox) in routes {
-            self.routes.entry(probe.clone()).or_insert_with(|| RouteEvidence {
-                provider: provider.clone(),
-                inbox: inbox.clone(),
-                ..Default::default()
-            });
+            self.routes.entry(probe.clone()).or_insert_with(|| RouteEvidence::new(provider, inbox));
         }
-        self.states.retain(|p, _| providers.iter().any(|(n, _, _)| n == p));
-        for (p, _, _) in providers {
-            self.states.entry(p.clone()).or_insert((State::Unknown, now_ms, "no canary settled yet".into()));
+        self.states.retain(|p, _| providers.iter().any(|j| j.name == *p));
+        for p in providers {
+            self.states.entry(p.name.clone()).or_insert((State::Unknown, now_ms, "no canary settled yet".into()));
         }
     }
 
-    /// A canary of `probe` settled.
-    pub fn record(&mut self, probe: &str, evidence: Evidence, latency_seconds: Option<f64>) {
-        let Some(r) = self.routes.get_mut(probe) else { return };
-        r.seen = true;
-        let provider = r.provider.clone();
-        if evidence == Evidence::Good {
-            r.bad_run = 0;
-            r.last_bad = None;
-            if let Some(l) = latency_seconds {
-                r.latencies.push(l);
-                if r.latencies.len() > LATENCIES_KEPT {
-                    r.latencies.remove(0);
-                }
-            }
-            *self.good_run.entry(provider).or_default() += 1;
-        } else {
-            r.bad_run += 1;
-            r.last_bad = Some(evidence);
-            self.good_run.insert(provider, 0);
+    fn thresholds(&self, provider: &str) -> Thresholds {
+        self.thresholds.get(provider).copied().unwrap_or_default()
+    }
+
+    /// A canary of `probe`, accepted at `accepted`, settled. A delivery
+    /// slower than its provider's `overdue_after` is not in time.
+    pub fn record(&mut self, probe: &str, accepted: Instant, evidence: Evidence, latency_seconds: Option<f64>) {
+        let Some(provider) = self.routes.get(probe).map(|r| r.provider.clone()) else { return };
+        let overdue_after = self.thresholds(&provider).overdue_after.as_secs_f64();
+        let evidence = match (evidence, latency_seconds) {
+            (Evidence::Good, Some(l)) if l > overdue_after => Evidence::Slow,
+            _ => evidence,
+        };
+        if let Some(r) = self.routes.get_mut(probe) {
+            r.record(accepted, evidence, latency_seconds);
         }
     }
 
-    /// The age of each route's oldest canary in flight, and the inboxes a
-    /// watcher sees now (the others' evidence is set aside).
-    pub fn observe(&mut self, oldest: &HashMap<String, Duration>, live: &[String]) {
+    /// Each route's canaries in flight (acceptance time and age), and the
+    /// inboxes a watcher sees now (the others' evidence is set aside).
+    pub fn observe(&mut self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>, live: &[String]) {
         let mut unseen: Vec<String> =
             self.routes.values().map(|r| r.inbox.clone()).filter(|i| !live.contains(i)).collect();
         unseen.sort_unstable();
         unseen.dedup();
         for (probe, r) in self.routes.iter_mut() {
-            let t = self.thresholds.get(&r.provider).copied().unwrap_or_default();
-            r.overdue = oldest.get(probe).copied().filter(|age| *age >= t.overdue_after);
-            if r.overdue.is_some() {
-                self.good_run.insert(r.provider.clone(), 0);
-            }
+            let overdue_after = self.thresholds.get(&r.provider).copied().unwrap_or_default().overdue_after;
+            r.observe(in_flight.get(probe).map_or(&[][..], |v| v.as_slice()), overdue_after);
         }
         self.unseen = unseen;
     }
@@ -256,49 +228,71 @@ impl Board {
             let mut providers: Vec<&str> = routes.iter().map(|r| r.provider.as_str()).collect();
             providers.sort_unstable();
             providers.dedup();
-            if providers.len() >= 2 && routes.iter().all(|r| r.failing_at_all()) {
+            if providers.len() >= 2 && routes.iter().all(|r| r.newest_bad()) {
                 suspect.push(inbox.to_string());
             }
         }
         suspect
     }
 
+    /// The routes of `provider` whose evidence counts, by probe name.
+    fn usable<'a>(&'a self, provider: &str, suspect: &[String]) -> Vec<(&'a String, &'a RouteEvidence)> {
+        let mut usable: Vec<_> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.provider == provider && r.has_evidence() && !suspect.contains(&r.inbox))
+            .collect();
+        usable.sort_by(|a, b| a.0.cmp(b.0));
+        usable
+    }
+
+    /// The state the evidence alone says, and why.
+    fn assess(&self, provider: &str, suspect: &[String]) -> (State, String) {
+        let t = self.thresholds(provider);
+        let usable = self.usable(provider, suspect);
+        if usable.is_empty() {
+            let why = if self.routes.values().any(|r| r.provider == provider && r.has_evidence()) {
+                "every inbox it sends to is suspect (unreachable, or failing for every provider): no usable evidence"
+            } else {
+                "no canary settled yet"
+            };
+            return (State::Unknown, why.to_string());
+        }
+        let whys: Vec<String> = usable.iter().filter_map(|(_, r)| r.why(&r.inbox)).collect();
+        let failing = usable.iter().filter(|(_, r)| r.failing(t.down_after)).count();
+        if failing == usable.len() {
+            (State::Down, format!("every route fails: {}; fail over", whys.join("; ")))
+        } else if failing > 0 {
+            (State::Degraded, format!("{failing} of {} routes fail: {}", usable.len(), whys.join("; ")))
+        } else if !usable.iter().any(|(_, r)| r.ever_good()) {
+            (State::Unknown, format!("no canary has arrived in time yet: {}", whys.join("; ")))
+        } else if whys.is_empty() {
+            (State::Healthy, format!("its newest canaries into {} arrived in time", inboxes(usable.len())))
+        } else {
+            let why = format!("{}; down after {} in a row", whys.join("; "), t.down_after);
+            (State::Healthy, format!("delivering, but {why}"))
+        }
+    }
+
     /// Decides every provider's state at `now_ms`; returns the changes.
     pub fn decide(&mut self, now_ms: i64) -> Vec<Transition> {
         let suspect = self.suspect();
         let mut changes = Vec::new();
-        let providers: Vec<String> = self.states.keys().cloned().collect();
+        let mut providers: Vec<String> = self.states.keys().cloned().collect();
+        providers.sort_unstable();
         for provider in providers {
-            let t = self.thresholds.get(&provider).copied().unwrap_or_default();
-            let usable: Vec<&RouteEvidence> = self
-                .routes
-                .values()
-                .filter(|r| r.provider == provider && r.has_evidence() && !suspect.contains(&r.inbox))
-                .collect();
-            let failing: Vec<&&RouteEvidence> = usable.iter().filter(|r| r.failing(&t)).collect();
-            let (mut state, mut reason) = if usable.is_empty() {
-                let why = if self.routes.values().any(|r| r.provider == provider && r.has_evidence()) {
-                    "every inbox it sends to is suspect (unreachable, or failing for every provider): no usable evidence"
-                } else {
-                    "no canary settled yet"
-                };
-                (State::Unknown, why.to_string())
-            } else if failing.len() == usable.len() {
-                let why: Vec<String> = failing.iter().map(|r| r.why()).collect();
-                (State::Down, format!("every route fails: {}; fail over", why.join("; ")))
-            } else if !failing.is_empty() {
-                let why: Vec<String> = failing.iter().map(|r| r.why()).collect();
-                (State::Degraded, format!("{} of {} routes fail: {}", failing.len(), usable.len(), why.join("; ")))
-            } else {
-                (State::Healthy, format!("its latest canaries into {} inboxes arrived in time", usable.len()))
-            };
+            let (mut state, mut reason) = self.assess(&provider, &suspect);
             let (current, since, _) = self.states[&provider].clone();
-            // Hysteresis: once down, only `up_after` in-time deliveries in a row bring it back.
-            let good_run = self.good_run.get(&provider).copied().unwrap_or(0);
-            // No evidence (an unseen inbox, a restart) does not bring it back either.
-            if current == State::Down && state != State::Down && good_run < t.up_after {
+            // Hysteresis: once down, only `up_after` in-time deliveries in a
+            // row (on one route, counted from the newest) bring it back; no
+            // evidence (an unseen inbox, a restart) does not either.
+            let up_after = self.thresholds(&provider).up_after;
+            let good_run = self.usable(&provider, &suspect).iter().map(|(_, r)| r.good_run()).max().unwrap_or(0);
+            if current == State::Down && state != State::Down && good_run < up_after {
                 state = State::Down;
-                reason = format!("recovering: {good_run} of {} canaries in a row delivered in time", t.up_after);
+                reason = format!(
+                    "recovering: {good_run} of {up_after} canaries in a row delivered in time; meanwhile {reason}"
+                );
             }
             if state != current {
                 changes.push(Transition {
@@ -321,7 +315,6 @@ impl Board {
     pub fn restore_down(&mut self, provider: &str, since_ms: i64, reason: String) {
         if let Some(s) = self.states.get_mut(provider) {
             *s = (State::Down, since_ms, reason);
-            self.good_run.insert(provider.to_string(), 0);
         }
     }
 
@@ -330,62 +323,56 @@ impl Board {
         self.states.iter().map(|(p, (s, _, _))| (p.clone(), *s)).collect()
     }
 
-    /// Every provider, best first: by state, then recent p95 latency.
+    /// Every provider and application send path, best first (see
+    /// [`ProviderHealth::rank_key`]).
     pub fn providers(&self) -> Vec<ProviderHealth> {
         let suspect = self.suspect();
-        let mut out: Vec<ProviderHealth> = self
-            .states
-            .iter()
-            .map(|(provider, (state, since_ms, reason))| {
-                let t = self.thresholds.get(provider).copied().unwrap_or_default();
-                let mut routes: Vec<RouteHealth> = self
-                    .routes
-                    .iter()
-                    .filter(|(_, r)| &r.provider == provider)
-                    .map(|(probe, r)| RouteHealth {
-                        probe: probe.clone(),
-                        inbox: r.inbox.clone(),
-                        inbox_suspect: suspect.contains(&r.inbox),
-                        failing: r.failing(&t),
-                        bad_in_a_row: r.bad_run,
-                        overdue_seconds: r.overdue.map(|d| d.as_secs_f64()),
-                    })
-                    .collect();
-                routes.sort_by(|a, b| a.probe.cmp(&b.probe));
-                let mut latencies: Vec<f64> = self
-                    .routes
-                    .values()
-                    .filter(|r| &r.provider == provider && !suspect.contains(&r.inbox))
-                    .flat_map(|r| r.latencies.iter().copied())
-                    .collect();
-                latencies.sort_by(f64::total_cmp);
-                let p95 = (!latencies.is_empty())
-                    .then(|| latencies[((latencies.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)]);
-                ProviderHealth {
-                    provider: provider.clone(),
-                    state: *state,
-                    since_ms: *since_ms,
-                    reason: reason.clone(),
-                    p95_latency_seconds: p95,
-                    routes,
-                    nexthop: self.nexthops.get(provider).cloned(),
-                }
-            })
-            .collect();
+        let mut out: Vec<ProviderHealth> =
+            self.states.iter().map(|(provider, current)| self.health(provider, current, &suspect)).collect();
         out.sort_by(|a, b| {
-            a.state
-                .rank()
-                .cmp(&b.state.rank())
-                .then(a.p95_latency_seconds.unwrap_or(f64::MAX).total_cmp(&b.p95_latency_seconds.unwrap_or(f64::MAX)))
-                .then(a.provider.cmp(&b.provider))
+            let (ka, kb) = (a.rank_key(), b.rank_key());
+            (ka.0, ka.1, ka.2).cmp(&(kb.0, kb.1, kb.2)).then(ka.3.total_cmp(&kb.3)).then(a.provider.cmp(&b.provider))
         });
         out
     }
 
-    /// The next hop of the best usable provider that has one (healthy,
-    /// unknown or degraded; never down).
-    pub fn nexthop(&self) -> Option<String> {
-        self.providers().into_iter().filter(|p| p.state != State::Down).find_map(|p| p.nexthop)
+    fn health(
+        &self,
+        provider: &str,
+        (state, since_ms, reason): &(State, i64, String),
+        suspect: &[String],
+    ) -> ProviderHealth {
+        let t = self.thresholds(provider);
+        let mut routes: Vec<RouteHealth> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.provider == provider)
+            .map(|(probe, r)| RouteHealth {
+                probe: probe.clone(),
+                inbox: r.inbox.clone(),
+                inbox_suspect: suspect.contains(&r.inbox),
+                failing: r.failing(t.down_after),
+                bad_in_a_row: r.bad_run().0,
+                overdue_seconds: r.overdue().map(|d| d.as_secs_f64()),
+            })
+            .collect();
+        routes.sort_by(|a, b| a.probe.cmp(&b.probe));
+        let usable = self.usable(provider, suspect);
+        let mut latencies: Vec<f64> = usable.iter().flat_map(|(_, r)| r.latencies.iter().copied()).collect();
+        latencies.sort_by(f64::total_cmp);
+        let p95 = (!latencies.is_empty())
+            .then(|| latencies[((latencies.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)]);
+        ProviderHealth {
+            provider: provider.to_string(),
+            state: *state,
+            since_ms: *since_ms,
+            reason: reason.clone(),
+            p95_latency_seconds: p95,
+            newest_failing_routes: usable.iter().filter(|(_, r)| r.newest_bad()).count(),
+            routes,
+            nexthop: self.nexthops.get(provider).cloned(),
+            application: self.applications.iter().any(|a| a == provider),
+        }
     }
 }
 

@@ -140,7 +140,7 @@ impl Matcher {
                     latency_seconds: secs(now_ms - row.accepted_ms.unwrap_or(row.created_ms)),
                 };
                 let l = labels(&row.probe, &row.provider, &row.inbox);
-                if self.settle(id, l, late, sighting.insight, now_ms).await {
+                if self.settle(id, (l, self.clock.now()), late, sighting.insight, now_ms).await {
                     Disposition::Resolved
                 } else {
                     Disposition::Unmatched(Unmatched::Duplicate)
@@ -169,7 +169,10 @@ impl Matcher {
                 Some(_) => {
                     let c = book.in_flight.remove(id).expect("just found");
                     let outcome = Outcome::Bounced { bounce: bounce.clone() };
-                    (Some(self.settle(id, c.labels, outcome, Insight::default(), self.clock.wall_ms())), None)
+                    (
+                        Some(self.settle(id, (c.labels, c.since), outcome, Insight::default(), self.clock.wall_ms())),
+                        None,
+                    )
                 }
                 None => {
                     let (id2, status, detail) = (id.to_string(), bounce.status.clone(), bounce.diagnostic.clone());

@@ -6,30 +6,44 @@
 
 use super::{Matcher, log_err};
 use crate::config::Config;
-use crate::health::ProviderHealth;
+use crate::health::{Judged, ProviderHealth};
 use crate::ledger::LedgerError;
+use crate::steer::Steering;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 impl Matcher {
     /// Sets the providers and routes whose health is decided (crate::health).
     pub fn configure_health(&self, config: &Config) {
-        let mut providers: Vec<_> = config
+        let mut providers: Vec<Judged> = config
             .providers
             .iter()
-            .map(|p| (p.name().to_string(), p.health(&config.global.health), p.nexthop().map(str::to_string)))
+            .map(|p| Judged {
+                name: p.name().to_string(),
+                thresholds: p.health(&config.global.health),
+                nexthop: p.nexthop().map(str::to_string),
+                application: false,
+            })
             .collect();
-        // Application triggers are providers too, with the global thresholds.
+        // Application triggers are judged too, with the global thresholds,
+        // but never ranked among providers nor steered to.
         for t in config.routes.iter().filter_map(|r| r.trigger.as_deref()) {
-            if !providers.iter().any(|(p, _, _)| *p == t.name) {
-                providers.push((t.name.clone(), config.global.health.with(None), None));
+            if !providers.iter().any(|p| p.name == t.name) {
+                providers.push(Judged {
+                    name: t.name.clone(),
+                    thresholds: config.global.health.with(None),
+                    nexthop: None,
+                    application: true,
+                });
             }
         }
         let routes: Vec<_> =
             config.routes.iter().map(|r| (r.name.clone(), r.provider.clone(), r.inbox.clone())).collect();
         let mut health = self.health();
         for (provider, _) in health.states() {
-            if !providers.iter().any(|(p, _, _)| *p == provider) {
+            if !providers.iter().any(|p| p.name == provider) {
                 self.metrics.remove_provider(&provider);
             }
         }
@@ -49,17 +63,27 @@ impl Matcher {
         for (provider, state) in health.states() {
             self.metrics.set_provider_state(&provider, state);
         }
+        drop(health);
+        self.steer();
         Ok(())
     }
 
-    /// Every provider's health, best first.
+    /// Every provider's health, best first; application send paths too.
     pub fn providers(&self) -> Vec<ProviderHealth> {
         self.health().providers()
     }
 
-    /// Postfix's next hop: that of the best usable provider that has one.
-    pub fn nexthop(&self) -> Option<String> {
-        self.health().nexthop()
+    /// The steering signals' decision, as of the last tick (crate::steer).
+    pub fn steering(&self) -> tokio::sync::watch::Receiver<Arc<Steering>> {
+        self.steering.subscribe()
+    }
+
+    /// Decides the steering signals from the board now, keeping the last
+    /// decision's next hop while it is as good as the best.
+    fn steer(&self) {
+        let ranked = self.health().providers();
+        let previous = self.steering.borrow().clone();
+        self.steering.send_replace(Arc::new(crate::steer::decide(&ranked, Some(&previous))));
     }
 
     /// Stops deciding providers' states, for good: the service is stopping
@@ -73,17 +97,17 @@ impl Matcher {
 
     /// Decides every provider's state from the evidence so far; records,
     /// counts and logs each change.
-    pub(super) async fn decide_health(&self, per_route: &HashMap<String, (usize, Duration)>, now_ms: i64) {
+    pub(super) async fn decide_health(&self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>, now_ms: i64) {
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let oldest: HashMap<String, Duration> = per_route.iter().map(|(p, (_, age))| (p.clone(), *age)).collect();
         let live = self.book().live_inboxes();
         let changes = {
             let mut health = self.health();
-            health.observe(&oldest, &live);
+            health.observe(in_flight, &live);
             health.decide(now_ms)
         };
+        self.steer();
         for t in changes {
             // The ledger first, as for every outcome: what the metrics show is recorded.
             let record = t.clone();

@@ -72,6 +72,8 @@ pub struct Matcher {
     /// Set once the service stops its watchers: from then on no provider
     /// changes state (crate::matcher::health).
     stopping: std::sync::atomic::AtomicBool,
+    /// What the steering signals say, decided at each tick (crate::steer).
+    steering: tokio::sync::watch::Sender<Arc<crate::steer::Steering>>,
 }
 
 fn labels(probe: &str, provider: &str, inbox: &str) -> RouteLabels {
@@ -98,6 +100,7 @@ impl Matcher {
             events: broadcast::channel(1024).0,
             expectations: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            steering: tokio::sync::watch::channel(Arc::default()).0,
         }
     }
 
@@ -266,7 +269,7 @@ impl Matcher {
                 Some(_) => {
                     let c = book.in_flight.remove(id).expect("just found");
                     let refused = Outcome::Refused { reason: error.reason(), detail: error.detail.clone() };
-                    Some(self.settle(id, c.labels, refused, Insight::default(), self.clock.wall_ms()))
+                    Some(self.settle(id, (c.labels, c.since), refused, Insight::default(), self.clock.wall_ms()))
                 }
             }
         };
@@ -303,7 +306,7 @@ impl Matcher {
                 .into_iter()
                 .filter_map(|id| {
                     let c = book.in_flight.remove(&id)?;
-                    Some(self.settle(&id, c.labels, Outcome::Lost, Insight::default(), now_ms))
+                    Some(self.settle(&id, (c.labels, c.since), Outcome::Lost, Insight::default(), now_ms))
                 })
                 .collect();
             // Came back early, and its send was given up on (`unanswered`).
@@ -318,18 +321,21 @@ impl Matcher {
                 let e = c.early.take().expect("just checked");
                 settling.push(self.settle_early(&id, c, e, now_ms));
             }
-            let mut per_route: HashMap<String, (usize, Duration)> = HashMap::new();
+            let mut per_route: HashMap<String, Vec<(std::time::Instant, Duration)>> = HashMap::new();
             for c in book.in_flight.values().filter(|c| c.accepted) {
-                let entry = per_route.entry(c.labels.probe.clone()).or_default();
-                entry.0 += 1;
-                entry.1 = entry.1.max(now.saturating_duration_since(c.since));
+                per_route
+                    .entry(c.labels.probe.clone())
+                    .or_default()
+                    .push((c.since, now.saturating_duration_since(c.since)));
             }
             (settling, per_route)
         };
         futures::future::join_all(settling).await;
         self.decide_health(&per_route, now_ms).await;
         for status in self.routes().values_mut() {
-            let (count, oldest) = per_route.get(&status.probe).copied().unwrap_or_default();
+            let in_flight = per_route.get(&status.probe).map_or(&[][..], |v| v.as_slice());
+            let count = in_flight.len();
+            let oldest = in_flight.iter().map(|(_, age)| *age).max().unwrap_or_default();
             status.in_flight = count;
             status.oldest_in_flight_seconds = oldest.as_secs_f64();
             let l = labels(&status.probe, &status.provider, &status.inbox);

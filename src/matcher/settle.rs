@@ -34,7 +34,7 @@ impl Matcher {
         };
         if observed == Observed::Live {
             let outcome = arrived(now.saturating_duration_since(c.since).as_secs_f64());
-            return self.settle(id, c.labels, outcome, s.insight, now_ms);
+            return self.settle(id, (c.labels, c.since), outcome, s.insight, now_ms);
         }
         // Nobody was looking when it came: the server's word says when.
         // INTERNALDATE names a whole second; the arrival lies within it and
@@ -44,13 +44,13 @@ impl Matcher {
         let latency_seconds = secs(arrived_ms - c.since_ms);
         if received_ms <= c.deadline_ms {
             let outcome = arrived(latency_seconds);
-            return self.settle(id, c.labels, outcome, s.insight, now_ms);
+            return self.settle(id, (c.labels, c.since), outcome, s.insight, now_ms);
         }
-        let lost = self.settle(id, c.labels.clone(), Outcome::Lost, Insight::default(), now_ms);
+        let lost = self.settle(id, (c.labels.clone(), c.since), Outcome::Lost, Insight::default(), now_ms);
         let (id, late) = (id.to_string(), Outcome::Late { placement: s.placement, latency_seconds });
         Box::pin(async move {
             lost.await;
-            self.settle(&id, c.labels, late, s.insight, now_ms).await
+            self.settle(&id, (c.labels, c.since), late, s.insight, now_ms).await
         })
     }
 
@@ -69,10 +69,11 @@ impl Matcher {
             Early::Seen(s) => s.insight,
             Early::Bounced(_) => Insight::default(),
         };
-        self.settle(id, c.labels, outcome, insight, now_ms)
+        self.settle(id, (c.labels, c.since), outcome, insight, now_ms)
     }
 
-    /// Decides `outcome` for canary `id`, at `at_ms`. The ledger's
+    /// Decides `outcome` for canary `id` (of the route `l`, accepted at
+    /// `accepted` on the monotonic clock), at `at_ms`. The ledger's
     /// conditional update is queued now, so that anything asked of the
     /// ledger after this call sees it; the returned future waits for it and,
     /// only if this call moved the canary, counts it in the metrics, the
@@ -80,7 +81,7 @@ impl Matcher {
     pub(super) fn settle(
         &self,
         id: &str,
-        l: RouteLabels,
+        (l, accepted): (RouteLabels, std::time::Instant),
         outcome: Outcome,
         insight: Insight,
         at_ms: i64,
@@ -108,7 +109,7 @@ impl Matcher {
                 Outcome::Late { .. } => None,
             };
             if let Some(evidence) = evidence {
-                self.health().record(&l.probe, evidence, outcome.latency_seconds());
+                self.health().record(&l.probe, accepted, evidence, outcome.latency_seconds());
             }
             if let Some(status) = self.routes().get_mut(&l.probe) {
                 status.settled(&outcome, &insight, at_ms);

@@ -68,6 +68,8 @@ fn snapshot(public: bool) -> Snapshot {
             overdue_seconds: None,
         }],
         nexthop: Some("[smtp.secret.example]:587".into()),
+        newest_failing_routes: 1,
+        application: false,
     };
     let route = RouteStatus {
         probe: "relay-to-secret-inbox".into(),

@@ -1,0 +1,163 @@
+//! One route's evidence: its canaries, ordered by when the provider took
+//! them, each settled or, while in flight, overdue. Only the newest decided
+//! canaries count: a canary delivered in time after an overdue one proves
+//! the path works now, whatever older canaries are still in flight, and a
+//! run of bad canaries is counted from the newest backwards.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// One settled canary's verdict, as evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// Delivered within `overdue_after` (to any folder: the provider did its part).
+    Good,
+    /// Delivered, but later than `overdue_after`.
+    Slow,
+    /// Refused by the provider.
+    Refused,
+    /// Bounced.
+    Bounced,
+    /// Not seen within its timeout.
+    Lost,
+    /// An application's email that came but failed an expectation.
+    Mismatched,
+}
+
+/// A decided canary: settled, or in flight and overdue by its age.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Verdict {
+    Settled(Evidence),
+    Overdue(Duration),
+}
+
+impl Verdict {
+    fn good(self) -> bool {
+        self == Verdict::Settled(Evidence::Good)
+    }
+
+    /// What happened to it, to end "the newest canary to x …".
+    fn describe(self) -> String {
+        match self {
+            Verdict::Overdue(age) => format!("is {:.0} s overdue", age.as_secs_f64()),
+            Verdict::Settled(Evidence::Good) => "arrived in time".into(),
+            Verdict::Settled(Evidence::Slow) => "arrived late".into(),
+            Verdict::Settled(Evidence::Refused) => "was refused".into(),
+            Verdict::Settled(Evidence::Bounced) => "bounced".into(),
+            Verdict::Settled(Evidence::Lost) => "was lost".into(),
+            Verdict::Settled(Evidence::Mismatched) => "failed an expectation".into(),
+        }
+    }
+}
+
+/// The settled canaries kept per route: more than any `down_after` or
+/// `up_after` needs.
+const HISTORY: usize = 32;
+/// Latencies of recent in-time deliveries kept per route, for the p95.
+const LATENCIES_KEPT: usize = 20;
+
+/// What one route has shown lately.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RouteEvidence {
+    pub provider: String,
+    pub inbox: String,
+    /// Settled canaries by acceptance time, oldest first.
+    settled: VecDeque<(Instant, Evidence)>,
+    /// Canaries in flight past `overdue_after`: acceptance time and age.
+    overdue: Vec<(Instant, Duration)>,
+    /// Whether any canary of this route ever arrived in time.
+    ever_good: bool,
+    /// Latencies of recent in-time deliveries (seconds), newest last.
+    pub latencies: VecDeque<f64>,
+}
+
+impl RouteEvidence {
+    pub fn new(provider: &str, inbox: &str) -> Self {
+        RouteEvidence { provider: provider.to_string(), inbox: inbox.to_string(), ..Default::default() }
+    }
+
+    /// A canary accepted at `accepted` settled.
+    pub fn record(&mut self, accepted: Instant, evidence: Evidence, latency_seconds: Option<f64>) {
+        self.overdue.retain(|(at, _)| *at != accepted);
+        let at = self.settled.iter().rposition(|(t, _)| *t <= accepted).map_or(0, |i| i + 1);
+        self.settled.insert(at, (accepted, evidence));
+        if self.settled.len() > HISTORY {
+            self.settled.pop_front();
+        }
+        if evidence == Evidence::Good {
+            self.ever_good = true;
+            if let Some(l) = latency_seconds {
+                self.latencies.push_back(l);
+                if self.latencies.len() > LATENCIES_KEPT {
+                    self.latencies.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The canaries in flight now, with their ages; those at least
+    /// `overdue_after` old count as bad until they settle.
+    pub fn observe(&mut self, in_flight: &[(Instant, Duration)], overdue_after: Duration) {
+        self.overdue = in_flight.iter().copied().filter(|(_, age)| *age >= overdue_after).collect();
+        self.overdue.sort_by_key(|(at, _)| *at);
+    }
+
+    /// Decided canaries, newest first.
+    fn decided(&self) -> Vec<Verdict> {
+        let mut all: Vec<(Instant, Verdict)> = self
+            .settled
+            .iter()
+            .map(|(at, e)| (*at, Verdict::Settled(*e)))
+            .chain(self.overdue.iter().map(|(at, age)| (*at, Verdict::Overdue(*age))))
+            .collect();
+        all.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        all.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Bad canaries in a row from the newest decided one, and the newest.
+    pub fn bad_run(&self) -> (u32, Option<Verdict>) {
+        let decided = self.decided();
+        let run = decided.iter().take_while(|v| !v.good()).count() as u32;
+        (run, decided.first().copied())
+    }
+
+    /// In-time deliveries in a row from the newest decided canary.
+    pub fn good_run(&self) -> u32 {
+        self.decided().iter().take_while(|v| v.good()).count() as u32
+    }
+
+    /// The age of its oldest overdue canary, if any.
+    pub fn overdue(&self) -> Option<Duration> {
+        self.overdue.iter().map(|(_, age)| *age).max()
+    }
+
+    pub fn has_evidence(&self) -> bool {
+        !self.settled.is_empty() || !self.overdue.is_empty()
+    }
+
+    pub fn ever_good(&self) -> bool {
+        self.ever_good
+    }
+
+    /// Its newest decided canary failed.
+    pub fn newest_bad(&self) -> bool {
+        self.bad_run().0 > 0
+    }
+
+    /// `down_after` bad canaries in a row.
+    pub fn failing(&self, down_after: u32) -> bool {
+        self.bad_run().0 >= down_after
+    }
+
+    /// One sentence on why this route counts against its provider, or None
+    /// while its newest canary arrived in time.
+    pub fn why(&self, inbox: &str) -> Option<String> {
+        match self.bad_run() {
+            (0, _) | (_, None) => None,
+            (1, Some(newest)) => Some(format!("its newest canary to {inbox} {}", newest.describe())),
+            (n, Some(newest)) => {
+                Some(format!("{n} canaries in a row to {inbox} failed; the newest {}", newest.describe()))
+            }
+        }
+    }
+}
