@@ -16,9 +16,13 @@
 #                                  relay A (or B) accepts, or stop; release delivers them
 #   scripts/mailstack.sh refuse-relay a|b   relay A (or B) refuses every message (554);
 #                                  unhold-relay ends it
-#   scripts/mailstack.sh app-mta   a second Postfix, an application's MTA, on $APP_MTA_PORT:
-#                                  it relays through relay A unless mailcanary's socketmap
-#                                  on $SOCKETMAP_PORT names another next hop
+#   scripts/mailstack.sh app-mta [table|socketmap]   a second Postfix, an application's
+#                                  MTA, on $APP_MTA_PORT: it relays through relay A unless
+#                                  mailcanary names another next hop, in the table
+#                                  $MAILSTACK_DIR/app-mta/relay.cdb that mailcanary writes
+#                                  (global.failover.postfix_map; fails safe), or with
+#                                  `socketmap` by asking mailcanary on $SOCKETMAP_PORT (the
+#                                  old recipe: every message is deferred while nobody answers)
 #
 # After `up`, $MAILSTACK_DIR/env holds the ports, the password and the CA file.
 #
@@ -406,12 +410,17 @@ ENV
   echo "mailstack: up in $DIR (SMTP $SMTP_PORT, submission $SUBMISSION_PORT, SMTPS $SMTPS_PORT, IMAP $IMAP_PORT, IMAPS $IMAPS_PORT)"
 }
 
-# An application's own MTA: it relays everything, asking mailcanary which
-# relay to use (sender_dependent_relayhost_maps), through relay A when
-# mailcanary answers NOTFOUND.
+# An application's own MTA: it relays everything through relay A, unless
+# mailcanary's table names another next hop (transport_maps, the `*` entry),
+# or with `socketmap`, unless mailcanary answers another when asked.
 app_mta() {
   need_root
-  local p=$DIR/app-mta
+  local p=$DIR/app-mta how=${1:-table} steer
+  case "$how" in
+    table) steer="transport_maps = cdb:$p/relay" ;;
+    socketmap) steer="sender_dependent_relayhost_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:relay" ;;
+    *) die "usage: $0 app-mta [table|socketmap]" ;;
+  esac
   [ -f "$p/main.cf" ] && postfix -c "$p" stop 2>/dev/null || true
   # Queue and data beside the config directory, as for the stack's own Postfix.
   mkdir -p "$p" "$DIR/app-mta-spool" "$DIR/app-mta-data"
@@ -434,13 +443,15 @@ alias_database =
 recipient_delimiter = +
 smtpd_recipient_restrictions = permit_mynetworks, reject
 relayhost = [127.0.0.1]:$RELAY_A_PORT
-sender_dependent_relayhost_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:relay
+$steer
 smtp_dns_support_level = disabled
 smtp_connection_cache_on_demand = no
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 5s
 CONF
+  # Until mailcanary writes it, an empty table: Postfix uses its relayhost.
+  [ "$how" != table ] || [ -f "$p/relay.cdb" ] || printf '%2048s' '' | tr ' ' '\0' >"$p/relay.cdb"
   grep -v "^$LISTEN:" "$DIR/postfix/master.cf" >"$p/master.cf"
   printf '%s:%s inet n - n - - smtpd\n' "$LISTEN" "$APP_MTA_PORT" >>"$p/master.cf"
   postfix -c "$p" check
@@ -480,7 +491,7 @@ case "${1:-}" in
   unhold)
     : >"$DIR/postfix/hold_access"
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
-  app-mta) app_mta ;;
+  app-mta) app_mta "${2:-table}" ;;
   hold-relay|refuse-relay|unhold-relay)
     case "${2:-}" in a|b) ;; *) die "usage: $0 $1 a|b" ;; esac
     case "$1" in
@@ -489,5 +500,5 @@ case "${1:-}" in
       unhold-relay) ;;
     esac >"$DIR/postfix/hold_relay_$2"
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
-  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | refuse-relay a|b | unhold-relay a|b | app-mta" >&2; exit 2 ;;
+  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | refuse-relay a|b | unhold-relay a|b | app-mta [table|socketmap]" >&2; exit 2 ;;
 esac

@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 export MAILSTACK_DIR=${MAILSTACK_DIR:-/tmp/mailcanary-stack-test}
 # Prometheus, promtool and Alertmanager for the alerting tests, botocore for
 # the SES stand-in's signature checks, docker-compose to validate the compose
-# file; HAProxy for the failover tests; GNU time and check_email_delivery for
+# file; HAProxy and postfix-cdb (the table mailcanary writes for Postfix) for
+# the failover tests; GNU time and check_email_delivery for
 # the benchmark's smoke run; kubectl (Debian's kubernetes-client, unless a
 # kubectl is installed already: both own /usr/bin/kubectl) and python3-venv
 # for the Kubernetes manifests, systemd's systemd-analyze for the package;
@@ -23,7 +24,7 @@ done
 kubectl_package=$(command -v kubectl >/dev/null || echo kubernetes-client)
 scripts/mailstack.sh install gcc libc6-dev ca-certificates prometheus prometheus-alertmanager python3-botocore docker-compose haproxy \
   time monitoring-plugins-contrib libmail-imapclient-perl libnet-smtp-tls-perl libnet-smtp-ssl-perl libio-socket-ssl-perl \
-  python3-venv systemd chromium fonts-dejavu-core $kubectl_package
+  python3-venv systemd chromium fonts-dejavu-core postfix-cdb $kubectl_package
 
 # The stack's directory (its mail and logs) is kept only when something
 # failed, like the tests' own temporary directories.

@@ -9,7 +9,8 @@
 //!   a row make a route fail (`route.rs`).
 //! - An inbox is *suspect*, and its routes' evidence set aside, while its
 //!   watcher cannot see it, or while every one of at least two providers
-//!   fails into it: then the fault is the inbox's, not the providers'.
+//!   fails into it past the provider (a refusal is the provider's own word
+//!   and never blames an inbox): then the fault is the inbox's.
 //! - A provider is `down` when every usable route has failed `down_after`
 //!   times in a row, `degraded` when some have, `healthy` when its routes
 //!   have delivered in time, and `unknown` without usable evidence or
@@ -228,7 +229,7 @@ impl Board {
             let mut providers: Vec<&str> = routes.iter().map(|r| r.provider.as_str()).collect();
             providers.sort_unstable();
             providers.dedup();
-            if providers.len() >= 2 && routes.iter().all(|r| r.newest_bad()) {
+            if providers.len() >= 2 && routes.iter().all(|r| r.newest_bad_past_the_provider()) {
                 suspect.push(inbox.to_string());
             }
         }

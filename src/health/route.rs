@@ -144,6 +144,12 @@ impl RouteEvidence {
         self.bad_run().0 > 0
     }
 
+    /// Its newest decided canary failed in a way that may be its inbox's
+    /// fault: anything but a refusal (which the provider said itself).
+    pub fn newest_bad_past_the_provider(&self) -> bool {
+        matches!(self.bad_run(), (1.., Some(v)) if v != Verdict::Settled(Evidence::Refused))
+    }
+
     /// `down_after` bad canaries in a row.
     pub fn failing(&self, down_after: u32) -> bool {
         self.bad_run().0 >= down_after

@@ -280,3 +280,15 @@ fn a_provider_down_before_a_restart_stays_down_until_it_earns_its_way_back() {
     f.settle("a-to-x", Evidence::Good);
     assert_eq!(f.b.decide(7)[0].to, State::Healthy);
 }
+
+#[test]
+fn refusals_by_every_provider_blame_the_providers_not_the_inbox() {
+    let mut f = Fixture::new(&["a", "b"], &["x"]);
+    for _ in 0..2 {
+        f.settle("a-to-x", Evidence::Refused);
+        f.settle("b-to-x", Evidence::Refused);
+    }
+    f.b.decide(1);
+    assert_eq!((f.state("a"), f.state("b")), (State::Down, State::Down));
+    assert!(!f.health("a").routes[0].inbox_suspect);
+}

@@ -7,6 +7,7 @@
 pub mod prometheus;
 pub mod proxy;
 pub mod share;
+pub mod steering;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -369,20 +370,48 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 impl Mailcanary {
     /// Starts `mailcanary run` on `config` (written to the test's directory).
     pub fn start(dir: &Path, port: u16, config: &str) -> Mailcanary {
-        let path = dir.join("probes.yaml");
-        std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(dir.join("mailcanary.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
+        std::fs::write(dir.join("probes.yaml"), config).unwrap();
+        let _ = std::fs::remove_file(dir.join("mailcanary.log"));
+        Self::restart(dir, port, Path::new(env!("CARGO_BIN_EXE_mailcanary")), None)
+    }
+
+    /// Starts `binary` on the config already in `dir` (after a kill, or as
+    /// an upgrade), its log appended to the one before; under a limit of
+    /// `open_files` descriptors (soft and hard, as a unit's `LimitNOFILE`
+    /// sets them) when given.
+    pub fn restart(dir: &Path, port: u16, binary: &Path, open_files: Option<u64>) -> Mailcanary {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("mailcanary.log")).unwrap();
+        let mut command = Command::new(binary);
+        command
             .args(["run", "--config"])
-            .arg(&path)
+            .arg(dir.join("probes.yaml"))
             .env("RUST_LOG", "mailcanary=debug")
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start mailcanary");
+            .stderr(log);
+        if let Some(n) = open_files {
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command.spawn().expect("start mailcanary");
         let m = Mailcanary { child, port, dir: dir.to_path_buf() };
         m.wait_until("the HTTP server answers", Duration::from_secs(10), |_| true);
         m
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The process id, for reading its use of the machine.
