@@ -24,7 +24,7 @@ done
 kubectl_package=$(command -v kubectl >/dev/null || echo kubernetes-client)
 scripts/mailstack.sh install gcc libc6-dev ca-certificates prometheus prometheus-alertmanager python3-botocore docker-compose haproxy \
   time monitoring-plugins-contrib libmail-imapclient-perl libnet-smtp-tls-perl libnet-smtp-ssl-perl libio-socket-ssl-perl \
-  python3-venv systemd chromium fonts-dejavu-core postfix-cdb $kubectl_package
+  python3-venv systemd chromium fonts-dejavu-core postfix-cdb curl $kubectl_package
 
 # The stack's directory (its mail and logs) is kept only when something
 # failed, like the tests' own temporary directories.

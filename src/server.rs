@@ -5,6 +5,7 @@
 
 use crate::health::{ProviderHealth, State as HealthState};
 use crate::listener::Limits;
+use crate::listener::web::Web;
 use crate::matcher::{Matcher, RouteStatus};
 use crate::metrics::Metrics;
 use crate::status_page::{self, StatusPage};
@@ -14,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
@@ -31,6 +33,9 @@ pub struct AppState {
     pub reload: mpsc::Sender<ReloadRequest>,
     /// `/status`, its JSON, feed and badges (crate::status_page).
     pub status_page: Arc<StatusPage>,
+    /// Every request on this listener carries a user's credentials
+    /// (`global.web.config_file`): control endpoints then take any caller.
+    pub authenticated: bool,
 }
 
 #[derive(Serialize)]
@@ -40,8 +45,15 @@ struct Status {
     routes: Vec<RouteStatus>,
 }
 
-/// Serves until `shutdown` turns true, within `limits`.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, limits: Limits, shutdown: watch::Receiver<bool>) {
+/// Serves until `shutdown` turns true, within `limits`, with `web`'s TLS
+/// and basic auth.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    limits: Limits,
+    web: Web,
+    shutdown: watch::Receiver<bool>,
+) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -52,7 +64,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, limits: Limits, 
         .route("/-/reload", post(reload))
         .with_state(state.clone())
         .merge(status_page::router(state.status_page.clone()));
-    crate::listener::serve_http(listener, app, limits, "http", shutdown).await;
+    crate::listener::serve_http(listener, app, limits, web, "http", shutdown).await;
 }
 
 /// Serves only the status page (`global.status_page.listen`) until
@@ -63,7 +75,8 @@ pub async fn serve_status_page(
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) {
-    crate::listener::serve_http(listener, status_page::router(page), limits, "status page", shutdown).await;
+    let (app, web) = (status_page::router(page), Web::default());
+    crate::listener::serve_http(listener, app, limits, web, "status page", shutdown).await;
 }
 
 /// OpenMetrics for scrapers that ask for it, Prometheus text otherwise.
@@ -130,7 +143,35 @@ async fn provider_health(State(state): State<Arc<AppState>>, Path(name): Path<St
     (code, format!("{}: {}\n", p.state.as_str(), p.reason)).into_response()
 }
 
-async fn reload(State(state): State<Arc<AppState>>) -> Response {
+/// Why a request to change state is refused, if it is: without
+/// credentials on the listener only loopback callers may, and a browser's
+/// cross-site request never may (a plain form posted from any page would
+/// otherwise reach a listener the browser can see).
+fn control_refused(authenticated: bool, peer: SocketAddr, headers: &HeaderMap) -> Option<&'static str> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("origin").is_some() || header("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
+        return Some("cross-origin requests may not change state\n");
+    }
+    let form = header("content-type").map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    if form.is_some_and(|t| {
+        ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"].contains(&t.as_str())
+    }) {
+        return Some("form posts may not change state: send no body (curl -X POST)\n");
+    }
+    if !authenticated && !peer.ip().is_loopback() {
+        return Some("only loopback callers may change state unless global.web.config_file sets basic_auth_users\n");
+    }
+    None
+}
+
+async fn reload(
+    State(state): State<Arc<AppState>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(why) = control_refused(state.authenticated, peer, &headers) {
+        return (StatusCode::FORBIDDEN, why).into_response();
+    }
     let (tx, rx) = oneshot::channel();
     if state.reload.send(tx).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
@@ -139,5 +180,33 @@ async fn reload(State(state): State<Arc<AppState>>) -> Response {
         Ok(Ok(())) => (StatusCode::OK, "reloaded\n").into_response(),
         Ok(Err(errors)) => (StatusCode::BAD_REQUEST, format!("{errors}\n")).into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), http::HeaderValue::from_static(v))).collect()
+    }
+
+    #[test]
+    fn control_endpoints_take_loopback_or_credentials_and_never_a_browser_cross_site() {
+        let (local, remote): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:5000".parse().unwrap(), "192.0.2.7:5000".parse().unwrap());
+        assert_eq!(control_refused(false, local, &headers(&[])), None, "curl -X POST on the host");
+        assert!(control_refused(false, remote, &headers(&[])).is_some(), "another host, no credentials");
+        assert_eq!(control_refused(true, remote, &headers(&[])), None, "authenticated by the listener");
+        for cross_site in [
+            &[("origin", "http://evil.example")][..],
+            &[("sec-fetch-site", "cross-site")],
+            &[("content-type", "application/x-www-form-urlencoded")],
+            &[("content-type", "text/plain;charset=UTF-8")],
+            &[("content-type", "multipart/form-data; boundary=x")],
+        ] {
+            assert!(control_refused(true, local, &headers(cross_site)).is_some(), "{cross_site:?}");
+        }
+        assert_eq!(control_refused(false, local, &headers(&[("sec-fetch-site", "same-origin")])), None);
     }
 }

@@ -391,6 +391,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         ),
         Err(e) => return Err(format!("cannot read the ledger: {e}")),
     }
+    let web = match &config.global.web.config_file {
+        Some(path) => crate::listener::web::Web::load(path).map_err(|e| format!("global.web.config_file: {e}"))?,
+        None => crate::listener::web::Web::default(),
+    };
     let listener = tokio::net::TcpListener::bind(&config.global.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.global.listen))?;
@@ -415,10 +419,11 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         ready: true.into(),
         reload: reload_tx,
         status_page: status_page.clone(),
+        authenticated: web.requires_auth(),
     });
     let (stop_tx, stop) = watch::channel(false);
     let limits = config.global.web.limits();
-    let server = tokio::spawn(server::serve(listener, state.clone(), limits, stop.clone()));
+    let server = tokio::spawn(server::serve(listener, state.clone(), limits, web, stop.clone()));
     let mut signals = start_signals(&config, &rt, &stop).await?;
     if let Some(listen) = &config.global.status_page.listen {
         let listener = tokio::net::TcpListener::bind(listen)

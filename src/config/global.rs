@@ -114,6 +114,10 @@ pub struct WebConfig {
     /// Connections at once, per listener; past it new ones are closed at once.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// TLS and basic auth for the main listener, in the Prometheus
+    /// ecosystem's web configuration format (crate::listener::web); read at start.
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for WebConfig {
@@ -122,6 +126,7 @@ impl Default for WebConfig {
             first_request_timeout: default_first_request_timeout(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
+            config_file: None,
         }
     }
 }
@@ -149,7 +154,7 @@ fn default_max_connections() -> usize {
 }
 
 fn default_listen() -> String {
-    "0.0.0.0:9925".into()
+    "127.0.0.1:9925".into()
 }
 pub(super) fn default_state_dir() -> PathBuf {
     PathBuf::from("./data")

@@ -392,6 +392,11 @@ fn web(c: &mut Checker<'_>, web: &super::WebConfig) {
     if web.max_connections == 0 {
         c.push("global.web.max_connections".into(), "must be at least 1");
     }
+    if let Some(path) = &web.config_file
+        && let Err(e) = crate::listener::web::Web::load(path)
+    {
+        c.push("global.web.config_file".into(), e);
+    }
 }
 
 fn global(c: &mut Checker<'_>, config: &Config) {

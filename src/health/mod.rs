@@ -157,6 +157,10 @@ pub struct Board {
     states: HashMap<String, (State, i64, String)>,
     /// Inboxes whose watcher cannot see them now.
     unseen: Vec<String>,
+    /// Every provider as of the last decision, best first: what the API,
+    /// the page and the steering signals read, so that a state, its reason
+    /// and its routes always describe the same instant.
+    snapshot: Vec<ProviderHealth>,
 }
 
 /// A provider of a config: its name, thresholds, Postfix next hop, and
@@ -184,6 +188,7 @@ impl Board {
         for p in providers {
             self.states.entry(p.name.clone()).or_insert((State::Unknown, now_ms, "no canary settled yet".into()));
         }
+        self.snapshot = self.rank();
     }
 
     fn thresholds(&self, provider: &str) -> Thresholds {
@@ -308,6 +313,7 @@ impl Board {
                 self.states.insert(provider, (state, since, reason));
             }
         }
+        self.snapshot = self.rank();
         changes
     }
 
@@ -317,6 +323,7 @@ impl Board {
         if let Some(s) = self.states.get_mut(provider) {
             *s = (State::Down, since_ms, reason);
         }
+        self.snapshot = self.rank();
     }
 
     /// Every provider's current state.
@@ -324,9 +331,14 @@ impl Board {
         self.states.iter().map(|(p, (s, _, _))| (p.clone(), *s)).collect()
     }
 
-    /// Every provider and application send path, best first (see
-    /// [`ProviderHealth::rank_key`]).
+    /// Every provider and application send path as of the last decision,
+    /// best first (see [`ProviderHealth::rank_key`]).
     pub fn providers(&self) -> Vec<ProviderHealth> {
+        self.snapshot.clone()
+    }
+
+    /// Every provider now, best first.
+    fn rank(&self) -> Vec<ProviderHealth> {
         let suspect = self.suspect();
         let mut out: Vec<ProviderHealth> =
             self.states.iter().map(|(provider, current)| self.health(provider, current, &suspect)).collect();

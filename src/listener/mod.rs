@@ -112,42 +112,28 @@ impl Acceptor {
     }
 }
 
-/// Serves `app` over HTTP/1.1 on `listener` within `limits`, until
-/// `shutdown`; connections in progress then finish their request.
+/// Serves `app` over HTTP/1.1 on `listener` within `limits`, with the TLS
+/// and basic auth of `web`, until `shutdown`; connections in progress then
+/// finish their request.
 pub async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
     limits: Limits,
+    web: web::Web,
     what: &'static str,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    use tower::ServiceExt;
     let acceptor = Acceptor::new(listener, limits.max_connections, what);
     while let Some((stream, peer, slot)) = acceptor.next(&mut shutdown).await {
-        let app = app.clone();
-        // The peer's address, for handlers that allow loopback callers.
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            app.clone().oneshot(req.map(axum::body::Body::new))
-        });
-        let mut stop = shutdown.clone();
+        let (app, web, stop) = (app.clone(), web.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let io = TokioIo::new(idle::Idle::new(stream, limits.idle));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.first_request)
-                .max_buf_size(64 * 1024)
-                .serve_connection(io, service);
-            let mut conn = std::pin::pin!(conn);
-            let life = tokio::time::sleep(limits.lifetime);
-            tokio::pin!(life);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = &mut life => {}
-                _ = stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn.as_mut()).await;
+            match web.tls.clone() {
+                None => connection(stream, peer, app, web, limits, stop).await,
+                Some(tls) => {
+                    // The handshake is part of the first request's time.
+                    if let Ok(Ok(stream)) = tokio::time::timeout(limits.first_request, tls.accept(stream)).await {
+                        connection(stream, peer, app, web, limits, stop).await;
+                    }
                 }
             }
             drop(slot);
@@ -155,7 +141,63 @@ pub async fn serve_http(
     }
 }
 
+/// Serves one connection's requests within `limits`.
+async fn connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    app: axum::Router,
+    web: web::Web,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        // The peer's address, for handlers that trust loopback callers.
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let denied = web.requires_auth()
+            && !web.authorized(req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+        let app = app.clone();
+        async move {
+            if denied {
+                return Ok(unauthorized());
+            }
+            app.oneshot(req.map(axum::body::Body::new)).await
+        }
+    });
+    let io = TokioIo::new(idle::Idle::new(stream, limits.idle));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.first_request)
+        .max_buf_size(64 * 1024)
+        .serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let life = tokio::time::sleep(limits.lifetime);
+    tokio::pin!(life);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = &mut life => {}
+        _ = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.as_mut()).await;
+        }
+    }
+}
+
+fn unauthorized() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        http::StatusCode::UNAUTHORIZED,
+        [(http::header::WWW_AUTHENTICATE, "Basic realm=\"mailcanary\", charset=\"UTF-8\"")],
+        "authentication required\n",
+    )
+        .into_response()
+}
+
 pub mod idle;
+pub mod web;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ async fn server(limits: Limits) -> (SocketAddr, watch::Sender<bool>) {
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
     let (stop, rx) = watch::channel(false);
-    tokio::spawn(serve_http(listener, app, limits, "test", rx));
+    tokio::spawn(serve_http(listener, app, limits, web::Web::default(), "test", rx));
     (addr, stop)
 }
 
