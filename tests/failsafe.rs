@@ -63,11 +63,17 @@ struct Row {
     postfix: (usize, usize),
 }
 
-/// Runs `fault` while both applications send; its row.
+/// Runs `fault` while both applications send, then until each has tried
+/// ten more messages; its row.
 fn during(apps: &Apps, fault: &'static str, f: impl FnOnce()) -> Row {
+    during_then(apps, fault, 10, f)
+}
+
+/// Runs `fault`, then until each application has tried `more` messages.
+fn during_then(apps: &Apps, fault: &'static str, more: usize, f: impl FnOnce()) -> Row {
     let (h0, hf0, p0, pf0) = apps.counts();
     f();
-    apps.wait_more(10);
+    apps.wait_more(more);
     let (h1, hf1, p1, pf1) = apps.counts();
     Row { fault, haproxy: (h1 + hf1 - h0 - hf0, hf1 - hf0), postfix: (p1 + pf1 - p0 - pf0, pf1 - pf0) }
 }
@@ -271,6 +277,25 @@ fn the_old_recipes_stop_the_mail_when_mailcanary_is_gone() {
     );
     assert!(row.haproxy.1 > 0, "HAProxy marks every server down when its HTTP check fails: the mail stops");
     assert!(row.postfix.1 > 0, "Postfix refuses mail while the socketmap cannot answer (451 4.3.0)");
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_mailcanary"));
+    let mc = Mailcanary::restart(&dir, port, &binary, None);
+    haproxy.wait("both servers up again", |h| {
+        h.stat("smtp", "relay-a").is_some_and(|(st, _)| st == "UP")
+            && h.stat("smtp", "relay-b").is_some_and(|(st, _)| st == "UP")
+    });
+    // A hung socketmap holds each of Postfix's lookups (and the
+    // application's RCPT) until its client gives up: a few tries suffice.
+    let row = during_then(&apps, "SIGSTOP for 10 s", 2, || {
+        mc.signal("STOP");
+        let stopped = Instant::now();
+        until("10 s stopped", || stopped.elapsed() >= Duration::from_secs(10));
+    });
+    mc.signal("CONT");
+    println!(
+        "old recipes, mailcanary stopped for 10 s: through HAProxy tracking /health {} of {} refused; through Postfix asking the socketmap {} of {} refused",
+        row.haproxy.1, row.haproxy.0, row.postfix.1, row.postfix.0
+    );
+    assert!(row.haproxy.1 > 0 && row.postfix.1 > 0, "a hung mailcanary stops the mail too");
     drop(apps);
     mailstack(&["app-mta", "table"]);
 }
