@@ -181,6 +181,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
             r#"probes[1]: route "r" is defined twice (also by probes[0]) (line 9)"#,
         ],
     ),
+    // The main listener always serves the internal page: a public one needs its own.
+    (
+        "public-page-without-listener",
+        &[
+            NOTHING_TO_MONITOR,
+            "global.status_page.public: a public page needs a listener of its own: set global.status_page.listen (global.listen always serves the internal page, beside /metrics and /-/reload) (line 2)",
+        ],
+    ),
     ("empty", &[NOTHING_TO_MONITOR]),
     ("nothing-to-monitor", &[NOTHING_TO_MONITOR]),
     ("no-routes", &[r#"probes: no routes: add a probe (name, provider, inbox) or a matrix (line 7)"#]),
