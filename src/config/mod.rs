@@ -9,6 +9,7 @@
 
 mod connection;
 pub mod duration;
+mod expand;
 mod global;
 mod health;
 mod inbox;
@@ -119,14 +120,24 @@ fn list(problems: &[Problem]) -> String {
 }
 
 /// Where the fix lies outside the file: the local mail stack's variables
-/// come from the env file that `scripts/mailstack.sh up` writes.
+/// come from the env file that `scripts/mailstack.sh up` writes into its
+/// directory (`MAILSTACK_DIR`). Named only when known: from `MAILSTACK_DIR`,
+/// or the default directory when that holds one.
 fn hint(problems: &[Problem]) -> Option<String> {
     let stack = problems
         .iter()
         .any(|p| p.message.starts_with("environment variable MAILSTACK_") && p.message.ends_with(" is not set"));
-    stack.then(|| {
-        let dir = std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/mailcanary-stack".into());
-        format!("hint: the MAILSTACK_* variables come from the mail stack; source its env first: set -a; . {dir}/env; set +a")
+    if !stack {
+        return None;
+    }
+    let start = "hint: the MAILSTACK_* variables come from the mail stack; source its env first";
+    let default = Path::new("/tmp/mailcanary-stack/env");
+    Some(match std::env::var_os("MAILSTACK_DIR") {
+        Some(dir) => format!("{start}: set -a; . {}; set +a", Path::new(&dir).join("env").display()),
+        None if default.is_file() => format!("{start}: set -a; . {}; set +a", default.display()),
+        None => format!(
+            "{start}: set -a; . DIR/env; set +a, where DIR is the stack's directory (MAILSTACK_DIR when it was started)"
+        ),
     })
 }
 

@@ -3,6 +3,7 @@
 //! problems of the next.
 
 use super::Problem;
+use super::expand::{FlowVariables, expand, yaml_scalar};
 use serde::de::DeserializeOwned;
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 use std::collections::HashMap;
@@ -62,7 +63,8 @@ impl Document {
     /// literal `$`). A syntax error stops here; an unset variable is a
     /// problem pushed to `problems`, naming the variable but never a value.
     pub fn parse(text: &str, env: &HashMap<String, String>, problems: &mut Vec<Problem>) -> Result<Self, Problem> {
-        let (raw, scalars) = Self::index(text)?;
+        let (raw, scalars, text) = Self::index_with_variables(text)?;
+        let text = text.as_str();
         if !scalars.iter().any(|s| s.value.contains('$')) {
             return Ok(raw);
         }
@@ -111,6 +113,25 @@ impl Document {
         Ok(doc)
     }
 
+    /// Indexes `text`, where a `${VAR}` may stand anywhere a value may,
+    /// unquoted inside `{ … }` and `[ … ]` too, where YAML would read its
+    /// braces as a mapping: if `text` does not parse, it is parsed again
+    /// with each `${VAR}` written `$(VAR)` (same length, so positions and
+    /// lines stay), and the scalars get their `${VAR}` back. Returns the
+    /// text that was indexed.
+    fn index_with_variables(text: &str) -> Result<(Self, Vec<Scalar>, String), Problem> {
+        let problem = match Self::index(text) {
+            Ok((doc, scalars)) => return Ok((doc, scalars, text.to_string())),
+            Err(problem) => problem,
+        };
+        let Some(flow) = FlowVariables::hide(text) else { return Err(problem) };
+        let (doc, mut scalars) = Self::index(&flow.text).map_err(|_| problem)?;
+        for s in &mut scalars {
+            s.value = flow.restore(&s.value, s.start, s.end);
+        }
+        Ok((doc, scalars, flow.text))
+    }
+
     /// Indexes `text` without expanding anything.
     fn index(text: &str) -> Result<(Self, Vec<Scalar>), Problem> {
         let mut doc = Document {
@@ -128,7 +149,7 @@ impl Document {
             let (event, span) = event.map_err(|e| Problem {
                 path: String::new(),
                 line: Some(e.marker().line()),
-                message: format!("YAML syntax error: {}", e.info()),
+                message: format!("YAML syntax error at column {}: {}", e.marker().col() + 1, e.info()),
             })?;
             let (line, col) = (span.start.line(), span.start.col());
             let (start, end) = (span.start.index(), span.end.index());
@@ -329,61 +350,6 @@ pub fn redact(mut problem: Problem, expanded: &[String]) -> Problem {
     problem
 }
 
-/// Expands `${VAR}` from `env`; `$$` is a literal `$`, any other `$` stays.
-fn expand(value: &str, env: &HashMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        if let Some(after) = rest.strip_prefix("$$") {
-            out.push('$');
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix("${") {
-            let Some(close) = after.find('}') else {
-                return Err("unclosed ${ (write $$ for a literal $)".into());
-            };
-            let name = &after[..close];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("invalid variable name {name:?} in ${{...}}"));
-            }
-            match env.get(name) {
-                Some(v) => out.push_str(v),
-                None => return Err(format!("environment variable {name} is not set")),
-            }
-            rest = &after[close + 1..];
-        } else {
-            out.push('$');
-            rest = &rest[1..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// `value` as a one-line YAML scalar: plain when it was plain and is safe so
-/// (numbers stay numbers), otherwise double-quoted with escapes.
-fn yaml_scalar(value: &str, plain: bool) -> String {
-    let safe = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "._/+-@".contains(c));
-    if plain && safe {
-        return value.to_string();
-    }
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
@@ -472,6 +438,43 @@ mod tests {
         assert_eq!(v.c, 25);
         assert_eq!(v.d, "two\nlines $\n");
         assert_eq!(doc.line("z"), Some(7));
+    }
+
+    #[test]
+    fn a_variable_unquoted_inside_a_flow_mapping_takes_the_type_of_its_key() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Imap {
+            host: String,
+            port: u16,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        struct V {
+            imap: Imap,
+            list: Vec<String>,
+        }
+        let env: HashMap<String, String> = [("PORT", "10993"), ("HOST", "imap.example.com")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let text = "imap: { host: ${HOST}, port: ${PORT} }\nlist: [${HOST}, \"${PORT}\"]\n";
+        let mut problems = Vec::new();
+        let doc = Document::parse(text, &env, &mut problems).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let v: V = doc.decode("").unwrap();
+        assert_eq!((v.imap.host.as_str(), v.imap.port), ("imap.example.com", 10993));
+        assert_eq!(v.list, ["imap.example.com", "10993"]);
+        // Unset inside a flow mapping: named, with its line.
+        let mut problems = Vec::new();
+        Document::parse("a: 1\nimap: { port: ${NOPE} }\n", &env, &mut problems).unwrap();
+        assert_eq!((problems[0].path.as_str(), problems[0].line), ("imap.port", Some(2)));
+        assert_eq!(problems[0].message, "environment variable NOPE is not set");
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_column() {
+        let err = Document::parse("a: { b: 1 c: 2 }\n", &HashMap::new(), &mut Vec::new()).err().unwrap();
+        assert!(err.message.starts_with("YAML syntax error at column "), "{}", err.message);
+        assert_eq!(err.line, Some(1));
     }
 
     #[test]
