@@ -31,3 +31,4 @@ pub mod status_page;
 pub mod supervise;
 pub mod tls;
 pub mod trigger;
+pub mod words;

@@ -97,12 +97,13 @@ fn main() -> ExitCode {
             .and_then(|c| mailcanary::service::preflight(&c).map(|()| c))
         {
             Ok(c) => {
+                use mailcanary::words::count;
                 println!(
-                    "{}: OK ({} providers, {} inboxes, {} routes)",
+                    "{}: OK ({}, {}, {})",
                     config.display(),
-                    c.providers.len(),
-                    c.inboxes.len(),
-                    c.routes.len()
+                    count(c.providers.len(), "provider", "providers"),
+                    count(c.inboxes.len(), "inbox", "inboxes"),
+                    count(c.routes.len(), "route", "routes")
                 );
                 ExitCode::SUCCESS
             }

@@ -34,38 +34,9 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// A threshold in words, exactly as configured: `90 s`, `100 s`, `15 min`.
-pub fn threshold_words(d: Duration) -> String {
-    let ms = d.as_millis();
-    let s = d.as_secs();
-    if !ms.is_multiple_of(1000) {
-        format!("{ms} ms")
-    } else if s < 600 {
-        format!("{s} s")
-    } else if s.is_multiple_of(3600) {
-        format!("{} h", s / 3600)
-    } else if s.is_multiple_of(60) {
-        format!("{} min", s / 60)
-    } else {
-        format!("{} min {} s", s / 60, s % 60)
-    }
-}
-
-/// A duration for people, to the second under ten minutes: `45 s`,
-/// `2 min 16 s`, `12 min`, `3 h 5 min`.
-pub fn span_words(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..60 => format!("{s} s"),
-        60..600 if s % 60 != 0 => format!("{} min {} s", s / 60, s % 60),
-        60..3600 => format!("{} min", s / 60),
-        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
-    }
-}
-
 /// The rule every rendering states, in one sentence.
 pub fn delayed_rule(slow: Duration) -> String {
-    let w = threshold_words(slow);
+    let w = crate::words::threshold(slow);
     format!("A delivery slower than {w} counts as delayed, and a canary in flight for longer than {w} as overdue.")
 }
 

@@ -108,10 +108,6 @@ fn the_threshold_decides_what_is_delayed_and_is_said_exactly() {
         track(&mut t, &rows, judge(slow, 600 * S));
         assert_eq!(!t["a"].windows.is_empty(), delayed, "--slow {slow}s");
     }
-    assert_eq!(threshold_words(Duration::from_secs(90)), "90 s");
-    assert_eq!(threshold_words(Duration::from_secs(100)), "100 s");
-    assert_eq!(threshold_words(Duration::from_secs(900)), "15 min");
-    assert_eq!(threshold_words(Duration::from_millis(2500)), "2500 ms");
     assert!(delayed_rule(Duration::from_secs(100)).starts_with("A delivery slower than 100 s counts as delayed"));
 }
 

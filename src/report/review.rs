@@ -2,7 +2,8 @@
 //! HTML file shows (crate::incident::review), for a terminal.
 
 use super::time;
-use crate::incident::{Gap, Incident, Review, span_words};
+use crate::incident::{Gap, Incident, Review};
+use crate::words::span as span_words;
 use std::fmt::Write;
 
 fn end(to_ms: Option<i64>) -> String {

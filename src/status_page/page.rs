@@ -65,7 +65,7 @@ pub fn render(snap: &Snapshot) -> String {
             "<article class=\"provider\" data-provider=\"{name}\" data-state=\"{state}\">\n<header><h3>{name}</h3>\
              <span class=\"state\" style=\"background:{}\">{}</span></header>\n\
              <p class=\"small\">{} <span class=\"muted\">since {}; {} route{}, {} failing.</span></p>\n{}\n\
-             <div class=\"legend muted small\"><span>{} days ago</span><span>today</span></div>\n</article>",
+             <div class=\"legend muted small\"><span>{} ago</span><span>today</span></div>\n</article>",
             state_colour(state),
             title_case(state),
             escape(&p.summary),
@@ -74,7 +74,7 @@ pub fn render(snap: &Snapshot) -> String {
             if p.routes == 1 { "" } else { "s" },
             p.failing_routes,
             day_bars(&p.days, &p.name),
-            p.days.len().saturating_sub(1),
+            crate::words::count(p.days.len().saturating_sub(1), "day", "days"),
             name = escape(&p.name)
         );
     }

@@ -7,9 +7,10 @@ use super::chart;
 use super::html::{self, escape};
 use super::view::{human, human_seconds};
 use crate::health::Transition;
-use crate::incident::{Judge, Review, span_words};
+use crate::incident::{Judge, Review};
 use crate::ledger::{Row, State};
 use crate::report::RouteReport;
+use crate::words::span as span_words;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 

@@ -205,7 +205,7 @@ pub fn human_seconds(ms: i64) -> String {
 
 /// A duration for people (crate::incident::span_words).
 pub fn span(ms: i64) -> String {
-    incident::span_words(ms)
+    crate::words::span(ms)
 }
 
 /// A plain sentence per state, for public pages.
