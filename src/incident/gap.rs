@@ -60,8 +60,13 @@ impl Activity {
             self.gaps.push(Gap { from_ms: last, to_ms: Some(created_ms), inbox: None });
         }
         self.last_ms = Some(self.last_ms.map_or(created_ms, |l| l.max(created_ms)));
-        let entry = self.last_by_route.entry(route.to_string()).or_insert(created_ms);
-        *entry = (*entry).max(created_ms);
+        // Told of every canary of weeks: no allocation but for a new route.
+        match self.last_by_route.get_mut(route) {
+            Some(last) => *last = (*last).max(created_ms),
+            None => {
+                self.last_by_route.insert(route.to_string(), created_ms);
+            }
+        }
     }
 
     /// The silence since the last canary, when it is one by `now_ms`.

@@ -24,13 +24,15 @@ impl Ledger {
     /// The canaries sent in `[from_ms, to_ms)` that can open or close a
     /// window (crate::incident), oldest first: those that may have gone
     /// wrong (any but a delivery to the inbox within `slow_ms`; with
-    /// `in_flight`, every canary still in flight too), the one after each
-    /// of them on the same route, and each route's first (which closes a
-    /// window left open before `from_ms`). Which of them went wrong is
-    /// decided by crate::incident, not here: fed to a tracker they make the
-    /// same windows as every canary would. `each` is told of every canary
-    /// scanned (route, time made), in time order: what crate::incident's
-    /// monitoring gaps are found from.
+    /// `overdue_before`, those still in flight that were sent before it),
+    /// the one after each of them on the same route, and each route's
+    /// first (which closes a window left open before `from_ms`). Which of
+    /// them went wrong is decided by crate::incident, not here: fed to a
+    /// tracker they make the same windows as every canary would. A canary
+    /// in flight sent since `overdue_before` is passed over, as a tracker
+    /// passes it over; without `overdue_before`, every one in flight is.
+    /// `each` is told of every canary made (route, time made), in time
+    /// order, whatever its state: what monitoring gaps are found from.
     ///
     /// The choice is made on the `canaries_history` index alone (a scan in
     /// time order, no sort); only the rows chosen are read from the table.
@@ -39,24 +41,30 @@ impl Ledger {
         from_ms: i64,
         to_ms: i64,
         slow_ms: i64,
-        in_flight: bool,
+        overdue_before: Option<i64>,
         mut each: impl FnMut(&str, i64),
     ) -> Result<Vec<Row>> {
         self.with(|db| {
             let mut scan = db.prepare_cached(
-                "SELECT rowid, probe, (state != 'delivered' OR placement IS NOT 'inbox' OR latency_ms IS NULL OR latency_ms > ?3), created_ms
+                "SELECT rowid, probe, (state != 'delivered' OR placement IS NOT 'inbox' OR latency_ms IS NULL OR latency_ms > ?3),
+                        created_ms, state IN ('sending', 'sent')
                  FROM canaries INDEXED BY canaries_history
-                 WHERE created_ms >= ?1 AND created_ms < ?2 AND (?4 OR state NOT IN ('sending', 'sent'))
+                 WHERE created_ms >= ?1 AND created_ms < ?2
                  ORDER BY created_ms",
             )?;
             // Per route: whether its previous canary may have gone wrong.
             let mut previous: HashMap<String, bool> = HashMap::new();
             let mut chosen = Vec::new();
-            let mut rows = scan.query(params![from_ms, to_ms, slow_ms, in_flight])?;
+            let mut rows = scan.query(params![from_ms, to_ms, slow_ms])?;
             while let Some(r) = rows.next()? {
-                let suspect: bool = r.get(2)?;
                 let probe = r.get_ref(1)?.as_str()?;
-                each(probe, r.get(3)?);
+                let created_ms: i64 = r.get(3)?;
+                each(probe, created_ms);
+                let in_flight: bool = r.get(4)?;
+                if in_flight && overdue_before.is_none_or(|before| created_ms >= before) {
+                    continue;
+                }
+                let suspect: bool = r.get(2)?;
                 let after_suspect = match previous.get_mut(probe) {
                     Some(prev) => std::mem::replace(prev, suspect),
                     None => {
@@ -140,7 +148,8 @@ mod tests {
         let every = ledger.since(0).unwrap();
         // Settled (no canary in flight read), and fresh (those in flight too,
         // judged at a moment when the newest of them are not yet overdue).
-        for (in_flight, now_ms) in [(false, i64::MAX), (true, 300 * 60_000)] {
+        for (overdue_before, now_ms) in [(None, i64::MAX), (Some(300 * 60_000 - 90_000), 300 * 60_000)] {
+            let in_flight = overdue_before.is_some();
             let judge = Judge { slow: Duration::from_secs(90), now_ms };
             let counted: Vec<_> =
                 every.iter().filter(|r| in_flight || r.state != crate::ledger::State::Sent).cloned().collect();
@@ -151,12 +160,12 @@ mod tests {
             let mut read = 0;
             for (from, to) in [(0, 4_000_000), (4_000_000, 9_000_001), (9_000_001, i64::MAX)] {
                 let slow_ms = judge.slow.as_millis() as i64;
-                let rows = ledger.window_rows(from, to, slow_ms, in_flight, |_, _| told += 1).unwrap();
+                let rows = ledger.window_rows(from, to, slow_ms, overdue_before, |_, _| told += 1).unwrap();
                 read += rows.len();
                 track(&mut pieces, &rows, judge);
             }
             assert!(read < 900, "only the rows that matter are read: {read}");
-            assert_eq!(told, counted.len(), "every canary scanned is told of");
+            assert_eq!(told, every.len(), "every canary is told of");
             let windows = |t: &Trackers| -> Vec<(String, i64, i64, Option<i64>, usize)> {
                 t.iter()
                     .flat_map(|(p, t)| {

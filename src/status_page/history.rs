@@ -87,7 +87,7 @@ impl History {
             let mut activity = std::mem::take(&mut self.activity);
             let (rows, counts, unwatched, activity) = ledger
                 .call(move |l| {
-                    let rows = l.window_rows(from, to, slow_ms, false, |route, at| activity.saw(route, at))?;
+                    let rows = l.window_rows(from, to, slow_ms, None, |route, at| activity.saw(route, at))?;
                     Ok((rows, l.day_counts(from, to)?, l.found_after_gap(from, to)?, activity))
                 })
                 .await?;
@@ -100,9 +100,11 @@ impl History {
         let from = self.until_ms;
         let since = self.first_day * DAY_MS;
         let mut activity = self.activity.clone();
+        let overdue_before = Some(now_ms - slow_ms);
         let (rows, counts, transitions, unwatched, mut activity) = ledger
             .call(move |l| {
-                let rows = l.window_rows(from, i64::MAX, slow_ms, true, |route, at| activity.saw(route, at))?;
+                let rows =
+                    l.window_rows(from, i64::MAX, slow_ms, overdue_before, |route, at| activity.saw(route, at))?;
                 Ok((
                     rows,
                     l.day_counts(from, i64::MAX)?,
