@@ -94,6 +94,33 @@ impl Ledger {
         })
     }
 
+    /// Puts `r` in the ledger as it stands, for tests of what reads it.
+    #[cfg(test)]
+    pub(crate) fn insert(&self, r: &Row) -> Result<()> {
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms, accepted_ms,
+                                       seen_ms, latency_ms, placement, observed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    r.id,
+                    r.probe,
+                    r.provider,
+                    r.inbox,
+                    r.state.as_str(),
+                    r.created_ms,
+                    r.deadline_ms,
+                    r.accepted_ms,
+                    r.seen_ms,
+                    r.latency_ms,
+                    r.placement,
+                    (r.observed != crate::outcome::Observed::Live).then(|| r.observed.as_str()),
+                ],
+            )
+            .map(drop)
+        })
+    }
+
     /// Canaries resolved per provider and UTC day, of those sent in `[from_ms, to_ms)`.
     pub fn day_counts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<DayCount>> {
         self.with(|db| {

@@ -200,3 +200,76 @@ fn the_slow_threshold_is_stated_in_every_rendering() {
     assert!(json["delayed_rule"].as_str().unwrap().starts_with(rule), "{json}");
     assert!(super::feed::render(&snap).contains(rule), "{}", super::feed::render(&snap));
 }
+
+/// The page's own reading of a ledger (settled part and fresh part, with
+/// their seam inside the outage): relay-b held every canary from 100 s to
+/// 236 s of a route sending every 10 s, then mailcanary stopped for 51 s.
+#[tokio::test]
+async fn the_page_reads_a_black_hole_as_one_incident_and_a_stop_as_a_gap() {
+    use super::history::History;
+    let now = 100 * DAY_MS + 3_600_000;
+    let base = now - 20 * 60_000;
+    let ledger = crate::ledger::Ledger::in_memory().unwrap();
+    let mut t = 0;
+    while t < 1190 {
+        if (291..341).contains(&t) {
+            t = 341;
+        }
+        let latency = if (100..236).contains(&t) { 236 - t } else { 1 };
+        let at = base + t * 1000;
+        ledger
+            .insert(&Row {
+                id: format!("c{t}"),
+                probe: "b-to-x".into(),
+                provider: "relay-b".into(),
+                inbox: "x".into(),
+                state: State::Delivered,
+                created_ms: at,
+                accepted_ms: Some(at),
+                deadline_ms: at + 600_000,
+                provider_id: None,
+                failure_reason: None,
+                seen_ms: Some(at + latency * 1000),
+                latency_ms: Some(latency * 1000),
+                placement: Some("inbox".into()),
+                bounce_status: None,
+                bounce_detail: None,
+                hops: Vec::new(),
+                observed: Default::default(),
+                expectation: None,
+            })
+            .unwrap();
+        t += 10;
+    }
+    let ledger = crate::ledger::LedgerThread::spawn(ledger);
+    let mut s = settings(StatusPageConfig::default());
+    s.intervals = [("b-to-x".to_string(), Duration::from_secs(10))].into();
+    s.min_canaries = 1;
+    // Settled up to 150 s into the hold: the seam falls inside the outage.
+    s.settle = Duration::from_millis((now - base - 150_000) as u64);
+    let data = History::new(&s, now).read(&ledger, &s, now).await.unwrap();
+    let inputs = Inputs {
+        instance: "host-7",
+        feed_key: &KEY,
+        settings: &s,
+        visibility: s.visibility(Audience::Internal),
+        data: &data,
+        providers: &[],
+        routes: &[],
+        now_ms: now,
+    };
+    let snap = build(&inputs);
+    assert_eq!(snap.incidents.len(), 1, "{:#?}", snap.incidents);
+    let i = &snap.incidents[0];
+    assert_eq!((i.from_ms, i.to_ms), (base + 100_000, Some(base + 236_000)), "{i:#?}");
+    assert_eq!(i.canaries.get("delayed"), Some(&5), "held over 90 s: {:?}", i.canaries);
+    assert_eq!(snap.gaps.len(), 1, "{:#?}", snap.gaps);
+    assert_eq!(
+        (snap.gaps[0].from_ms, snap.gaps[0].to_ms, snap.gaps[0].kind),
+        (base + 290_000, Some(base + 341_000), "not_running")
+    );
+    assert!(i.headline().ends_with("affected for 2 min 16 s"), "{}", i.headline());
+    let feed = super::feed::render(&snap);
+    assert_eq!(feed.matches("<entry>").count(), 1, "{feed}");
+    assert!(snap.html().contains("data-gap=\"not_running\""), "{}", snap.html());
+}
