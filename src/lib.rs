@@ -34,3 +34,4 @@ pub mod steer;
 pub mod supervise;
 pub mod tls;
 pub mod trigger;
+pub mod words;

@@ -4,8 +4,12 @@
 //! percentiles, and the windows in which delivery failed or was delayed,
 //! with the canaries in them.
 
+mod review;
+
+pub use review::{gap_sentence, render_review};
+
 use crate::health::Transition;
-use crate::incident::Tracker;
+use crate::incident::{Judge, Tracker};
 use crate::insight::Hop;
 use crate::ledger::{Row, State};
 use chrono::{DateTime, Utc};
@@ -64,8 +68,8 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-/// Builds the per-route report of `rows` (oldest first).
-pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
+/// Builds the per-route report of `rows` (oldest first), judged by `judge`.
+pub fn build(rows: &[Row], judge: Judge) -> Vec<RouteReport> {
     // Per route: the report, its latencies, and its windows (crate::incident).
     let mut routes: BTreeMap<&str, (RouteReport, Vec<f64>, Tracker)> = BTreeMap::new();
     for row in rows {
@@ -111,7 +115,7 @@ pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
         if row.state != State::Failed && row.state != State::Sending {
             r.sent += 1;
         }
-        windows.push(row, slow);
+        windows.push(row, judge);
     }
     routes
         .into_values()
@@ -126,7 +130,7 @@ pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
         .collect()
 }
 
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
@@ -135,10 +139,12 @@ fn seconds(s: Option<f64>) -> String {
     s.map_or_else(|| "-".into(), |s| format!("{s:.2}s"))
 }
 
-/// The report as text for a terminal; `canaries` lists each incident.
-pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String {
+/// The report as text for a terminal; `canaries` lists each canary that
+/// went wrong; `slow` is the threshold it was judged with.
+pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "mailcanary report since {} UTC", time(since_ms));
+    let _ = writeln!(out, "{}", crate::incident::delayed_rule(slow));
     if reports.is_empty() {
         let _ = writeln!(out, "no canaries in this period");
         return out;
@@ -191,11 +197,11 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
                 *kinds.entry(i.outcome.split(' ').next().unwrap_or("")).or_default() += 1;
             }
             let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            let end = w.closed_ms.map_or_else(|| "still going on".into(), |c| format!("{} UTC", time(c)));
             let _ = writeln!(
                 out,
-                "  {} → {} UTC: {} canar{} {}",
+                "  {} UTC → {end}: {} canar{} {}",
                 time(w.from_ms),
-                time(w.to_ms),
                 w.canaries.len(),
                 if w.canaries.len() == 1 { "y" } else { "ies" },
                 kinds.join(", ")
@@ -219,7 +225,6 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
     out
 }
 
-/// One line per hop: position, delay since the previous hop, host, TLS.
 /// When each provider was down (or degraded) and why: its changes of
 /// state in the period, from the ledger (crate::health).
 pub fn render_providers(changes: &[Transition]) -> String {
@@ -242,6 +247,7 @@ pub fn render_providers(changes: &[Transition]) -> String {
     out
 }
 
+/// One line per hop: position, delay since the previous hop, host, TLS.
 pub fn path_lines(hops: &[Hop]) -> Vec<String> {
     hops.iter()
         .map(|hop| {
@@ -279,9 +285,13 @@ mod tests {
         }
     }
 
+    fn judge(slow: Duration) -> Judge {
+        Judge { slow, now_ms: 400_000 }
+    }
+
     #[test]
     fn counts_percentiles_and_windows() {
-        let slow = Duration::from_secs(90);
+        let slow = judge(Duration::from_secs(90));
         let rows = vec![
             row("r", 0, State::Delivered, Some(1000), None),
             row("r", 60_000, State::Failed, None, Some("auth")),
@@ -300,13 +310,15 @@ mod tests {
         assert_eq!(report.windows.len(), 2);
         assert_eq!((report.windows[0].from_ms, report.windows[0].to_ms), (60_000, 180_000));
         let outcomes: Vec<&str> = report.windows[0].canaries.iter().map(|i| i.outcome.as_str()).collect();
-        assert_eq!(outcomes, ["failed (auth)", "lost", "late"]);
-        assert_eq!(report.windows[1].canaries[0].outcome, "slow");
-        let text = render(&build(&rows, slow), 0, true);
+        assert_eq!(outcomes, ["refused (auth)", "lost", "late"]);
+        assert_eq!(report.windows[0].closed_ms, Some(242_000), "closed when the next good canary was seen");
+        assert_eq!(report.windows[1].canaries[0].outcome, "delayed");
+        let text = render(&build(&rows, slow), 0, slow.slow, true);
         assert!(
-            text.contains("1970-01-01 00:01:00 → 1970-01-01 00:03:00 UTC: 3 canaries 1 failed, 1 late, 1 lost"),
+            text.contains("1970-01-01 00:01:00 UTC → 1970-01-01 00:04:02 UTC: 3 canaries 1 late, 1 lost, 1 refused"),
             "{text}"
         );
+        assert!(text.contains("1970-01-01 00:05:00 UTC → still going on: 1 canary 1 delayed"), "{text}");
         assert!(text.contains("c120000  lost"), "{text}");
     }
 
@@ -314,7 +326,8 @@ mod tests {
     fn an_incident_shows_its_latency_as_the_table_does() {
         // 10 ms, slow against 5 ms: the table says 0.01s, and so must the incident line.
         let rows = vec![row("r", 0, State::Delivered, Some(10), None)];
-        let text = render(&build(&rows, Duration::from_millis(5)), 0, true);
+        let slow = judge(Duration::from_millis(5));
+        let text = render(&build(&rows, slow), 0, slow.slow, true);
         assert!(text.contains(" 0.01s "), "{text}");
         assert!(text.contains("after 0.01s"), "{text}");
     }
@@ -324,7 +337,7 @@ mod tests {
         let mut spam = row("r", 0, State::Delivered, Some(10), None);
         spam.placement = Some("spam".into());
         let rows = vec![spam, row("r", 60_000, State::Delivered, Some(10), None)];
-        let report = &build(&rows, Duration::from_secs(90))[0];
+        let report = &build(&rows, judge(Duration::from_secs(90)))[0];
         assert_eq!((report.delivered, report.spam), (2, 1));
     }
 }

@@ -404,7 +404,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         tracing::error!(error = %e, "cannot read the providers' last states from the ledger");
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-    let status_page = Arc::new(StatusPage::new(rt.instance.clone(), rt.matcher.clone(), &config));
+    let status_page = Arc::new(StatusPage::new(rt.instance.clone(), &rt.key, rt.matcher.clone(), &config));
     // The first read of the history is the long one: done now, not by the first viewer.
     let warm = status_page.clone();
     tokio::spawn(async move {
@@ -430,7 +430,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
             .await
             .map_err(|e| format!("global.status_page.listen: cannot listen on {listen}: {e}"))?;
         tracing::info!(listen = %listen, "serving the status page on its own listener");
-        signals.push(tokio::spawn(server::serve_status_page(listener, status_page.clone(), limits, stop.clone())));
+        let own = Arc::new(status_page.for_own_listener());
+        signals.push(tokio::spawn(server::serve_status_page(listener, own, limits, stop.clone())));
     }
     let ticker = spawn_ticker(rt.matcher.clone(), rt.ledger.clone(), config.global.retention, stop);
     tracing::info!(

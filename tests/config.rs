@@ -116,7 +116,9 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("spam-is-inbox", &[r#"inboxes[0].folders.spam: "INBOX" is the inbox folder too (line 5)"#]),
     (
         "syntax-error",
-        &[r#"YAML syntax error: while parsing a block collection, did not find expected '-' indicator (line 3)"#],
+        &[
+            r#"YAML syntax error at column 4: while parsing a block collection, did not find expected '-' indicator (line 3)"#,
+        ],
     ),
     (
         "two-signing-keys",
@@ -179,6 +181,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[
             r#"probes[1].timeout: invalid duration "soon": expected a number, e.g. 30s or 10m (line 9)"#,
             r#"probes[1]: route "r" is defined twice (also by probes[0]) (line 9)"#,
+        ],
+    ),
+    // The main listener always serves the internal page: a public one needs its own.
+    (
+        "public-page-without-listener",
+        &[
+            NOTHING_TO_MONITOR,
+            "global.status_page.public: a public page needs a listener of its own: set global.status_page.listen (global.listen always serves the internal page, beside /metrics and /-/reload) (line 2)",
         ],
     ),
     ("empty", &[NOTHING_TO_MONITOR]),
@@ -269,6 +279,19 @@ fn every_fixture_is_pinned() {
         let name = name.trim_start_matches("invalid-").trim_end_matches(".yaml");
         assert!(EXPECTED.iter().any(|(n, _)| *n == name), "fixture {name} has no expected problems");
     }
+}
+
+/// `${VAR}` unquoted inside `{ ... }`, where YAML reads braces as a
+/// mapping, works as anywhere else, and takes the type of its key.
+#[test]
+fn a_variable_inside_a_flow_mapping_validates() {
+    let text = "providers:\n  - { name: r, type: smtp, host: localhost, port: ${MC_PORT}, tls: none, from: a@example.com }\n\
+                inboxes:\n  - name: i\n    address: a@example.com\n    imap: { host: localhost, port: ${MC_PORT}, username: u, password: \"${MC_PW}\" }\n\
+                probes:\n  - { name: x, provider: r, inbox: i }\n";
+    let env: HashMap<String, String> =
+        [("MC_PORT", "10993"), ("MC_PW", "p w")].map(|(k, v)| (k.into(), v.into())).into();
+    let config = config::parse(text, &env).unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(config.inboxes[0].imap.port, Some(10993));
 }
 
 #[test]

@@ -63,6 +63,16 @@ impl SigningKey {
         &self.id
     }
 
+    /// A key for `purpose`, derived from this one (HMAC-SHA256 of the
+    /// purpose): other uses get a secret of their own that cannot be turned
+    /// back into the signing key, nor used to sign a token.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(b"mailcanary derived key\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self) -> Hmac<Sha256> {
         <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.expose().as_bytes()).expect("HMAC takes any key length")
     }

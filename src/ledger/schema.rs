@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS cursors (
 );
 ";
 
+/// Indexes on added columns, made once those columns are there. Canaries
+/// found after their inbox was not watched: the page's monitoring gaps.
+const LATER_INDEXES: &str =
+    "CREATE INDEX IF NOT EXISTS canaries_after_gap ON canaries(created_ms) WHERE observed = 'after_gap';";
+
 /// Columns added after the first release, with their types.
 const ADDED_COLUMNS: [(&str, &str); 5] = [
     ("bounce_status", "TEXT"),
@@ -101,6 +106,7 @@ impl Ledger {
                 db.execute_batch(&format!("ALTER TABLE canaries ADD COLUMN {column} {kind}"))?;
             }
         }
+        db.execute_batch(LATER_INDEXES)?;
         Ok(Ledger { db: Mutex::new(db) })
     }
 }
