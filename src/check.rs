@@ -8,7 +8,7 @@ use crate::matcher::Event;
 use crate::outcome::{Outcome, Placement};
 use crate::probe::{Probe, ProbeContext, run_once};
 use crate::provider::AnyProvider;
-use crate::scheduler::stopped;
+use crate::shutdown::stopped;
 use crate::service::{Runtime, preflight, return_path, watched};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};

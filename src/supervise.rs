@@ -3,7 +3,7 @@
 //! and started again after a backoff, until it is told to stop.
 
 use crate::metrics::Metrics;
-use crate::scheduler::stopped;
+use crate::shutdown::stopped;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
