@@ -380,7 +380,7 @@ fn validate_exits_2_with_every_problem_and_0_when_valid() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 routes"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 route)"), "{}", String::from_utf8_lossy(&out.stdout));
     let missing = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
         .args(["validate", "--config"])
         .arg(dir.join("absent.yaml"))

@@ -299,3 +299,43 @@ fn the_old_recipes_stop_the_mail_when_mailcanary_is_gone() {
     drop(apps);
     mailstack(&["app-mta", "table"]);
 }
+
+/// CPU seconds (user + system) the process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); here 12 and 13 after the name.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn out_of_file_descriptors_it_pauses_instead_of_spinning_and_recovers() {
+    let s = stack();
+    let dir = temp_dir("failsafe-emfile");
+    let (port, agent) = (free_port(), free_port());
+    let config = format!(
+        "{}  failover: {{ agent: \"127.0.0.1:{agent}\" }}\nproviders:\n{}inboxes:\n{}probes:\n  - {{ name: r, provider: relay-a, inbox: x }}\n",
+        global("t-emfile", port, &dir, "1h", "1m"),
+        relay("relay-a"),
+        inbox("x", "t-emfile-x"),
+    );
+    assert!(s.smtp > 0);
+    std::fs::write(dir.join("probes.yaml"), &config).unwrap();
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_mailcanary"));
+    // Few descriptors, and a cap above them: accepting itself fails (EMFILE).
+    let mc = Mailcanary::restart(&dir, port, &binary, Some(64));
+    raise_own_limit();
+    let held = flood(port, 300);
+    let open = || std::fs::read_dir(format!("/proc/{}/fd", mc.pid())).map_or(0, |d| d.count());
+    until("it runs out of descriptors", || open() >= 60);
+    let before = cpu_seconds(mc.pid());
+    let started = Instant::now();
+    until("2 s out of descriptors", || started.elapsed() >= Duration::from_secs(2));
+    let busy = (cpu_seconds(mc.pid()) - before) / started.elapsed().as_secs_f64();
+    println!("out of descriptors with {} connections waiting: {:.1} % of a core", held.len(), busy * 100.0);
+    assert!(busy < 0.2, "an accept loop spins: {:.0} % of a core", busy * 100.0);
+    drop(held);
+    mc.wait_until("its HTTP listener answers again", WAIT, |_| true);
+    assert!(agent_p99(agent, 5) < 1000.0, "the agent answers again");
+}
