@@ -3,6 +3,7 @@
 //! the link answers 2xx, so that a reset link is known to work end to end.
 //! Each failed expectation is its own outcome (`Outcome::Mismatched`).
 
+use crate::http::Redirects;
 use crate::outcome::Expectation;
 use mail_parser::MessageParser;
 use regex::{Regex, RegexBuilder};
@@ -101,17 +102,8 @@ impl Expect {
         }
         let pattern = |p: &Option<String>| p.as_deref().map(compile).transpose().map_err(|e| e.to_string());
         let follow = if config.follow_link {
-            let tls = crate::tls::client_config(ca_file, false)?;
-            Some(
-                reqwest::Client::builder()
-                    .use_preconfigured_tls((*tls).clone())
-                    .timeout(timeout)
-                    .connect_timeout(timeout)
-                    .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-                    .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| format!("HTTP client: {e}"))?,
-            )
+            let builder = crate::http::builder(ca_file, timeout, Redirects::SameOrigin(MAX_REDIRECTS))?;
+            Some(builder.build().map_err(|e| format!("HTTP client: {e}"))?)
         } else {
             None
         };
