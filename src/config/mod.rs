@@ -32,6 +32,8 @@ pub use status_page::StatusPageConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+#[cfg(test)]
+pub(crate) use yaml::quoted as yaml_quoted;
 
 pub use crate::trigger::TriggerConfig;
 pub use duration::Percent;
@@ -153,7 +155,7 @@ pub fn load_state_dir(path: &Path) -> Result<PathBuf, ConfigError> {
     }
     match doc.node("global.state_dir") {
         None => Ok(global::default_state_dir()),
-        Some(_) => doc.decode::<PathBuf>("global.state_dir").map_err(|p| invalid(vec![yaml::redact(p, &doc.expanded)])),
+        Some(_) => doc.decode::<PathBuf>("global.state_dir").map_err(|p| invalid(yaml::redact(vec![p], &doc.expanded))),
     }
 }
 
@@ -206,11 +208,7 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
         ));
     }
     problems.sort_by_key(|p| p.line.unwrap_or(0));
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(problems.into_iter().map(|p| yaml::redact(p, &doc.expanded)).collect())
-    }
+    if problems.is_empty() { Ok(config) } else { Err(yaml::redact(problems, &doc.expanded)) }
 }
 
 /// Whether `path` is `at` or a key or item below it.

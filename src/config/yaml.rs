@@ -105,7 +105,7 @@ impl Document {
             }
             problems.push(problem);
         }
-        let mut doc = Self::index(&expanded).map_err(|p| redact(p, &expanded_values))?.0;
+        let mut doc = Self::index(&expanded).map_err(|p| redact(vec![p], &expanded_values).remove(0))?.0;
         doc.expanded = expanded_values;
         doc.unexpanded = unexpanded;
         Ok(doc)
@@ -131,7 +131,10 @@ impl Document {
                 message: format!("YAML syntax error: {}", e.info()),
             })?;
             let (line, col) = (span.start.line(), span.start.col());
-            let (start, end) = (span.start.index(), span.end.index());
+            // Byte offsets, for slicing: `index()` counts characters, and an
+            // expanded secret may hold "é".
+            let byte = |m: &serde_saphyr::granit_parser::Marker| m.byte_offset().unwrap_or_else(|| m.index());
+            let (start, end) = (byte(&span.start), byte(&span.end));
             match event {
                 Event::Scalar(value, style, ..) => {
                     // A scalar in key position names the next value; otherwise it is a value.
@@ -320,13 +323,19 @@ impl Document {
     }
 }
 
-/// `problem` with every value from the environment replaced by `***`, so a
-/// secret expanded into the wrong key is never quoted back.
-pub fn redact(mut problem: Problem, expanded: &[String]) -> Problem {
-    for value in expanded.iter().filter(|v| v.len() >= 3) {
-        problem.message = problem.message.replace(value.as_str(), "***");
-    }
-    problem
+/// `problems` with every value from the environment replaced by `***`,
+/// however it is spelled there (quoted, escaped, encoded: crate::redact),
+/// so a secret expanded into the wrong key is never quoted back.
+pub fn redact(problems: Vec<Problem>, expanded: &[String]) -> Vec<Problem> {
+    let redactor = crate::redact::Redactor::new(expanded);
+    problems
+        .into_iter()
+        .map(|mut p| {
+            p.message = redactor.redact(&p.message).into_owned();
+            p.path = redactor.redact(&p.path).into_owned();
+            p
+        })
+        .collect()
 }
 
 /// Expands `${VAR}` from `env`; `$$` is a literal `$`, any other `$` stays.
@@ -363,6 +372,12 @@ fn expand(value: &str, env: &HashMap<String, String>) -> Result<String, String> 
 
 /// `value` as a one-line YAML scalar: plain when it was plain and is safe so
 /// (numbers stay numbers), otherwise double-quoted with escapes.
+/// `value` as this file writes a quoted scalar, for the redaction tests.
+#[cfg(test)]
+pub(crate) fn quoted(value: &str) -> String {
+    yaml_scalar(value, false)
+}
+
 fn yaml_scalar(value: &str, plain: bool) -> String {
     let safe = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "._/+-@".contains(c));
     if plain && safe {
