@@ -85,12 +85,14 @@ impl Problem {
     }
 }
 
+/// Keys and values come from the file: shown escaped (crate::quote), so a
+/// key holding a terminal escape is shown, not obeyed.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
+            write!(f, "{}: ", crate::quote::escape(&self.path))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&crate::quote::escape(&self.message))?;
         if let Some(line) = self.line {
             write!(f, " (line {line})")?;
         }
