@@ -174,11 +174,15 @@ proptest! {
     }
 }
 
-/// A loopback "application" and "API" whose next answer the test sets.
-fn answering() -> (hosts::Host, Arc<Mutex<String>>) {
-    let next = Arc::new(Mutex::new(String::new()));
-    let answer = next.clone();
-    (hosts::Host::start("127.0.0.1", move |_| answer.lock().unwrap().clone()), next)
+/// A loopback "application" and "API" whose next answer the test sets:
+/// one for every case, which run one after another.
+fn answering() -> &'static (hosts::Host, Arc<Mutex<String>>) {
+    static HOST: std::sync::OnceLock<(hosts::Host, Arc<Mutex<String>>)> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let next = Arc::new(Mutex::new(String::new()));
+        let answer = next.clone();
+        (hosts::Host::start("127.0.0.1", move |_| answer.lock().unwrap().clone()), next)
+    })
 }
 
 fn http(status: u16, header: &str, body: &[u8]) -> String {
