@@ -22,6 +22,7 @@ pub mod probe;
 pub mod provider;
 pub mod quote;
 mod random;
+pub mod redact;
 pub mod report;
 pub mod scheduler;
 pub mod secret;

@@ -71,7 +71,8 @@ enum Command {
 }
 
 /// Logs on standard error, coloured only on a terminal and never when
-/// `NO_COLOR` is set. `check` passes its own writer,
+/// `NO_COLOR` is set, every secret taken out of every line whatever the
+/// filter lets through (crate::redact). `check` passes its own writer,
 /// which keeps log lines out of its live progress line.
 fn init_logs<W>(format: LogFormat, default: &str, writer: W)
 where
@@ -81,6 +82,7 @@ where
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let writer = mailcanary::redact::Redacting(writer);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),

@@ -12,6 +12,7 @@ use crate::health::Transition;
 use crate::incident::{Judge, Tracker};
 use crate::insight::Hop;
 use crate::ledger::{Row, State};
+use crate::quote::quote;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -140,7 +141,9 @@ fn seconds(s: Option<f64>) -> String {
 }
 
 /// The report as text for a terminal; `canaries` lists each canary that
-/// went wrong; `slow` is the threshold it was judged with.
+/// went wrong; `slow` is the threshold it was judged with. Every text from
+/// the ledger is quoted (crate::quote): provider ids, bounce diagnostics
+/// and hop names come from servers.
 pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "mailcanary report since {} UTC", time(since_ms));
@@ -158,7 +161,7 @@ pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: 
         let _ = writeln!(
             out,
             "{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8}",
-            r.probe,
+            quote(&r.probe),
             r.sent,
             r.delivered,
             r.spam,
@@ -172,21 +175,26 @@ pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: 
         );
     }
     for r in reports.iter().filter(|r| !r.windows.is_empty() || !r.failures.is_empty() || r.last_path.is_some()) {
-        let _ = writeln!(out, "\n{} ({} → {}):", r.probe, r.provider, r.inbox);
+        let _ = writeln!(out, "\n{} ({} → {}):", quote(&r.probe), quote(&r.provider), quote(&r.inbox));
         if !r.failures.is_empty() {
-            let reasons: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let reasons: Vec<String> = r.failures.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
             let _ = writeln!(out, "  refused by the provider: {}", reasons.join(", "));
         }
         if !r.bounces.is_empty() {
-            let codes: Vec<String> = r.bounces.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let codes: Vec<String> = r.bounces.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
             let _ = writeln!(out, "  bounced with status: {}", codes.join(", "));
         }
         if !r.mismatches.is_empty() {
-            let failed: Vec<String> = r.mismatches.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let failed: Vec<String> = r.mismatches.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
             let _ = writeln!(out, "  arrived but failed expectations: {}", failed.join(", "));
         }
         if let Some(path) = &r.last_path {
-            let _ = writeln!(out, "  path of the last canary seen ({} at {} UTC):", path.canary, time(path.seen_ms));
+            let _ = writeln!(
+                out,
+                "  path of the last canary seen ({} at {} UTC):",
+                quote(&path.canary),
+                time(path.seen_ms)
+            );
             for line in path_lines(&path.hops) {
                 let _ = writeln!(out, "    {line}");
             }
@@ -196,7 +204,7 @@ pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: 
             for i in &w.canaries {
                 *kinds.entry(i.outcome.split(' ').next().unwrap_or("")).or_default() += 1;
             }
-            let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} {}", quote(k))).collect();
             let end = w.closed_ms.map_or_else(|| "still going on".into(), |c| format!("{} UTC", time(c)));
             let _ = writeln!(
                 out,
@@ -212,11 +220,11 @@ pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: 
                         out,
                         "    {}  {}  {:<16} {}{}{}",
                         time(i.sent_ms),
-                        i.canary,
-                        i.outcome,
-                        i.provider_id.as_deref().map(|p| format!("id {p}")).unwrap_or_default(),
+                        quote(&i.canary),
+                        quote(&i.outcome),
+                        i.provider_id.as_deref().map(|p| format!("id {}", quote(p))).unwrap_or_default(),
                         i.latency_seconds.map(|l| format!("  after {}", seconds(Some(l)))).unwrap_or_default(),
-                        i.bounce_detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default()
+                        i.bounce_detail.as_deref().map(|d| format!("  {}", quote(d))).unwrap_or_default()
                     );
                 }
             }
@@ -238,10 +246,10 @@ pub fn render_providers(changes: &[Transition]) -> String {
             out,
             "  {} UTC  {:<16} {:>8} → {:<8}  {}",
             time(t.at_ms),
-            t.provider,
+            quote(&t.provider),
             t.from.as_str(),
             t.to.as_str(),
-            t.reason
+            quote(&t.reason)
         );
     }
     out
@@ -253,7 +261,7 @@ pub fn path_lines(hops: &[Hop]) -> Vec<String> {
         .map(|hop| {
             let delay = hop.delay_seconds.map_or_else(|| "      ?".to_string(), |d| format!("{d:>7.3}"));
             let tls = if hop.tls { "TLS" } else { "no TLS" };
-            format!("hop {}  +{delay} s  {:<32} {tls}", hop.position, hop.by.as_deref().unwrap_or("?"))
+            format!("hop {}  +{delay} s  {:<32} {tls}", hop.position, quote(hop.by.as_deref().unwrap_or("?")))
         })
         .collect()
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 const KEY: &str = "test-app-key";
 const EXPECT: &str = ", expect: { from: '^no-reply@shop\\.mailcanary\\.test$', subject: '^Reset your password$', \
-                      link: 'http://127\\.0\\.0\\.1:[0-9]+/[a-z]+/[A-Za-z0-9_-]+', follow_link: true }";
+                      link: 'http://127\\.0\\.0\\.1:[0-9]+/[a-z]+/[A-Za-z0-9_-]+', follow_link: true, \
+                      allow_addresses: ['127.0.0.0/8'] }";
 
 fn probe(app: &App, name: &str, mode: &str, key: &str, extra: &str) -> String {
     format!("  - {{ name: {name}, inbox: {name}, trigger: {} }}\n", app.trigger("shop", mode, key, extra))

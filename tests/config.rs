@@ -254,6 +254,15 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "probes[0].trigger.expect.follow_link: needs expect.link: the pattern that finds the link (line 15)",
         ],
     ),
+    (
+        "trigger-allow-addresses",
+        &[
+            r#"probes[0].trigger.expect.allow_addresses[1]: not an address range (CIDR such as 10.0.0.0/8 or fd00::/8): "127.0.0.1/8" has bits set past its prefix: write 127.0.0.0/8 (line 16)"#,
+            r#"probes[0].trigger.expect.allow_addresses[2]: not an address range (CIDR such as 10.0.0.0/8 or fd00::/8): prefix length "33" is not a number from 0 to 32 (line 17)"#,
+            r#"probes[0].trigger.expect.allow_addresses[3]: not an address range (CIDR such as 10.0.0.0/8 or fd00::/8): "intranet" is not an IP address (line 18)"#,
+            "probes[1].trigger.expect.allow_addresses: applies only with follow_link: true (line 24)",
+        ],
+    ),
 ];
 
 const NOTHING_TO_MONITOR: &str =

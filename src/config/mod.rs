@@ -33,6 +33,8 @@ pub use status_page::StatusPageConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+#[cfg(test)]
+pub(crate) use yaml::quoted as yaml_quoted;
 
 pub use crate::trigger::TriggerConfig;
 pub use duration::Percent;
@@ -84,12 +86,14 @@ impl Problem {
     }
 }
 
+/// Keys and values come from the file: shown escaped (crate::quote), so a
+/// key holding a terminal escape is shown, not obeyed.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
+            write!(f, "{}: ", crate::quote::escape(&self.path))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&crate::quote::escape(&self.message))?;
         if let Some(line) = self.line {
             write!(f, " (line {line})")?;
         }
@@ -175,7 +179,7 @@ pub fn load_report_settings(path: &Path) -> Result<ReportSettings, ConfigError> 
     }
     let state_dir = match doc.node(KEYS[0]) {
         None => global::default_state_dir(),
-        Some(_) => doc.decode::<PathBuf>(KEYS[0]).map_err(|p| invalid(vec![yaml::redact(p, &doc.expanded)]))?,
+        Some(_) => doc.decode::<PathBuf>(KEYS[0]).map_err(|p| invalid(yaml::redact(vec![p], &doc.expanded)))?,
     };
     let slow = match doc.scalar(KEYS[1]) {
         None => StatusPageConfig::default().slow,
@@ -234,11 +238,7 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
         ));
     }
     problems.sort_by_key(|p| p.line.unwrap_or(0));
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(problems.into_iter().map(|p| yaml::redact(p, &doc.expanded)).collect())
-    }
+    if problems.is_empty() { Ok(config) } else { Err(yaml::redact(problems, &doc.expanded)) }
 }
 
 /// Whether `path` is `at` or a key or item below it.

@@ -107,7 +107,7 @@ impl Document {
             }
             problems.push(problem);
         }
-        let mut doc = Self::index(&expanded).map_err(|p| redact(p, &expanded_values))?.0;
+        let mut doc = Self::index(&expanded).map_err(|p| redact(vec![p], &expanded_values).remove(0))?.0;
         doc.expanded = expanded_values;
         doc.unexpanded = unexpanded;
         Ok(doc)
@@ -152,7 +152,10 @@ impl Document {
                 message: format!("YAML syntax error at column {}: {}", e.marker().col() + 1, e.info()),
             })?;
             let (line, col) = (span.start.line(), span.start.col());
-            let (start, end) = (span.start.index(), span.end.index());
+            // Byte offsets, for slicing: `index()` counts characters, and an
+            // expanded secret may hold "é".
+            let byte = |m: &serde_saphyr::granit_parser::Marker| m.byte_offset().unwrap_or_else(|| m.index());
+            let (start, end) = (byte(&span.start), byte(&span.end));
             match event {
                 Event::Scalar(value, style, ..) => {
                     // A scalar in key position names the next value; otherwise it is a value.
@@ -341,13 +344,25 @@ impl Document {
     }
 }
 
-/// `problem` with every value from the environment replaced by `***`, so a
-/// secret expanded into the wrong key is never quoted back.
-pub fn redact(mut problem: Problem, expanded: &[String]) -> Problem {
-    for value in expanded.iter().filter(|v| v.len() >= 3) {
-        problem.message = problem.message.replace(value.as_str(), "***");
-    }
-    problem
+/// `problems` with every value from the environment replaced by `***`,
+/// however it is spelled there (quoted, escaped, encoded: crate::redact),
+/// so a secret expanded into the wrong key is never quoted back.
+pub fn redact(problems: Vec<Problem>, expanded: &[String]) -> Vec<Problem> {
+    let redactor = crate::redact::Redactor::new(expanded);
+    problems
+        .into_iter()
+        .map(|mut p| {
+            p.message = redactor.redact(&p.message).into_owned();
+            p.path = redactor.redact(&p.path).into_owned();
+            p
+        })
+        .collect()
+}
+
+/// `value` as this file writes a quoted scalar, for the redaction tests.
+#[cfg(test)]
+pub(crate) fn quoted(value: &str) -> String {
+    yaml_scalar(value, false)
 }
 
 fn join(parent: &str, key: &str) -> String {

@@ -68,15 +68,16 @@ const ADDED_COLUMNS: [(&str, &str); 5] = [
 ];
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `state_dir`.
+    /// Opens (or creates) the ledger in `state_dir`, which is made private
+    /// to its owner first (super::private).
     pub fn open(state_dir: &Path) -> Result<Ledger> {
-        std::fs::create_dir_all(state_dir).map_err(|e| {
+        super::private::make_private(state_dir).map_err(|e| {
             rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
                 Some(format!("cannot create state_dir {}: {e}", state_dir.display())),
             )
         })?;
-        let db = Connection::open(state_dir.join("ledger.sqlite"))?;
+        let db = Connection::open(state_dir.join(super::private::LEDGER))?;
         // WAL with FULL sync: every committed transition (above all "sending",
         // written before anything leaves) is on disk before the call returns,
         // across a crash of the process and a loss of power alike.
