@@ -197,7 +197,8 @@ fn report(
             "gaps": review.gaps,
             "provider_changes": changes,
         });
-        Ok(serde_json::to_string_pretty(&report).expect("JSON of plain data") + "\n")
+        let text = serde_json::to_string_pretty(&report).expect("JSON of plain data");
+        Ok(mailcanary::quote::json_for_terminal(&text) + "\n")
     } else {
         Ok(mailcanary::report::render(&reports, since_ms, slow, canaries)
             + &mailcanary::report::render_review(&review, now_ms)

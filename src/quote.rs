@@ -37,6 +37,24 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// JSON text (serde_json's, which escapes only C0) safe for a terminal: DEL,
+/// C1 and the invisible characters escaped as `\uXXXX`, which every JSON
+/// reader reads back as the same string.
+pub fn json_for_terminal(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_control() || invisible(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn push_escaped(out: &mut String, c: char) {
     match c {
         '\r' => out.push_str("\\r"),
@@ -99,6 +117,17 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_for_a_terminal_escapes_what_serde_leaves_and_reads_back_the_same() {
+        let hostile = "id\u{7f}\u{9b}31m\u{202e}gnp.exe\n";
+        let json = serde_json::to_string(&serde_json::json!({ "provider_id": hostile })).unwrap();
+        let safe = json_for_terminal(&json);
+        assert!(safe.chars().all(|c| !c.is_control() && !invisible(c)), "{safe}");
+        assert!(safe.contains("\\u007f") && safe.contains("\\u009b") && safe.contains("\\u202e"), "{safe}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["provider_id"], hostile);
+    }
 
     #[test]
     fn control_bytes_are_escaped() {
