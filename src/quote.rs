@@ -43,7 +43,8 @@ pub fn escape(text: &str) -> String {
 pub fn json_for_terminal(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
-        if c.is_control() || invisible(c) {
+        // C0 inside strings is serde_json's to escape; outside them a newline is layout.
+        if (c.is_control() && u32::from(c) >= 0x7f) || invisible(c) {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
                 out.push_str(&format!("\\u{unit:04x}"));
@@ -121,9 +122,9 @@ mod tests {
     #[test]
     fn json_for_a_terminal_escapes_what_serde_leaves_and_reads_back_the_same() {
         let hostile = "id\u{7f}\u{9b}31m\u{202e}gnp.exe\n";
-        let json = serde_json::to_string(&serde_json::json!({ "provider_id": hostile })).unwrap();
+        let json = serde_json::to_string_pretty(&serde_json::json!({ "provider_id": hostile })).unwrap();
         let safe = json_for_terminal(&json);
-        assert!(safe.chars().all(|c| !c.is_control() && !invisible(c)), "{safe}");
+        assert!(safe.chars().all(|c| c == '\n' || !c.is_control() && !invisible(c)), "{safe}");
         assert!(safe.contains("\\u007f") && safe.contains("\\u009b") && safe.contains("\\u202e"), "{safe}");
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back["provider_id"], hostile);
