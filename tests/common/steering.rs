@@ -33,8 +33,8 @@ impl Haproxy {
         h
     }
 
-    /// `status` and `stot` (sessions started) of a server, from `show stat`.
-    pub fn stat(&self, proxy: &str, server: &str) -> Option<(String, u64)> {
+    /// The columns named of a server's row in `show stat`.
+    fn columns<const N: usize>(&self, proxy: &str, server: &str, names: [&str; N]) -> Option<[String; N]> {
         use std::io::{Read, Write};
         let mut s = std::os::unix::net::UnixStream::connect(&self.sock).ok()?;
         s.write_all(b"show stat\n").ok()?;
@@ -42,29 +42,22 @@ impl Haproxy {
         s.read_to_string(&mut out).ok()?;
         let mut lines = out.lines();
         let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
-        let col = |name: &str| header.iter().position(|h| *h == name);
-        let (status, stot) = (col("status")?, col("stot")?);
-        lines
-            .map(|l| l.split(',').collect::<Vec<_>>())
-            .find(|f| f[0] == proxy && f[1] == server)
-            .map(|f| (f[status].split_whitespace().next().unwrap_or("").to_string(), f[stot].parse().unwrap_or(0)))
+        let at: Vec<usize> = names.iter().map(|n| header.iter().position(|h| h == n)).collect::<Option<_>>()?;
+        let row: Vec<&str> =
+            lines.map(|l| l.split(',').collect::<Vec<_>>()).find(|f| f[0] == proxy && f[1] == server)?;
+        Some(std::array::from_fn(|i| row[at[i]].to_string()))
+    }
+
+    /// `status` (its first word) and `stot` (sessions started) of a server.
+    pub fn stat(&self, proxy: &str, server: &str) -> Option<(String, u64)> {
+        let [status, stot] = self.columns(proxy, server, ["status", "stot"])?;
+        Some((status.split_whitespace().next().unwrap_or("").to_string(), stot.parse().unwrap_or(0)))
     }
 
     /// `status` (UP, DOWN, DRAIN…) and current `weight` of a server.
     pub fn state(&self, proxy: &str, server: &str) -> Option<(String, u64)> {
-        use std::io::{Read, Write};
-        let mut s = std::os::unix::net::UnixStream::connect(&self.sock).ok()?;
-        s.write_all(b"show stat\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        let mut lines = out.lines();
-        let header: Vec<&str> = lines.next()?.trim_start_matches("# ").split(',').collect();
-        let col = |name: &str| header.iter().position(|h| *h == name);
-        let (status, weight) = (col("status")?, col("weight")?);
-        lines
-            .map(|l| l.split(',').collect::<Vec<_>>())
-            .find(|f| f[0] == proxy && f[1] == server)
-            .map(|f| (f[status].to_string(), f[weight].parse().unwrap_or(0)))
+        let [status, weight] = self.columns(proxy, server, ["status", "weight"])?;
+        Some((status, weight.parse().unwrap_or(0)))
     }
 
     pub fn wait(&self, what: &str, cond: impl Fn(&Haproxy) -> bool) {
