@@ -432,6 +432,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         tracing::info!(listen = %listen, "serving the status page on its own listener");
         signals.push(tokio::spawn(server::serve_status_page(listener, status_page.clone(), limits, stop.clone())));
     }
+    signals.extend(crate::traffic::start(&config, &rt, &stop).await?);
     let ticker = spawn_ticker(rt.matcher.clone(), rt.ledger.clone(), config.global.retention, stop);
     tracing::info!(
         listen = %config.global.listen,

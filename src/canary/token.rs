@@ -63,6 +63,14 @@ impl SigningKey {
         &self.id
     }
 
+    /// A key of its own for `purpose`, derived from this one (HMAC of the
+    /// purpose): another use of the signing key never learns the key.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self) -> Hmac<Sha256> {
         <Hmac<Sha256> as KeyInit>::new_from_slice(self.key.expose().as_bytes()).expect("HMAC takes any key length")
     }

@@ -16,10 +16,12 @@ mod read;
 mod record;
 mod schema;
 mod thread;
+mod traffic;
 
 pub use history::DayCount;
 pub use record::Seen;
 pub use thread::{LedgerError, LedgerThread};
+pub use traffic::{TrafficRecorded, TrafficRow, TrafficWrite};
 
 use crate::insight::Hop;
 use crate::outcome::{Expectation, Observed};

@@ -1,0 +1,187 @@
+//! A Postfix relay's mail log as a source of real-traffic events, for teams
+//! whose provider is their own relay. Postfix logs a message's life under
+//! its queue id across daemons: `smtpd` (`client=`, and a `hold` of a
+//! recipient before the queue id exists, joined by the smtpd's pid),
+//! `cleanup` (`message-id=`), `qmgr` (`from=`, and `removed`), and one
+//! delivery line per attempt and recipient (`to=`, `delay=`, `dsn=`,
+//! `status=sent|deferred|bounced|expired`). Each delivery line is an event;
+//! its `delay=` (seconds since the message arrived) gives the send time.
+//! Messages from the null sender are Postfix's own notices, not traffic.
+//! A line's event id is its queue id and a hash of the line, so reading a
+//! line twice (after a restart) changes nothing. follow.rs reads the file.
+
+use crate::traffic_event::{BounceKind, Event, Kind, detail};
+use chrono::{Datelike, NaiveDateTime, TimeZone};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+pub use crate::traffic::follow::Follower;
+
+/// Queue ids remembered at most: a relay's queue, with room.
+const MAX_QUEUE: usize = 200_000;
+
+/// What the log told of a queue id so far.
+#[derive(Debug, Default, Clone)]
+struct Queued {
+    smtp_id: Option<String>,
+    null_sender: bool,
+}
+
+/// Joins a log's lines into events.
+#[derive(Debug, Default)]
+pub struct Joiner {
+    queue: HashMap<String, Queued>,
+    /// Recipients an smtpd held before its message had a queue id, by pid.
+    holds: HashMap<String, Vec<(String, i64)>>,
+}
+
+/// One line's parts: when, which daemon (and pid), and its message.
+struct Line<'a> {
+    at_ms: i64,
+    daemon: &'a str,
+    pid: &'a str,
+    text: &'a str,
+}
+
+impl Joiner {
+    /// The events of one log line (most lines have none).
+    pub fn line(&mut self, raw: &str, now_ms: i64) -> Vec<Event> {
+        let Some(line) = parse(raw, now_ms) else { return Vec::new() };
+        if let Some(rest) = line.text.strip_prefix("NOQUEUE: hold: ") {
+            if line.daemon == "smtpd"
+                && let Some(to) = field(rest, "to=<", ">")
+            {
+                let held = self.holds.entry(line.pid.to_string()).or_default();
+                if held.len() < 1000 {
+                    held.push((to.to_string(), line.at_ms));
+                }
+            }
+            return Vec::new();
+        }
+        let Some((qid, rest)) = line.text.split_once(": ").filter(|(q, _)| queue_id(q)) else { return Vec::new() };
+        if self.queue.len() >= MAX_QUEUE && !self.queue.contains_key(qid) {
+            self.queue.clear();
+        }
+        let smtp_id = self.queue.get(qid).and_then(|q| q.smtp_id.clone());
+        let event = |kind, recipient: Option<&str>, at_ms, sent_ms, said: &str| Event {
+            event_id: format!("{qid}:{}", line_hash(raw, recipient)),
+            message_id: qid.to_string(),
+            recipient: recipient.map(str::to_string),
+            kind,
+            at_ms,
+            sent_ms,
+            smtp_id: smtp_id.clone(),
+            detail: detail(said),
+        };
+        if rest.starts_with("client=") || rest.starts_with("uid=") {
+            self.queue.insert(qid.to_string(), Queued::default());
+            let held = self.holds.remove(line.pid).unwrap_or_default();
+            return held
+                .iter()
+                .map(|(to, at)| event(Kind::Sent, Some(to), *at, Some(*at), "held by the relay"))
+                .collect();
+        }
+        if let Some(id) = rest.strip_prefix("message-id=") {
+            self.queue.entry(qid.to_string()).or_default().smtp_id = Some(id.trim().to_string());
+            return Vec::new();
+        }
+        if rest == "removed" {
+            self.queue.remove(qid);
+            return Vec::new();
+        }
+        if line.daemon == "qmgr" && rest.starts_with("from=<") {
+            self.queue.entry(qid.to_string()).or_default().null_sender = rest.starts_with("from=<>");
+            return Vec::new();
+        }
+        if self.queue.get(qid).is_some_and(|q| q.null_sender) {
+            return Vec::new();
+        }
+        if let Some(said) = rest.strip_prefix("reject: ") {
+            return vec![event(Kind::Rejected, field(said, "to=<", ">"), line.at_ms, None, said)];
+        }
+        if let Some(said) = rest.strip_prefix("hold: ") {
+            return vec![event(
+                Kind::Sent,
+                field(said, "to=<", ">"),
+                line.at_ms,
+                Some(line.at_ms),
+                "held by the relay",
+            )];
+        }
+        let (Some(to), Some(status)) = (field(rest, "to=<", ">"), field(rest, "status=", " ")) else {
+            return Vec::new();
+        };
+        let dsn = field(rest, "dsn=", ",").unwrap_or("");
+        let kind = match status {
+            "sent" => Kind::Delivered,
+            "deferred" => Kind::Deferred,
+            "bounced" if dsn.starts_with('5') => Kind::Bounced(BounceKind::Permanent),
+            "bounced" => Kind::Bounced(BounceKind::Undetermined),
+            "expired" => Kind::Bounced(BounceKind::Transient),
+            _ => return Vec::new(),
+        };
+        let delay: Option<f64> = field(rest, "delay=", ",").and_then(|d| d.parse().ok());
+        let sent_ms = delay.map(|d| line.at_ms - (d * 1000.0) as i64);
+        let why = rest.split_once(&format!("status={status} ")).map_or("", |(_, w)| w);
+        vec![event(kind, Some(to), line.at_ms, sent_ms, &format!("{dsn} {why}"))]
+    }
+}
+
+/// A line's (and, for a line naming several, a recipient's) short hash.
+fn line_hash(raw: &str, recipient: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    h.update(raw.trim_end().as_bytes());
+    h.update([0]);
+    h.update(recipient.unwrap_or("").as_bytes());
+    crate::traffic::refusal::hex(&h.finalize()[..10])
+}
+
+/// The text between `start` and the next `end` (or the end of the line).
+fn field<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let rest = &text[from..];
+    Some(rest.find(end).map_or(rest, |to| &rest[..to]))
+}
+
+/// A Postfix queue id: short (hex) or long (base 52 with `z`-less digits).
+fn queue_id(s: &str) -> bool {
+    (6..=20).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Splits a syslog line: `Dec  5 00:13:24 host postfix/smtpd[123]: text`
+/// (local time, the year inferred) or `2026-12-05T00:13:24.123456+00:00
+/// host postfix/smtpd[123]: text`; None for a line not from Postfix.
+fn parse(raw: &str, now_ms: i64) -> Option<Line<'_>> {
+    let raw = raw.trim_end();
+    let (at_ms, rest) = if raw.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        let (stamp, rest) = raw.split_once(' ')?;
+        (chrono::DateTime::parse_from_rfc3339(stamp).ok()?.timestamp_millis(), rest)
+    } else {
+        (classic_time(raw.get(..15)?, now_ms)?, raw.get(16..)?)
+    };
+    let (_host, rest) = rest.split_once(' ')?;
+    let (program, text) = rest.split_once(": ")?;
+    let (name, pid) = program.strip_suffix(']').and_then(|p| p.split_once('['))?;
+    let (suite, daemon) = name.rsplit_once('/')?;
+    if !suite.starts_with("postfix") {
+        return None;
+    }
+    Some(Line { at_ms, daemon, pid, text })
+}
+
+/// `Dec  5 00:13:24` in local time, in the year that puts it nearest before now.
+fn classic_time(stamp: &str, now_ms: i64) -> Option<i64> {
+    let now = chrono::Local.timestamp_millis_opt(now_ms).single()?;
+    let at = |year: i32| {
+        NaiveDateTime::parse_from_str(&format!("{year} {stamp}"), "%Y %b %e %H:%M:%S")
+            .ok()
+            .and_then(|t| chrono::Local.from_local_datetime(&t).earliest())
+            .map(|t| t.timestamp_millis())
+    };
+    let this_year = at(now.year())?;
+    // A line from late December read in early January belongs to last year.
+    if this_year > now_ms + 86_400_000 { at(now.year() - 1) } else { Some(this_year) }
+}
+
+#[cfg(test)]
+mod tests;

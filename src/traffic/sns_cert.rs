@@ -1,0 +1,178 @@
+//! SNS signing certificates: fetched over HTTPS only from a trusted host
+//! (`sns.<region>.amazonaws.com` of the topic's region, or a host the
+//! config names), with no redirect followed and no Referer sent, read
+//! within a cap and a timeout, and cached by URL. Their public key checks
+//! SignatureVersion 1 (SHA1withRSA) and 2 (SHA256withRSA).
+//!
+//! Trust in the certificate comes from where it was fetched: a host of
+//! SNS, over TLS verified against the system's roots (and the configured
+//! CA), as the AWS SDKs' message validators do.
+
+use super::refusal::Refusal;
+use reqwest::Url;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm, alg_id};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Largest certificate file read.
+const MAX_PEM: usize = 64 * 1024;
+/// Certificates kept; SNS rotates its certificate rarely.
+const CACHE: usize = 32;
+
+/// Fetches and caches signing certificates, from trusted hosts only.
+pub struct Certificates {
+    client: reqwest::Client,
+    /// Hosts trusted besides the SNS host of the topic's region.
+    extra_hosts: Vec<String>,
+    cache: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+}
+
+impl Certificates {
+    pub fn new(extra_hosts: Vec<String>, ca_file: Option<&Path>) -> Result<Certificates, String> {
+        let tls = crate::tls::client_config(ca_file, false)?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Certificates { client, extra_hosts, cache: Mutex::default() })
+    }
+
+    /// `url` if it is HTTPS on a host trusted for a topic of `region`:
+    /// what certificates and subscription confirmations are fetched from.
+    pub fn trusted(&self, url: &str, region: &str) -> Result<Url, Refusal> {
+        let parsed = Url::parse(url).map_err(|_| Refusal::forged("the URL is not a URL"))?;
+        let host = parsed.host_str().unwrap_or("").to_ascii_lowercase();
+        let with_port = match parsed.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let sns = parsed.port().is_none()
+            && (host == format!("sns.{region}.amazonaws.com") || host == format!("sns.{region}.amazonaws.com.cn"));
+        let extra = self.extra_hosts.iter().any(|h| h.eq_ignore_ascii_case(&with_port));
+        if parsed.scheme() != "https" || !(sns || extra) || parsed.username() != "" || parsed.password().is_some() {
+            return Err(Refusal::forged(format!("{with_port} is not an SNS host of {region} nor a configured one")));
+        }
+        Ok(parsed)
+    }
+
+    /// The DER certificate at `url` (already [`trusted`](Self::trusted)),
+    /// from the cache or fetched now.
+    pub async fn get(&self, url: &Url) -> Result<Arc<Vec<u8>>, Refusal> {
+        if !url.path().ends_with(".pem") {
+            return Err(Refusal::forged("the signing certificate URL does not name a .pem file"));
+        }
+        if let Some(der) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(url.as_str()) {
+            return Ok(der.clone());
+        }
+        let pem = self.fetch(url).await?;
+        let der = CertificateDer::pem_slice_iter(&pem)
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| Refusal::certificate("the signing certificate is not a PEM certificate"))?;
+        webpki::EndEntityCert::try_from(&der)
+            .map_err(|e| Refusal::certificate(format!("the signing certificate: {e}")))?;
+        let der = Arc::new(der.to_vec());
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE {
+            cache.clear();
+        }
+        cache.insert(url.to_string(), der.clone());
+        Ok(der)
+    }
+
+    /// GETs `url` (trusted) and reads at most [`MAX_PEM`] bytes.
+    pub async fn fetch(&self, url: &Url) -> Result<Vec<u8>, Refusal> {
+        let what = format!("{}{}", url.host_str().unwrap_or(""), url.path());
+        let mut response = self.client.get(url.clone()).send().await.map_err(|e| {
+            Refusal::certificate(format!("GET {what}: {}", crate::quote::error_chain(&e.without_url())))
+        })?;
+        if !response.status().is_success() {
+            return Err(Refusal::certificate(format!("GET {what}: HTTP {}", response.status().as_u16())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| Refusal::certificate(format!("GET {what}: {e}")))? {
+            if body.len() + chunk.len() > MAX_PEM {
+                return Err(Refusal::certificate(format!("GET {what}: more than {MAX_PEM} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// Verifies `signature` over `message` with the certificate's key, by
+/// SNS's SignatureVersion.
+pub fn verify(der: &[u8], version: &str, message: &[u8], signature: &[u8]) -> Result<(), Refusal> {
+    let alg: &dyn SignatureVerificationAlgorithm = match version {
+        "1" => &RSA_PKCS1_SHA1,
+        "2" => webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+        other => return Err(Refusal::malformed(format!("SignatureVersion {other:?} is neither 1 nor 2"))),
+    };
+    let der = CertificateDer::from(der);
+    let cert = webpki::EndEntityCert::try_from(&der)
+        .map_err(|e| Refusal::certificate(format!("the signing certificate: {e}")))?;
+    cert.verify_signature(alg, message, signature)
+        .map_err(|_| Refusal::forged("the signature does not verify with the signing certificate"))
+}
+
+/// SHA1withRSA (PKCS #1 v1.5), which SNS's SignatureVersion 1 still uses:
+/// webpki leaves SHA-1 out, ring keeps it for such legacy use.
+#[derive(Debug)]
+struct RsaPkcs1Sha1;
+static RSA_PKCS1_SHA1: RsaPkcs1Sha1 = RsaPkcs1Sha1;
+
+impl SignatureVerificationAlgorithm for RsaPkcs1Sha1 {
+    fn verify_signature(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            public_key,
+        )
+        .verify(message, signature)
+        .map_err(|_| InvalidSignature)
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        alg_id::RSA_ENCRYPTION
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        // sha1WithRSAEncryption, NULL parameters (RFC 3279); webpki only
+        // compares it with a certificate's own signature algorithm.
+        AlgorithmIdentifier::from_slice(&[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05, 0x05, 0x00])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_on_the_regions_sns_host_or_a_configured_one_is_trusted() {
+        let c = Certificates::new(vec!["127.0.0.1:8443".into()], None).unwrap();
+        let ok = |u: &str| c.trusted(u, "us-east-1").is_ok();
+        assert!(ok("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem"));
+        assert!(ok("https://SNS.us-east-1.amazonaws.com/x.pem"));
+        assert!(ok("https://127.0.0.1:8443/cert.pem"));
+        for bad in [
+            "http://sns.us-east-1.amazonaws.com/x.pem",
+            "https://sns.eu-west-1.amazonaws.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com.evil.example/x.pem",
+            "https://evil.example/sns.us-east-1.amazonaws.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com:8443/x.pem",
+            "https://user@sns.us-east-1.amazonaws.com/x.pem",
+            "https://127.0.0.1:8444/cert.pem",
+            "https://127.0.0.1/cert.pem",
+            "not a url",
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+    }
+}
