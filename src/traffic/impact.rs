@@ -8,9 +8,11 @@
 //! dropped by the provider, was deferred and never delivered, or has had no
 //! final event for longer than `slow`.
 
+mod command;
 mod render;
 mod window;
 
+pub use command::{Args, Format, command};
 pub use render::{csv, json, text};
 pub use window::{Window, incident_id, resolve};
 

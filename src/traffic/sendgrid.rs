@@ -161,7 +161,8 @@ pub(crate) mod tests {
     fn sendgrids_own_signed_example_verifies() {
         let public = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
         let mut h = HeaderMap::new();
-        let signature = "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=";
+        let signature =
+            "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=";
         h.insert("X-Twilio-Email-Event-Webhook-Signature", signature.parse().unwrap());
         h.insert("X-Twilio-Email-Event-Webhook-Timestamp", "1588788367".parse().unwrap());
         let payload = r#"{"category":"example_payload","event":"test_event","message_id":"message_id"}"#;

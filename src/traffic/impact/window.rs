@@ -40,19 +40,22 @@ pub fn incident_id(instance: &str, from_ms: i64) -> String {
 /// The window `spec` names, at `now_ms`.
 pub fn resolve(config: &Config, ledger: &Ledger, spec: Spec<'_>, now_ms: i64) -> Result<Window, String> {
     match spec {
-        Spec::Provider { name, since, until } => {
-            let from_ms = time(since, now_ms).map_err(|e| format!("--since: {e}"))?;
-            let to_ms = match until {
-                Some(u) => time(u, now_ms).map_err(|e| format!("--until: {e}"))?,
-                None => now_ms,
-            };
-            if to_ms <= from_ms {
-                return Err("--until must be after --since".into());
-            }
-            Ok(Window { from_ms, to_ms, providers: vec![name.to_string()], incident: None, ongoing: false })
-        }
+        Spec::Provider { name, since, until } => provider(name, since, until, now_ms),
         Spec::Incident(id) => incident(config, ledger, id.trim(), now_ms),
     }
+}
+
+/// `name`'s messages from `since` to `until` (or now).
+pub fn provider(name: &str, since: &str, until: Option<&str>, now_ms: i64) -> Result<Window, String> {
+    let from_ms = time(since, now_ms).map_err(|e| format!("--since: {e}"))?;
+    let to_ms = match until {
+        Some(u) => time(u, now_ms).map_err(|e| format!("--until: {e}"))?,
+        None => now_ms,
+    };
+    if to_ms <= from_ms {
+        return Err("--until must be after --since".into());
+    }
+    Ok(Window { from_ms, to_ms, providers: vec![name.to_string()], incident: None, ongoing: false })
 }
 
 /// An incident by the status page's id, its start (RFC 3339) or its start in Unix ms.
