@@ -147,6 +147,89 @@ mod tests {
         assert_eq!(healthy.spike("sg", 0), None, "1 % deferred is a normal day");
     }
 
+    /// SES's events about `messages` messages a second for `seconds`, a
+    /// share `deferred` of them delayed (and delivered five minutes later),
+    /// the rest delivered, each accounted as the ledger does; the outcomes
+    /// they reach, by second.
+    fn replay(start_s: i64, seconds: i64, per_second: i64, deferred: f64) -> Vec<(i64, Vec<Outcome>)> {
+        use crate::traffic_event::{Account, Event, Kind};
+        let mut by_second: std::collections::BTreeMap<i64, Vec<Outcome>> = Default::default();
+        let mut n = 0u64;
+        for s in start_s..start_s + seconds {
+            for i in 0..per_second {
+                n += 1;
+                let ev = |kind, at_s: i64| Event {
+                    event_id: format!("{n}-{at_s}"),
+                    message_id: format!("m{s}-{i}"),
+                    recipient: None,
+                    kind,
+                    at_ms: at_s * 1000,
+                    sent_ms: Some(s * 1000),
+                    smtp_id: None,
+                    detail: None,
+                };
+                // Deferred ones spread evenly: the first `deferred` share of each hundred.
+                let delayed = ((n % 100) as f64) < deferred * 100.0;
+                let events = if delayed {
+                    vec![ev(Kind::Sent, s), ev(Kind::Deferred, s + 1), ev(Kind::Delivered, s + 300)]
+                } else {
+                    vec![ev(Kind::Sent, s), ev(Kind::Delivered, s + 2)]
+                };
+                let (mut account, _) = Account::new(&events[0]);
+                for e in &events[1..] {
+                    let at = e.at_ms / 1000;
+                    by_second.entry(at).or_default().extend(account.apply(e).outcomes);
+                }
+            }
+        }
+        by_second.into_iter().collect()
+    }
+
+    /// A provider the canaries call healthy, and what real traffic makes of
+    /// it over a replay: the times (s) of its changes of state.
+    fn changes(replays: &[Vec<(i64, Vec<Outcome>)>], until_s: i64) -> Vec<(i64, super::super::State)> {
+        use super::super::{Board, Evidence, Judged, State, Thresholds};
+        let mut b = Board::default();
+        let judged =
+            Judged { name: "ses".into(), thresholds: Thresholds::default(), nexthop: None, application: false };
+        b.configure(&[judged], &[("ses-to-box".into(), "ses".into(), "box".into())], 0);
+        b.observe(&HashMap::new(), &["box".to_string()]);
+        b.traffic.configure(TrafficThresholds::default());
+        let start = std::time::Instant::now();
+        for n in 0..3 {
+            b.record("ses-to-box", start + Duration::from_secs(n), Evidence::Good, Some(1.0));
+        }
+        assert_eq!(b.decide(0)[0].to, State::Healthy);
+        let mut events: Vec<(i64, Vec<Outcome>)> = replays.concat();
+        events.sort_by_key(|(s, _)| *s);
+        let mut feed = events.into_iter().peekable();
+        let mut out = Vec::new();
+        for s in 1..until_s {
+            while let Some((_, outcomes)) = feed.next_if(|(at, _)| *at <= s) {
+                b.traffic.observe("ses", outcomes, s * 1000);
+            }
+            out.extend(b.decide(s * 1000).into_iter().map(|t| (s, t.to)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_replayed_outage_leaves_healthy_within_a_minute_and_a_healthy_hour_changes_nothing() {
+        use super::super::State;
+        // 10,000 messages' events: 1 % deferred for 10 minutes, then 40 % from 600 s.
+        let before = replay(0, 600, 8, 0.01);
+        let spike = replay(600, 650, 8, 0.40);
+        let messages: usize = 600 * 8 + 650 * 8;
+        assert!(messages >= 10_000);
+        let got = changes(&[before, spike], 1_300);
+        let (at, state) = got[0];
+        assert_eq!(state, State::Degraded);
+        assert!((600..=660).contains(&at), "left healthy {} s after the spike began", at - 600);
+
+        // An hour of 1 % deferrals: no change at all.
+        assert_eq!(changes(&[replay(0, 3_600, 8, 0.01)], 3_900), []);
+    }
+
     #[test]
     fn memory_is_a_few_buckets_whatever_the_rate() {
         let mut i = input();
