@@ -17,6 +17,7 @@ mod probe;
 mod provider;
 mod status_page;
 mod traffic;
+mod traffic_source;
 mod validate;
 mod yaml;
 
@@ -33,9 +34,9 @@ pub use status_page::StatusPageConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-pub use traffic::{
-    MailgunSource, PostfixLogSource, PostmarkSource, RecipientPolicy, ResendSource, SendgridSource, SesSnsSource,
-    SourceConfig, StartAt, TrafficConfig, TrafficHealth,
+pub use traffic::{RecipientPolicy, TrafficConfig, TrafficHealth};
+pub use traffic_source::{
+    MailgunSource, PostfixLogSource, PostmarkSource, ResendSource, SendgridSource, SesSnsSource, SourceConfig, StartAt,
 };
 
 pub use crate::trigger::TriggerConfig;

@@ -44,18 +44,24 @@ struct Line<'a> {
 }
 
 impl Joiner {
+    /// smtpd holds a recipient before the message has a queue id: kept by
+    /// the smtpd's pid until its next `client=` line names the queue id.
+    fn hold_before_queue_id(&mut self, line: &Line<'_>, rest: &str) {
+        if line.daemon == "smtpd"
+            && let Some(to) = field(rest, "to=<", ">")
+        {
+            let held = self.holds.entry(line.pid.to_string()).or_default();
+            if held.len() < 1000 {
+                held.push((to.to_string(), line.at_ms));
+            }
+        }
+    }
+
     /// The events of one log line (most lines have none).
     pub fn line(&mut self, raw: &str, now_ms: i64) -> Vec<Event> {
         let Some(line) = parse(raw, now_ms) else { return Vec::new() };
         if let Some(rest) = line.text.strip_prefix("NOQUEUE: hold: ") {
-            if line.daemon == "smtpd"
-                && let Some(to) = field(rest, "to=<", ">")
-            {
-                let held = self.holds.entry(line.pid.to_string()).or_default();
-                if held.len() < 1000 {
-                    held.push((to.to_string(), line.at_ms));
-                }
-            }
+            self.hold_before_queue_id(&line, rest);
             return Vec::new();
         }
         let Some((qid, rest)) = line.text.split_once(": ").filter(|(q, _)| queue_id(q)) else { return Vec::new() };
@@ -108,23 +114,30 @@ impl Joiner {
                 "held by the relay",
             )];
         }
-        let (Some(to), Some(status)) = (field(rest, "to=<", ">"), field(rest, "status=", " ")) else {
-            return Vec::new();
-        };
-        let dsn = field(rest, "dsn=", ",").unwrap_or("");
-        let kind = match status {
-            "sent" => Kind::Delivered,
-            "deferred" => Kind::Deferred,
-            "bounced" if dsn.starts_with('5') => Kind::Bounced(BounceKind::Permanent),
-            "bounced" => Kind::Bounced(BounceKind::Undetermined),
-            "expired" => Kind::Bounced(BounceKind::Transient),
-            _ => return Vec::new(),
-        };
-        let delay: Option<f64> = field(rest, "delay=", ",").and_then(|d| d.parse().ok());
-        let sent_ms = delay.map(|d| line.at_ms - (d * 1000.0) as i64);
-        let why = rest.split_once(&format!("status={status} ")).map_or("", |(_, w)| w);
-        vec![event(kind, Some(to), line.at_ms, sent_ms, &format!("{dsn} {why}"))]
+        match delivery(rest, line.at_ms) {
+            Some((kind, to, sent_ms, said)) => vec![event(kind, Some(to), line.at_ms, sent_ms, &said)],
+            None => Vec::new(),
+        }
     }
+}
+
+/// A delivery line's event: its kind, recipient, send time (from
+/// `delay=`) and what the next hop said.
+fn delivery(rest: &str, at_ms: i64) -> Option<(Kind, &str, Option<i64>, String)> {
+    let (to, status) = (field(rest, "to=<", ">")?, field(rest, "status=", " ")?);
+    let dsn = field(rest, "dsn=", ",").unwrap_or("");
+    let kind = match status {
+        "sent" => Kind::Delivered,
+        "deferred" => Kind::Deferred,
+        "bounced" if dsn.starts_with('5') => Kind::Bounced(BounceKind::Permanent),
+        "bounced" => Kind::Bounced(BounceKind::Undetermined),
+        "expired" => Kind::Bounced(BounceKind::Transient),
+        _ => return None,
+    };
+    let delay: Option<f64> = field(rest, "delay=", ",").and_then(|d| d.parse().ok());
+    let sent_ms = delay.map(|d| at_ms - (d * 1000.0) as i64);
+    let why = rest.split_once(&format!("status={status} ")).map_or("", |(_, w)| w);
+    Some((kind, to, sent_ms, format!("{dsn} {why}")))
 }
 
 /// A line's (and, for a line naming several, a recipient's) short hash.

@@ -116,68 +116,18 @@ fn events(sns_id: &str, e: &Value) -> Result<Vec<Event>, Refusal> {
     let mail = &e["mail"];
     let message_id = mail["messageId"].as_str().ok_or_else(|| Refusal::malformed("mail.messageId is missing"))?;
     let sent_ms = mail["timestamp"].as_str().and_then(rfc3339_ms);
-    let all = || mail["destination"].as_array().cloned().unwrap_or_default();
-    let addresses = |list: &Value, key: &str| -> Vec<Value> {
-        list.as_array()
-            .map(|l| l.iter().map(|r| if key.is_empty() { r.clone() } else { r[key].clone() }).collect())
-            .unwrap_or_default()
-    };
-    let time = |v: &Value| v["timestamp"].as_str().and_then(rfc3339_ms);
-    let kind_of = e["eventType"].as_str().or(e["notificationType"].as_str()).unwrap_or("");
-    let (kind, recipients, at_ms, said) = match kind_of {
-        "Send" => (Kind::Sent, all(), sent_ms, String::new()),
-        "Delivery" => {
-            let d = &e["delivery"];
-            (
-                Kind::Delivered,
-                addresses(&d["recipients"], ""),
-                time(d),
-                d["smtpResponse"].as_str().unwrap_or("").to_string(),
-            )
-        }
-        "Bounce" => {
-            let b = &e["bounce"];
-            let kind = match b["bounceType"].as_str().unwrap_or("") {
-                "Permanent" => BounceKind::Permanent,
-                "Transient" => BounceKind::Transient,
-                _ => BounceKind::Undetermined,
-            };
-            return per_recipient(
-                sns_id,
-                message_id,
-                sent_ms,
-                &b["bouncedRecipients"],
-                Kind::Bounced(kind),
-                time(b),
-                b,
-            );
-        }
-        "DeliveryDelay" => {
-            let d = &e["deliveryDelay"];
-            return per_recipient(sns_id, message_id, sent_ms, &d["delayedRecipients"], Kind::Deferred, time(d), d);
-        }
-        "Complaint" => {
-            let c = &e["complaint"];
-            (Kind::Complained, addresses(&c["complainedRecipients"], "emailAddress"), time(c), String::new())
-        }
-        "Reject" => (Kind::Rejected, all(), sent_ms, e["reject"]["reason"].as_str().unwrap_or("").to_string()),
-        "Rendering Failure" => {
-            (Kind::Rejected, all(), sent_ms, e["failure"]["errorMessage"].as_str().unwrap_or("").to_string())
-        }
-        "" => return Err(Refusal::malformed("neither eventType nor notificationType")),
-        _ => return Ok(Vec::new()),
-    };
+    let Some((kind, at_ms, recipients)) = record(e, sent_ms)? else { return Ok(Vec::new()) };
     let at_ms = at_ms.ok_or_else(|| Refusal::malformed("the event has no timestamp"))?;
     let smtp_id = mail["commonHeaders"]["messageId"].as_str().map(str::to_string);
     let many = recipients.len() > 1;
-    let recipients = if recipients.is_empty() { vec![Value::Null] } else { recipients };
+    let recipients = if recipients.is_empty() { vec![(None, String::new())] } else { recipients };
     Ok(recipients
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(i, r)| Event {
+        .map(|(i, (recipient, said))| Event {
             event_id: if many { format!("{sns_id}/{i}") } else { sns_id.to_string() },
             message_id: message_id.to_string(),
-            recipient: r.as_str().map(str::to_string),
+            recipient,
             kind,
             at_ms,
             sent_ms,
@@ -187,40 +137,62 @@ fn events(sns_id: &str, e: &Value) -> Result<Vec<Event>, Refusal> {
         .collect())
 }
 
-/// Bounces and delays name each recipient with its own status.
-fn per_recipient(
-    sns_id: &str,
-    message_id: &str,
-    sent_ms: Option<i64>,
-    list: &Value,
-    kind: Kind,
-    at_ms: Option<i64>,
-    about: &Value,
-) -> Result<Vec<Event>, Refusal> {
-    let at_ms = at_ms.ok_or_else(|| Refusal::malformed("the event has no timestamp"))?;
-    let list = list.as_array().cloned().unwrap_or_default();
-    let many = list.len() > 1;
-    Ok(list
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let said = [&about["delayType"], &r["status"], &r["diagnosticCode"]]
-                .iter()
-                .filter_map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
-            Event {
-                event_id: if many { format!("{sns_id}/{i}") } else { sns_id.to_string() },
-                message_id: message_id.to_string(),
-                recipient: r["emailAddress"].as_str().map(str::to_string),
-                kind,
-                at_ms,
-                sent_ms,
-                smtp_id: None,
-                detail: detail(&said),
-            }
-        })
-        .collect())
+/// Each recipient of a record, with what was said of it.
+type Recipients = Vec<(Option<String>, String)>;
+
+/// What one record says: its kind, when, and its recipients; None for a
+/// record not about delivery (opens, clicks, subscriptions).
+fn record(e: &Value, sent_ms: Option<i64>) -> Result<Option<(Kind, Option<i64>, Recipients)>, Refusal> {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let time = |v: &Value| v["timestamp"].as_str().and_then(rfc3339_ms);
+    // Every destination, with the same words.
+    let all = |said: String| -> Recipients {
+        let list = e["mail"]["destination"].as_array().cloned().unwrap_or_default();
+        list.iter().map(|r| (r.as_str().map(str::to_string), said.clone())).collect()
+    };
+    // Each listed recipient (at `key`, or the item itself), with its own words.
+    let listed = |list: &Value, key: &str, about: &Value| -> Recipients {
+        let list = list.as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|r| {
+                let address = if key.is_empty() { r } else { &r[key] };
+                let said = [&about["delayType"], &r["status"], &r["diagnosticCode"], &about["smtpResponse"]]
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                (address.as_str().map(str::to_string), said)
+            })
+            .collect()
+    };
+    Ok(Some(match e["eventType"].as_str().or(e["notificationType"].as_str()).unwrap_or("") {
+        "Send" => (Kind::Sent, sent_ms, all(String::new())),
+        "Delivery" => {
+            let d = &e["delivery"];
+            (Kind::Delivered, time(d), listed(&d["recipients"], "", d))
+        }
+        "Bounce" => {
+            let b = &e["bounce"];
+            let kind = match b["bounceType"].as_str().unwrap_or("") {
+                "Permanent" => BounceKind::Permanent,
+                "Transient" => BounceKind::Transient,
+                _ => BounceKind::Undetermined,
+            };
+            (Kind::Bounced(kind), time(b), listed(&b["bouncedRecipients"], "emailAddress", b))
+        }
+        "DeliveryDelay" => {
+            let d = &e["deliveryDelay"];
+            (Kind::Deferred, time(d), listed(&d["delayedRecipients"], "emailAddress", d))
+        }
+        "Complaint" => {
+            let c = &e["complaint"];
+            (Kind::Complained, time(c), listed(&c["complainedRecipients"], "emailAddress", &Value::Null))
+        }
+        "Reject" => (Kind::Rejected, sent_ms, all(text(&e["reject"]["reason"]))),
+        "Rendering Failure" => (Kind::Rejected, sent_ms, all(text(&e["failure"]["errorMessage"]))),
+        "" => return Err(Refusal::malformed("neither eventType nor notificationType")),
+        _ => return Ok(None),
+    }))
 }
 
 #[cfg(test)]

@@ -117,9 +117,14 @@ pub fn text(i: &Impact) -> String {
         let _ = writeln!(out, "{line}");
     }
     let _ = writeln!(out, "\nSummary (for customers):\n  {}\n", summary(i));
-    if i.affected.is_empty() {
-        return out;
+    if !i.affected.is_empty() {
+        table(&mut out, i);
     }
+    out
+}
+
+/// Every affected message, a line each.
+fn table(out: &mut String, i: &Impact) {
     let _ = writeln!(
         out,
         "{:<21} {:<14} {:<26} {:>9}  {:<34} {:<28} LAST EVENT",
@@ -141,7 +146,6 @@ pub fn text(i: &Impact) -> String {
             r.last_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
         );
     }
-    out
 }
 
 /// RFC 4180: quoted when it must be, quotes doubled.
