@@ -466,10 +466,31 @@ down() {
   return 0
 }
 
+# What is up, and what each relay does to mail. The exit status is that of
+# the stack itself (Postfix and Dovecot): relays and the app MTA are listed.
 status() {
-  local ok=0
+  local ok=0 relay mode
   (exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null && echo "postfix: up (port $SMTP_PORT)" || { echo "postfix: down"; ok=1; }
   (exec 3<>"/dev/tcp/127.0.0.1/$IMAP_PORT") 2>/dev/null && echo "dovecot: up (port $IMAP_PORT)" || { echo "dovecot: down"; ok=1; }
+  for relay in a b; do
+    local port=$RELAY_A_PORT
+    [ "$relay" = b ] && port=$RELAY_B_PORT
+    case "$(cat "$DIR/postfix/hold_relay_$relay" 2>/dev/null)" in
+      *HOLD*) mode="holds everything (a black hole: hold-relay $relay; undo with unhold-relay $relay)" ;;
+      *REJECT*) mode="refuses everything (refuse-relay $relay; undo with unhold-relay $relay)" ;;
+      *) mode="delivers" ;;
+    esac
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "relay $relay: up (port $port), $mode"
+    else
+      echo "relay $relay: down (port $port)"
+    fi
+  done
+  if (exec 3<>"/dev/tcp/127.0.0.1/$APP_MTA_PORT") 2>/dev/null; then
+    echo "app-mta: up (port $APP_MTA_PORT), asks the socketmap on port $SOCKETMAP_PORT for its relay"
+  else
+    echo "app-mta: not started (start it with: $0 app-mta)"
+  fi
   return $ok
 }
 

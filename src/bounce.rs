@@ -18,6 +18,8 @@ pub const FIELDS: &str = "Content-Type";
 /// Diagnostic text is cut here: it is for people, and it is quoted in the
 /// ledger and the status API.
 const MAX_DIAGNOSTIC: usize = 300;
+/// Other fields are names and words: cut at a host name's length.
+const MAX_FIELD: usize = 253;
 
 /// What the reporting server says became of the canary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,13 +121,13 @@ fn fields(body: &str) -> Option<Bounce> {
     let get = |block: &[(String, String)], name: &str| {
         block.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
     };
-    let reporting_mta = blocks.first().and_then(|b| get(b, "reporting-mta")).map(|v| after_type(&v));
+    let reporting_mta = blocks.first().and_then(|b| get(b, "reporting-mta")).map(|v| word(&after_type(&v)));
     let recipients: Vec<&Vec<(String, String)>> = blocks.iter().filter(|b| get(b, "action").is_some()).collect();
     let chosen = recipients
         .iter()
         .find(|b| get(b, "action").is_some_and(|a| a.eq_ignore_ascii_case("failed")))
         .or(recipients.first())?;
-    let action = get(chosen, "action")?.split_whitespace().next()?.to_ascii_lowercase();
+    let action = word(&get(chosen, "action")?.split_whitespace().next()?.to_ascii_lowercase());
     let status = get(chosen, "status").and_then(|s| status_code(&s)).unwrap_or_else(|| "unknown".into());
     let diagnostic = get(chosen, "diagnostic-code").map(|d| {
         let mut d = after_type(&d).chars().filter(|c| !c.is_control()).collect::<String>();
@@ -136,8 +138,13 @@ fn fields(body: &str) -> Option<Bounce> {
         }
         d
     });
-    let remote_mta = get(chosen, "remote-mta").map(|v| after_type(&v));
+    let remote_mta = get(chosen, "remote-mta").map(|v| word(&after_type(&v)));
     Some(Bounce { action, status, diagnostic, remote_mta, reporting_mta })
+}
+
+/// A field a server wrote, without control characters, cut at [`MAX_FIELD`].
+fn word(value: &str) -> String {
+    value.chars().filter(|c| !c.is_control()).take(MAX_FIELD).collect()
 }
 
 /// `dns; mx.example.com` → `mx.example.com`.

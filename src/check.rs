@@ -8,8 +8,9 @@ use crate::matcher::Event;
 use crate::outcome::{Outcome, Placement};
 use crate::probe::{Probe, ProbeContext, run_once};
 use crate::provider::AnyProvider;
-use crate::scheduler::stopped;
+use crate::quote::quote;
 use crate::service::{Runtime, preflight, return_path, watched};
+use crate::shutdown::stopped;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -173,7 +174,7 @@ async fn follow(
         let (outcome, insight) = match event {
             Event::Sent { canary, provider_id, send_seconds: s, .. } if canary == id => {
                 send_seconds = s;
-                let queued = provider_id.map(|q| format!(" (id {q})")).unwrap_or_default();
+                let queued = provider_id.map(|q| format!(" (id {})", quote(&q))).unwrap_or_default();
                 println!("  ✓ accepted in {s:.3} s{queued}");
                 println!("  waiting for it in {inbox} (timeout {} s) …", timeout.as_secs());
                 continue;
@@ -182,7 +183,9 @@ async fn follow(
             _ => continue,
         };
         match &outcome {
-            Outcome::Refused { reason, detail } => println!("{}  ✗ not accepted: {reason}: {detail}", clear()),
+            Outcome::Refused { reason, detail } => {
+                println!("{}  ✗ not accepted: {reason}: {}", clear(), quote(detail))
+            }
             Outcome::Delivered { placement, latency_seconds, .. } => {
                 let mark = if *placement == Placement::Inbox { "✓" } else { "✗" };
                 println!("{}  {mark} delivered to {} in {latency_seconds:.3} s", clear(), placement.as_str());
@@ -203,9 +206,9 @@ async fn follow(
                 println!("  total               {:>9.3} s", start.elapsed().as_secs_f64());
             }
             Outcome::Bounced { bounce } => {
-                println!("{}  ✗ bounced: {}", clear(), bounce.summary());
+                println!("{}  ✗ bounced: {}", clear(), quote(&bounce.summary()));
                 if let Some(mta) = bounce.remote_mta.as_deref().or(bounce.reporting_mta.as_deref()) {
-                    println!("  reported by {mta}");
+                    println!("  reported by {}", quote(mta));
                 }
                 println!("timing:");
                 println!("  submit → accepted   {send_seconds:>9.3} s");

@@ -1,8 +1,14 @@
-//! What every HTTP client of mailcanary shares (the API providers and the
-//! OAuth2 token endpoint): one reqwest client each on our rustls
+//! What every HTTP client of mailcanary shares (the API providers, the
+//! application triggers, the OAuth2 token endpoint and the link follower):
+//! one reqwest client each, built here and only here on our rustls
 //! configuration, a base URL that `endpoint:` can override, every request
 //! under its timeout, answers read up to a bound, and the mapping of
 //! transport failures and status codes to `reason`s.
+//!
+//! No client follows a redirect to another host or sends a `Referer`: the
+//! requests carry credentials (API keys in headers, a refresh token in a
+//! form, a secret in a trigger's URL or body), and a redirect would hand
+//! them to whoever the answer names. An API answering 3xx is an outcome.
 
 use crate::outcome::{SendError, SendReason};
 use reqwest::StatusCode;
@@ -45,14 +51,7 @@ impl Api {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("endpoint {base:?}: must be http:// or https://"));
         }
-        let tls = crate::tls::client_config(ca_file, false)?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+        let client = builder(ca_file, timeout, Redirects::None)?.build().map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Api { client, base })
     }
 
@@ -67,9 +66,13 @@ impl Api {
     }
 
     /// Sends `request` and reads the answer, whatever its status.
+    /// A 3xx is a failure: its target is not asked (see the module's doc).
     pub async fn call(&self, request: reqwest::RequestBuilder) -> Result<Reply, SendError> {
         let mut response = request.send().await.map_err(transport_error)?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(SendError::new(SendReason::Other, redirected(status)));
+        }
         let headers = response.headers().clone();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
@@ -81,6 +84,51 @@ impl Api {
         }
         Ok(Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
     }
+}
+
+/// What a client does with a 3xx answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirects {
+    /// Nothing: the 3xx is the answer.
+    None,
+    /// Up to this many hops, each on the first URL's own origin (scheme,
+    /// host and port); a hop elsewhere is not taken and its 3xx is the answer.
+    SameOrigin(usize),
+}
+
+/// The one way a reqwest client is made here: our TLS (with `ca_file`
+/// trusted besides the system's roots), `timeout` on connecting and on
+/// the whole request, no `Referer` ever, and `redirects` as asked.
+pub fn builder(
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+    redirects: Redirects,
+) -> Result<reqwest::ClientBuilder, String> {
+    let tls = crate::tls::client_config(ca_file, false)?;
+    let policy = match redirects {
+        Redirects::None => reqwest::redirect::Policy::none(),
+        Redirects::SameOrigin(max) => reqwest::redirect::Policy::custom(move |attempt| {
+            let first = attempt.previous().first().map(reqwest::Url::origin);
+            if first.as_ref() != Some(&attempt.url().origin()) || attempt.previous().len() > max {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        }),
+    };
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(policy)
+        .referer(false)
+        .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION"))))
+}
+
+/// The detail of a 3xx answer that was not followed. The target is not
+/// named: it may carry what the request carried.
+pub fn redirected(status: StatusCode) -> String {
+    format!("redirected (HTTP {}) to another location: not followed", status.as_u16())
 }
 
 /// The canary's extra headers as a JSON object, for APIs that take one.

@@ -13,6 +13,14 @@ pub const RESULTS: [&str; 9] =
 
 /// Hops beyond this position share its label, so the label stays bounded.
 pub const MAX_HOP: usize = 8;
+/// The topmost `Received` headers read (those the receiving side added
+/// last); a message with more has a path nobody needs to see whole, and
+/// whoever sent it wrote the rest. Each hop is kept in the ledger.
+pub const MAX_RECEIVED: usize = 32;
+/// Verdicts read from one `Authentication-Results` (each is counted).
+pub const MAX_VERDICTS: usize = 16;
+/// A host name is at most 253 characters; `by` is cut there.
+const MAX_HOST: usize = 253;
 
 /// One verdict: `method` and `result` as bounded label values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -63,7 +71,8 @@ pub fn read(headers: &[u8]) -> Insight {
     };
     // The topmost Authentication-Results is the receiving server's own.
     let verdicts = raw("Authentication-Results").first().map(|ar| verdicts(ar)).unwrap_or_default();
-    let (hops, unusable_hops) = hops(&raw("Received"));
+    let received = raw("Received");
+    let (hops, unusable_hops) = hops(&received[..received.len().min(MAX_RECEIVED)]);
     Insight { verdicts, hops, unusable_hops }
 }
 
@@ -94,6 +103,9 @@ fn verdicts(header: &str) -> Vec<Verdict> {
             let result = RESULTS.iter().find(|r| **r == result).copied().unwrap_or("other");
             out.push(Verdict { method, result });
         }
+        if out.len() == MAX_VERDICTS {
+            break;
+        }
     }
     out
 }
@@ -108,7 +120,7 @@ fn hops(received: &[String]) -> (Vec<Hop>, usize) {
         let when = DateTime::parse_from_rfc2822(strip_comment(date).trim()).ok();
         let words: Vec<&str> = clauses.split_whitespace().collect();
         let after = |key: &str| words.iter().position(|w| w.eq_ignore_ascii_case(key)).and_then(|p| words.get(p + 1));
-        let by = after("by").map(|s| s.to_string());
+        let by = after("by").map(|s| s.chars().filter(|c| !c.is_control()).take(MAX_HOST).collect());
         let tls = after("with").is_some_and(|w| {
             let w = w.to_ascii_uppercase();
             w.starts_with("ESMTPS") || w.starts_with("LMTPS") || w == "UTF8SMTPS"

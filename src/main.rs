@@ -53,10 +53,12 @@ enum Command {
         /// How far back: 30m, 24h, 7d.
         #[arg(long, default_value = "24h")]
         since: String,
-        /// A delivery slower than this counts as delayed.
-        #[arg(long, default_value = "90s")]
-        slow: String,
-        /// List every failed, lost, late or slow canary.
+        /// A delivery slower than this counts as delayed (and a canary in
+        /// flight for longer as overdue); default: the config's
+        /// `global.status_page.slow`, 90s unless set.
+        #[arg(long)]
+        slow: Option<String>,
+        /// List every canary that went wrong: refused, lost, bounced, late, delayed, overdue, in spam.
         #[arg(long)]
         canaries: bool,
         /// JSON instead of text.
@@ -84,9 +86,10 @@ enum Command {
         /// Until (default: now).
         #[arg(long)]
         until: Option<String>,
-        /// A delivery slower than this counts as late.
-        #[arg(long, default_value = "90s")]
-        slow: String,
+        /// A delivery slower than this counts as late; default: the
+        /// config's `global.status_page.slow`, 90s unless set.
+        #[arg(long)]
+        slow: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: ImpactFormat,
     },
@@ -100,7 +103,8 @@ enum ImpactFormat {
 }
 
 /// Logs on standard error, coloured only on a terminal and never when
-/// `NO_COLOR` is set. `check` passes its own writer,
+/// `NO_COLOR` is set, every secret taken out of every line whatever the
+/// filter lets through (crate::redact). `check` passes its own writer,
 /// which keeps log lines out of its live progress line.
 fn init_logs<W>(format: LogFormat, default: &str, writer: W)
 where
@@ -110,6 +114,7 @@ where
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let writer = mailcanary::redact::Redacting(writer);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(colour);
     match format {
         LogFormat::Text => builder.init(),
@@ -126,12 +131,13 @@ fn main() -> ExitCode {
             .and_then(|c| mailcanary::service::preflight(&c).map(|()| c))
         {
             Ok(c) => {
+                use mailcanary::words::count;
                 println!(
-                    "{}: OK ({} providers, {} inboxes, {} routes)",
+                    "{}: OK ({}, {}, {})",
                     config.display(),
-                    c.providers.len(),
-                    c.inboxes.len(),
-                    c.routes.len()
+                    count(c.providers.len(), "provider", "providers"),
+                    count(c.inboxes.len(), "inbox", "inboxes"),
+                    count(c.routes.len(), "route", "routes")
                 );
                 ExitCode::SUCCESS
             }
@@ -151,7 +157,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Report { config, since, slow, canaries, json, html } => {
-            match report(&config, &since, &slow, canaries, json, html.as_deref()) {
+            match report(&config, &since, slow.as_deref(), canaries, json, html.as_deref()) {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
@@ -175,7 +181,7 @@ fn main() -> ExitCode {
                 provider: provider.as_deref(),
                 since: since.as_deref(),
                 until: until.as_deref(),
-                slow: &slow,
+                slow: slow.as_deref(),
                 format,
             };
             match command(&args) {
@@ -206,16 +212,20 @@ fn main() -> ExitCode {
 fn report(
     config: &std::path::Path,
     since: &str,
-    slow: &str,
+    slow: Option<&str>,
     canaries: bool,
     json: bool,
     html: Option<&std::path::Path>,
 ) -> Result<String, String> {
     use mailcanary::config::duration::parse_duration;
     let since = parse_duration(since).map_err(|e| format!("--since: {e}"))?;
-    let slow = parse_duration(slow).map_err(|e| format!("--slow: {e}"))?;
     // The ledger is all a report reads: no secret need be set for it.
-    let state_dir = mailcanary::config::load_state_dir(config).map_err(|e| e.to_string())?;
+    let settings = mailcanary::config::load_report_settings(config).map_err(|e| e.to_string())?;
+    let slow = match slow {
+        Some(slow) => parse_duration(slow).map_err(|e| format!("--slow: {e}"))?,
+        None => settings.slow,
+    };
+    let state_dir = settings.state_dir;
     let file = state_dir.join("ledger.sqlite");
     if !file.is_file() {
         return Err(format!(
@@ -230,16 +240,27 @@ fn report(
     let since_ms = now_ms - since.as_millis() as i64;
     let rows = ledger.since(since_ms).map_err(|e| format!("ledger: {e}"))?;
     let changes = ledger.transitions_since(since_ms).map_err(|e| format!("ledger: {e}"))?;
-    let reports = mailcanary::report::build(&rows, slow);
+    let judge = mailcanary::incident::Judge { slow, now_ms };
+    let reports = mailcanary::report::build(&rows, judge);
+    let review = mailcanary::incident::review(&rows, &changes, judge);
     if let Some(file) = html {
-        let page = mailcanary::status_page::report::render(&rows, &reports, &changes, since_ms, now_ms, slow);
+        let page = mailcanary::status_page::report::render(&rows, &reports, &review, &changes, since_ms, judge);
         std::fs::write(file, page).map_err(|e| format!("--html {}: {e}", file.display()))?;
         eprintln!("mailcanary: wrote the report to {}", file.display());
     }
     if json {
-        let report = serde_json::json!({ "routes": reports, "provider_changes": changes });
-        Ok(serde_json::to_string_pretty(&report).expect("JSON of plain data") + "\n")
+        let report = serde_json::json!({
+            "slow_seconds": slow.as_secs_f64(),
+            "routes": reports,
+            "incidents": review.incidents,
+            "gaps": review.gaps,
+            "provider_changes": changes,
+        });
+        let text = serde_json::to_string_pretty(&report).expect("JSON of plain data");
+        Ok(mailcanary::quote::json_for_terminal(&text) + "\n")
     } else {
-        Ok(mailcanary::report::render(&reports, since_ms, canaries) + &mailcanary::report::render_providers(&changes))
+        Ok(mailcanary::report::render(&reports, since_ms, slow, canaries)
+            + &mailcanary::report::render_review(&review, now_ms)
+            + &mailcanary::report::render_providers(&changes))
     }
 }

@@ -326,6 +326,7 @@ impl Metrics {
         self.last_delivery.remove(route);
         self.remove_auth(route);
         self.remove_hops(route);
+        self.task_restarts.remove(&TaskLabels { task: format!("route:{}", route.probe) });
     }
 
     /// Counts an outcome the matcher settled at `at_ms` (wall clock).
@@ -406,6 +407,12 @@ impl Metrics {
         for s in crate::health::State::ALL {
             self.provider_state.remove(&ProviderStateLabels { provider: provider.to_string(), state: s.as_str() });
         }
+    }
+
+    /// Creates a supervised task's restart count at 0, so that an alert on
+    /// `increase()` sees its first restart.
+    pub fn task_started(&self, task: &str) {
+        let _ = self.task_restarts.get_or_create(&TaskLabels { task: task.to_string() });
     }
 
     /// Counts a route or inbox task that panicked and is restarted.

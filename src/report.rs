@@ -4,10 +4,15 @@
 //! percentiles, and the windows in which delivery failed or was delayed,
 //! with the canaries in them.
 
+mod review;
+
+pub use review::{gap_sentence, render_review};
+
 use crate::health::Transition;
-use crate::incident::Tracker;
+use crate::incident::{Judge, Tracker};
 use crate::insight::Hop;
 use crate::ledger::{Row, State};
+use crate::quote::quote;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -64,8 +69,8 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank - 1])
 }
 
-/// Builds the per-route report of `rows` (oldest first).
-pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
+/// Builds the per-route report of `rows` (oldest first), judged by `judge`.
+pub fn build(rows: &[Row], judge: Judge) -> Vec<RouteReport> {
     // Per route: the report, its latencies, and its windows (crate::incident).
     let mut routes: BTreeMap<&str, (RouteReport, Vec<f64>, Tracker)> = BTreeMap::new();
     for row in rows {
@@ -111,7 +116,7 @@ pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
         if row.state != State::Failed && row.state != State::Sending {
             r.sent += 1;
         }
-        windows.push(row, slow);
+        windows.push(row, judge);
     }
     routes
         .into_values()
@@ -126,7 +131,7 @@ pub fn build(rows: &[Row], slow: Duration) -> Vec<RouteReport> {
         .collect()
 }
 
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
@@ -135,10 +140,14 @@ fn seconds(s: Option<f64>) -> String {
     s.map_or_else(|| "-".into(), |s| format!("{s:.2}s"))
 }
 
-/// The report as text for a terminal; `canaries` lists each incident.
-pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String {
+/// The report as text for a terminal; `canaries` lists each canary that
+/// went wrong; `slow` is the threshold it was judged with. Every text from
+/// the ledger is quoted (crate::quote): provider ids, bounce diagnostics
+/// and hop names come from servers.
+pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "mailcanary report since {} UTC", time(since_ms));
+    let _ = writeln!(out, "{}", crate::incident::delayed_rule(slow));
     if reports.is_empty() {
         let _ = writeln!(out, "no canaries in this period");
         return out;
@@ -152,7 +161,7 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
         let _ = writeln!(
             out,
             "{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8}",
-            r.probe,
+            quote(&r.probe),
             r.sent,
             r.delivered,
             r.spam,
@@ -166,21 +175,26 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
         );
     }
     for r in reports.iter().filter(|r| !r.windows.is_empty() || !r.failures.is_empty() || r.last_path.is_some()) {
-        let _ = writeln!(out, "\n{} ({} → {}):", r.probe, r.provider, r.inbox);
+        let _ = writeln!(out, "\n{} ({} → {}):", quote(&r.probe), quote(&r.provider), quote(&r.inbox));
         if !r.failures.is_empty() {
-            let reasons: Vec<String> = r.failures.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let reasons: Vec<String> = r.failures.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
             let _ = writeln!(out, "  refused by the provider: {}", reasons.join(", "));
         }
         if !r.bounces.is_empty() {
-            let codes: Vec<String> = r.bounces.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let codes: Vec<String> = r.bounces.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
             let _ = writeln!(out, "  bounced with status: {}", codes.join(", "));
         }
         if !r.mismatches.is_empty() {
-            let failed: Vec<String> = r.mismatches.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let failed: Vec<String> = r.mismatches.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
             let _ = writeln!(out, "  arrived but failed expectations: {}", failed.join(", "));
         }
         if let Some(path) = &r.last_path {
-            let _ = writeln!(out, "  path of the last canary seen ({} at {} UTC):", path.canary, time(path.seen_ms));
+            let _ = writeln!(
+                out,
+                "  path of the last canary seen ({} at {} UTC):",
+                quote(&path.canary),
+                time(path.seen_ms)
+            );
             for line in path_lines(&path.hops) {
                 let _ = writeln!(out, "    {line}");
             }
@@ -190,12 +204,12 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
             for i in &w.canaries {
                 *kinds.entry(i.outcome.split(' ').next().unwrap_or("")).or_default() += 1;
             }
-            let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} {}", quote(k))).collect();
+            let end = w.closed_ms.map_or_else(|| "still going on".into(), |c| format!("{} UTC", time(c)));
             let _ = writeln!(
                 out,
-                "  {} → {} UTC: {} canar{} {}",
+                "  {} UTC → {end}: {} canar{} {}",
                 time(w.from_ms),
-                time(w.to_ms),
                 w.canaries.len(),
                 if w.canaries.len() == 1 { "y" } else { "ies" },
                 kinds.join(", ")
@@ -206,11 +220,11 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
                         out,
                         "    {}  {}  {:<16} {}{}{}",
                         time(i.sent_ms),
-                        i.canary,
-                        i.outcome,
-                        i.provider_id.as_deref().map(|p| format!("id {p}")).unwrap_or_default(),
+                        quote(&i.canary),
+                        quote(&i.outcome),
+                        i.provider_id.as_deref().map(|p| format!("id {}", quote(p))).unwrap_or_default(),
                         i.latency_seconds.map(|l| format!("  after {}", seconds(Some(l)))).unwrap_or_default(),
-                        i.bounce_detail.as_deref().map(|d| format!("  {d}")).unwrap_or_default()
+                        i.bounce_detail.as_deref().map(|d| format!("  {}", quote(d))).unwrap_or_default()
                     );
                 }
             }
@@ -219,7 +233,6 @@ pub fn render(reports: &[RouteReport], since_ms: i64, canaries: bool) -> String 
     out
 }
 
-/// One line per hop: position, delay since the previous hop, host, TLS.
 /// When each provider was down (or degraded) and why: its changes of
 /// state in the period, from the ledger (crate::health).
 pub fn render_providers(changes: &[Transition]) -> String {
@@ -233,21 +246,22 @@ pub fn render_providers(changes: &[Transition]) -> String {
             out,
             "  {} UTC  {:<16} {:>8} → {:<8}  {}",
             time(t.at_ms),
-            t.provider,
+            quote(&t.provider),
             t.from.as_str(),
             t.to.as_str(),
-            t.reason
+            quote(&t.reason)
         );
     }
     out
 }
 
+/// One line per hop: position, delay since the previous hop, host, TLS.
 pub fn path_lines(hops: &[Hop]) -> Vec<String> {
     hops.iter()
         .map(|hop| {
             let delay = hop.delay_seconds.map_or_else(|| "      ?".to_string(), |d| format!("{d:>7.3}"));
             let tls = if hop.tls { "TLS" } else { "no TLS" };
-            format!("hop {}  +{delay} s  {:<32} {tls}", hop.position, hop.by.as_deref().unwrap_or("?"))
+            format!("hop {}  +{delay} s  {:<32} {tls}", hop.position, quote(hop.by.as_deref().unwrap_or("?")))
         })
         .collect()
 }
@@ -279,9 +293,13 @@ mod tests {
         }
     }
 
+    fn judge(slow: Duration) -> Judge {
+        Judge { slow, now_ms: 400_000 }
+    }
+
     #[test]
     fn counts_percentiles_and_windows() {
-        let slow = Duration::from_secs(90);
+        let slow = judge(Duration::from_secs(90));
         let rows = vec![
             row("r", 0, State::Delivered, Some(1000), None),
             row("r", 60_000, State::Failed, None, Some("auth")),
@@ -300,13 +318,15 @@ mod tests {
         assert_eq!(report.windows.len(), 2);
         assert_eq!((report.windows[0].from_ms, report.windows[0].to_ms), (60_000, 180_000));
         let outcomes: Vec<&str> = report.windows[0].canaries.iter().map(|i| i.outcome.as_str()).collect();
-        assert_eq!(outcomes, ["failed (auth)", "lost", "late"]);
-        assert_eq!(report.windows[1].canaries[0].outcome, "slow");
-        let text = render(&build(&rows, slow), 0, true);
+        assert_eq!(outcomes, ["refused (auth)", "lost", "late"]);
+        assert_eq!(report.windows[0].closed_ms, Some(242_000), "closed when the next good canary was seen");
+        assert_eq!(report.windows[1].canaries[0].outcome, "delayed");
+        let text = render(&build(&rows, slow), 0, slow.slow, true);
         assert!(
-            text.contains("1970-01-01 00:01:00 → 1970-01-01 00:03:00 UTC: 3 canaries 1 failed, 1 late, 1 lost"),
+            text.contains("1970-01-01 00:01:00 UTC → 1970-01-01 00:04:02 UTC: 3 canaries 1 late, 1 lost, 1 refused"),
             "{text}"
         );
+        assert!(text.contains("1970-01-01 00:05:00 UTC → still going on: 1 canary 1 delayed"), "{text}");
         assert!(text.contains("c120000  lost"), "{text}");
     }
 
@@ -314,7 +334,8 @@ mod tests {
     fn an_incident_shows_its_latency_as_the_table_does() {
         // 10 ms, slow against 5 ms: the table says 0.01s, and so must the incident line.
         let rows = vec![row("r", 0, State::Delivered, Some(10), None)];
-        let text = render(&build(&rows, Duration::from_millis(5)), 0, true);
+        let slow = judge(Duration::from_millis(5));
+        let text = render(&build(&rows, slow), 0, slow.slow, true);
         assert!(text.contains(" 0.01s "), "{text}");
         assert!(text.contains("after 0.01s"), "{text}");
     }
@@ -324,7 +345,7 @@ mod tests {
         let mut spam = row("r", 0, State::Delivered, Some(10), None);
         spam.placement = Some("spam".into());
         let rows = vec![spam, row("r", 60_000, State::Delivered, Some(10), None)];
-        let report = &build(&rows, Duration::from_secs(90))[0];
+        let report = &build(&rows, judge(Duration::from_secs(90)))[0];
         assert_eq!((report.delivered, report.spam), (2, 1));
     }
 }

@@ -27,7 +27,7 @@ pub struct Stop {
     pub abort: watch::Receiver<bool>,
 }
 
-pub use crate::shutdown::stopped;
+use crate::shutdown::stopped;
 
 /// Starts `probe`'s schedule; the task ends when told to (see [`Stop`]).
 pub fn spawn(probe: Arc<Probe>, ctx: Arc<ProbeContext>, stop: Stop) -> tokio::task::JoinHandle<()> {

@@ -12,8 +12,9 @@ use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::probe::{Probe, ProbeContext};
 use crate::provider::AnyProvider;
-use crate::scheduler::{Stop, stopped};
+use crate::scheduler::Stop;
 use crate::server::{self, AppState, ReloadRequest};
+use crate::shutdown::stopped;
 use crate::status_page::StatusPage;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,11 +75,7 @@ impl Runtime {
 
 /// The signing key from config, or from its file (created if missing).
 pub fn signing_key(config: &Config) -> Result<SigningKey, String> {
-    if let Some(key) = &config.global.signing_key {
-        return Ok(SigningKey::new(key.clone()));
-    }
-    let path = config.global.signing_key_file.clone().unwrap_or_else(|| config.global.state_dir.join("signing.key"));
-    SigningKey::load_or_create(&path).map_err(|e| format!("signing key {}: {e}", path.display()))
+    SigningKey::for_config(config)
 }
 
 /// Builds every provider and every inbox client of `config` without
@@ -404,7 +401,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         tracing::error!(error = %e, "cannot read the providers' last states from the ledger");
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-    let status_page = Arc::new(StatusPage::new(rt.instance.clone(), rt.matcher.clone(), &config));
+    let status_page = Arc::new(StatusPage::new(rt.instance.clone(), &rt.key, rt.matcher.clone(), &config));
     // The first read of the history is the long one: done now, not by the first viewer.
     let warm = status_page.clone();
     tokio::spawn(async move {
@@ -430,7 +427,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
             .await
             .map_err(|e| format!("global.status_page.listen: cannot listen on {listen}: {e}"))?;
         tracing::info!(listen = %listen, "serving the status page on its own listener");
-        signals.push(tokio::spawn(server::serve_status_page(listener, status_page.clone(), limits, stop.clone())));
+        let own = Arc::new(status_page.for_own_listener());
+        signals.push(tokio::spawn(server::serve_status_page(listener, own, limits, stop.clone())));
     }
     signals.extend(crate::traffic::start(&config, &rt, &stop).await?);
     let ticker = spawn_ticker(rt.matcher.clone(), rt.ledger.clone(), config.global.retention, stop);

@@ -3,7 +3,7 @@
 //! and started again after a backoff, until it is told to stop.
 
 use crate::metrics::Metrics;
-use crate::scheduler::stopped;
+use crate::shutdown::stopped;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -25,6 +25,7 @@ where
     F: FnMut() -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    metrics.task_started(&task);
     tokio::spawn(async move {
         let mut backoff = BACKOFF_START;
         loop {
@@ -72,6 +73,17 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 3, "two panics, then a run that ends");
         let text = metrics.encode_text();
         assert!(text.contains("mailcanary_task_restarts_total{task=\"route:r\"} 2\n"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_is_counted_at_0_from_its_start() {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, rx) = watch::channel(false);
+        let task = spawn("inbox:i".into(), metrics.clone(), rx, || async {});
+        let text = metrics.encode_text();
+        assert!(text.contains("mailcanary_task_restarts_total{task=\"inbox:i\"} 0\n"), "{text}");
+        tx.send_replace(true);
+        task.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

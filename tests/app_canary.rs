@@ -13,7 +13,8 @@ use std::time::Duration;
 
 const KEY: &str = "test-app-key";
 const EXPECT: &str = ", expect: { from: '^no-reply@shop\\.mailcanary\\.test$', subject: '^Reset your password$', \
-                      link: 'http://127\\.0\\.0\\.1:[0-9]+/[a-z]+/[A-Za-z0-9_-]+', follow_link: true }";
+                      link: 'http://127\\.0\\.0\\.1:[0-9]+/[a-z]+/[A-Za-z0-9_-]+', follow_link: true, \
+                      allow_addresses: ['127.0.0.0/8'] }";
 
 fn probe(app: &App, name: &str, mode: &str, key: &str, extra: &str) -> String {
     format!("  - {{ name: {name}, inbox: {name}, trigger: {} }}\n", app.trigger("shop", mode, key, extra))
@@ -96,6 +97,11 @@ fn every_way_an_application_breaks_has_its_outcome() {
     assert_eq!(route("reset-subject")["last_mismatch"], "subject");
     assert_eq!(route("reset-dead")["last_mismatch"], "link_dead");
     assert_eq!(route("reset-ok")["provider"], "shop");
+    // A refused firing: the application's HTTP status, and nothing of a delivery.
+    let failed = route("reset-500");
+    assert_eq!((&failed["last_outcome"], &failed["last_failure_reason"]), (&"refused".into(), &"other".into()));
+    assert_eq!(failed["last_failure_detail"], "HTTP 500", "{failed:#}");
+    assert!(failed["last_placement"].is_null() && failed["last_latency_seconds"].is_null(), "{failed:#}");
 
     // Matched emails were cleaned up, as canaries are.
     for r in ["reset-ok", "reset-subject", "reset-dead"] {

@@ -116,7 +116,9 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("spam-is-inbox", &[r#"inboxes[0].folders.spam: "INBOX" is the inbox folder too (line 5)"#]),
     (
         "syntax-error",
-        &[r#"YAML syntax error: while parsing a block collection, did not find expected '-' indicator (line 3)"#],
+        &[
+            r#"YAML syntax error at column 4: while parsing a block collection, did not find expected '-' indicator (line 3)"#,
+        ],
     ),
     (
         "two-signing-keys",
@@ -179,6 +181,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[
             r#"probes[1].timeout: invalid duration "soon": expected a number, e.g. 30s or 10m (line 9)"#,
             r#"probes[1]: route "r" is defined twice (also by probes[0]) (line 9)"#,
+        ],
+    ),
+    // The main listener always serves the internal page: a public one needs its own.
+    (
+        "public-page-without-listener",
+        &[
+            NOTHING_TO_MONITOR,
+            "global.status_page.public: a public page needs a listener of its own: set global.status_page.listen (global.listen always serves the internal page, beside /metrics and /-/reload) (line 2)",
         ],
     ),
     ("empty", &[NOTHING_TO_MONITOR]),
@@ -244,6 +254,15 @@ const EXPECTED: &[(&str, &[&str])] = &[
             "probes[0].trigger.expect.follow_link: needs expect.link: the pattern that finds the link (line 15)",
         ],
     ),
+    (
+        "trigger-allow-addresses",
+        &[
+            r#"probes[0].trigger.expect.allow_addresses[1]: not an address range (CIDR such as 10.0.0.0/8 or fd00::/8): "127.0.0.1/8" has bits set past its prefix: write 127.0.0.0/8 (line 16)"#,
+            r#"probes[0].trigger.expect.allow_addresses[2]: not an address range (CIDR such as 10.0.0.0/8 or fd00::/8): prefix length "33" is not a number from 0 to 32 (line 17)"#,
+            r#"probes[0].trigger.expect.allow_addresses[3]: not an address range (CIDR such as 10.0.0.0/8 or fd00::/8): "intranet" is not an IP address (line 18)"#,
+            "probes[1].trigger.expect.allow_addresses: applies only with follow_link: true (line 24)",
+        ],
+    ),
 ];
 
 const NOTHING_TO_MONITOR: &str =
@@ -269,6 +288,19 @@ fn every_fixture_is_pinned() {
         let name = name.trim_start_matches("invalid-").trim_end_matches(".yaml");
         assert!(EXPECTED.iter().any(|(n, _)| *n == name), "fixture {name} has no expected problems");
     }
+}
+
+/// `${VAR}` unquoted inside `{ ... }`, where YAML reads braces as a
+/// mapping, works as anywhere else, and takes the type of its key.
+#[test]
+fn a_variable_inside_a_flow_mapping_validates() {
+    let text = "providers:\n  - { name: r, type: smtp, host: localhost, port: ${MC_PORT}, tls: none, from: a@example.com }\n\
+                inboxes:\n  - name: i\n    address: a@example.com\n    imap: { host: localhost, port: ${MC_PORT}, username: u, password: \"${MC_PW}\" }\n\
+                probes:\n  - { name: x, provider: r, inbox: i }\n";
+    let env: HashMap<String, String> =
+        [("MC_PORT", "10993"), ("MC_PW", "p w")].map(|(k, v)| (k.into(), v.into())).into();
+    let config = config::parse(text, &env).unwrap_or_else(|p| panic!("{p:?}"));
+    assert_eq!(config.inboxes[0].imap.port, Some(10993));
 }
 
 #[test]
@@ -357,7 +389,7 @@ fn validate_exits_2_with_every_problem_and_0_when_valid() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 routes"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 route)"), "{}", String::from_utf8_lossy(&out.stdout));
     let missing = Command::new(env!("CARGO_BIN_EXE_mailcanary"))
         .args(["validate", "--config"])
         .arg(dir.join("absent.yaml"))

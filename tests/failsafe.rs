@@ -63,11 +63,17 @@ struct Row {
     postfix: (usize, usize),
 }
 
-/// Runs `fault` while both applications send; its row.
+/// Runs `fault` while both applications send, then until each has tried
+/// ten more messages; its row.
 fn during(apps: &Apps, fault: &'static str, f: impl FnOnce()) -> Row {
+    during_then(apps, fault, 10, f)
+}
+
+/// Runs `fault`, then until each application has tried `more` messages.
+fn during_then(apps: &Apps, fault: &'static str, more: usize, f: impl FnOnce()) -> Row {
     let (h0, hf0, p0, pf0) = apps.counts();
     f();
-    apps.wait_more(10);
+    apps.wait_more(more);
     let (h1, hf1, p1, pf1) = apps.counts();
     Row { fault, haproxy: (h1 + hf1 - h0 - hf0, hf1 - hf0), postfix: (p1 + pf1 - p0 - pf0, pf1 - pf0) }
 }
@@ -271,6 +277,65 @@ fn the_old_recipes_stop_the_mail_when_mailcanary_is_gone() {
     );
     assert!(row.haproxy.1 > 0, "HAProxy marks every server down when its HTTP check fails: the mail stops");
     assert!(row.postfix.1 > 0, "Postfix refuses mail while the socketmap cannot answer (451 4.3.0)");
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_mailcanary"));
+    let mc = Mailcanary::restart(&dir, port, &binary, None);
+    haproxy.wait("both servers up again", |h| {
+        h.stat("smtp", "relay-a").is_some_and(|(st, _)| st == "UP")
+            && h.stat("smtp", "relay-b").is_some_and(|(st, _)| st == "UP")
+    });
+    // A hung socketmap holds each of Postfix's lookups (and the
+    // application's RCPT) until its client gives up: a few tries suffice.
+    let row = during_then(&apps, "SIGSTOP for 10 s", 2, || {
+        mc.signal("STOP");
+        let stopped = Instant::now();
+        until("10 s stopped", || stopped.elapsed() >= Duration::from_secs(10));
+    });
+    mc.signal("CONT");
+    println!(
+        "old recipes, mailcanary stopped for 10 s: through HAProxy tracking /health {} of {} refused; through Postfix asking the socketmap {} of {} refused",
+        row.haproxy.1, row.haproxy.0, row.postfix.1, row.postfix.0
+    );
+    assert!(row.haproxy.1 > 0 && row.postfix.1 > 0, "a hung mailcanary stops the mail too");
     drop(apps);
     mailstack(&["app-mta", "table"]);
+}
+
+/// CPU seconds (user + system) the process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); here 12 and 13 after the name.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn out_of_file_descriptors_it_pauses_instead_of_spinning_and_recovers() {
+    let s = stack();
+    let dir = temp_dir("failsafe-emfile");
+    let (port, agent) = (free_port(), free_port());
+    let config = format!(
+        "{}  failover: {{ agent: \"127.0.0.1:{agent}\" }}\nproviders:\n{}inboxes:\n{}probes:\n  - {{ name: r, provider: relay-a, inbox: x }}\n",
+        global("t-emfile", port, &dir, "1h", "1m"),
+        relay("relay-a"),
+        inbox("x", "t-emfile-x"),
+    );
+    assert!(s.smtp > 0);
+    std::fs::write(dir.join("probes.yaml"), &config).unwrap();
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_mailcanary"));
+    // Few descriptors, and a cap above them: accepting itself fails (EMFILE).
+    let mc = Mailcanary::restart(&dir, port, &binary, Some(64));
+    raise_own_limit();
+    let held = flood(port, 300);
+    let open = || std::fs::read_dir(format!("/proc/{}/fd", mc.pid())).map_or(0, |d| d.count());
+    until("it runs out of descriptors", || open() >= 60);
+    let before = cpu_seconds(mc.pid());
+    let started = Instant::now();
+    until("2 s out of descriptors", || started.elapsed() >= Duration::from_secs(2));
+    let busy = (cpu_seconds(mc.pid()) - before) / started.elapsed().as_secs_f64();
+    println!("out of descriptors with {} connections waiting: {:.1} % of a core", held.len(), busy * 100.0);
+    assert!(busy < 0.2, "an accept loop spins: {:.0} % of a core", busy * 100.0);
+    drop(held);
+    mc.wait_until("its HTTP listener answers again", WAIT, |_| true);
+    assert!(agent_p99(agent, 5) < 1000.0, "the agent answers again");
 }

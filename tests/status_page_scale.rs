@@ -110,7 +110,7 @@ fn measure(providers: usize, inboxes: usize, days: i64) {
             rt.matcher.add_route(r);
         }
         rt.matcher.configure_health(&config);
-        let page = Arc::new(StatusPage::new("scale".into(), rt.matcher.clone(), &config));
+        let page = Arc::new(StatusPage::new("scale".into(), &rt.key, rt.matcher.clone(), &config));
 
         let t = Instant::now();
         let snap = page.snapshot().await.unwrap();

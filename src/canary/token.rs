@@ -58,15 +58,28 @@ impl SigningKey {
         }
     }
 
+    /// The key `config` names: given itself, or read from its file (created
+    /// if missing).
+    pub fn for_config(config: &crate::config::Config) -> Result<Self, String> {
+        if let Some(key) = &config.global.signing_key {
+            return Ok(Self::new(key.clone()));
+        }
+        let path =
+            config.global.signing_key_file.clone().unwrap_or_else(|| config.global.state_dir.join("signing.key"));
+        Self::load_or_create(&path).map_err(|e| format!("signing key {}: {e}", path.display()))
+    }
+
     /// The public key id carried in tokens.
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// A key of its own for `purpose`, derived from this one (HMAC of the
-    /// purpose): another use of the signing key never learns the key.
+    /// A key for `purpose`, derived from this one (HMAC-SHA256 of the
+    /// purpose): other uses get a secret of their own that cannot be turned
+    /// back into the signing key, nor used to sign a token.
     pub fn derive(&self, purpose: &str) -> [u8; 32] {
         let mut mac = self.mac();
+        mac.update(b"mailcanary derived key\0");
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }

@@ -9,6 +9,7 @@
 
 mod connection;
 pub mod duration;
+mod expand;
 mod global;
 mod health;
 mod inbox;
@@ -38,6 +39,8 @@ pub use traffic::{RecipientPolicy, TrafficConfig, TrafficHealth};
 pub use traffic_source::{
     MailgunSource, PostfixLogSource, PostmarkSource, ResendSource, SendgridSource, SesSnsSource, SourceConfig, StartAt,
 };
+#[cfg(test)]
+pub(crate) use yaml::quoted as yaml_quoted;
 
 pub use crate::trigger::TriggerConfig;
 pub use duration::Percent;
@@ -91,12 +94,14 @@ impl Problem {
     }
 }
 
+/// Keys and values come from the file: shown escaped (crate::quote), so a
+/// key holding a terminal escape is shown, not obeyed.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
+            write!(f, "{}: ", crate::quote::escape(&self.path))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&crate::quote::escape(&self.message))?;
         if let Some(line) = self.line {
             write!(f, " (line {line})")?;
         }
@@ -127,14 +132,24 @@ fn list(problems: &[Problem]) -> String {
 }
 
 /// Where the fix lies outside the file: the local mail stack's variables
-/// come from the env file that `scripts/mailstack.sh up` writes.
+/// come from the env file that `scripts/mailstack.sh up` writes into its
+/// directory (`MAILSTACK_DIR`). Named only when known: from `MAILSTACK_DIR`,
+/// or the default directory when that holds one.
 fn hint(problems: &[Problem]) -> Option<String> {
     let stack = problems
         .iter()
         .any(|p| p.message.starts_with("environment variable MAILSTACK_") && p.message.ends_with(" is not set"));
-    stack.then(|| {
-        let dir = std::env::var("MAILSTACK_DIR").unwrap_or_else(|_| "/tmp/mailcanary-stack".into());
-        format!("hint: the MAILSTACK_* variables come from the mail stack; source its env first: set -a; . {dir}/env; set +a")
+    if !stack {
+        return None;
+    }
+    let start = "hint: the MAILSTACK_* variables come from the mail stack; source its env first";
+    let default = Path::new("/tmp/mailcanary-stack/env");
+    Some(match std::env::var_os("MAILSTACK_DIR") {
+        Some(dir) => format!("{start}: set -a; . {}; set +a", Path::new(&dir).join("env").display()),
+        None if default.is_file() => format!("{start}: set -a; . {}; set +a", default.display()),
+        None => format!(
+            "{start}: set -a; . DIR/env; set +a, where DIR is the stack's directory (MAILSTACK_DIR when it was started)"
+        ),
     })
 }
 
@@ -146,23 +161,40 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &env).map_err(|problems| ConfigError::Invalid { path: path.to_path_buf(), problems })
 }
 
-/// Only `global.state_dir` of `path`, for commands that read nothing but the
-/// ledger (`report`): no other key is checked and no other `${VAR}` need be set.
-pub fn load_state_dir(path: &Path) -> Result<PathBuf, ConfigError> {
+/// What `report` reads of a config: where the ledger is and the threshold
+/// that makes a delivery delayed.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    pub state_dir: PathBuf,
+    /// `global.status_page.slow`.
+    pub slow: std::time::Duration,
+}
+
+/// Only `global.state_dir` and `global.status_page.slow` of `path`, for
+/// commands that read nothing but the ledger (`report`): no other key is
+/// checked and no other `${VAR}` need be set.
+pub fn load_report_settings(path: &Path) -> Result<ReportSettings, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: std::sync::Arc::new(e) })?;
     let env: HashMap<String, String> = std::env::vars().collect();
     let invalid = |problems| ConfigError::Invalid { path: path.to_path_buf(), problems };
     let mut problems = Vec::new();
     let doc = yaml::Document::parse(&text, &env, &mut problems).map_err(|p| invalid(vec![p]))?;
-    problems.retain(|p| under_or_at(&p.path, "global.state_dir"));
+    const KEYS: [&str; 2] = ["global.state_dir", "global.status_page.slow"];
+    problems.retain(|p| KEYS.iter().any(|k| under_or_at(&p.path, k)));
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    match doc.node("global.state_dir") {
-        None => Ok(global::default_state_dir()),
-        Some(_) => doc.decode::<PathBuf>("global.state_dir").map_err(|p| invalid(vec![yaml::redact(p, &doc.expanded)])),
-    }
+    let state_dir = match doc.node(KEYS[0]) {
+        None => global::default_state_dir(),
+        Some(_) => doc.decode::<PathBuf>(KEYS[0]).map_err(|p| invalid(yaml::redact(vec![p], &doc.expanded)))?,
+    };
+    let slow = match doc.scalar(KEYS[1]) {
+        None => StatusPageConfig::default().slow,
+        Some(text) => duration::parse_duration(text)
+            .map_err(|e| invalid(vec![Problem::at(KEYS[1], doc.line(KEYS[1]), e.to_string())]))?,
+    };
+    Ok(ReportSettings { state_dir, slow })
 }
 
 /// Parses and validates config text; `env` supplies `${VAR}`.
@@ -221,11 +253,7 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
         ));
     }
     problems.sort_by_key(|p| p.line.unwrap_or(0));
-    if problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(problems.into_iter().map(|p| yaml::redact(p, &doc.expanded)).collect())
-    }
+    if problems.is_empty() { Ok(config) } else { Err(yaml::redact(problems, &doc.expanded)) }
 }
 
 /// Whether `path` is `at` or a key or item below it.

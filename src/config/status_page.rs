@@ -12,24 +12,25 @@ pub struct StatusPageConfig {
     /// The page's heading and the feed's title.
     #[serde(default = "default_title")]
     pub title: String,
-    /// Facing customers: no addresses, no reasons, no hosts, and no inbox
-    /// names unless `hide_inboxes: false`.
+    /// The page on `listen` faces customers: no reasons, and no inbox names
+    /// unless `hide_inboxes: false`. `global.listen` keeps the internal page.
     #[serde(default)]
     pub public: bool,
     /// Whether inbox names (and so route names, which contain them) are
-    /// left out; defaults to `public`.
+    /// left out, on both pages; defaults to hidden on the public page only.
     #[serde(default)]
     pub hide_inboxes: Option<bool>,
     /// A listener of its own serving only the page, its JSON, feed and
     /// badges, for a reverse proxy to expose; `/metrics` and the internal
-    /// APIs stay on `global.listen` only.
+    /// APIs stay on `global.listen` only. Required with `public: true`.
     #[serde(default)]
     pub listen: Option<String>,
     /// How long the page's data is reused before the ledger is read again,
     /// and how often the page reloads itself.
     #[serde(default = "default_refresh", deserialize_with = "duration::deserialize")]
     pub refresh: Duration,
-    /// A delivery slower than this counts against the route, as `report --slow`.
+    /// A delivery slower than this counts as delayed (and a canary in flight
+    /// longer, overdue), here and as `report`'s default for `--slow`.
     #[serde(default = "default_slow", deserialize_with = "duration::deserialize")]
     pub slow: Duration,
 }
@@ -44,13 +45,6 @@ impl Default for StatusPageConfig {
             refresh: default_refresh(),
             slow: default_slow(),
         }
-    }
-}
-
-impl StatusPageConfig {
-    /// Whether inbox and route names stay off the page.
-    pub fn hides_inboxes(&self) -> bool {
-        self.hide_inboxes.unwrap_or(self.public)
     }
 }
 

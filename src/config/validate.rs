@@ -421,6 +421,12 @@ fn global(c: &mut Checker<'_>, config: &Config) {
             c.push("global.status_page.listen".into(), format!("{listen} is already in use by this config"));
         }
     }
+    if page.public && page.listen.is_none() {
+        c.push(
+            "global.status_page.public".into(),
+            "a public page needs a listener of its own: set global.status_page.listen (global.listen always serves the internal page, beside /metrics and /-/reload)",
+        );
+    }
     if page.refresh.is_zero() {
         c.push("global.status_page.refresh".into(), "refresh must be more than 0s");
     }

@@ -3,6 +3,7 @@
 //! problems of the next.
 
 use super::Problem;
+use super::expand::{FlowVariables, expand, yaml_scalar};
 use serde::de::DeserializeOwned;
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 use std::collections::HashMap;
@@ -62,7 +63,8 @@ impl Document {
     /// literal `$`). A syntax error stops here; an unset variable is a
     /// problem pushed to `problems`, naming the variable but never a value.
     pub fn parse(text: &str, env: &HashMap<String, String>, problems: &mut Vec<Problem>) -> Result<Self, Problem> {
-        let (raw, scalars) = Self::index(text)?;
+        let (raw, scalars, text) = Self::index_with_variables(text)?;
+        let text = text.as_str();
         if !scalars.iter().any(|s| s.value.contains('$')) {
             return Ok(raw);
         }
@@ -105,10 +107,29 @@ impl Document {
             }
             problems.push(problem);
         }
-        let mut doc = Self::index(&expanded).map_err(|p| redact(p, &expanded_values))?.0;
+        let mut doc = Self::index(&expanded).map_err(|p| redact(vec![p], &expanded_values).remove(0))?.0;
         doc.expanded = expanded_values;
         doc.unexpanded = unexpanded;
         Ok(doc)
+    }
+
+    /// Indexes `text`, where a `${VAR}` may stand anywhere a value may,
+    /// unquoted inside `{ … }` and `[ … ]` too, where YAML would read its
+    /// braces as a mapping: if `text` does not parse, it is parsed again
+    /// with each `${VAR}` written `$(VAR)` (same length, so positions and
+    /// lines stay), and the scalars get their `${VAR}` back. Returns the
+    /// text that was indexed.
+    fn index_with_variables(text: &str) -> Result<(Self, Vec<Scalar>, String), Problem> {
+        let problem = match Self::index(text) {
+            Ok((doc, scalars)) => return Ok((doc, scalars, text.to_string())),
+            Err(problem) => problem,
+        };
+        let Some(flow) = FlowVariables::hide(text) else { return Err(problem) };
+        let (doc, mut scalars) = Self::index(&flow.text).map_err(|_| problem)?;
+        for s in &mut scalars {
+            s.value = flow.restore(&s.value, s.start, s.end);
+        }
+        Ok((doc, scalars, flow.text))
     }
 
     /// Indexes `text` without expanding anything.
@@ -128,10 +149,13 @@ impl Document {
             let (event, span) = event.map_err(|e| Problem {
                 path: String::new(),
                 line: Some(e.marker().line()),
-                message: format!("YAML syntax error: {}", e.info()),
+                message: format!("YAML syntax error at column {}: {}", e.marker().col() + 1, e.info()),
             })?;
             let (line, col) = (span.start.line(), span.start.col());
-            let (start, end) = (span.start.index(), span.end.index());
+            // Byte offsets, for slicing: `index()` counts characters, and an
+            // expanded secret may hold "é".
+            let byte = |m: &serde_saphyr::granit_parser::Marker| m.byte_offset().unwrap_or_else(|| m.index());
+            let (start, end) = (byte(&span.start), byte(&span.end));
             match event {
                 Event::Scalar(value, style, ..) => {
                     // A scalar in key position names the next value; otherwise it is a value.
@@ -320,68 +344,25 @@ impl Document {
     }
 }
 
-/// `problem` with every value from the environment replaced by `***`, so a
-/// secret expanded into the wrong key is never quoted back.
-pub fn redact(mut problem: Problem, expanded: &[String]) -> Problem {
-    for value in expanded.iter().filter(|v| v.len() >= 3) {
-        problem.message = problem.message.replace(value.as_str(), "***");
-    }
-    problem
+/// `problems` with every value from the environment replaced by `***`,
+/// however it is spelled there (quoted, escaped, encoded: crate::redact),
+/// so a secret expanded into the wrong key is never quoted back.
+pub fn redact(problems: Vec<Problem>, expanded: &[String]) -> Vec<Problem> {
+    let redactor = crate::redact::Redactor::new(expanded);
+    problems
+        .into_iter()
+        .map(|mut p| {
+            p.message = redactor.redact(&p.message).into_owned();
+            p.path = redactor.redact(&p.path).into_owned();
+            p
+        })
+        .collect()
 }
 
-/// Expands `${VAR}` from `env`; `$$` is a literal `$`, any other `$` stays.
-fn expand(value: &str, env: &HashMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(value.len());
-    let mut rest = value;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        if let Some(after) = rest.strip_prefix("$$") {
-            out.push('$');
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix("${") {
-            let Some(close) = after.find('}') else {
-                return Err("unclosed ${ (write $$ for a literal $)".into());
-            };
-            let name = &after[..close];
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("invalid variable name {name:?} in ${{...}}"));
-            }
-            match env.get(name) {
-                Some(v) => out.push_str(v),
-                None => return Err(format!("environment variable {name} is not set")),
-            }
-            rest = &after[close + 1..];
-        } else {
-            out.push('$');
-            rest = &rest[1..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// `value` as a one-line YAML scalar: plain when it was plain and is safe so
-/// (numbers stay numbers), otherwise double-quoted with escapes.
-fn yaml_scalar(value: &str, plain: bool) -> String {
-    let safe = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "._/+-@".contains(c));
-    if plain && safe {
-        return value.to_string();
-    }
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// `value` as this file writes a quoted scalar, for the redaction tests.
+#[cfg(test)]
+pub(crate) fn quoted(value: &str) -> String {
+    yaml_scalar(value, false)
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -419,70 +400,4 @@ fn clean_message(message: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn indexes_paths_with_lines() {
-        let text = "global:\n  listen: x\nproviders:\n  - name: a\n    type: smtp\n  - { name: b }\n";
-        let doc = Document::parse(text, &HashMap::new(), &mut Vec::new()).unwrap();
-        assert_eq!(doc.line("global.listen"), Some(2));
-        assert_eq!(doc.line("providers[0].type"), Some(5));
-        assert_eq!(doc.line("providers[1].name"), Some(6));
-        assert_eq!(doc.line("providers[1].nothing"), Some(6));
-        assert_eq!(doc.len("providers"), 2);
-        assert_eq!(doc.top_keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["global", "providers"]);
-    }
-
-    #[test]
-    fn decodes_one_item_alone_with_file_lines() {
-        #[derive(serde::Deserialize, Debug)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct P {
-            name: String,
-        }
-        let text = "providers:\n  - name: a\n  - name: b\n    hots: x\n";
-        let doc = Document::parse(text, &HashMap::new(), &mut Vec::new()).unwrap();
-        assert_eq!(doc.decode::<P>("providers[0]").unwrap().name, "a");
-        let err = doc.decode::<P>("providers[1]").unwrap_err();
-        assert_eq!(err.line, Some(4));
-        assert_eq!(err.path, "providers[1].hots");
-        assert!(err.message.contains("hots"), "{}", err.message);
-    }
-
-    #[test]
-    fn expands_variables_in_values_keeping_lines() {
-        #[derive(serde::Deserialize, Debug)]
-        struct V {
-            a: String,
-            b: String,
-            c: u16,
-            d: String,
-        }
-        let env: HashMap<String, String> =
-            [("PW", "p\"w: #x\nz"), ("PORT", "25")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let text = "a: \"${PW}\"\nb: 'cost $$5 ${PW}'\nc: ${PORT}\nd: |\n  two\n  lines $$\nz: x\n";
-        let mut problems = Vec::new();
-        let doc = Document::parse(text, &env, &mut problems).unwrap();
-        assert!(problems.is_empty(), "{problems:?}");
-        let v: V = doc.decode("").unwrap();
-        assert_eq!(v.a, "p\"w: #x\nz");
-        assert_eq!(v.b, "cost $5 p\"w: #x\nz");
-        assert_eq!(v.c, 25);
-        assert_eq!(v.d, "two\nlines $\n");
-        assert_eq!(doc.line("z"), Some(7));
-    }
-
-    #[test]
-    fn an_unset_variable_is_named_and_its_neighbours_kept() {
-        let mut problems = Vec::new();
-        let env: HashMap<String, String> = [("SET".to_string(), "s3cret".to_string())].into();
-        let doc = Document::parse("a: ${SET}\nb: \"${NOT_SET}\"\n", &env, &mut problems).unwrap();
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].path, "b");
-        assert_eq!(problems[0].line, Some(2));
-        assert_eq!(problems[0].message, "environment variable NOT_SET is not set");
-        assert_eq!(doc.scalar("a"), Some("s3cret"));
-    }
-}
+mod tests;

@@ -6,6 +6,8 @@
 
 mod error;
 mod meter;
+#[cfg(test)]
+mod proptests;
 
 use crate::config::{ImapConfig, SaslMechanism, TlsMode};
 use crate::oauth2::{TokenSource, initial_response};

@@ -156,7 +156,7 @@ impl Watcher {
             self.logged_in = None;
             let result = tokio::select! {
                 result = self.session() => result,
-                _ = crate::scheduler::stopped(&mut shutdown) => break,
+                _ = crate::shutdown::stopped(&mut shutdown) => break,
             };
             self.shared.matcher.inbox_behind(self.name());
             self.shared.metrics.set_inbox_up(self.name(), false);
@@ -173,7 +173,7 @@ impl Watcher {
             tracing::warn!(inbox = %self.name(), reason = e.reason.as_str(), error = %e.detail, retry_in_seconds = backoff.as_secs_f64(), "inbox session failed");
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = crate::scheduler::stopped(&mut shutdown) => break,
+                _ = crate::shutdown::stopped(&mut shutdown) => break,
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }

@@ -21,22 +21,35 @@ pub struct DayCount {
 const DAY_MS: i64 = 86_400_000;
 
 impl Ledger {
-    /// The resolved canaries sent in `[from_ms, to_ms)` that can open or
-    /// close a window (crate::incident), oldest first: those that may have
-    /// gone wrong (any but a delivery to the inbox within `slow_ms`), the
-    /// one after each of them on the same route, and each route's first
-    /// (which closes a window left open before `from_ms`). Which of them
-    /// went wrong is decided by crate::incident, not here: fed to a tracker
-    /// they make the same windows as every canary would.
+    /// The canaries sent in `[from_ms, to_ms)` that can open or close a
+    /// window (crate::incident), oldest first: those that may have gone
+    /// wrong (any but a delivery to the inbox within `slow_ms`; with
+    /// `overdue_before`, those still in flight that were sent before it),
+    /// the one after each of them on the same route, and each route's
+    /// first (which closes a window left open before `from_ms`). Which of
+    /// them went wrong is decided by crate::incident, not here: fed to a
+    /// tracker they make the same windows as every canary would. A canary
+    /// in flight sent since `overdue_before` is passed over, as a tracker
+    /// passes it over; without `overdue_before`, every one in flight is.
+    /// `each` is told of every canary made (route, time made), in time
+    /// order, whatever its state: what monitoring gaps are found from.
     ///
     /// The choice is made on the `canaries_history` index alone (a scan in
     /// time order, no sort); only the rows chosen are read from the table.
-    pub fn window_rows(&self, from_ms: i64, to_ms: i64, slow_ms: i64) -> Result<Vec<Row>> {
+    pub fn window_rows(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        slow_ms: i64,
+        overdue_before: Option<i64>,
+        mut each: impl FnMut(&str, i64),
+    ) -> Result<Vec<Row>> {
         self.with(|db| {
             let mut scan = db.prepare_cached(
-                "SELECT rowid, probe, (state != 'delivered' OR placement IS NOT 'inbox' OR latency_ms IS NULL OR latency_ms > ?3)
+                "SELECT rowid, probe, (state != 'delivered' OR placement IS NOT 'inbox' OR latency_ms IS NULL OR latency_ms > ?3),
+                        created_ms, state IN ('sending', 'sent')
                  FROM canaries INDEXED BY canaries_history
-                 WHERE created_ms >= ?1 AND created_ms < ?2 AND state NOT IN ('sending', 'sent')
+                 WHERE created_ms >= ?1 AND created_ms < ?2
                  ORDER BY created_ms",
             )?;
             // Per route: whether its previous canary may have gone wrong.
@@ -44,8 +57,14 @@ impl Ledger {
             let mut chosen = Vec::new();
             let mut rows = scan.query(params![from_ms, to_ms, slow_ms])?;
             while let Some(r) = rows.next()? {
-                let suspect: bool = r.get(2)?;
                 let probe = r.get_ref(1)?.as_str()?;
+                let created_ms: i64 = r.get(3)?;
+                each(probe, created_ms);
+                let in_flight: bool = r.get(4)?;
+                if in_flight && overdue_before.is_none_or(|before| created_ms >= before) {
+                    continue;
+                }
+                let suspect: bool = r.get(2)?;
                 let after_suspect = match previous.get_mut(probe) {
                     Some(prev) => std::mem::replace(prev, suspect),
                     None => {
@@ -59,6 +78,46 @@ impl Ledger {
             }
             let mut get = db.prepare_cached(&format!("SELECT {COLUMNS} FROM canaries WHERE rowid = ?1"))?;
             chosen.into_iter().map(|rowid| get.query_row(params![rowid], row)).collect()
+        })
+    }
+
+    /// The canaries sent in `[from_ms, to_ms)` that were found only after
+    /// their inbox could not be watched for a while (crate::incident::gap),
+    /// oldest first: few, read through an index of their own.
+    pub fn found_after_gap(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Row>> {
+        self.with(|db| {
+            let mut stmt = db.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM canaries INDEXED BY canaries_after_gap
+                 WHERE observed = 'after_gap' AND created_ms >= ?1 AND created_ms < ?2 ORDER BY created_ms"
+            ))?;
+            stmt.query_map(params![from_ms, to_ms], row)?.collect()
+        })
+    }
+
+    /// Puts `r` in the ledger as it stands, for tests of what reads it.
+    #[cfg(test)]
+    pub(crate) fn insert(&self, r: &Row) -> Result<()> {
+        self.with(|db| {
+            db.execute(
+                "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms, accepted_ms,
+                                       seen_ms, latency_ms, placement, observed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    r.id,
+                    r.probe,
+                    r.provider,
+                    r.inbox,
+                    r.state.as_str(),
+                    r.created_ms,
+                    r.deadline_ms,
+                    r.accepted_ms,
+                    r.seen_ms,
+                    r.latency_ms,
+                    r.placement,
+                    (r.observed != crate::outcome::Observed::Live).then(|| r.observed.as_str()),
+                ],
+            )
+            .map(drop)
         })
     }
 
@@ -81,7 +140,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::incident::{Trackers, track};
+    use crate::incident::{Judge, Trackers, track};
     use std::time::Duration;
 
     /// A ledger of 3 routes × 300 canaries in a pseudo-random mix of outcomes.
@@ -113,26 +172,37 @@ mod tests {
     #[test]
     fn window_rows_read_in_pieces_make_the_windows_every_row_makes() {
         let ledger = ledger();
-        let slow = Duration::from_secs(90);
-        let mut all = Trackers::new();
-        track(&mut all, &ledger.since(0).unwrap(), slow);
-        let mut pieces = Trackers::new();
-        let mut read = 0;
-        for (from, to) in [(0, 4_000_000), (4_000_000, 9_000_001), (9_000_001, i64::MAX)] {
-            let rows = ledger.window_rows(from, to, slow.as_millis() as i64).unwrap();
-            read += rows.len();
-            track(&mut pieces, &rows, slow);
+        let every = ledger.since(0).unwrap();
+        // Settled (no canary in flight read), and fresh (those in flight too,
+        // judged at a moment when the newest of them are not yet overdue).
+        for (overdue_before, now_ms) in [(None, i64::MAX), (Some(300 * 60_000 - 90_000), 300 * 60_000)] {
+            let in_flight = overdue_before.is_some();
+            let judge = Judge { slow: Duration::from_secs(90), now_ms };
+            let counted: Vec<_> =
+                every.iter().filter(|r| in_flight || r.state != crate::ledger::State::Sent).cloned().collect();
+            let mut all = Trackers::new();
+            track(&mut all, &counted, judge);
+            let mut told = 0;
+            let mut pieces = Trackers::new();
+            let mut read = 0;
+            for (from, to) in [(0, 4_000_000), (4_000_000, 9_000_001), (9_000_001, i64::MAX)] {
+                let slow_ms = judge.slow.as_millis() as i64;
+                let rows = ledger.window_rows(from, to, slow_ms, overdue_before, |_, _| told += 1).unwrap();
+                read += rows.len();
+                track(&mut pieces, &rows, judge);
+            }
+            assert!(read < 900, "only the rows that matter are read: {read}");
+            assert_eq!(told, every.len(), "every canary is told of");
+            let windows = |t: &Trackers| -> Vec<(String, i64, i64, Option<i64>, usize)> {
+                t.iter()
+                    .flat_map(|(p, t)| {
+                        t.windows.iter().map(move |w| (p.clone(), w.from_ms, w.to_ms, w.closed_ms, w.canaries.len()))
+                    })
+                    .collect()
+            };
+            assert!(!windows(&all).is_empty());
+            assert_eq!(windows(&pieces), windows(&all), "in flight read: {in_flight}");
         }
-        assert!(read < 900, "only the rows that matter are read: {read}");
-        let windows = |t: &Trackers| -> Vec<(String, i64, i64, Option<i64>, usize)> {
-            t.iter()
-                .flat_map(|(p, t)| {
-                    t.windows.iter().map(move |w| (p.clone(), w.from_ms, w.to_ms, w.closed_ms, w.canaries.len()))
-                })
-                .collect()
-        };
-        assert!(!windows(&all).is_empty());
-        assert_eq!(windows(&pieces), windows(&all));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! canary's life in record.rs, the reads in read.rs and history.rs.
 
 mod history;
+mod private;
 mod read;
 mod record;
 mod schema;

@@ -101,6 +101,11 @@ CREATE TABLE IF NOT EXISTS traffic_cursors (
 );
 ";
 
+/// Indexes on added columns, made once those columns are there. Canaries
+/// found after their inbox was not watched: the page's monitoring gaps.
+const LATER_INDEXES: &str =
+    "CREATE INDEX IF NOT EXISTS canaries_after_gap ON canaries(created_ms) WHERE observed = 'after_gap';";
+
 /// Columns added after the first release, with their types.
 const ADDED_COLUMNS: [(&str, &str); 5] = [
     ("bounce_status", "TEXT"),
@@ -111,15 +116,16 @@ const ADDED_COLUMNS: [(&str, &str); 5] = [
 ];
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `state_dir`.
+    /// Opens (or creates) the ledger in `state_dir`, which is made private
+    /// to its owner first (super::private).
     pub fn open(state_dir: &Path) -> Result<Ledger> {
-        std::fs::create_dir_all(state_dir).map_err(|e| {
+        super::private::make_private(state_dir).map_err(|e| {
             rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
                 Some(format!("cannot create state_dir {}: {e}", state_dir.display())),
             )
         })?;
-        let db = Connection::open(state_dir.join("ledger.sqlite"))?;
+        let db = Connection::open(state_dir.join(super::private::LEDGER))?;
         // WAL with FULL sync: every committed transition (above all "sending",
         // written before anything leaves) is on disk before the call returns,
         // across a crash of the process and a loss of power alike.
@@ -149,6 +155,7 @@ impl Ledger {
                 db.execute_batch(&format!("ALTER TABLE canaries ADD COLUMN {column} {kind}"))?;
             }
         }
+        db.execute_batch(LATER_INDEXES)?;
         Ok(Ledger { db: Mutex::new(db) })
     }
 }

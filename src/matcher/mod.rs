@@ -375,4 +375,6 @@ fn log_err<T>(result: Result<T, LedgerError>) {
 }
 
 #[cfg(test)]
+mod black_hole_tests;
+#[cfg(test)]
 mod tests;

@@ -16,23 +16,31 @@ pub struct RouteStatus {
     pub oldest_in_flight_seconds: f64,
     pub last_sent_ms: Option<i64>,
     /// `delivered`, `lost`, `late`, `bounced`, `refused` or `mismatched`.
+    /// Every `last_*` field below describes this last outcome's canary
+    /// (none when it has no such thing: a refused canary has no placement),
+    /// except `last_delivery_ms` and `last_bounce`, which keep the last of
+    /// their kind.
     pub last_outcome: Option<&'static str>,
-    /// Where the last canary seen landed: `inbox` or `spam`.
+    /// Where it landed: `inbox` or `spam`.
     pub last_placement: Option<Placement>,
-    /// How the last canary seen was observed, when not live (found after a
-    /// restart or after its inbox could not be watched).
+    /// How it was observed, when not live (found after a restart or after
+    /// its inbox could not be watched).
     pub last_observed: Option<Observed>,
     pub last_outcome_ms: Option<i64>,
     pub last_latency_seconds: Option<f64>,
+    /// When this route last delivered, whatever came after.
     pub last_delivery_ms: Option<i64>,
+    /// Why it was refused: the bounded reason ...
     pub last_failure_reason: Option<SendReason>,
-    /// The receiving server's verdicts on the last canary seen.
+    /// ... and what the provider or application answered, e.g. `HTTP 500`.
+    pub last_failure_detail: Option<String>,
+    /// The receiving server's verdicts on it.
     pub last_auth: Vec<Verdict>,
-    /// The `Received` hops of the last canary seen, oldest first.
+    /// Its `Received` hops, oldest first.
     pub last_hops: Vec<Hop>,
     /// The last bounce (DSN) that came back for this route.
     pub last_bounce: Option<Bounce>,
-    /// The expectation the last mismatched application canary failed.
+    /// The expectation it failed, when it was a mismatched application canary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_mismatch: Option<Expectation>,
     pub sent: u64,
@@ -50,16 +58,20 @@ pub struct RouteStatus {
 }
 
 impl RouteStatus {
-    /// Takes in an outcome the matcher settled at `at_ms`.
+    /// Takes in an outcome the matcher settled at `at_ms`. What described
+    /// the previous outcome goes: a refusal never sits beside the placement
+    /// and latency of the delivery before it.
     pub fn settled(&mut self, outcome: &Outcome, insight: &Insight, at_ms: i64) {
         self.last_outcome = Some(outcome.kind());
         self.last_outcome_ms = Some(at_ms);
-        if let Some(placement) = outcome.placement() {
-            self.last_placement = Some(placement);
-            self.last_latency_seconds = outcome.latency_seconds();
-            self.last_auth = insight.verdicts.clone();
-            self.last_hops = insight.hops.clone();
-        }
+        self.last_placement = outcome.placement();
+        self.last_latency_seconds = outcome.latency_seconds();
+        self.last_auth = insight.verdicts.clone();
+        self.last_hops = insight.hops.clone();
+        self.last_observed = None;
+        self.last_failure_reason = None;
+        self.last_failure_detail = None;
+        self.last_mismatch = None;
         match outcome {
             Outcome::Delivered { placement, observed, .. } => {
                 self.delivered += 1;
@@ -73,14 +85,45 @@ impl RouteStatus {
                 self.bounced += 1;
                 self.last_bounce = Some(bounce.clone());
             }
-            Outcome::Refused { reason, .. } => {
+            Outcome::Refused { reason, detail } => {
                 self.refused += 1;
                 self.last_failure_reason = Some(*reason);
+                self.last_failure_detail = Some(crate::quote::quote(detail));
             }
             Outcome::Mismatched { expectation, .. } => {
                 self.mismatched += 1;
                 self.last_mismatch = Some(*expectation);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_clears_what_described_the_delivery_before_it_and_says_what_was_answered() {
+        let mut s = RouteStatus::default();
+        let delivered =
+            Outcome::Delivered { placement: Placement::Inbox, latency_seconds: 1.5, observed: Observed::AfterGap };
+        s.settled(&delivered, &Insight::default(), 1_000);
+        assert_eq!((s.last_placement, s.last_latency_seconds), (Some(Placement::Inbox), Some(1.5)));
+        let refused = Outcome::Refused { reason: SendReason::Other, detail: "HTTP 500".into() };
+        s.settled(&refused, &Insight::default(), 2_000);
+        assert_eq!(s.last_outcome, Some("refused"));
+        assert_eq!((s.last_placement, s.last_latency_seconds, s.last_observed), (None, None, None));
+        assert_eq!(
+            (s.last_failure_reason, s.last_failure_detail.as_deref()),
+            (Some(SendReason::Other), Some("HTTP 500"))
+        );
+        assert_eq!(s.last_delivery_ms, Some(1_000), "when it last delivered stays");
+        s.settled(&delivered, &Insight::default(), 3_000);
+        assert_eq!(
+            (s.last_failure_reason, s.last_failure_detail),
+            (None, None),
+            "nor a stale failure after a delivery"
+        );
+        assert_eq!((s.delivered, s.refused), (2, 1));
     }
 }

@@ -71,8 +71,10 @@ impl Provider for AnyProvider {
         }
     }
 
+    /// The provider's id for the message is its own text: kept quoted and
+    /// cut (crate::quote), as it goes to the ledger, the status API and `check`.
     async fn send(&self, canary: &Canary) -> Result<Accepted, SendError> {
-        match self {
+        let accepted = match self {
             AnyProvider::Smtp(p) => p.send(canary).await,
             AnyProvider::Ses(p) => p.send(canary).await,
             AnyProvider::Sendgrid(p) => p.send(canary).await,
@@ -81,6 +83,7 @@ impl Provider for AnyProvider {
             AnyProvider::Resend(p) => p.send(canary).await,
             // The application sends its own email, to the canary's address.
             AnyProvider::Trigger(t) => t.fire(&canary.to).await,
-        }
+        }?;
+        Ok(Accepted { provider_id: accepted.provider_id.as_deref().map(crate::quote::quote) })
     }
 }

@@ -34,8 +34,9 @@ pub fn day_bars(days: &[DayView], provider: &str) -> String {
     let overall = if resolved > 0 { percent(delivered as f64 / resolved as f64) } else { "no data".into() };
     let bad_days = counted.iter().filter(|d| d.share.is_some_and(|s| s < 0.999)).count();
     let label = format!(
-        "{provider}: {} days, {overall} of canaries delivered in time, {bad_days} days below 99.9%",
-        days.len()
+        "{provider}: {}, {overall} of canaries delivered in time, {} below 99.9%",
+        crate::words::count(days.len(), "day", "days"),
+        crate::words::count(bad_days, "day", "days")
     );
     let mut out = format!(
         "<svg class=\"bars\" viewBox=\"0 0 {width} 34\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"{}\">",
@@ -157,7 +158,8 @@ pub fn latency(series: &[(String, Vec<(i64, f64)>)], shaded: &[(i64, i64)], from
     let f = Frame { from, to, width: 900.0, height: 260.0, left: 56.0, bottom: 24.0 };
     let max = series.iter().flat_map(|(_, p)| p.iter().map(|(_, v)| *v)).fold(0.0, f64::max).max(0.001) * 1.1;
     let mut out = String::new();
-    open_svg(&mut out, &f, &format!("Delivery latency of {} routes; shaded: incident windows", series.len()));
+    let routes = crate::words::count(series.len(), "route", "routes");
+    open_svg(&mut out, &f, &format!("Delivery latency of {routes}; shaded: incident windows"));
     f.axes(&mut out, max, " s", shaded);
     for (i, (route, points)) in series.iter().enumerate() {
         let colour = LINES[i % LINES.len()];

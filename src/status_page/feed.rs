@@ -44,11 +44,12 @@ pub fn render(snap: &Snapshot) -> String {
     let _ = write!(
         out,
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n\
-         <id>{}</id>\n<title>{}</title>\n<updated>{}</updated>\n<author><name>{}</name></author>\n\
+         <id>{}</id>\n<title>{}</title>\n<subtitle>{}</subtitle>\n<updated>{}</updated>\n<author><name>{}</name></author>\n\
          <link rel=\"alternate\" type=\"text/html\" href=\"/status\"/>\n<link rel=\"self\" href=\"/feed.atom\"/>\n\
          <generator>mailcanary</generator>\n",
         escape(&snap.feed_id),
         escape(&snap.title),
+        escape(&snap.delayed_rule),
         escape(&updated),
         escape(&snap.title)
     );

@@ -14,6 +14,7 @@ pub mod chart;
 mod feed;
 mod history;
 pub mod html;
+mod mask;
 mod page;
 pub mod report;
 mod view;
@@ -23,8 +24,9 @@ mod tests;
 
 pub use view::{Snapshot, Visibility};
 
+use crate::canary::SigningKey;
 use crate::config::{Config, StatusPageConfig};
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, LedgerThread};
 use crate::matcher::Matcher;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -32,11 +34,33 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use history::History;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// Days of bars at most: the ledger's retention, up to 90.
 const MAX_DAYS: i64 = 90;
+
+/// The purpose of the key the page's ids are made with.
+const FEED_IDS: &str = "status page feed ids";
+
+/// The incidents the page of `config` shows at `now_ms`, newest first,
+/// each with the page's id: read from the ledger as the page reads it, so
+/// `impact --incident` names the same incidents by the same ids.
+pub async fn page_incidents(
+    config: &Config,
+    key: &SigningKey,
+    ledger: &LedgerThread,
+    now_ms: i64,
+) -> Result<Vec<(String, crate::incident::Incident)>, LedgerError> {
+    let settings = Settings::from_config(config);
+    let data = History::new(&settings, now_ms).read(ledger, &settings, now_ms).await?;
+    let (feed_key, instance) = (key.derive(FEED_IDS), config.instance());
+    Ok(view::incidents(&data, &settings)
+        .into_iter()
+        .map(|x| (view::incident_id(&feed_key, &instance, x.from_ms), x))
+        .collect())
+}
 
 /// What a config says of the page.
 #[derive(Debug, Clone)]
@@ -52,6 +76,12 @@ pub struct Settings {
     /// Canaries in a row that make a window part of an incident: what makes
     /// a route fail (`health.down_after`).
     pub min_canaries: usize,
+    /// Each route's interval, by route name: what makes a silence a gap.
+    pub intervals: HashMap<String, Duration>,
+    /// The inboxes' names, in config order, and each route's (route,
+    /// inbox): what `hide_inboxes` hides.
+    pub inboxes: Vec<String>,
+    pub routes: Vec<(String, String)>,
 }
 
 impl Settings {
@@ -63,13 +93,43 @@ impl Settings {
             settle: longest + Duration::from_secs(600),
             min_canaries: config.global.health.down_after.max(1) as usize,
             merge_gap: crate::incident::merge_gap(config.routes.iter().map(|r| r.interval).max().unwrap_or_default()),
+            intervals: config.routes.iter().map(|r| (r.name.clone(), r.interval)).collect(),
+            inboxes: config.inboxes.iter().map(|i| i.name.clone()).collect(),
+            routes: config.routes.iter().map(|r| (r.name.clone(), r.inbox.clone())).collect(),
         }
+    }
+
+    /// What `audience` may see. The main listener always serves the
+    /// internal page; the page's own listener serves the public one when
+    /// `public: true`. `hide_inboxes` applies to both (its default: hidden
+    /// on a public page only).
+    pub fn visibility(&self, audience: Audience) -> Visibility {
+        let public = audience == Audience::OwnListener && self.page.public;
+        Visibility { inboxes: !self.page.hide_inboxes.unwrap_or(public), reasons: !public, public }
     }
 }
 
-/// The page's data source and cache, shared by every request.
+/// Who a page is served to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// `global.listen`: the operators' listener, beside `/metrics`.
+    Internal,
+    /// `status_page.listen`: what a reverse proxy may expose.
+    OwnListener,
+}
+
+/// The page's data source and cache, shared by every request and by both
+/// audiences: one ledger read per refresh serves both pages.
 pub struct StatusPage {
+    shared: Arc<Shared>,
+    audience: Audience,
+}
+
+struct Shared {
     instance: String,
+    /// The key of the feed's ids (derived from the signing key): an id
+    /// confirms nothing about a guessed instance name.
+    feed_key: [u8; 32],
     matcher: Arc<Matcher>,
     settings: RwLock<Settings>,
     cache: tokio::sync::Mutex<Cache>,
@@ -78,57 +138,97 @@ pub struct StatusPage {
 #[derive(Default)]
 struct Cache {
     history: Option<History>,
-    snapshot: Option<(Instant, Arc<Snapshot>)>,
+    /// The last read and when it was made.
+    fresh: Option<(Instant, Arc<Fresh>)>,
+    /// Per audience, the snapshot of `fresh`.
+    internal: Option<Arc<Snapshot>>,
+    own_listener: Option<Arc<Snapshot>>,
+}
+
+/// One read: the ledger's history and the live state, at `now_ms`.
+struct Fresh {
+    data: history::Data,
+    providers: Vec<crate::health::ProviderHealth>,
+    routes: Vec<crate::matcher::RouteStatus>,
+    now_ms: i64,
 }
 
 impl StatusPage {
-    pub fn new(instance: String, matcher: Arc<Matcher>, config: &Config) -> StatusPage {
-        StatusPage {
+    /// The internal page, for `global.listen`.
+    pub fn new(instance: String, key: &SigningKey, matcher: Arc<Matcher>, config: &Config) -> StatusPage {
+        let shared = Shared {
             instance,
+            feed_key: key.derive(FEED_IDS),
             matcher,
             settings: RwLock::new(Settings::from_config(config)),
             cache: Default::default(),
-        }
+        };
+        StatusPage { shared: Arc::new(shared), audience: Audience::Internal }
+    }
+
+    /// The page of `status_page.listen` (public when `public: true`),
+    /// sharing this one's data.
+    pub fn for_own_listener(&self) -> StatusPage {
+        StatusPage { shared: self.shared.clone(), audience: Audience::OwnListener }
     }
 
     /// Takes in a reloaded config; the next request builds the page afresh,
     /// and reads the whole history again only if what it was read with changed.
     pub async fn configure(&self, config: &Config) {
         let new = Settings::from_config(config);
-        let old = std::mem::replace(&mut *self.settings.write().unwrap_or_else(|p| p.into_inner()), new.clone());
-        let mut cache = self.cache.lock().await;
-        cache.snapshot = None;
+        let old = std::mem::replace(&mut *self.shared.settings.write().unwrap_or_else(|p| p.into_inner()), new.clone());
+        let mut cache = self.shared.cache.lock().await;
+        (cache.fresh, cache.internal, cache.own_listener) = (None, None, None);
         if (old.page.slow, old.days) != (new.page.slow, new.days) {
             cache.history = None;
         }
     }
 
     pub fn settings(&self) -> Settings {
-        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What this page's audience may see.
+    pub fn visibility(&self) -> Visibility {
+        self.settings().visibility(self.audience)
     }
 
     /// The data of the page, at most `refresh` old. One request at a time
     /// reads the ledger; the others wait for it and share its result.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, LedgerError> {
         let settings = self.settings();
-        let mut cache = self.cache.lock().await;
-        if let Some((at, snap)) = &cache.snapshot
-            && at.elapsed() < settings.page.refresh
-        {
+        let mut cache = self.shared.cache.lock().await;
+        let fresh = match &cache.fresh {
+            Some((at, fresh)) if at.elapsed() < settings.page.refresh => fresh.clone(),
+            _ => {
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                let history = cache.history.get_or_insert_with(|| History::new(&settings, now_ms));
+                let data = history.read(self.shared.matcher.ledger(), &settings, now_ms).await?;
+                let m = &self.shared.matcher;
+                let fresh = Arc::new(Fresh { data, providers: m.providers(), routes: m.status(), now_ms });
+                (cache.fresh, cache.internal, cache.own_listener) = (Some((Instant::now(), fresh.clone())), None, None);
+                fresh
+            }
+        };
+        let slot = match self.audience {
+            Audience::Internal => &mut cache.internal,
+            Audience::OwnListener => &mut cache.own_listener,
+        };
+        if let Some(snap) = slot {
             return Ok(snap.clone());
         }
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let history = cache.history.get_or_insert_with(|| History::new(&settings, now_ms));
-        let data = history.read(self.matcher.ledger(), &settings, now_ms).await?;
-        let snap = Arc::new(view::build(
-            &self.instance,
-            &settings,
-            data,
-            self.matcher.providers(),
-            self.matcher.status(),
-            now_ms,
-        ));
-        cache.snapshot = Some((Instant::now(), snap.clone()));
+        let view = view::Inputs {
+            instance: &self.shared.instance,
+            feed_key: &self.shared.feed_key,
+            settings: &settings,
+            visibility: settings.visibility(self.audience),
+            data: &fresh.data,
+            providers: &fresh.providers,
+            routes: &fresh.routes,
+            now_ms: fresh.now_ms,
+        };
+        let snap = Arc::new(view::build(&view));
+        *slot = Some(snap.clone());
         Ok(snap)
     }
 }
@@ -150,10 +250,10 @@ fn unavailable(e: LedgerError) -> Response {
 }
 
 /// Everything the page serves may be cached for as long as it is fresh
-/// here; by shared caches (a proxy, a CDN) only in public mode.
+/// here; by shared caches (a proxy, a CDN) only on the public page.
 fn cache_control(page: &StatusPage) -> String {
     let settings = page.settings();
-    let scope = if settings.page.public { "public" } else { "private" };
+    let scope = if page.visibility().public { "public" } else { "private" };
     format!("{scope}, max-age={}", settings.page.refresh.as_secs().max(1))
 }
 

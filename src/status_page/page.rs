@@ -65,7 +65,7 @@ pub fn render(snap: &Snapshot) -> String {
             "<article class=\"provider\" data-provider=\"{name}\" data-state=\"{state}\">\n<header><h3>{name}</h3>\
              <span class=\"state\" style=\"background:{}\">{}</span></header>\n\
              <p class=\"small\">{} <span class=\"muted\">since {}; {} route{}, {} failing.</span></p>\n{}\n\
-             <div class=\"legend muted small\"><span>{} days ago</span><span>today</span></div>\n</article>",
+             <div class=\"legend muted small\"><span>{} ago</span><span>today</span></div>\n</article>",
             state_colour(state),
             title_case(state),
             escape(&p.summary),
@@ -74,7 +74,7 @@ pub fn render(snap: &Snapshot) -> String {
             if p.routes == 1 { "" } else { "s" },
             p.failing_routes,
             day_bars(&p.days, &p.name),
-            p.days.len().saturating_sub(1),
+            crate::words::count(p.days.len().saturating_sub(1), "day", "days"),
             name = escape(&p.name)
         );
     }
@@ -110,20 +110,48 @@ pub fn render(snap: &Snapshot) -> String {
         out.push_str("</tbody>\n</table></div>\n</section>\n");
     }
 
-    let _ = writeln!(out, "<section aria-labelledby=\"incidents\">\n<h2 id=\"incidents\">Incidents</h2>");
+    let _ = writeln!(
+        out,
+        "<section aria-labelledby=\"incidents\">\n<h2 id=\"incidents\">Incidents</h2>\n<p class=\"small muted\" id=\"delayed-rule\">{}</p>",
+        escape(&snap.delayed_rule)
+    );
     if snap.incidents.is_empty() {
         out.push_str("<p>No incidents in this period.</p>\n");
     }
     for i in &snap.incidents {
         incident(&mut out, i);
     }
-    out.push_str("</section>\n</main>\n");
+    out.push_str("</section>\n");
+    gaps(&mut out, snap);
+    out.push_str("</main>\n");
     out.push_str(
         "<footer class=\"small muted\"><p>The same data as <a href=\"/api/v1/incidents\">JSON</a> and as an \
          <a href=\"/feed.atom\">Atom feed</a>. Measured by mailcanary with signed test messages.</p></footer>\n",
     );
     html::foot(&mut out);
     out
+}
+
+/// Stretches in which nothing was measured: said as such, not as health.
+fn gaps(out: &mut String, snap: &Snapshot) {
+    if snap.gaps.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section aria-labelledby=\"gaps\">\n<h2 id=\"gaps\">Monitoring gaps</h2>\n\
+         <p class=\"small muted\">Nothing was measured in these stretches: they count neither as delivering nor as failing.</p>\n<ul>\n",
+    );
+    for g in &snap.gaps {
+        let _ = writeln!(
+            out,
+            "<li data-gap=\"{}\">{}{}: {}.</li>",
+            g.kind,
+            time(&g.started),
+            g.ended.as_deref().map(|e| format!(" to {}", time(e))).unwrap_or_else(|| " until now".into()),
+            escape(&g.sentence())
+        );
+    }
+    out.push_str("</ul>\n</section>\n");
 }
 
 fn incident(out: &mut String, i: &IncidentView) {

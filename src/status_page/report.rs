@@ -5,14 +5,14 @@
 
 use super::chart;
 use super::html::{self, escape};
-use super::view::{human, human_seconds, span};
+use super::view::{human, human_seconds};
 use crate::health::Transition;
-use crate::incident::{self, Trackers};
+use crate::incident::{Judge, Review};
 use crate::ledger::{Row, State};
 use crate::report::RouteReport;
+use crate::words::span as span_words;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::time::Duration;
 
 /// Affected canaries drawn in the hop chart, at most.
 const HOP_ROWS: usize = 30;
@@ -34,31 +34,30 @@ fn kind(row: &Row) -> &'static str {
     }
 }
 
-/// The whole document.
+/// The whole document: the review of `rows` and `changes` since `since_ms`,
+/// as `judge` judged it.
 pub fn render(
     rows: &[Row],
     reports: &[RouteReport],
+    review: &Review,
     changes: &[Transition],
     since_ms: i64,
-    now_ms: i64,
-    slow: Duration,
+    judge: Judge,
 ) -> String {
+    let now_ms = judge.now_ms;
     let title = format!("mailcanary report since {}", human(since_ms));
     let mut out = String::with_capacity(64 * 1024);
     html::head(&mut out, &title, None);
     let _ = writeln!(
         out,
-        "<header><h1>{}</h1><p class=\"muted small\">{} to {}; a delivery slower than {} counts as delayed.</p></header>\n<main>",
+        "<header><h1>{}</h1><p class=\"muted small\">{} to {}. <span id=\"delayed-rule\">{}</span></p></header>\n<main>",
         escape(&title),
         human(since_ms),
         human(now_ms),
-        span(slow.as_millis() as i64)
+        escape(&crate::incident::delayed_rule(judge.slow))
     );
-    let mut trackers = Trackers::new();
-    incident::track(&mut trackers, rows, slow);
-    let gap = incident::merge_gap(incident::typical_interval(rows));
     // The review shows every window, even of one canary.
-    let incidents = incident::incidents(&trackers, &incident::spells(changes), gap, 1);
+    let incidents = &review.incidents;
     let shaded: Vec<(i64, i64)> = incidents.iter().map(|i| (i.from_ms, i.to_ms.unwrap_or(now_ms))).collect();
 
     summary(&mut out, reports);
@@ -66,7 +65,7 @@ pub fn render(
     if incidents.is_empty() {
         out.push_str("<p>No incidents in this period.</p>\n");
     }
-    for i in &incidents {
+    for i in incidents {
         let mut said = format!("Providers: {}", escape(&i.providers.iter().cloned().collect::<Vec<_>>().join(", ")));
         if !i.inboxes.is_empty() {
             let _ = write!(said, "; inboxes: {}", escape(&i.inboxes.iter().cloned().collect::<Vec<_>>().join(", ")));
@@ -89,13 +88,17 @@ pub fn render(
         }
         let _ = writeln!(
             out,
-            "<article class=\"incident{}\"><h3>{} – {}</h3><p>{said}.</p></article>",
+            "<article class=\"incident{}\" data-from=\"{}\" data-to=\"{}\"><h3>{} – {} ({})</h3><p>{said}.</p></article>",
             if i.is_open() { "" } else { " closed" },
+            i.from_ms,
+            i.to_ms.map(|t| t.to_string()).unwrap_or_default(),
             human_seconds(i.from_ms),
             i.to_ms.map_or_else(|| "still going on".into(), human_seconds),
+            i.to_ms.map_or_else(|| format!("so far {}", span_words(now_ms - i.from_ms)), |t| span_words(t - i.from_ms)),
         );
     }
     out.push_str("</section>\n");
+    gaps(&mut out, review, now_ms);
 
     // The charts span the canaries, not the whole period asked for: an hour's
     // report of ten minutes' canaries would draw them in a sliver.
@@ -123,6 +126,29 @@ pub fn render(
     out.push_str("</main>\n");
     html::foot(&mut out);
     out
+}
+
+/// Stretches without measurement: neither healthy nor failing.
+fn gaps(out: &mut String, review: &Review, now_ms: i64) {
+    if review.gaps.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<section aria-labelledby=\"gaps\"><h2 id=\"gaps\">Monitoring gaps</h2>\n\
+         <p class=\"small\">Nothing was measured in these stretches: they count neither as healthy nor as failing.</p><ul>\n",
+    );
+    for g in &review.gaps {
+        let _ = writeln!(
+            out,
+            "<li class=\"gap\" data-from=\"{}\">{} – {} ({}): {}</li>",
+            g.from_ms,
+            human_seconds(g.from_ms),
+            g.to_ms.map_or_else(|| "still going on".into(), human_seconds),
+            g.to_ms.map_or_else(|| format!("so far {}", span_words(now_ms - g.from_ms)), |t| span_words(t - g.from_ms)),
+            escape(&crate::report::gap_sentence(g, g.inbox.as_deref()))
+        );
+    }
+    out.push_str("</ul></section>\n");
 }
 
 fn summary(out: &mut String, reports: &[RouteReport]) {
@@ -282,4 +308,45 @@ fn windows(out: &mut String, reports: &[RouteReport]) {
         out.push_str("</tbody></table></div>\n");
     }
     out.push_str("</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::incident::{Judge, review};
+    use crate::ledger::{Row, State};
+    use std::time::Duration;
+
+    #[test]
+    fn the_review_states_the_threshold_it_was_given_and_judges_by_it() {
+        let row = |t: i64, latency_ms: i64| Row {
+            id: format!("c{t}"),
+            probe: "r".into(),
+            provider: "p".into(),
+            inbox: "i".into(),
+            state: State::Delivered,
+            created_ms: t,
+            accepted_ms: Some(t),
+            deadline_ms: t + 600_000,
+            provider_id: None,
+            failure_reason: None,
+            seen_ms: Some(t + latency_ms),
+            latency_ms: Some(latency_ms),
+            placement: Some("inbox".into()),
+            bounce_status: None,
+            bounce_detail: None,
+            hops: Vec::new(),
+            observed: Default::default(),
+            expectation: None,
+        };
+        let rows = [row(0, 95_000), row(60_000, 1_000)];
+        for (slow, incidents) in [(90, 1), (100, 0)] {
+            let judge = Judge { slow: Duration::from_secs(slow), now_ms: 120_000 };
+            let reports = crate::report::build(&rows, judge);
+            let review = review(&rows, &[], judge);
+            assert_eq!(review.incidents.len(), incidents, "--slow {slow}s");
+            let html = super::render(&rows, &reports, &review, &[], 0, judge);
+            assert!(html.contains(&format!("A delivery slower than {slow} s counts as delayed")), "{html}");
+            assert!(!html.contains("slower than 1 min"), "the threshold is said as set: {html}");
+        }
+    }
 }

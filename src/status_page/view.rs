@@ -1,28 +1,34 @@
 //! What the page, its JSON, feed and badges show: built once per refresh
-//! from the ledger's history and the matcher's live state, with the
-//! operator's choices applied here, once, so no renderer can show what was
-//! hidden. The view has no field for an address, a hop host, a bounce's
-//! diagnostic or a failure's detail: none can leak. Inbox names (and route
-//! names, which contain them) and health reasons are kept only when allowed.
+//! and audience from the ledger's history and the matcher's live state,
+//! with the operator's choices applied here, once, so no renderer can show
+//! what was hidden. The view has no field for an address, a hop host, a
+//! bounce's diagnostic or a failure's detail: none can leak. Inbox names
+//! (and route names, which contain them) are kept only when allowed, and
+//! otherwise replaced in every sentence kept (super::mask); health reasons
+//! only on the internal page.
 
 use super::Settings;
 use super::history::{DAY_MS, Data};
+use super::mask::Mask;
 use crate::health::{ProviderHealth, State as HealthState};
-use crate::incident;
+use crate::incident::{self, Gap};
 use crate::matcher::RouteStatus;
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-/// What the operator chose to show.
+/// What the operator chose to show to this page's audience.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Visibility {
     /// Inbox and route names.
     pub inboxes: bool,
-    /// Health reasons (they name inboxes and counts an operator acts on).
+    /// Health reasons (they name counts an operator acts on).
     pub reasons: bool,
+    /// Facing customers (shared caches may keep it).
+    pub public: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,7 +46,13 @@ pub struct Snapshot {
     pub routes: Vec<RouteView>,
     /// Newest first; open ones have no `ended`.
     pub incidents: Vec<IncidentView>,
-    /// The feed's id (an opaque digest of the instance name).
+    /// Stretches without measurement, oldest first: neither health nor incident.
+    pub gaps: Vec<GapView>,
+    /// The threshold that makes a delivery delayed (`status_page.slow`).
+    pub delayed_after_seconds: f64,
+    /// The rule, in one sentence.
+    pub delayed_rule: String,
+    /// The feed's id (keyed with a secret: opaque).
     #[serde(skip)]
     pub feed_id: String,
     #[serde(skip)]
@@ -104,7 +116,8 @@ pub struct IncidentView {
     pub inboxes: Vec<String>,
     /// Empty when inbox names are hidden.
     pub routes: Vec<AffectedView>,
-    /// Canaries that went wrong, by kind: `lost`, `failed`, `bounced`, `late`, `slow`, `spam`.
+    /// Canaries that went wrong, by kind: `refused`, `lost`, `bounced`,
+    /// `mismatched`, `late`, `delayed`, `spam`, `overdue` (crate::incident).
     pub canaries: BTreeMap<String, usize>,
     pub provider_changes: Vec<ChangeView>,
 }
@@ -132,6 +145,33 @@ pub struct AffectedView {
     pub started: String,
     pub ended: Option<String>,
     pub canaries: BTreeMap<String, usize>,
+}
+
+/// A stretch without measurement.
+#[derive(Debug, Serialize)]
+pub struct GapView {
+    pub started: String,
+    /// None while it lasts.
+    pub ended: Option<String>,
+    #[serde(skip)]
+    pub from_ms: i64,
+    #[serde(skip)]
+    pub to_ms: Option<i64>,
+    /// `not_running` (no canary sent at all) or `inbox_not_watched`.
+    pub kind: &'static str,
+    /// The inbox not watched: its name, or a neutral word when names are hidden.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<String>,
+}
+
+impl GapView {
+    /// What it means, in a sentence for people.
+    pub fn sentence(&self) -> String {
+        match &self.inbox {
+            Some(inbox) => format!("{inbox} was not watched: canaries that arrived then were found only afterwards"),
+            None => "no canaries were sent: mailcanary was not running, or could not send".into(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -163,14 +203,9 @@ pub fn human_seconds(ms: i64) -> String {
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
-/// A duration for people: `45 s`, `12 min`, `3 h 5 min`.
+/// A duration for people (crate::incident::span_words).
 pub fn span(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
-    }
+    crate::words::span(ms)
 }
 
 /// A plain sentence per state, for public pages.
@@ -183,31 +218,65 @@ fn public_summary(state: HealthState) -> &'static str {
     }
 }
 
-/// A stable id from the instance and a start time, as an RFC 4122-shaped URN.
-fn urn(instance: &str, what: &str) -> String {
-    let d = Sha256::digest(format!("mailcanary\0{instance}\0{what}").as_bytes());
+/// A stable id for `what` of `instance`, keyed with `key` (HMAC-SHA256),
+/// as an RFC 4122-shaped URN: nobody without the key can tell from it
+/// which instance it is of.
+pub(super) fn urn(key: &[u8; 32], instance: &str, what: &str) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(format!("{instance}\0{what}").as_bytes());
+    let d = mac.finalize().into_bytes();
     let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("urn:uuid:{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-/// The snapshot of `data` and the live state, as `settings` allow.
-pub fn build(
-    instance: &str,
-    settings: &Settings,
-    data: Data,
-    providers: Vec<ProviderHealth>,
-    routes: Vec<RouteStatus>,
-    now_ms: i64,
-) -> Snapshot {
-    let page = &settings.page;
-    let visibility = Visibility { inboxes: !page.hides_inboxes(), reasons: !page.public };
-    let today = now_ms.div_euclid(DAY_MS);
-    let mut provider_views: Vec<ProviderView> = providers
-        .into_iter()
+/// The id of the incident of `instance` that started at `from_ms`.
+pub(super) fn incident_id(key: &[u8; 32], instance: &str, from_ms: i64) -> String {
+    urn(key, instance, &format!("incident/{from_ms}"))
+}
+
+/// The incidents the page shows, newest first: those of `data` that had
+/// not ended before its first day.
+pub(super) fn incidents(data: &Data, settings: &Settings) -> Vec<incident::Incident> {
+    let since_ms = data.first_day * DAY_MS;
+    let spells = incident::spells(&data.transitions);
+    let mut all = incident::incidents(&data.trackers, &spells, settings.merge_gap, settings.min_canaries);
+    all.retain(|x| x.to_ms.is_none_or(|t| t >= since_ms));
+    all
+}
+
+/// What a snapshot is built from.
+pub struct Inputs<'a> {
+    pub instance: &'a str,
+    pub feed_key: &'a [u8; 32],
+    pub settings: &'a Settings,
+    pub visibility: Visibility,
+    pub data: &'a Data,
+    pub providers: &'a [ProviderHealth],
+    pub routes: &'a [RouteStatus],
+    pub now_ms: i64,
+}
+
+/// Every inbox and route name the page could meet: the config's, the live
+/// state's and the history's.
+fn mask(i: &Inputs<'_>) -> Mask {
+    let mut routes = i.settings.routes.clone();
+    routes.extend(i.routes.iter().map(|r| (r.probe.clone(), r.inbox.clone())));
+    routes.extend(i.providers.iter().flat_map(|p| p.routes.iter().map(|r| (r.probe.clone(), r.inbox.clone()))));
+    routes.extend(i.data.trackers.iter().map(|(probe, t)| (probe.clone(), t.inbox.clone())));
+    routes.extend(i.data.gaps.iter().filter_map(|g| g.inbox.clone()).map(|inbox| (String::new(), inbox)));
+    Mask::new(&i.settings.inboxes, &routes)
+}
+
+fn provider_views(i: &Inputs<'_>, hide: &dyn Fn(&str) -> String) -> Vec<ProviderView> {
+    let today = i.now_ms.div_euclid(DAY_MS);
+    let mut views: Vec<ProviderView> = i
+        .providers
+        .iter()
         .map(|p| {
-            let days = (data.first_day..=today)
+            let days = (i.data.first_day..=today)
                 .map(|day| {
-                    let (resolved, delivered) = data.days.get(&(p.provider.clone(), day)).copied().unwrap_or_default();
+                    let (resolved, delivered) =
+                        i.data.days.get(&(p.provider.clone(), day)).copied().unwrap_or_default();
                     DayView {
                         date: human(day * DAY_MS)[..10].to_string(),
                         resolved,
@@ -217,88 +286,120 @@ pub fn build(
                 })
                 .collect();
             ProviderView {
-                summary: if visibility.reasons { p.reason.clone() } else { public_summary(p.state).into() },
+                summary: if i.visibility.reasons { hide(&p.reason) } else { public_summary(p.state).into() },
                 since: rfc3339(p.since_ms),
                 routes: p.routes.len(),
                 failing_routes: p.routes.iter().filter(|r| r.failing).count(),
-                name: p.provider,
+                name: p.provider.clone(),
                 state: p.state,
                 days,
             }
         })
         .collect();
-    provider_views.sort_by(|a, b| a.name.cmp(&b.name));
-    let route_views = if visibility.inboxes {
-        routes
-            .into_iter()
-            .map(|r| RouteView {
-                last_outcome_at: r.last_outcome_ms.map(rfc3339),
-                last_outcome: r.last_outcome,
-                // The latency of the last canary seen, only when it is the last outcome.
-                last_latency_seconds: r
-                    .last_latency_seconds
-                    .filter(|_| matches!(r.last_outcome, Some("delivered" | "late"))),
-                in_flight: r.in_flight,
-                name: r.probe,
-                provider: r.provider,
-                inbox: r.inbox,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let spells = incident::spells(&data.transitions);
-    let since_ms = data.first_day * DAY_MS;
-    let incidents = incident::incidents(&data.trackers, &spells, settings.merge_gap, settings.min_canaries)
-        .into_iter()
-        .filter(|i| i.to_ms.is_none_or(|t| t >= since_ms))
-        .map(|i| IncidentView {
-            id: urn(instance, &format!("incident/{}", i.from_ms)),
-            started: rfc3339(i.from_ms),
-            ended: i.to_ms.map(rfc3339),
-            canaries: i.canaries(),
-            providers: i.providers.iter().cloned().collect(),
-            inboxes: if visibility.inboxes { i.inboxes.iter().cloned().collect() } else { Vec::new() },
-            routes: if visibility.inboxes {
-                i.routes
-                    .iter()
-                    .map(|a| AffectedView {
-                        route: a.probe.clone(),
-                        provider: a.provider.clone(),
-                        inbox: a.inbox.clone(),
-                        started: rfc3339(a.from_ms),
-                        ended: a.to_ms.map(rfc3339),
-                        canaries: a.canaries.clone(),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
-            provider_changes: i
-                .spells
-                .iter()
-                .map(|s| ChangeView {
-                    provider: s.provider.clone(),
-                    state: s.state,
-                    started: rfc3339(s.from_ms),
-                    ended: s.to_ms.map(rfc3339),
-                    reason: visibility.reasons.then(|| s.reason.clone()),
-                })
-                .collect(),
-            from_ms: i.from_ms,
-            to_ms: i.to_ms,
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    views
+}
+
+fn route_views(i: &Inputs<'_>) -> Vec<RouteView> {
+    if !i.visibility.inboxes {
+        return Vec::new();
+    }
+    i.routes
+        .iter()
+        .map(|r| RouteView {
+            last_outcome_at: r.last_outcome_ms.map(rfc3339),
+            last_outcome: r.last_outcome,
+            // The latency of the last canary seen, only when it is the last outcome.
+            last_latency_seconds: r
+                .last_latency_seconds
+                .filter(|_| matches!(r.last_outcome, Some("delivered" | "late"))),
+            in_flight: r.in_flight,
+            name: r.probe.clone(),
+            provider: r.provider.clone(),
+            inbox: r.inbox.clone(),
         })
+        .collect()
+}
+
+fn incident_view(i: &Inputs<'_>, x: &incident::Incident, hide: &dyn Fn(&str) -> String) -> IncidentView {
+    let shown = i.visibility.inboxes;
+    let id = incident_id(i.feed_key, i.instance, x.from_ms);
+    IncidentView {
+        id,
+        started: rfc3339(x.from_ms),
+        ended: x.to_ms.map(rfc3339),
+        canaries: x.canaries(),
+        providers: x.providers.iter().cloned().collect(),
+        inboxes: if shown { x.inboxes.iter().cloned().collect() } else { Vec::new() },
+        routes: if !shown {
+            Vec::new()
+        } else {
+            x.routes
+                .iter()
+                .map(|a| AffectedView {
+                    route: a.probe.clone(),
+                    provider: a.provider.clone(),
+                    inbox: a.inbox.clone(),
+                    started: rfc3339(a.from_ms),
+                    ended: a.to_ms.map(rfc3339),
+                    canaries: a.canaries.clone(),
+                })
+                .collect()
+        },
+        provider_changes: x
+            .spells
+            .iter()
+            .map(|s| ChangeView {
+                provider: s.provider.clone(),
+                state: s.state,
+                started: rfc3339(s.from_ms),
+                ended: s.to_ms.map(rfc3339),
+                reason: i.visibility.reasons.then(|| hide(&s.reason)),
+            })
+            .collect(),
+        from_ms: x.from_ms,
+        to_ms: x.to_ms,
+    }
+}
+
+fn gap_view(g: &Gap, hidden: Option<&Mask>) -> GapView {
+    GapView {
+        started: rfc3339(g.from_ms),
+        ended: g.to_ms.map(rfc3339),
+        from_ms: g.from_ms,
+        to_ms: g.to_ms,
+        kind: if g.inbox.is_some() { "inbox_not_watched" } else { "not_running" },
+        inbox: g.inbox.as_deref().map(|inbox| hidden.map_or_else(|| inbox.to_string(), |m| m.inbox(inbox))),
+    }
+}
+
+/// The snapshot of `i`, as its visibility allows.
+pub fn build(i: &Inputs<'_>) -> Snapshot {
+    let page = &i.settings.page;
+    let mask = (!i.visibility.inboxes).then(|| mask(i));
+    let hide = |text: &str| mask.as_ref().map_or_else(|| text.to_string(), |m| m.apply(text));
+    let since_ms = i.data.first_day * DAY_MS;
+    let incidents = incidents(i.data, i.settings).iter().map(|x| incident_view(i, x, &hide)).collect();
+    let gaps = i
+        .data
+        .gaps
+        .iter()
+        .filter(|g| g.to_ms.is_none_or(|t| t >= since_ms))
+        .map(|g| gap_view(g, mask.as_ref()))
         .collect();
     Snapshot {
         title: page.title.clone(),
-        generated: rfc3339(now_ms),
-        generated_ms: now_ms,
+        generated: rfc3339(i.now_ms),
+        generated_ms: i.now_ms,
         refresh_seconds: page.refresh.as_secs().max(1),
-        visibility,
-        providers: provider_views,
-        routes: route_views,
+        visibility: i.visibility,
+        providers: provider_views(i, &hide),
+        routes: route_views(i),
         incidents,
-        feed_id: urn(instance, "feed"),
+        gaps,
+        delayed_after_seconds: page.slow.as_secs_f64(),
+        delayed_rule: incident::delayed_rule(page.slow),
+        feed_id: urn(i.feed_key, i.instance, "feed"),
         html: OnceLock::new(),
     }
 }

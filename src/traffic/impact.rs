@@ -1,7 +1,7 @@
 //! `mailcanary impact`: after an outage, every real message it hurt, from
 //! the ledger, and a summary an operator can paste into the message to
-//! customers. The window is an incident's (the ids the status page and
-//! `report` use: crate::incident decides them) or a provider's and a time
+//! customers. The window is an incident's (as the status page finds and
+//! names them: crate::status_page::page_incidents) or a provider's and a time
 //! span. A message is in the window when the earliest time known for it
 //! (its send time, when an event told it) is, and it is affected when it
 //! was delivered later than `slow` after that, bounced, was rejected or
@@ -14,7 +14,7 @@ mod window;
 
 pub use command::{Args, Format, command};
 pub use render::{csv, json, text};
-pub use window::{Window, incident_id, resolve};
+pub use window::{Window, resolve};
 
 use crate::ledger::TrafficRow;
 use serde::Serialize;

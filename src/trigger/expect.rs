@@ -3,6 +3,8 @@
 //! the link answers 2xx, so that a reset link is known to work end to end.
 //! Each failed expectation is its own outcome (`Outcome::Mismatched`).
 
+use super::addresses::{Policy, Range};
+use super::link::Follower;
 use crate::outcome::Expectation;
 use mail_parser::MessageParser;
 use regex::{Regex, RegexBuilder};
@@ -13,8 +15,6 @@ use std::time::Duration;
 pub const BODY_LIMIT: usize = 256 * 1024;
 /// Patterns compile to at most this much: a config cannot make the watcher slow.
 const PATTERN_LIMIT: usize = 1 << 20;
-/// Redirects followed from the link (a reset link often redirects once or twice).
-const MAX_REDIRECTS: usize = 5;
 
 /// `trigger.expect`: regular expressions (the `regex` crate's syntax) that
 /// must find a match.
@@ -30,9 +30,15 @@ pub struct ExpectConfig {
     /// A link in the body (text and HTML parts), e.g. `https://shop\.example\.com/reset/\S+`.
     #[serde(default)]
     pub link: Option<String>,
-    /// GET the link found (no cookies kept, a few redirects, body not read) and expect a 2xx.
+    /// GET the link found (no cookies kept, a few redirects on its own
+    /// origin, body not read) and expect a 2xx (crate::trigger::link).
     #[serde(default)]
     pub follow_link: bool,
+    /// Address ranges (CIDR) the link may reach although they are loopback,
+    /// private, link-local or otherwise internal, e.g. `10.20.0.0/16` for
+    /// an application on the internal network. None by default.
+    #[serde(default)]
+    pub allow_addresses: Vec<String>,
 }
 
 fn compile(pattern: &str) -> Result<Regex, regex::Error> {
@@ -41,7 +47,7 @@ fn compile(pattern: &str) -> Result<Regex, regex::Error> {
 
 impl ExpectConfig {
     /// Every problem, as (key below `trigger`, message).
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (key, pattern) in
             [("expect.from", &self.from), ("expect.subject", &self.subject), ("expect.link", &self.link)]
@@ -49,11 +55,22 @@ impl ExpectConfig {
             if let Some(Err(e)) = pattern.as_deref().map(compile) {
                 let last = e.to_string().lines().last().unwrap_or_default().trim().to_string();
                 let first = last.trim_start_matches("error: ");
-                out.push((key, format!("not a regular expression: {first}")));
+                out.push((key.to_string(), format!("not a regular expression: {first}")));
             }
         }
         if self.follow_link && self.link.is_none() {
-            out.push(("expect.follow_link", "needs expect.link: the pattern that finds the link".to_string()));
+            out.push(("expect.follow_link".into(), "needs expect.link: the pattern that finds the link".to_string()));
+        }
+        if !self.follow_link && !self.allow_addresses.is_empty() {
+            out.push(("expect.allow_addresses".into(), "applies only with follow_link: true".to_string()));
+        }
+        for (i, range) in self.allow_addresses.iter().enumerate() {
+            if let Err(e) = Range::parse(range) {
+                out.push((
+                    format!("expect.allow_addresses[{i}]"),
+                    format!("not an address range (CIDR such as 10.0.0.0/8 or fd00::/8): {e}"),
+                ));
+            }
         }
         out
     }
@@ -83,7 +100,7 @@ pub struct Expect {
     from: Option<Regex>,
     subject: Option<Regex>,
     link: Option<Regex>,
-    follow: Option<reqwest::Client>,
+    follow: Option<Follower>,
     /// Held while a link of this route is followed: one at a time, as the
     /// trigger itself fires (a route's links never pile up on the application).
     following: tokio::sync::Mutex<()>,
@@ -101,17 +118,7 @@ impl Expect {
         }
         let pattern = |p: &Option<String>| p.as_deref().map(compile).transpose().map_err(|e| e.to_string());
         let follow = if config.follow_link {
-            let tls = crate::tls::client_config(ca_file, false)?;
-            Some(
-                reqwest::Client::builder()
-                    .use_preconfigured_tls((*tls).clone())
-                    .timeout(timeout)
-                    .connect_timeout(timeout)
-                    .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-                    .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| format!("HTTP client: {e}"))?,
-            )
+            Some(Follower::new(Policy::allowing(&config.allow_addresses)?, ca_file, timeout)?)
         } else {
             None
         };
@@ -160,12 +167,16 @@ impl Expect {
     }
 
     /// With `follow_link`, GETs `link` (one at a time per route, each
-    /// within the trigger's timeout): [`Expectation::LinkDead`] unless it
-    /// answers 2xx.
+    /// within the trigger's timeout, as crate::trigger::link allows):
+    /// [`Expectation::LinkDead`] unless it answers 2xx.
     pub async fn follow_link(&self, link: &str) -> Result<(), Expectation> {
-        let Some(client) = &self.follow else { return Ok(()) };
+        let Some(follower) = &self.follow else { return Ok(()) };
         let _one_at_a_time = self.following.lock().await;
-        follow(client, link).await
+        follower.follow(link).await.map_err(|dead| {
+            // The link itself is not logged: it holds the application's secret token.
+            tracing::info!(why = %dead, "the link in an application's email does not work");
+            Expectation::LinkDead
+        })
     }
 }
 
@@ -175,27 +186,6 @@ fn find_link(pattern: &Regex, raw: &[u8]) -> Option<String> {
     let message = MessageParser::default().parse(raw)?;
     let parts = (0..).map_while(|i| message.body_text(i)).chain((0..).map_while(|i| message.body_html(i)));
     parts.into_iter().find_map(|part| pattern.find(&part).map(|m| m.as_str().replace("&amp;", "&")))
-}
-
-/// GETs `link`: only http(s), no cookies, a few redirects, the body never
-/// read; a 2xx is a working link.
-async fn follow(client: &reqwest::Client, link: &str) -> Result<(), Expectation> {
-    let url = reqwest::Url::parse(link).map_err(|_| Expectation::LinkDead)?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Expectation::LinkDead);
-    }
-    match client.get(url).send().await {
-        Ok(response) if response.status().is_success() => Ok(()),
-        Ok(response) => {
-            tracing::info!(status = response.status().as_u16(), "the link in an application's email does not work");
-            Err(Expectation::LinkDead)
-        }
-        Err(e) => {
-            // Without the URL: the link holds the application's secret token.
-            tracing::info!(error = %crate::quote::error_chain(&e.without_url()), "the link in an application's email does not answer");
-            Err(Expectation::LinkDead)
-        }
-    }
 }
 
 #[cfg(test)]

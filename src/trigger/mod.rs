@@ -9,7 +9,9 @@
 //! A trigger is a sending plug-in like a provider: its name is the
 //! `provider` label, and its failures map to the same `reason`s.
 
+mod addresses;
 pub mod expect;
+mod link;
 pub mod tag;
 
 use crate::config::duration;
@@ -94,8 +96,8 @@ fn default_separator() -> String {
 
 impl TriggerConfig {
     /// Every problem with this trigger, as (key below `trigger`, message).
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(&'static str, String)> = Vec::new();
         if !["GET", "POST", "PUT", "PATCH"].contains(&self.method.as_str()) {
             out.push(("method", format!("unknown method {:?}: use GET, POST, PUT or PATCH", self.method)));
         }
@@ -125,6 +127,7 @@ impl TriggerConfig {
                 .push(("address.separator", format!("separator {:?} must be one of + - _ .", self.address.separator))),
             None => {}
         }
+        let mut out: Vec<(String, String)> = out.into_iter().map(|(key, message)| (key.to_string(), message)).collect();
         out.extend(self.expect.problems());
         out
     }

@@ -167,6 +167,8 @@ impl Meter {
                 (marker, b'\n') => marker,
                 _ => Marker::None,
             };
+            // Before a newline ends the response: its last byte counts too.
+            self.check(None).map_err(|e| (complete, e))?;
             if b == b'\n' {
                 if let Marker::Closed(n) = self.marker {
                     self.response = self.response.saturating_add(n);
@@ -179,7 +181,6 @@ impl Meter {
                 }
                 self.marker = Marker::None;
             }
-            self.check(None).map_err(|e| (complete, e))?;
         }
         Ok(())
     }
@@ -207,10 +208,16 @@ impl Meter {
 }
 
 /// The sequence number and UID of a `* n FETCH (... UID u ...` response,
-/// as far as `prefix` holds them.
+/// as far as `prefix` holds them. A word the prefix ends in may be cut
+/// (`UID 1` of `UID 1000`): it is not read.
 fn fetch_ids(prefix: &[u8]) -> (Option<u32>, Option<u32>) {
+    const SEPARATORS: [char; 5] = [' ', '(', ')', '\r', '\n'];
     let text = String::from_utf8_lossy(prefix);
-    let mut words = text.split([' ', '(', ')']).filter(|w| !w.is_empty());
+    let whole = match text.ends_with(SEPARATORS) {
+        true => &text[..],
+        false => text.rfind(SEPARATORS).map_or("", |at| &text[..at]),
+    };
+    let mut words = whole.split(SEPARATORS).filter(|w| !w.is_empty());
     if words.next() != Some("*") {
         return (None, None);
     }

@@ -1,0 +1,127 @@
+//! A black hole under the shipped health defaults (`overdue_after` 90 s,
+//! `down_after` 2, `up_after` 2, canaries every 60 s), driven second by
+//! second on a fake clock: from the first overdue canary on, no steering
+//! signal points into it, and once repaired it comes back after `up_after`
+//! deliveries although the canaries it swallowed are still in flight.
+
+use super::*;
+use crate::canary::{SigningKey, Token};
+use crate::clock::FakeClock;
+use crate::ledger::Ledger;
+use crate::outcome::Placement;
+use crate::secret::Secret;
+
+const T0: i64 = 1_800_000_000_000;
+const YAML: &str = "global: { instance: t, defaults: { interval: 60s, timeout: 10m } }
+providers:
+  - { name: a, type: smtp, host: 127.0.0.1, port: 25, tls: none, from: a@x.test, failover: { nexthop: '[a.example]:587' } }
+  - { name: b, type: smtp, host: 127.0.0.1, port: 25, tls: none, from: a@x.test, failover: { nexthop: '[b.example]:587' } }
+inboxes:
+  - { name: i, address: i@x.test, imap: { host: 127.0.0.1, port: 143, tls: none, username: u, password: pw } }
+  - { name: j, address: j@x.test, imap: { host: 127.0.0.1, port: 143, tls: none, username: u, password: pw } }
+probes:
+  - matrix: { providers: [a, b], inboxes: [i, j] }
+";
+
+struct World {
+    matcher: Arc<Matcher>,
+    clock: Arc<FakeClock>,
+    config: crate::config::Config,
+    key: SigningKey,
+}
+
+impl World {
+    fn new() -> World {
+        let clock = Arc::new(FakeClock::new(T0));
+        let ledger = LedgerThread::spawn(Ledger::in_memory().unwrap());
+        let matcher = Arc::new(Matcher::with_clock(ledger, Arc::new(Metrics::new()), clock.clone()));
+        let config = crate::config::parse(YAML, &HashMap::new()).unwrap();
+        for r in &config.routes {
+            matcher.add_route(r);
+        }
+        matcher.configure_health(&config);
+        for i in ["i", "j"] {
+            matcher.inbox_caught_up(i);
+        }
+        World { matcher, clock, config, key: SigningKey::new(Secret::new("0123456789abcdef")) }
+    }
+
+    /// A canary of every route accepted now; their tokens, by probe.
+    async fn send_all(&self) -> Vec<(String, Token)> {
+        let mut sent = Vec::new();
+        for route in &self.config.routes {
+            let now = chrono::DateTime::from_timestamp_millis(self.clock.wall_ms()).unwrap();
+            let canary = Canary::new(route, "a@x.test", "i@x.test", "t", None, &self.key, now);
+            self.matcher.expect(&canary, route.timeout).await.unwrap();
+            self.matcher.accepted(&canary.id, &Accepted { provider_id: None }, Duration::ZERO).await;
+            let token = Token { instance: "t".into(), probe: route.name.clone(), canary_id: canary.id, sent_ms: 0 };
+            sent.push((route.provider.clone(), token));
+        }
+        sent
+    }
+
+    async fn see(&self, token: &Token) {
+        let sighting = Sighting {
+            at: self.matcher.sight(),
+            placement: Placement::Inbox,
+            insight: Default::default(),
+            received_ms: None,
+            mismatch: None,
+        };
+        self.matcher.seen(token, sighting).await;
+    }
+
+    fn steering(&self) -> crate::steer::Steering {
+        (**self.matcher.steering().borrow()).clone()
+    }
+}
+
+#[tokio::test]
+async fn no_signal_points_into_a_black_hole_after_its_first_overdue_canary() {
+    let w = World::new();
+    let (hole_opens, repaired) = (150, 420);
+    let mut first_overdue: Option<u64> = None;
+    let (mut drained_at, mut back_at) = (None, None);
+    let mut due: Vec<(u64, Token)> = Vec::new();
+    for second in 0..600u64 {
+        if second % 60 == 0 {
+            for (provider, token) in w.send_all().await {
+                let swallowed = provider == "a" && (hole_opens..repaired).contains(&second);
+                if swallowed {
+                    // Its canary would be overdue 90 s from now.
+                    first_overdue.get_or_insert(second + 90);
+                } else {
+                    due.push((second + 2, token));
+                }
+            }
+        }
+        for (_, token) in due.iter().filter(|(at, _)| *at == second) {
+            w.see(token).await;
+        }
+        w.matcher.tick().await;
+        let s = w.steering();
+        let a = s.get("a").unwrap().clone();
+        if a.drain {
+            drained_at.get_or_insert(second);
+        }
+        if second >= repaired && drained_at.is_some() && !a.drain && a.weight_percent == 100 {
+            back_at.get_or_insert(second);
+        }
+        if first_overdue.is_some_and(|t| second >= t) && back_at.is_none() {
+            assert_eq!(s.nexthop.as_deref(), Some("[b.example]:587"), "Postfix pointed into the hole at {second} s");
+            assert!(
+                a.drain || a.weight_percent <= crate::steer::SUSPECT_WEIGHT_PERCENT,
+                "HAProxy at {second} s: {a:?}"
+            );
+            assert_eq!(w.matcher.providers()[0].provider, "b", "best first at {second} s");
+        }
+        w.clock.advance(Duration::from_secs(1));
+    }
+    let (first_overdue, drained_at, back_at) = (first_overdue.unwrap(), drained_at.unwrap(), back_at.unwrap());
+    // The second swallowed canary goes overdue an interval after the first.
+    assert_eq!(drained_at, first_overdue + 60, "down after down_after overdue canaries in a row");
+    // Two in-time deliveries after the repair (its canaries at 420 s and 480 s), however many
+    // swallowed ones are still in flight (their 10 min timeout runs to 750 s and beyond).
+    assert_eq!(back_at, 480 + 2, "back after up_after deliveries");
+    assert!(w.matcher.in_flight() >= 4, "the swallowed canaries are still in flight");
+}
