@@ -52,23 +52,34 @@ impl TrafficInput {
         self.thresholds = thresholds;
     }
 
-    /// Outcomes `provider`'s messages reached at `now_ms`.
-    pub fn observe(&mut self, provider: &str, outcomes: impl IntoIterator<Item = Outcome>, now_ms: i64) {
-        let keep = self.thresholds.window.as_millis() as i64 / BUCKET_MS + 1;
-        let start = now_ms - now_ms.rem_euclid(BUCKET_MS);
+    /// Outcomes `provider`'s messages reached, each at its event's time,
+    /// told at `now_ms`. They count at their own time, not at their
+    /// arrival (a time ahead of `now_ms` counts as now), and not at all
+    /// when older than the window: a provider's retried backlog, or a log
+    /// read from its start, tells of the past and makes no spike now.
+    pub fn observe(&mut self, provider: &str, outcomes: impl IntoIterator<Item = (Outcome, i64)>, now_ms: i64) {
+        let since = now_ms - self.thresholds.window.as_millis() as i64;
         let ring = self.buckets.entry(provider.to_string()).or_default();
-        if ring.back().is_none_or(|b| b.start_ms != start) {
-            ring.push_back(Counts { start_ms: start, ..Default::default() });
-        }
-        while ring.len() as i64 > keep {
+        // Buckets, oldest first, that still overlap the window.
+        while ring.front().is_some_and(|b| b.start_ms + BUCKET_MS <= since) {
             ring.pop_front();
         }
-        let b = ring.back_mut().expect("pushed above");
-        for o in outcomes {
+        for (o, at_ms) in outcomes {
+            let at_ms = at_ms.min(now_ms);
+            if at_ms < since || o == Outcome::Complained {
+                continue;
+            }
+            let start = at_ms - at_ms.rem_euclid(BUCKET_MS);
+            let b = match ring.binary_search_by_key(&start, |b| b.start_ms) {
+                Ok(i) => &mut ring[i],
+                Err(i) => {
+                    ring.insert(i, Counts { start_ms: start, ..Default::default() });
+                    &mut ring[i]
+                }
+            };
             match o {
                 Outcome::Deferred => b.deferred += 1,
                 Outcome::Bounced => b.bounced += 1,
-                Outcome::Complained => continue,
                 _ => {}
             }
             // A message deferred and then delivered in the window counts twice
@@ -114,6 +125,11 @@ impl TrafficInput {
 mod tests {
     use super::*;
 
+    /// `outcomes`, each at `at_ms`.
+    fn at(outcomes: Vec<Outcome>, at_ms: i64) -> Vec<(Outcome, i64)> {
+        outcomes.into_iter().map(|o| (o, at_ms)).collect()
+    }
+
     fn input() -> TrafficInput {
         let mut i = TrafficInput::default();
         i.configure(TrafficThresholds::default());
@@ -124,10 +140,10 @@ mod tests {
     fn a_deferral_spike_past_the_minimum_volume_is_a_reason_and_passes_with_the_window() {
         let mut i = input();
         let t0 = 1_000_000;
-        i.observe("ses", vec![Outcome::Delivered; 15], t0);
-        i.observe("ses", vec![Outcome::Deferred; 4], t0);
+        i.observe("ses", at(vec![Outcome::Delivered; 15], t0), t0);
+        i.observe("ses", at(vec![Outcome::Deferred; 4], t0), t0);
         assert_eq!(i.spike("ses", t0), None, "19 messages: below the minimum volume");
-        i.observe("ses", [Outcome::Deferred], t0 + 1_000);
+        i.observe("ses", at(vec![Outcome::Deferred], t0 + 1_000), t0 + 1_000);
         let why = i.spike("ses", t0 + 1_000).unwrap();
         assert_eq!(why, "real traffic: 5 of 20 messages deferred in the last 1m (25 %, threshold 20 %)");
         assert_eq!(i.spike("ses", t0 + 75_000), None, "out of the window");
@@ -137,13 +153,13 @@ mod tests {
     #[test]
     fn bounces_spike_too_and_complaints_are_no_volume() {
         let mut i = input();
-        i.observe("sg", vec![Outcome::Delivered; 17], 0);
-        i.observe("sg", vec![Outcome::Bounced; 3], 0);
-        i.observe("sg", vec![Outcome::Complained; 50], 0);
+        i.observe("sg", at(vec![Outcome::Delivered; 17], 0), 0);
+        i.observe("sg", at(vec![Outcome::Bounced; 3], 0), 0);
+        i.observe("sg", at(vec![Outcome::Complained; 50], 0), 0);
         assert!(i.spike("sg", 0).unwrap().contains("3 of 20 messages bounced"));
         let mut healthy = input();
-        healthy.observe("sg", vec![Outcome::Delivered; 1000], 0);
-        healthy.observe("sg", vec![Outcome::Deferred; 10], 0);
+        healthy.observe("sg", at(vec![Outcome::Delivered; 1000], 0), 0);
+        healthy.observe("sg", at(vec![Outcome::Deferred; 10], 0), 0);
         assert_eq!(healthy.spike("sg", 0), None, "1 % deferred is a normal day");
     }
 
@@ -206,7 +222,7 @@ mod tests {
         let mut out = Vec::new();
         for s in 1..until_s {
             while let Some((_, outcomes)) = feed.next_if(|(at, _)| *at <= s) {
-                b.traffic.observe("ses", outcomes, s * 1000);
+                b.traffic.observe("ses", at(outcomes, s * 1000), s * 1000);
             }
             out.extend(b.decide(s * 1000).into_iter().map(|t| (s, t.to)));
         }
@@ -234,8 +250,28 @@ mod tests {
     fn memory_is_a_few_buckets_whatever_the_rate() {
         let mut i = input();
         for s in 0..3_600 {
-            i.observe("ses", vec![Outcome::Delivered; 100], s * 1000);
+            i.observe("ses", at(vec![Outcome::Delivered; 100], s * 1000), s * 1000);
         }
         assert!(i.buckets["ses"].len() <= 7);
+    }
+
+    #[test]
+    fn outcomes_count_at_their_own_time_so_a_backlog_or_an_old_log_makes_no_spike() {
+        let t0 = 10_000_000;
+        // An hour-old backlog of deferrals, retried now: outside the window.
+        let mut i = input();
+        i.observe("ses", at(vec![Outcome::Deferred; 500], t0 - 3_600_000), t0);
+        i.observe("ses", at(vec![Outcome::Delivered; 100], t0), t0);
+        assert_eq!(i.spike("ses", t0), None, "the past is no spike now");
+        // Deferrals of 50 s ago count, and leave the window with their time, not their arrival.
+        let mut i = input();
+        i.observe("ses", at(vec![Outcome::Deferred; 30], t0 - 50_000), t0);
+        i.observe("ses", at(vec![Outcome::Delivered; 30], t0), t0);
+        assert!(i.spike("ses", t0).is_some());
+        assert_eq!(i.spike("ses", t0 + 20_000), None, "60 s after they happened, not after they arrived");
+        // A time ahead of the clock counts as now.
+        let mut i = input();
+        i.observe("ses", at(vec![Outcome::Deferred; 30], t0 + 3_600_000), t0);
+        assert!(i.spike("ses", t0).is_some() && i.spike("ses", t0 + 70_000).is_none());
     }
 }

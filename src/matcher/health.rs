@@ -68,10 +68,11 @@ impl Matcher {
         Ok(())
     }
 
-    /// Outcomes `provider`'s real messages reached (crate::traffic): evidence
-    /// for its health at the next decision (crate::health::traffic).
+    /// Outcomes `provider`'s real messages reached (crate::traffic), each at
+    /// its event's time: evidence for its health at the next decision
+    /// (crate::health::traffic).
     pub fn observe_traffic(&self, provider: &str, effects: &[crate::traffic_event::Effects], now_ms: i64) {
-        let outcomes = effects.iter().flat_map(|fx| fx.outcomes.iter().copied());
+        let outcomes = effects.iter().flat_map(|fx| fx.outcomes.iter().map(move |o| (*o, fx.at_ms.unwrap_or(now_ms))));
         self.health().traffic.observe(provider, outcomes, now_ms);
     }
 

@@ -45,6 +45,10 @@ pub struct Effects {
     pub bounce: Option<BounceKind>,
     /// The delivery delay, when it became known now (seconds).
     pub delay_seconds: Option<f64>,
+    /// When the outcomes were reached: the event's own time (not when it
+    /// arrived, which for a retried backlog may be hours later); none
+    /// when no outcome was.
+    pub at_ms: Option<i64>,
 }
 
 impl Account {
@@ -113,6 +117,9 @@ impl Account {
             self.last_kind = e.kind.as_str().to_string();
             self.last_detail.clone_from(&e.detail);
         }
+        if !fx.outcomes.is_empty() {
+            fx.at_ms = Some(e.at_ms);
+        }
         fx
     }
 }
@@ -138,7 +145,8 @@ mod tests {
     fn a_deferred_message_delivered_later_counts_deferred_then_delivered_with_its_delay() {
         let (mut a, fx) = Account::new(&ev(Kind::Sent, 1_000));
         assert!(fx.outcomes.is_empty());
-        assert_eq!(a.apply(&ev(Kind::Deferred, 2_000)).outcomes, [Outcome::Deferred]);
+        let fx = a.apply(&ev(Kind::Deferred, 2_000));
+        assert_eq!((fx.outcomes, fx.at_ms), (vec![Outcome::Deferred], Some(2_000)), "at the event's own time");
         assert_eq!(a.apply(&ev(Kind::Deferred, 3_000)), Effects::default(), "deferred once");
         let fx = a.apply(&ev(Kind::Delivered, 61_000));
         assert_eq!((fx.outcomes, fx.delay_seconds), (vec![Outcome::Delivered], Some(60.0)));
