@@ -3,7 +3,9 @@
 //! (hold-*: a black hole, as a relay that takes mail and never sends it).
 //! `impact` lists exactly the messages Postfix's own queue holds as having
 //! no final event; once this test releases them (by queue id: only its
-//! own), they are delivered late, with the delay Postfix's log gives.
+//! own), they are delivered late, with the delay Postfix's log gives. The
+//! ledger's message id is the queue id and when the message was queued
+//! (Postfix reuses queue ids).
 
 mod common;
 
@@ -46,6 +48,11 @@ fn impact(dir: &std::path::Path, since: i64) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The queue id in a ledger message id (`<queue id>@<when queued>`).
+fn queue_id(message_id: &str) -> String {
+    message_id.split('@').next().unwrap().to_string()
+}
+
 /// This test's affected messages: (harm, queue id, recipient, delay).
 fn mine(v: &serde_json::Value, suffix: &str) -> Vec<(String, String, String, Option<f64>)> {
     v["messages_affected"]
@@ -55,7 +62,7 @@ fn mine(v: &serde_json::Value, suffix: &str) -> Vec<(String, String, String, Opt
         .filter(|m| m["recipient"].as_str().unwrap_or("").ends_with(suffix))
         .map(|m| {
             let s = |k: &str| m[k].as_str().unwrap_or("").to_string();
-            (s("harm"), s("message_id"), s("recipient"), m["delay_seconds"].as_f64())
+            (s("harm"), queue_id(&s("message_id")), s("recipient"), m["delay_seconds"].as_f64())
         })
         .collect()
 }

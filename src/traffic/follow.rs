@@ -16,13 +16,16 @@ use crate::ledger::{LedgerThread, TrafficWrite};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// Bytes read per poll at most: a backlog is taken in steps.
 const CHUNK: usize = 1024 * 1024;
 /// A line longer than this is cut (Postfix's own limit is far below).
 const MAX_LINE: usize = 64 * 1024;
+/// Bytes before a saved position read again (not recorded) on a restart,
+/// so the messages in the queue then keep the keys they were recorded under.
+const REREAD: u64 = 4 * 1024 * 1024;
 
 /// Where a follower stands in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +79,24 @@ impl Tail {
                 self.partial_bytes = 0;
             }
         }
+    }
+
+    /// The whole lines in the `max` bytes before where it stands (none at
+    /// the file's start): what was read before a restart.
+    pub fn before(&self, max: u64) -> Vec<String> {
+        let Some((file, _)) = &self.file else { return Vec::new() };
+        let start = self.offset.saturating_sub(max);
+        // Read at a position: the file's own cursor stays where it stands.
+        let mut buf = vec![0u8; (self.offset - start) as usize];
+        if file.read_exact_at(&mut buf, start).is_err() {
+            return Vec::new();
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let mut lines = text.lines();
+        if start > 0 {
+            lines.next(); // cut
+        }
+        lines.map(|l| l.chars().take(MAX_LINE).collect()).collect()
     }
 
     /// Where the next line starts.
@@ -168,6 +189,12 @@ impl Follower {
         };
         let mut tail = Tail::new(&self.config.file, resume, self.config.start_at);
         let mut joiner = Joiner::default();
+        if resume.is_some() {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            for line in tail.before(REREAD) {
+                let _ = joiner.line(&line, now_ms);
+            }
+        }
         let mut tick = tokio::time::interval(self.config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(source = %name, file = %self.config.file.display(), "following the Postfix log");

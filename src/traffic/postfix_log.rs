@@ -7,8 +7,16 @@
 //! `status=sent|deferred|bounced|expired`). Each delivery line is an event;
 //! its `delay=` (seconds since the message arrived) gives the send time.
 //! Messages from the null sender are Postfix's own notices, not traffic.
-//! A line's event id is its queue id and a hash of the line, so reading a
-//! line twice (after a restart) changes nothing. follow.rs reads the file.
+//!
+//! Postfix reuses a (short) queue id once its message has left the queue,
+//! so a message is accounted under its queue id and the second it entered
+//! the queue (`75B6798E3D8@2026-12-05T00:13:24Z`): the time of its
+//! `client=` (or pickup's `uid=`) line, or, for a message met first by a
+//! later line, that line's time less its `delay=`. A line's event id is its
+//! queue id and a hash of the line, so reading a line twice (after a
+//! restart) changes nothing. follow.rs reads the file, and on a restart
+//! reads the part before where it stopped again without recording it, so
+//! that the messages then in the queue keep their keys.
 
 use crate::traffic_event::{BounceKind, Event, Kind, detail};
 use chrono::{Datelike, NaiveDateTime, TimeZone};
@@ -21,10 +29,20 @@ pub use crate::traffic::follow::Follower;
 const MAX_QUEUE: usize = 200_000;
 
 /// What the log told of a queue id so far.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Queued {
+    /// `<queue id>@<when it entered the queue>`: the account's key.
+    key: String,
     smtp_id: Option<String>,
     null_sender: bool,
+}
+
+impl Queued {
+    fn new(qid: &str, since_ms: i64) -> Queued {
+        let since = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(since_ms.div_euclid(1000) * 1000)
+            .map_or_else(|| since_ms.to_string(), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        Queued { key: format!("{qid}@{since}"), smtp_id: None, null_sender: false }
+    }
 }
 
 /// Joins a log's lines into events.
@@ -68,10 +86,21 @@ impl Joiner {
         if self.queue.len() >= MAX_QUEUE && !self.queue.contains_key(qid) {
             self.queue.clear();
         }
-        let smtp_id = self.queue.get(qid).and_then(|q| q.smtp_id.clone());
+        let delivered = delivery(rest, line.at_ms);
+        if rest.starts_with("client=") || rest.starts_with("uid=") {
+            // A new message: the queue id may have served an older one.
+            self.queue.insert(qid.to_string(), Queued::new(qid, line.at_ms));
+        }
+        if rest == "removed" {
+            self.queue.remove(qid);
+            return Vec::new();
+        }
+        let since_ms = delivered.as_ref().and_then(|d| d.2).unwrap_or(line.at_ms);
+        let queued = self.queue.entry(qid.to_string()).or_insert_with(|| Queued::new(qid, since_ms));
+        let (key, smtp_id) = (queued.key.clone(), queued.smtp_id.clone());
         let event = |kind, recipient: Option<&str>, at_ms, sent_ms, said: &str| Event {
             event_id: format!("{qid}:{}", line_hash(raw, recipient)),
-            message_id: qid.to_string(),
+            message_id: key.clone(),
             recipient: recipient.map(str::to_string),
             kind,
             at_ms,
@@ -80,7 +109,6 @@ impl Joiner {
             detail: detail(said),
         };
         if rest.starts_with("client=") || rest.starts_with("uid=") {
-            self.queue.insert(qid.to_string(), Queued::default());
             let held = self.holds.remove(line.pid).unwrap_or_default();
             return held
                 .iter()
@@ -88,15 +116,11 @@ impl Joiner {
                 .collect();
         }
         if let Some(id) = rest.strip_prefix("message-id=") {
-            self.queue.entry(qid.to_string()).or_default().smtp_id = Some(id.trim().to_string());
-            return Vec::new();
-        }
-        if rest == "removed" {
-            self.queue.remove(qid);
+            self.queue.entry(qid.to_string()).and_modify(|q| q.smtp_id = Some(id.trim().to_string()));
             return Vec::new();
         }
         if line.daemon == "qmgr" && rest.starts_with("from=<") {
-            self.queue.entry(qid.to_string()).or_default().null_sender = rest.starts_with("from=<>");
+            self.queue.entry(qid.to_string()).and_modify(|q| q.null_sender = rest.starts_with("from=<>"));
             return Vec::new();
         }
         if self.queue.get(qid).is_some_and(|q| q.null_sender) {
@@ -114,7 +138,7 @@ impl Joiner {
                 "held by the relay",
             )];
         }
-        match delivery(rest, line.at_ms) {
+        match delivered {
             Some((kind, to, sent_ms, said)) => vec![event(kind, Some(to), line.at_ms, sent_ms, &said)],
             None => Vec::new(),
         }

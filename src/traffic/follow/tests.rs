@@ -91,3 +91,19 @@ fn a_file_that_is_not_there_yet_is_followed_once_it_is() {
     assert_eq!(drain(&mut tail), ["x"]);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn on_a_restart_the_lines_before_the_saved_position_can_be_read_again_without_moving_on() {
+    let d = dir("before");
+    let log = d.join("mail.log");
+    append(&log, "one\ntwo\nthree\n");
+    let mut first = Tail::new(&log, None, StartAt::Beginning);
+    assert_eq!(drain(&mut first), ["one", "two", "three"]);
+    let saved = first.position();
+    append(&log, "four\n");
+    let mut again = Tail::new(&log, saved, StartAt::End);
+    assert_eq!(again.before(1024), ["one", "two", "three"]);
+    assert_eq!(again.before(9), ["three"], "a line cut by the limit is left out");
+    assert_eq!(drain(&mut again), ["four"], "and it reads on from where it stood");
+    std::fs::remove_dir_all(&d).unwrap();
+}

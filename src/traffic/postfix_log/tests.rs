@@ -51,7 +51,9 @@ fn delivery_lines_are_joined_to_their_queue_id_and_message_id() {
         "the null sender's notice is no traffic"
     );
     let held = &all[0];
-    assert_eq!((held.message_id.as_str(), held.at_ms), ("75B6798E3D8", at(0, 13, 24)), "joined by the smtpd's pid");
+    let key = Queued::new("75B6798E3D8", at(0, 13, 24)).key;
+    assert_eq!((held.message_id.as_str(), held.at_ms), (key.as_str(), at(0, 13, 24)), "joined by the smtpd's pid");
+    assert!(key.starts_with("75B6798E3D8@2026-12-0") && key.ends_with(":13:24Z"), "{key}");
     let delivered = &all[2];
     assert_eq!(delivered.smtp_id.as_deref(), Some("<XT6xNlxHiF0x8PmD@t-bounce.mailcanary>"));
     assert_eq!((delivered.at_ms, delivered.sent_ms), (at(0, 13, 25), Some(at(0, 13, 25) - 1_500)));
@@ -80,4 +82,29 @@ fn times_without_a_year_are_the_latest_before_now_and_rfc3339_is_read_too() {
     assert_eq!((e[0].at_ms, e[0].sent_ms), (1_796_429_605_250, Some(1_796_429_605_000)));
     assert!(Joiner::default().line("garbage", now()).is_empty());
     assert!(Joiner::default().line("Dec 05 00:14:01 mx sshd[1]: ABCDEF123: to=<x@y>, status=sent", now()).is_empty());
+}
+
+#[test]
+fn a_queue_id_postfix_reuses_is_another_message_and_one_met_late_is_keyed_by_its_arrival() {
+    let log = "\
+Dec 05 00:20:00 mx postfix/smtpd[1]: ABCDEF123: client=unknown[127.0.0.1]
+Dec 05 00:20:01 mx postfix/smtp[2]: ABCDEF123: to=<a@example.net>, relay=none, delay=1, dsn=4.4.1, status=deferred (down)
+Dec 05 00:25:00 mx postfix/smtp[2]: ABCDEF123: to=<a@example.net>, relay=r, delay=300, dsn=2.0.0, status=sent (ok)
+Dec 05 00:25:00 mx postfix/qmgr[3]: ABCDEF123: removed
+Dec 05 00:30:00 mx postfix/smtpd[1]: ABCDEF123: client=unknown[127.0.0.1]
+Dec 05 00:30:01 mx postfix/smtp[2]: ABCDEF123: to=<a@example.net>, relay=r, delay=1, dsn=2.0.0, status=sent (ok)
+";
+    let mut j = Joiner::default();
+    let events: Vec<Event> = log.lines().flat_map(|l| j.line(l, now())).collect();
+    let keys: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[0], keys[1], "one message's deferral and delivery");
+    assert_ne!(keys[1], keys[2], "the reused queue id is a new message");
+    assert_eq!(keys[0], Queued::new("ABCDEF123", at(0, 20, 0)).key);
+
+    // Met first by its delivery line (read from the middle of the log): it
+    // entered the queue `delay=` before, and a later line of it agrees.
+    let mut j = Joiner::default();
+    let late = "Dec 05 00:25:00 mx postfix/smtp[2]: ABCDEF123: to=<a@example.net>, relay=r, delay=300, dsn=2.0.0, status=sent (ok)";
+    assert_eq!(j.line(late, now())[0].message_id, Queued::new("ABCDEF123", at(0, 20, 0)).key);
 }
