@@ -232,7 +232,7 @@ impl Follower {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut events: Vec<_> = lines.iter().flat_map(|l| joiner.line(l, now_ms)).collect();
         for e in &mut events {
-            e.recipient = Some(self.recipients.keep(e.recipient.as_deref()));
+            e.recipient = Some(self.recipients.keep(&e.message_id, e.recipient.as_deref()));
         }
         TrafficWrite {
             source: name.to_string(),

@@ -72,7 +72,7 @@ async fn handle(hook: &Hook, headers: &HeaderMap, body: Body) -> Result<Response
         return Ok(ok(if confirmed { "subscription confirmed" } else { "nothing to record" }));
     }
     for e in &mut events {
-        e.recipient = Some(hook.recipients.keep(e.recipient.as_deref()));
+        e.recipient = Some(hook.recipients.keep(&e.message_id, e.recipient.as_deref()));
     }
     let write =
         TrafficWrite { source: hook.name.clone(), provider: hook.provider.clone(), events, cursor: None, nonce };
