@@ -2,9 +2,15 @@
 //! then every message), CSV for a spreadsheet or a mail merge, JSON for a
 //! script. The summary names no recipient and no provider detail: it is
 //! written to be pasted into a message to customers.
+//!
+//! What providers and logs said is untrusted: on a terminal it is quoted
+//! (crate::quote: control and invisible characters escaped, long text
+//! cut), and a CSV cell that a spreadsheet would take for a formula is
+//! made text.
 
 use super::window::rfc3339;
 use super::{Harm, Impact};
+use crate::quote::quote;
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
 
@@ -85,13 +91,13 @@ pub fn text(i: &Impact) -> String {
     let w = &i.window;
     let mut out = String::new();
     let what = match &w.incident {
-        Some(id) => format!("incident {id}{}", if w.ongoing { " (ongoing)" } else { "" }),
+        Some(id) => format!("incident {}{}", quote(id), if w.ongoing { " (ongoing)" } else { "" }),
         None => "window".to_string(),
     };
     let _ = writeln!(
         out,
         "mailcanary impact: {what}, {} from {} to {}",
-        w.providers.join(", "),
+        quote(&w.providers.join(", ")),
         rfc3339(w.from_ms),
         rfc3339(w.to_ms)
     );
@@ -136,21 +142,24 @@ fn table(out: &mut String, i: &Impact) {
             out,
             "{:<21} {:<14} {:<26} {:>9}  {:<34} {:<28} {} {}{}",
             rfc3339(r.first_ms),
-            r.provider,
+            quote(&r.provider),
             a.harm.words(),
             a.delay_seconds.map(duration).unwrap_or_else(|| "-".into()),
-            if r.recipient.is_empty() { "-" } else { &r.recipient },
-            r.message_id,
-            r.last_kind,
+            if r.recipient.is_empty() { "-".to_string() } else { quote(&r.recipient) },
+            quote(&r.message_id),
+            quote(&r.last_kind),
             rfc3339(r.last_ms),
-            r.last_detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+            r.last_detail.as_deref().map(|d| format!(" ({})", quote(d))).unwrap_or_default()
         );
     }
 }
 
-/// RFC 4180: quoted when it must be, quotes doubled.
+/// RFC 4180: quoted when it must be, quotes doubled. A cell a spreadsheet
+/// would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+/// CR) gets a leading `'`, which makes it text (OWASP's CSV injection).
 fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_string() };
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 
 /// The CSV form: one message a row, with a header.
@@ -197,5 +206,5 @@ pub fn json(i: &Impact) -> String {
         "summary": summary(i),
         "messages_affected": i.affected,
     });
-    serde_json::to_string_pretty(&value).expect("JSON of plain data") + "\n"
+    crate::quote::json_for_terminal(&serde_json::to_string_pretty(&value).expect("JSON of plain data")) + "\n"
 }

@@ -105,3 +105,22 @@ fn json_and_text_carry_the_same_counts() {
     assert_eq!(render::duration(42.0), "42 s");
     assert_eq!(render::duration(3_900.0), "1 h 5 min");
 }
+
+#[test]
+fn what_providers_said_is_quoted_on_a_terminal_and_no_csv_cell_is_a_formula() {
+    let mut hostile = settled(row("=HYPERLINK(\"http://x\")", 1_000), "bounced", 1_000);
+    hostile.last_detail = Some("550 \u{1b}]0;pwned\u{7}\r\nfake line".into());
+    hostile.recipient = "@evil".into();
+    let impact = build(window(), vec![hostile], Duration::from_secs(90), 3_600_000);
+    let t = text(&impact);
+    assert!(!t.contains('\u{1b}') && !t.contains('\u{7}') && !t.contains("\r\nfake"), "{t}");
+    assert!(t.contains("\\u{1b}]0;pwned"), "escaped, still readable: {t}");
+    let c = csv(&impact);
+    let cells = c.lines().nth(1).unwrap();
+    assert!(cells.contains("'@evil") && cells.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{cells}");
+    assert!(!c.lines().skip(1).any(|l| l.split(',').any(|f| f.starts_with(['=', '+', '-', '@']))), "{c}");
+    let j = json(&impact);
+    assert!(!j.contains('\u{1b}'), "{j}");
+    let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(v["messages_affected"][0]["message_id"], "=HYPERLINK(\"http://x\")", "JSON keeps the value exactly");
+}
