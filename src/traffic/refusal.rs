@@ -4,7 +4,8 @@
 //! freshness).
 
 use http::StatusCode;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 pub use crate::traffic_event::SourceError as Reason;
 
@@ -38,6 +39,49 @@ impl Refusal {
     pub fn certificate(why: impl Into<String>) -> Self {
         Refusal { reason: Reason::Certificate, why: why.into() }
     }
+}
+
+/// Refusals logged per source and minute at most: anyone who can reach the
+/// webhook port can make refusals, and the log must not be theirs to
+/// flood. The counters still count every one.
+pub const LOGGED_PER_MINUTE: u32 = 10;
+
+/// At most so many of something a minute (refusals logged, certificates
+/// fetched): a fixed window, restarted by the first one after it ends.
+#[derive(Debug)]
+pub struct PerMinute {
+    max: u32,
+    state: Mutex<(Instant, u32, u64)>,
+}
+
+impl PerMinute {
+    pub fn new(max: u32) -> PerMinute {
+        PerMinute { max, state: Mutex::new((Instant::now(), 0, 0)) }
+    }
+
+    /// Whether one more may happen at `now`, and how many were refused in
+    /// the minute before it (said once, with the first of the next).
+    pub fn admit(&self, now: Instant) -> (bool, u64) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, logged, unlogged) = &mut *s;
+        let mut said = 0;
+        if now.duration_since(*start) >= Duration::from_secs(60) {
+            (*start, *logged, said) = (now, 0, std::mem::take(unlogged));
+        }
+        if *logged < self.max {
+            *logged += 1;
+            (true, said)
+        } else {
+            *unlogged += 1;
+            (false, said)
+        }
+    }
+}
+
+/// What a delivery said, fit for a log line: control characters escaped,
+/// cut to crate::quote::MAX_CHARS.
+pub fn for_log(why: &str) -> String {
+    crate::quote::quote(why)
 }
 
 /// Whether `a` and `b` are equal, in a time that does not depend on where
@@ -81,6 +125,19 @@ mod tests {
         assert_eq!(fresh(1_000_000 - 301, now_ms, tolerance).unwrap_err().reason, Reason::Stale);
         assert!(fresh(1_000_000 + 299, now_ms, tolerance).is_ok());
         assert_eq!(fresh(1_000_000 + 301, now_ms, tolerance).unwrap_err().reason, Reason::Stale);
+    }
+
+    #[test]
+    fn refusals_are_logged_ten_a_minute_and_the_rest_said_in_one_number() {
+        let t0 = Instant::now();
+        let limit = PerMinute::new(LOGGED_PER_MINUTE);
+        let logged = (0..25).filter(|_| limit.admit(t0).0).count();
+        assert_eq!(logged, LOGGED_PER_MINUTE as usize);
+        assert_eq!(limit.admit(t0 + Duration::from_secs(61)), (true, 15), "the next minute says how many were not");
+        assert_eq!(limit.admit(t0 + Duration::from_secs(62)), (true, 0));
+        let long = "x".repeat(10_000) + "\u{1b}[2J";
+        assert!(for_log(&long).chars().count() <= crate::quote::MAX_CHARS + 1);
+        assert_eq!(for_log("bad\r\nline"), "bad\\r\\nline");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! canaries). Changes to `traffic:` take effect on restart.
 
 use super::recipient::Recipients;
+use super::refusal::{LOGGED_PER_MINUTE, PerMinute};
 use super::webhook::{self, Hook};
 use super::writer::{Listener, Writer};
 use super::{Source, postfix_log};
@@ -36,6 +37,7 @@ pub async fn start(config: &Config, rt: &Runtime, stop: &watch::Receiver<bool>) 
                     recipients: recipients.clone(),
                     writer: writer.clone(),
                     metrics: rt.metrics.clone(),
+                    log_limit: PerMinute::new(LOGGED_PER_MINUTE),
                 };
                 hooks.push((source.path().unwrap_or("/").to_string(), Arc::new(hook)));
             }

@@ -2,10 +2,11 @@
 //! listener's timeouts and caps, crate::listener), bodies read up to a cap.
 //! A delivery is verified by its source, its events recorded (writer.rs),
 //! and only then answered 2xx: an event acknowledged is on disk. A refusal
-//! changes nothing, is counted by reason and logged without the body.
+//! changes nothing, is counted by reason and logged without the body: what
+//! it says quoted and cut, and at most ten a minute per source (refusal.rs).
 
 use super::recipient::Recipients;
-use super::refusal::{Reason, Refusal, status};
+use super::refusal::{PerMinute, Reason, Refusal, for_log, status};
 use super::writer::Writer;
 use super::{Received, Source};
 use crate::ledger::TrafficWrite;
@@ -29,6 +30,8 @@ pub struct Hook {
     pub recipients: Recipients,
     pub writer: Writer,
     pub metrics: Arc<Metrics>,
+    /// Refusals this source may still log (refusal::LOGGED_PER_MINUTE).
+    pub log_limit: PerMinute,
 }
 
 /// The listener's routes: `POST` on each source's path.
@@ -45,7 +48,14 @@ async fn receive(State(hook): State<Arc<Hook>>, headers: HeaderMap, body: Body) 
         Ok(answer) => answer,
         Err(r) => {
             hook.metrics.traffic.refused(&hook.name, r.reason, 1);
-            tracing::warn!(source = %hook.name, reason = r.reason.as_str(), why = %r.why, "webhook delivery refused");
+            let (log, unlogged) = hook.log_limit.admit(std::time::Instant::now());
+            if unlogged > 0 {
+                tracing::warn!(source = %hook.name, unlogged, "webhook deliveries refused and not logged in the last minute");
+            }
+            if log {
+                let why = for_log(&r.why);
+                tracing::warn!(source = %hook.name, reason = r.reason.as_str(), why = %why, "webhook delivery refused");
+            }
             let mut answer = (status(r.reason), format!("{}\n", r.reason.as_str())).into_response();
             if r.reason == Reason::Forged && hook.source.basic_auth() {
                 answer
