@@ -1,26 +1,38 @@
 //! SNS signing certificates: fetched over HTTPS only from a trusted host
 //! (`sns.<region>.amazonaws.com` of the topic's region, or a host the
-//! config names), with no redirect followed and no Referer sent, read
-//! within a cap and a timeout, and cached by URL. Their public key checks
-//! SignatureVersion 1 (SHA1withRSA) and 2 (SHA256withRSA).
+//! config names), with no redirect followed and no Referer sent (the one
+//! client builder, crate::http), read within a cap and a timeout, and
+//! cached by URL. Whoever can reach the webhook can name a certificate URL
+//! in an unsigned POST (the signature is checked with the certificate), so
+//! a failed fetch is remembered for a minute, at most two fetches run at
+//! once and at most 30 a minute start: a flood of such POSTs is refused
+//! (503, which SNS retries), never turned into a flood of fetches. Their
+//! public key checks SignatureVersion 1 (SHA1withRSA) and 2 (SHA256withRSA).
 //!
 //! Trust in the certificate comes from where it was fetched: a host of
 //! SNS, over TLS verified against the system's roots (and the configured
 //! CA), as the AWS SDKs' message validators do.
 
-use super::refusal::Refusal;
+use super::refusal::{PerMinute, Refusal};
 use reqwest::Url;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm, alg_id};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest certificate file read.
 const MAX_PEM: usize = 64 * 1024;
 /// Certificates kept; SNS rotates its certificate rarely.
 const CACHE: usize = 32;
+/// Failed URLs remembered, and for how long.
+const FAILED: usize = 256;
+const FAILED_FOR: Duration = Duration::from_secs(60);
+/// Fetches at once, and begun per minute, at most.
+const AT_ONCE: usize = 2;
+const PER_MINUTE: u32 = 30;
 
 /// Fetches and caches signing certificates, from trusted hosts only.
 pub struct Certificates {
@@ -28,21 +40,33 @@ pub struct Certificates {
     /// Hosts trusted besides the SNS host of the topic's region.
     extra_hosts: Vec<String>,
     cache: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    /// URLs whose fetch failed, and when.
+    failed: Mutex<HashMap<String, Instant>>,
+    running: tokio::sync::Semaphore,
+    begun: PerMinute,
+    /// Fetches begun, ever.
+    fetches: AtomicU64,
 }
 
 impl Certificates {
     pub fn new(extra_hosts: Vec<String>, ca_file: Option<&Path>) -> Result<Certificates, String> {
-        let tls = crate::tls::client_config(ca_file, false)?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent(concat!("mailcanary/", env!("CARGO_PKG_VERSION")))
+        let client = crate::http::builder(ca_file, Duration::from_secs(10), crate::http::Redirects::None)?
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Certificates { client, extra_hosts, cache: Mutex::default() })
+        Ok(Certificates {
+            client,
+            extra_hosts,
+            cache: Mutex::default(),
+            failed: Mutex::default(),
+            running: tokio::sync::Semaphore::new(AT_ONCE),
+            begun: PerMinute::new(PER_MINUTE),
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// Fetches begun so far.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
     }
 
     /// `url` if it is HTTPS on a host trusted for a topic of `region`:
@@ -72,7 +96,21 @@ impl Certificates {
         if let Some(der) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(url.as_str()) {
             return Ok(der.clone());
         }
-        let pem = self.fetch(url).await?;
+        let failed_at = self.failed.lock().unwrap_or_else(|p| p.into_inner()).get(url.as_str()).copied();
+        if failed_at.is_some_and(|at| at.elapsed() < FAILED_FOR) {
+            return Err(Refusal::certificate("fetching the signing certificate failed less than a minute ago"));
+        }
+        let pem = match self.fetch(url).await {
+            Ok(pem) => pem,
+            Err(e) => {
+                let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+                failed.retain(|_, at| at.elapsed() < FAILED_FOR);
+                if failed.len() < FAILED {
+                    failed.insert(url.to_string(), Instant::now());
+                }
+                return Err(e);
+            }
+        };
         let der = CertificateDer::pem_slice_iter(&pem)
             .next()
             .and_then(Result::ok)
@@ -88,8 +126,17 @@ impl Certificates {
         Ok(der)
     }
 
-    /// GETs `url` (trusted) and reads at most [`MAX_PEM`] bytes.
+    /// GETs `url` (trusted) and reads at most [`MAX_PEM`] bytes; refused
+    /// at once when [`AT_ONCE`] fetches are running or [`PER_MINUTE`]
+    /// began in the last minute.
     pub async fn fetch(&self, url: &Url) -> Result<Vec<u8>, Refusal> {
+        let Ok(_running) = self.running.try_acquire() else {
+            return Err(Refusal::certificate("other signing certificates are being fetched; try again"));
+        };
+        if !self.begun.admit(Instant::now()).0 {
+            return Err(Refusal::certificate("too many signing certificate fetches this minute; try again"));
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let what = format!("{}{}", url.host_str().unwrap_or(""), url.path());
         let mut response = self.client.get(url.clone()).send().await.map_err(|e| {
             Refusal::certificate(format!("GET {what}: {}", crate::quote::error_chain(&e.without_url())))
@@ -153,6 +200,60 @@ impl SignatureVerificationAlgorithm for RsaPkcs1Sha1 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback port that accepts connections and counts them, holding
+    /// each open without a word (no TLS handshake ever completes).
+    async fn silent_host() -> (String, Arc<AtomicU64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                held.push(conn);
+            }
+        });
+        (host, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_not_tried_again_for_a_minute() {
+        // A port nobody listens on: the fetch fails at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        let c = Certificates::new(vec![closed.clone()], None).unwrap();
+        let url = c.trusted(&format!("https://{closed}/cert.pem"), "us-east-1").unwrap();
+        for _ in 0..5 {
+            assert!(c.get(&url).await.is_err());
+        }
+        assert_eq!(c.fetches(), 1, "one fetch for five deliveries naming it");
+    }
+
+    #[tokio::test]
+    async fn at_most_two_fetches_run_at_once() {
+        let (host, accepted) = silent_host().await;
+        let c = Arc::new(Certificates::new(vec![host.clone()], None).unwrap());
+        let url = |n: u32| c.trusted(&format!("https://{host}/{n}.pem"), "us-east-1").unwrap();
+        let running: Vec<_> = (0..2)
+            .map(|n| {
+                let (c, u) = (c.clone(), url(n));
+                tokio::spawn(async move { c.get(&u).await })
+            })
+            .collect();
+        let both = async {
+            while accepted.load(Ordering::SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), both).await.expect("two fetches began");
+        let third = c.get(&url(3)).await.unwrap_err();
+        assert_eq!(third.reason, super::super::refusal::Reason::Certificate);
+        assert_eq!(c.fetches(), 2, "the third was refused without a fetch");
+        for task in running {
+            task.abort();
+        }
+    }
 
     #[test]
     fn only_https_on_the_regions_sns_host_or_a_configured_one_is_trusted() {
