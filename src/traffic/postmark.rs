@@ -22,7 +22,10 @@ impl Postmark {
         use base64::Engine;
         let expected = format!("{}:{}", self.username, self.password.expose());
         let given = authorization
-            .and_then(|a| a.strip_prefix("Basic "))
+            // RFC 7617: the scheme's name is case-insensitive.
+            .and_then(|a| a.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .map(|(_, credentials)| credentials)
             .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
             .unwrap_or_default();
         if !same(&given, expected.as_bytes()) {
@@ -126,6 +129,11 @@ mod tests {
         let e = &source().receive(Some(&auth), BOUNCE.as_bytes()).unwrap().events[0];
         assert_eq!((e.kind, e.event_id.as_str()), (Kind::Bounced(BounceKind::Permanent), "bounce:42"));
         assert!(e.detail.as_deref().unwrap().starts_with("The server was unable"));
+        // The scheme's name in any case (RFC 7617).
+        for scheme in ["basic", "BASIC", "bAsIc"] {
+            let auth = auth.replacen("Basic", scheme, 1);
+            assert_eq!(source().receive(Some(&auth), DELIVERY.as_bytes()).unwrap().events.len(), 1, "{scheme}");
+        }
         let open = r#"{"RecordType": "Open", "MessageID": "m"}"#;
         assert_eq!(source().receive(Some(&auth), open.as_bytes()).unwrap().events, []);
     }
