@@ -75,6 +75,7 @@ fn signed_documented_events_are_recorded_once_and_what_is_refused_changes_nothin
     assert_eq!(post(hooks, "/t/sendgrid", &[], SG_EVENTS.as_bytes()).0, 403, "unsigned");
     assert_eq!(post(hooks, "/t/sendgrid", &sg.sign(now, "[{}]"), b"[{}]").0, 400, "malformed");
     assert_eq!(post_declaring(hooks, "/t/sendgrid", 1024 * 1024 + 1), 413, "over the cap");
+    assert_eq!(post_chunked(hooks, "/t/sendgrid", 2 * 1024 * 1024), 413, "over the cap, chunked: no length said");
 
     // Mailgun: its token is single-use with other events.
     let good = mailgun(MG_KEY, now, "tok-1", MG_DELIVERED);
@@ -137,7 +138,7 @@ fn signed_documented_events_are_recorded_once_and_what_is_refused_changes_nothin
     let errors = |s: &str, r: &str| m.value("mailcanary_traffic_source_errors_total", &[("source", s), ("reason", r)]);
     assert_eq!(
         (errors("sg", "forged"), errors("sg", "stale"), errors("sg", "malformed"), errors("sg", "too_large")),
-        (3.0, 1.0, 1.0, 1.0)
+        (3.0, 1.0, 1.0, 2.0)
     );
     assert_eq!(
         (errors("sg", "duplicate"), errors("mg", "duplicate"), errors("pm", "duplicate"), errors("rs", "duplicate")),

@@ -52,6 +52,30 @@ pub fn post_declaring(port: u16, path: &str, length: usize) -> u16 {
     head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
+/// A POST whose body (`length` bytes of JSON-ish filler) comes in 64 KiB
+/// chunks (`Transfer-Encoding: chunked`), declaring no length: its status.
+/// The server may answer and close before the body is all sent.
+pub fn post_chunked(port: u16, path: &str, length: usize) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the traffic listener");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    while sent < length {
+        let n = chunk.len().min(length - sent);
+        if write!(s, "{n:x}\r\n").and_then(|_| s.write_all(&chunk[..n])).and_then(|_| s.write_all(b"\r\n")).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut response = Vec::new();
+    let _ = s.read_to_end(&mut response);
+    let head = String::from_utf8_lossy(&response);
+    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
 /// Waits (10 s at most) until `port` takes connections: the traffic
 /// listener starts after the main one answers.
 pub fn wait_listening(port: u16) {
