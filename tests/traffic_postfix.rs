@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -67,14 +67,15 @@ fn mine(v: &serde_json::Value, suffix: &str) -> Vec<(String, String, String, Opt
         .collect()
 }
 
-/// The queue ids Postfix holds for recipients ending in `suffix`.
-fn held(stack: &Stack, suffix: &str) -> BTreeSet<String> {
+/// The queue ids Postfix holds for recipients ending in `suffix`, with
+/// when Postfix queued each (Unix s).
+fn held(stack: &Stack, suffix: &str) -> BTreeMap<String, i64> {
     let out = Command::new("postqueue").arg("-c").arg(stack.dir.join("postfix")).arg("-j").output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["queue_name"] == "hold" && m["recipients"].to_string().contains(suffix))
-        .map(|m| m["queue_id"].as_str().unwrap().to_string())
+        .map(|m| (m["queue_id"].as_str().unwrap().to_string(), m["arrival_time"].as_i64().unwrap()))
         .collect()
 }
 
@@ -112,7 +113,6 @@ fn a_held_relay_is_listed_as_postfix_holds_it_and_then_as_late_with_postfixs_del
         tries += 1;
         (impact(&dir, since)["messages"].as_u64() > Some(0)).then_some(())
     });
-    let sent = Instant::now();
     for base in ["h4t-ok-a", "h4t-ok-b", "hold-h4t-a", "hold-h4t-b", "undeliverable-h4t"] {
         s.inject(&to(base), &format!("Subject: {base}\nMessage-ID: <{base}{suffix}>\n\nreal mail"));
     }
@@ -124,17 +124,21 @@ fn a_held_relay_is_listed_as_postfix_holds_it_and_then_as_late_with_postfixs_del
         (m.len() == 3).then_some(m)
     });
     let silent: BTreeSet<String> = listed.iter().filter(|m| m.0 == "no_final_event").map(|m| m.1.clone()).collect();
-    assert_eq!(silent, queue, "impact's black hole is Postfix's hold queue");
+    assert_eq!(silent, queue.keys().cloned().collect(), "impact's black hole is Postfix's hold queue");
     let bounced: Vec<_> = listed.iter().filter(|m| m.0 == "bounced").collect();
     assert_eq!((bounced.len(), bounced[0].2.as_str()), (1, to("undeliverable-h4t").as_str()));
 
-    // Released (only this test's queue ids): delivered late, with Postfix's delay.
-    std::thread::sleep(Duration::from_millis(1_500)); // the hold lasts past --slow
-    for id in &queue {
+    // Released (only this test's queue ids) once Postfix's own record says
+    // they were queued more than 2 s ago (past --slow): delivered late,
+    // with the delay Postfix logs for them.
+    until("Postfix's queue to say 2 s", || {
+        let now = chrono::Utc::now().timestamp();
+        queue.values().all(|queued| now - queued >= 2).then_some(())
+    });
+    for id in queue.keys() {
         let out = Command::new("postsuper").arg("-c").arg(s.dir.join("postfix")).args(["-H", id]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let held_for = sent.elapsed().as_secs_f64();
     Command::new("postqueue").arg("-c").arg(s.dir.join("postfix")).arg("-f").status().unwrap();
     let late = until("impact to list them as late", || {
         let m = mine(&impact(&dir, since), &suffix);
@@ -142,10 +146,12 @@ fn a_held_relay_is_listed_as_postfix_holds_it_and_then_as_late_with_postfixs_del
         (late.len() == 2).then_some(late)
     });
     for (_, id, _, delay) in &late {
-        assert!(queue.contains(id));
+        assert!(queue.contains_key(id));
+        // Postfix logs `delay=` from its queue file's time; the ledger's
+        // send time is the hold line's, to the second.
         let (ours, postfix) = (delay.unwrap(), logged_delay(s, id));
         assert!((ours - postfix).abs() <= 1.0, "{id}: ours {ours} s, Postfix's {postfix} s");
-        assert!(postfix >= 1.5 && postfix <= held_for + 5.0, "{id}: held {held_for} s, Postfix says {postfix} s");
+        assert!(postfix > 1.0, "{id}: late by Postfix's own figure ({postfix} s) too");
     }
     let after = mine(&impact(&dir, since), &suffix);
     assert!(after.iter().all(|m| m.0 != "no_final_event"), "{after:?}");
