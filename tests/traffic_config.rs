@@ -24,7 +24,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
         "sources",
         &[
             "traffic.listen: webhook sources need a listener, such as 0.0.0.0:9928 (line 2)",
-            "traffic.sources[0].topic_arns: name the SNS topics whose messages are taken (line 4)",
+            "traffic.sources[0].topic_arns: required: SNS signs every AWS account's notifications with the same certificate, so without a list of topics any account could subscribe this endpoint to a topic of its own and post signed notifications; add topic_arns: [\"arn:aws:sns:REGION:ACCOUNT:NAME\"], the topics your SES events are published to (line 4)",
             r#"traffic.sources[1].name: duplicate source name "ses-events" (line 5)"#,
             r#"traffic.sources[1].path: "traffic/ses2" is not a URL path such as /traffic/ses (line 5)"#,
             r#"traffic.sources[1].topic_arns[0]: "arn:aws:sqs:us-east-1:123456789012:q" is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME) (line 5)"#,

@@ -28,7 +28,9 @@ pub struct SesSnsSource {
     pub name: String,
     pub provider: String,
     pub path: String,
-    /// The topics whose messages are taken; any other is refused.
+    /// The topics whose messages are taken; any other is refused. Required
+    /// (validation says why when it is missing or empty).
+    #[serde(default)]
     pub topic_arns: Vec<String>,
     /// Hosts (`host` or `host:port`) besides `sns.<region>.amazonaws.com`
     /// from which signing certificates and subscription confirmations are
@@ -171,6 +173,12 @@ fn quarter_second() -> Duration {
     Duration::from_millis(250)
 }
 
+/// Why `topic_arns` is required, and what to add.
+pub const TOPICS_REQUIRED: &str = "required: SNS signs every AWS account's notifications with the same \
+certificate, so without a list of topics any account could subscribe this endpoint to a topic of its own \
+and post signed notifications; add topic_arns: [\"arn:aws:sns:REGION:ACCOUNT:NAME\"], the topics your \
+SES events are published to";
+
 /// The checks of each kind of source.
 pub(super) fn kind(source: &SourceConfig, at: &str, push: &mut impl FnMut(String, String)) {
     let empty = |s: &Secret| s.expose().trim().is_empty();
@@ -178,7 +186,7 @@ pub(super) fn kind(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
     match source {
         SourceConfig::SesSns(s) => {
             if s.topic_arns.is_empty() {
-                push(format!("{at}.topic_arns"), "name the SNS topics whose messages are taken".into());
+                push(format!("{at}.topic_arns"), TOPICS_REQUIRED.into());
             }
             for (j, arn) in s.topic_arns.iter().enumerate() {
                 if crate::traffic::ses::topic_region(arn).is_none() {
