@@ -10,8 +10,10 @@
 use super::Settings;
 use super::history::{DAY_MS, Data};
 use super::mask::Mask;
+use super::real_traffic::TrafficView;
 use crate::health::{ProviderHealth, State as HealthState};
 use crate::incident::{self, Gap};
+use crate::ledger::TrafficCounts;
 use crate::matcher::RouteStatus;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -120,6 +122,10 @@ pub struct IncidentView {
     /// `mismatched`, `late`, `delayed`, `spam`, `overdue` (crate::incident).
     pub canaries: BTreeMap<String, usize>,
     pub provider_changes: Vec<ChangeView>,
+    /// The real mail sent during it through its providers, as `impact`
+    /// counts it; none without real traffic. Counts only: no message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_traffic: Option<TrafficView>,
 }
 
 impl IncidentView {
@@ -251,6 +257,8 @@ pub struct Inputs<'a> {
     pub settings: &'a Settings,
     pub visibility: Visibility,
     pub data: &'a Data,
+    /// The real traffic of incidents, by their start.
+    pub traffic: &'a std::collections::HashMap<i64, TrafficCounts>,
     pub providers: &'a [ProviderHealth],
     pub routes: &'a [RouteStatus],
     pub now_ms: i64,
@@ -324,7 +332,9 @@ fn route_views(i: &Inputs<'_>) -> Vec<RouteView> {
 fn incident_view(i: &Inputs<'_>, x: &incident::Incident, hide: &dyn Fn(&str) -> String) -> IncidentView {
     let shown = i.visibility.inboxes;
     let id = incident_id(i.feed_key, i.instance, x.from_ms);
+    let command = (!i.visibility.public).then(|| format!("mailcanary impact --incident {id}"));
     IncidentView {
+        real_traffic: i.traffic.get(&x.from_ms).filter(|c| c.messages > 0).map(|c| TrafficView::new(c, command)),
         id,
         started: rfc3339(x.from_ms),
         ended: x.to_ms.map(rfc3339),

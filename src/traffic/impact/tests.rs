@@ -124,3 +124,53 @@ fn what_providers_said_is_quoted_on_a_terminal_and_no_csv_cell_is_a_formula() {
     let v: serde_json::Value = serde_json::from_str(&j).unwrap();
     assert_eq!(v["messages_affected"][0]["message_id"], "=HYPERLINK(\"http://x\")", "JSON keeps the value exactly");
 }
+
+#[test]
+fn the_ledgers_sql_counts_are_impacts_counts() {
+    use crate::ledger::{Ledger, TrafficWrite};
+    use crate::traffic_event::{BounceKind, Event, Kind};
+    let ledger = Ledger::in_memory().unwrap();
+    let ev = |id: &str, n: usize, kind: Kind, at_ms: i64, sent_ms: i64| Event {
+        event_id: format!("{id}-{n}"),
+        message_id: id.into(),
+        recipient: Some(format!("{id}@example.net")),
+        kind,
+        at_ms,
+        sent_ms: Some(sent_ms),
+        smtp_id: None,
+        detail: None,
+    };
+    let mut events = Vec::new();
+    for i in 0..200i64 {
+        let id = format!("m{i}");
+        let t = i * 10_000;
+        match i % 9 {
+            0 => events.push(ev(&id, 0, Kind::Delivered, t + 2_000, t)),
+            1 => events.push(ev(&id, 0, Kind::Delivered, t + 600_000, t)),
+            2 => events.push(ev(&id, 0, Kind::Deferred, t + 1_000, t)),
+            3 => events.extend([ev(&id, 0, Kind::Deferred, t + 1_000, t), ev(&id, 1, Kind::Delivered, t + 200_000, t)]),
+            4 => events.push(ev(&id, 0, Kind::Bounced(BounceKind::Permanent), t + 1_000, t)),
+            5 => events.push(ev(&id, 0, Kind::Rejected, t, t)),
+            6 => events.push(ev(&id, 0, Kind::Dropped, t, t)),
+            7 => events.push(ev(&id, 0, Kind::Sent, t, t)),
+            _ => events.extend([ev(&id, 0, Kind::Sent, t, t), ev(&id, 1, Kind::Complained, t + 5_000, t)]),
+        }
+    }
+    let write = TrafficWrite { source: "s".into(), provider: "ses".into(), events, cursor: None, nonce: None };
+    ledger.record_traffic(&[write], 0).unwrap();
+    let providers = vec!["ses".to_string()];
+    for (from, to, slow_s, now) in [(0, 2_000_000, 90, 2_000_000), (300_000, 900_000, 10, 1_000_000), (0, 1, 90, 5)] {
+        let rows = ledger.traffic_window(&providers, from, to).unwrap();
+        let w = Window { from_ms: from, to_ms: to, providers: providers.clone(), incident: None, ongoing: false };
+        let impact = build(w, rows, Duration::from_secs(slow_s), now);
+        let sql = ledger.traffic_counts(&providers, from, to, slow_s as i64 * 1000, now).unwrap();
+        let c = |h: Harm| impact.counts[&h] as u64;
+        assert_eq!(
+            (sql.messages, sql.late, sql.deferred, sql.no_final_event),
+            (impact.messages as u64, c(Harm::Late), c(Harm::Deferred), c(Harm::NoFinalEvent)),
+            "window {from}..{to}"
+        );
+        assert_eq!((sql.bounced, sql.rejected, sql.dropped), (c(Harm::Bounced), c(Harm::Rejected), c(Harm::Dropped)));
+        assert_eq!(sql.affected(), impact.affected_count() as u64);
+    }
+}
