@@ -244,7 +244,11 @@ fn report(
     let reports = mailcanary::report::build(&rows, judge);
     let review = mailcanary::incident::review(&rows, &changes, judge);
     if let Some(file) = html {
-        let page = mailcanary::status_page::report::render(&rows, &reports, &review, &changes, since_ms, judge);
+        let slow_ms = slow.as_millis() as i64;
+        let traffic =
+            ledger.traffic_per_minute(since_ms, now_ms, slow_ms, now_ms).map_err(|e| format!("ledger: {e}"))?;
+        let page =
+            mailcanary::status_page::report::render(&rows, &reports, &review, &changes, &traffic, since_ms, judge);
         std::fs::write(file, page).map_err(|e| format!("--html {}: {e}", file.display()))?;
         eprintln!("mailcanary: wrote the report to {}", file.display());
     }
