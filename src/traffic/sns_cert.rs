@@ -5,8 +5,9 @@
 //! cached by URL. Whoever can reach the webhook can name a certificate URL
 //! in an unsigned POST (the signature is checked with the certificate), so
 //! a failed fetch is remembered for a minute, at most two fetches run at
-//! once and at most 30 a minute start: a flood of such POSTs is refused
-//! (503, which SNS retries), never turned into a flood of fetches. Their
+//! once (deliveries wait for a slot, then find what the one before them
+//! fetched) and at most 30 a minute start: a flood of such POSTs is
+//! refused (503, which SNS retries), never turned into a flood of fetches. Their
 //! public key checks SignatureVersion 1 (SHA1withRSA) and 2 (SHA256withRSA).
 //!
 //! Trust in the certificate comes from where it was fetched: a host of
@@ -32,6 +33,8 @@ const FAILED: usize = 256;
 const FAILED_FOR: Duration = Duration::from_secs(60);
 /// Fetches at once, and begun per minute, at most.
 const AT_ONCE: usize = 2;
+/// How long a fetch may take (and a delivery wait for a slot to fetch in).
+const TIMEOUT: Duration = Duration::from_secs(10);
 const PER_MINUTE: u32 = 30;
 
 /// Fetches and caches signing certificates, from trusted hosts only.
@@ -50,7 +53,7 @@ pub struct Certificates {
 
 impl Certificates {
     pub fn new(extra_hosts: Vec<String>, ca_file: Option<&Path>) -> Result<Certificates, String> {
-        let client = crate::http::builder(ca_file, Duration::from_secs(10), crate::http::Redirects::None)?
+        let client = crate::http::builder(ca_file, TIMEOUT, crate::http::Redirects::None)?
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Certificates {
@@ -93,49 +96,85 @@ impl Certificates {
         if !url.path().ends_with(".pem") {
             return Err(Refusal::forged("the signing certificate URL does not name a .pem file"));
         }
-        if let Some(der) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(url.as_str()) {
-            return Ok(der.clone());
+        if let Some(der) = self.cached(url)? {
+            return Ok(der);
         }
-        let failed_at = self.failed.lock().unwrap_or_else(|p| p.into_inner()).get(url.as_str()).copied();
-        if failed_at.is_some_and(|at| at.elapsed() < FAILED_FOR) {
-            return Err(Refusal::certificate("fetching the signing certificate failed less than a minute ago"));
+        // Wait for a slot, then look again: deliveries that came together
+        // on a cold cache find the certificate the first of them fetched.
+        let _slot = self.slot().await?;
+        if let Some(der) = self.cached(url)? {
+            return Ok(der);
         }
-        let pem = match self.fetch(url).await {
-            Ok(pem) => pem,
+        self.begin()?;
+        let fetched = self.fetch_now(url).await.and_then(|pem| {
+            let der = CertificateDer::pem_slice_iter(&pem)
+                .next()
+                .and_then(Result::ok)
+                .ok_or_else(|| Refusal::certificate("the signing certificate is not a PEM certificate"))?;
+            webpki::EndEntityCert::try_from(&der)
+                .map_err(|e| Refusal::certificate(format!("the signing certificate: {e}")))?;
+            Ok(Arc::new(der.to_vec()))
+        });
+        match fetched {
+            Ok(der) => {
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= CACHE {
+                    cache.clear();
+                }
+                cache.insert(url.to_string(), der.clone());
+                Ok(der)
+            }
             Err(e) => {
                 let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
                 failed.retain(|_, at| at.elapsed() < FAILED_FOR);
                 if failed.len() < FAILED {
                     failed.insert(url.to_string(), Instant::now());
                 }
-                return Err(e);
+                Err(e)
             }
-        };
-        let der = CertificateDer::pem_slice_iter(&pem)
-            .next()
-            .and_then(Result::ok)
-            .ok_or_else(|| Refusal::certificate("the signing certificate is not a PEM certificate"))?;
-        webpki::EndEntityCert::try_from(&der)
-            .map_err(|e| Refusal::certificate(format!("the signing certificate: {e}")))?;
-        let der = Arc::new(der.to_vec());
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE {
-            cache.clear();
         }
-        cache.insert(url.to_string(), der.clone());
-        Ok(der)
     }
 
-    /// GETs `url` (trusted) and reads at most [`MAX_PEM`] bytes; refused
-    /// at once when [`AT_ONCE`] fetches are running or [`PER_MINUTE`]
-    /// began in the last minute.
-    pub async fn fetch(&self, url: &Url) -> Result<Vec<u8>, Refusal> {
-        let Ok(_running) = self.running.try_acquire() else {
-            return Err(Refusal::certificate("other signing certificates are being fetched; try again"));
-        };
+    /// The certificate of `url` if it is cached; refused if its fetch
+    /// failed less than [`FAILED_FOR`] ago.
+    fn cached(&self, url: &Url) -> Result<Option<Arc<Vec<u8>>>, Refusal> {
+        if let Some(der) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(url.as_str()) {
+            return Ok(Some(der.clone()));
+        }
+        let failed_at = self.failed.lock().unwrap_or_else(|p| p.into_inner()).get(url.as_str()).copied();
+        if failed_at.is_some_and(|at| at.elapsed() < FAILED_FOR) {
+            return Err(Refusal::certificate("fetching the signing certificate failed less than a minute ago"));
+        }
+        Ok(None)
+    }
+
+    /// One of the [`AT_ONCE`] slots to fetch in, waited for as long as a
+    /// fetch may take.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Refusal> {
+        let busy = || Refusal::certificate("other signing certificates are being fetched; try again");
+        match tokio::time::timeout(TIMEOUT, self.running.acquire()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            _ => Err(busy()),
+        }
+    }
+
+    /// Refused when [`PER_MINUTE`] fetches began in the last minute.
+    fn begin(&self) -> Result<(), Refusal> {
         if !self.begun.admit(Instant::now()).0 {
             return Err(Refusal::certificate("too many signing certificate fetches this minute; try again"));
         }
+        Ok(())
+    }
+
+    /// GETs `url` (trusted: a subscription's confirmation) and reads at
+    /// most [`MAX_PEM`] bytes, in a slot and within the rate.
+    pub async fn fetch(&self, url: &Url) -> Result<Vec<u8>, Refusal> {
+        let _slot = self.slot().await?;
+        self.begin()?;
+        self.fetch_now(url).await
+    }
+
+    async fn fetch_now(&self, url: &Url) -> Result<Vec<u8>, Refusal> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let what = format!("{}{}", url.host_str().unwrap_or(""), url.path());
         let mut response = self.client.get(url.clone()).send().await.map_err(|e| {
@@ -247,9 +286,24 @@ mod tests {
             }
         };
         tokio::time::timeout(Duration::from_secs(10), both).await.expect("two fetches began");
-        let third = c.get(&url(3)).await.unwrap_err();
-        assert_eq!(third.reason, super::super::refusal::Reason::Certificate);
-        assert_eq!(c.fetches(), 2, "the third was refused without a fetch");
+        // A third waits for a slot: no fetch begins until one of the two ends.
+        let third = {
+            let (c, u) = (c.clone(), url(3));
+            tokio::spawn(async move { c.get(&u).await })
+        };
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!((c.fetches(), accepted.load(Ordering::SeqCst)), (2, 2), "the third waits");
+        running[0].abort();
+        let three = async {
+            while accepted.load(Ordering::SeqCst) < 3 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), three).await.expect("the third fetched once a slot was free");
+        assert_eq!(c.fetches(), 3);
+        third.abort();
         for task in running {
             task.abort();
         }
