@@ -9,12 +9,19 @@
 //!   resend    one event a delivery, Svix HMAC-SHA256
 //!   ses       one event a delivery through SNS, RSA SHA-256 (openssl signs)
 //!
-//!   cargo bench --bench traffic [-- sendgrid mailgun resend ses]
+//! Then, with no listener (traffic/offline.rs): a replayed SES outage
+//! through provider health, and `impact` over an incident of 100,000
+//! messages, its counts checked against SQL over the ledger.
 //!
-//! Sizes: MC_BENCH_EVENTS (per mode, 50,000; ses 2,000), MC_BENCH_CLIENTS (16).
+//!   cargo bench --bench traffic [-- sendgrid mailgun resend ses replay impact]
+//!
+//! Sizes: MC_BENCH_EVENTS (per mode, 50,000; ses 2,000), MC_BENCH_CLIENTS
+//! (16), MC_BENCH_MESSAGES (impact, 100,000).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "traffic/offline.rs"]
+mod offline;
 #[path = "../tests/common/webhooks.rs"]
 mod webhooks;
 
@@ -212,12 +219,12 @@ fn usage(pid: u32) -> (f64, f64) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let all = ["sendgrid", "mailgun", "resend", "ses"];
+    let all = ["sendgrid", "mailgun", "resend", "ses", "replay", "impact"];
     let modes: Vec<&str> = all.iter().copied().filter(|m| args.is_empty() || args.iter().any(|a| a == m)).collect();
     let clients = env_usize("MC_BENCH_CLIENTS", 16);
     println!("| source | events | deliveries/request | events/s | wall s | CPU s | peak RSS MiB |");
     println!("|---|---|---|---|---|---|---|");
-    for mode in modes {
+    for mode in modes.iter().copied().filter(|m| !["replay", "impact"].contains(m)) {
         let dir = temp_dir(&format!("bench-traffic-{mode}"));
         let (port, hooks) = (free_port(), free_port());
         let sg = SendgridKey::new();
@@ -253,6 +260,14 @@ fn main() {
         assert_eq!((refused, stored), (0, events), "{mode}: every delivery acknowledged and recorded");
         println!("| {mode} | {events} | {per_request} | {rate:.0} | {secs:.1} | {cpu:.1} | {rss:.0} |");
         drop(mc);
+    }
+    if modes.contains(&"replay") {
+        println!();
+        offline::replay();
+    }
+    if modes.contains(&"impact") {
+        let dir = temp_dir("bench-traffic-impact");
+        offline::impact(&dir, env_usize("MC_BENCH_MESSAGES", 100_000));
     }
 }
 
