@@ -34,5 +34,7 @@ pub mod status_page;
 pub mod steer;
 pub mod supervise;
 pub mod tls;
+pub mod traffic;
+pub mod traffic_event;
 pub mod trigger;
 pub mod words;

@@ -68,6 +68,38 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
+    /// After an outage: every real message it hurt (delivered late, bounced,
+    /// deferred and never delivered, no final event), with a summary for
+    /// the message to customers.
+    Impact {
+        #[arg(long, short, default_value = "probes.yaml", env = "MAILCANARY_CONFIG")]
+        config: PathBuf,
+        /// An incident: the status page's id, or its start time.
+        #[arg(long, conflicts_with_all = ["provider", "since", "until"], required_unless_present = "provider")]
+        incident: Option<String>,
+        /// A provider (its name in the ledger), with --since.
+        #[arg(long, requires = "since")]
+        provider: Option<String>,
+        /// From: a time (2026-12-05T14:00:00Z) or a duration back from now (2h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until (default: now).
+        #[arg(long)]
+        until: Option<String>,
+        /// A delivery slower than this counts as late; default: the
+        /// config's `global.status_page.slow`, 90s unless set.
+        #[arg(long)]
+        slow: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ImpactFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImpactFormat {
+    Text,
+    Csv,
+    Json,
 }
 
 /// Logs on standard error, coloured only on a terminal and never when
@@ -136,6 +168,33 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Impact { config, incident, provider, since, until, slow, format } => {
+            use mailcanary::traffic::impact::{Args, Format, command};
+            let format = match format {
+                ImpactFormat::Text => Format::Text,
+                ImpactFormat::Csv => Format::Csv,
+                ImpactFormat::Json => Format::Json,
+            };
+            let args = Args {
+                config: &config,
+                incident: incident.as_deref(),
+                provider: provider.as_deref(),
+                since: since.as_deref(),
+                until: until.as_deref(),
+                slow: slow.as_deref(),
+                format,
+            };
+            match command(&args) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("mailcanary: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Check { config, probe } => {
             init_logs(cli.log_format, "warn", mailcanary::check::LogWriter);
             match runtime().block_on(mailcanary::check::check(&config, &probe)) {
@@ -185,7 +244,11 @@ fn report(
     let reports = mailcanary::report::build(&rows, judge);
     let review = mailcanary::incident::review(&rows, &changes, judge);
     if let Some(file) = html {
-        let page = mailcanary::status_page::report::render(&rows, &reports, &review, &changes, since_ms, judge);
+        let slow_ms = slow.as_millis() as i64;
+        let traffic =
+            ledger.traffic_per_minute(since_ms, now_ms, slow_ms, now_ms).map_err(|e| format!("ledger: {e}"))?;
+        let page =
+            mailcanary::status_page::report::render(&rows, &reports, &review, &changes, &traffic, since_ms, judge);
         std::fs::write(file, page).map_err(|e| format!("--html {}: {e}", file.display()))?;
         eprintln!("mailcanary: wrote the report to {}", file.display());
     }

@@ -5,6 +5,7 @@
 //! `detail`'s tests: the default keeps only what alerts and dashboards read.
 
 mod detail;
+pub mod traffic;
 
 use crate::insight::Insight;
 use crate::outcome::{InboxError, Outcome, Placement, SendReason, Unmatched};
@@ -122,6 +123,8 @@ pub struct Metrics {
     pub task_restarts: Family<TaskLabels, Counter>,
     pub provider_state: Family<ProviderStateLabels, Gauge>,
     pub provider_state_changes: Family<ProviderLabels, Counter>,
+    /// The real traffic's series (`traffic_*`).
+    pub traffic: traffic::TrafficMetrics,
     /// The opt-in series in force (`global.metrics.detail`).
     detail: detail::DetailState,
     /// The wall clock when scraped: Prometheus compares it with the scrape's
@@ -175,6 +178,7 @@ impl Metrics {
             task_restarts: Family::default(),
             provider_state: Family::default(),
             provider_state_changes: Family::default(),
+            traffic: traffic::TrafficMetrics::default(),
             detail,
             time: Gauge::default(),
             registry: Registry::default(),
@@ -262,6 +266,7 @@ impl Metrics {
             "The wall clock of the mailcanary process, in seconds since the epoch, when scraped",
             m.time.clone(),
         );
+        m.traffic.register(r);
         Metrics { registry, ..m }
     }
 

@@ -75,11 +75,7 @@ impl Runtime {
 
 /// The signing key from config, or from its file (created if missing).
 pub fn signing_key(config: &Config) -> Result<SigningKey, String> {
-    if let Some(key) = &config.global.signing_key {
-        return Ok(SigningKey::new(key.clone()));
-    }
-    let path = config.global.signing_key_file.clone().unwrap_or_else(|| config.global.state_dir.join("signing.key"));
-    SigningKey::load_or_create(&path).map_err(|e| format!("signing key {}: {e}", path.display()))
+    SigningKey::for_config(config)
 }
 
 /// Builds every provider and every inbox client of `config` without
@@ -434,6 +430,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         let own = Arc::new(status_page.for_own_listener());
         signals.push(tokio::spawn(server::serve_status_page(listener, own, limits, stop.clone())));
     }
+    signals.extend(crate::traffic::start(&config, &rt, &stop).await?);
     let ticker = spawn_ticker(rt.matcher.clone(), rt.ledger.clone(), config.global.retention, stop);
     tracing::info!(
         listen = %config.global.listen,

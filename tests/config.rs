@@ -160,7 +160,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ),
     (
         "unknown-top-key",
-        &[r#"alerts: unknown key "alerts", expected one of global, providers, inboxes, probes (line 9)"#],
+        &[r#"alerts: unknown key "alerts", expected one of global, providers, inboxes, probes, traffic (line 9)"#],
     ),
     ("unset-variable", &[r#"providers[0].password: environment variable MAILCANARY_TEST_UNSET is not set (line 6)"#]),
     (

@@ -106,6 +106,20 @@ fn walk(path: Vec<Step>, keys: Vec<String>, out: &mut Vec<Vec<Step>>) {
             walk(item, keys, out);
             continue;
         }
+        // A list of kinds picked by `type` (traffic.sources): each kind's keys.
+        let kinds = problems(&document(&item, serde_json::json!({ "type": PROBE })));
+        if let Some(kinds) = listed(&kinds, &format!("unknown variant `{PROBE}`")) {
+            let mut typed = at.clone();
+            typed.push(Step::Key("type".into()));
+            out.push(typed);
+            for kind in kinds {
+                let mut at = item.clone();
+                at.push(Step::Kind(kind));
+                let keys = fields(&at).unwrap_or_else(|| panic!("{at:?} has no keys"));
+                walk(at, keys, out);
+            }
+            continue;
+        }
         out.push(at);
     }
 }
@@ -207,7 +221,12 @@ fn every_config_key_is_in_the_configuration_reference() {
     let keys = config_keys();
     assert!(keys.len() > 100, "the probe found too few keys: {keys:?}");
     // The probe finds what it must: a key of each part.
-    for known in ["global.health.overdue_after", "providers.smtp.host", "inboxes.imap.oauth2.token_url"] {
+    for known in [
+        "global.health.overdue_after",
+        "providers.smtp.host",
+        "inboxes.imap.oauth2.token_url",
+        "traffic.sources.ses_sns.topic_arns",
+    ] {
         assert!(keys.iter().any(|k| dotted(k)[0] == known), "{known} not found among {keys:#?}");
     }
     let table = documented(&read("docs/configuration.md"));
@@ -229,6 +248,7 @@ fn exported_metrics() -> BTreeSet<String> {
     m.init_inbox("i");
     m.set_provider_state("s", mailcanary::health::State::Healthy);
     m.task_started("route:p");
+    m.traffic.init_source("src", "s");
     let hop = mailcanary::metrics::HopLabels { route: route.clone(), hop: "1".into() };
     m.hop_delay.get_or_create(&hop).observe(1.0);
     m.encode_text()
@@ -330,6 +350,9 @@ fn every_code_fence_is_closed_and_holds_no_prose() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// A P-256 public key (base64 DER), for `${..._WEBHOOK_KEY}`.
+const SENDGRID_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAETaDQvkikz04mrVm5Ri41P4kWmEd7ygdiJEsczQCxUgOTghWZ7kB4Zp40hBKVivEE5QTNJKfqj3fM75OfDxW7aw==";
+
 /// Each `${VAR}` of the docs set to something of its kind.
 fn env_for(text: &str, ca: &str) -> HashMap<String, String> {
     let var = regex::Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}").unwrap();
@@ -338,6 +361,12 @@ fn env_for(text: &str, ca: &str) -> HashMap<String, String> {
             let name = c[1].to_string();
             let value = if name.contains("PORT") {
                 "10025".to_string()
+            } else if name.ends_with("WEBHOOK_SECRET") {
+                // A Svix signing secret: whsec_ and base64.
+                "whsec_cGxhY2Vob2xkZXItMDEyMzQ1Njc4OWFiY2RlZg==".to_string()
+            } else if name.ends_with("WEBHOOK_KEY") {
+                // A verification key as SendGrid shows it: a P-256 public key, base64 DER.
+                SENDGRID_KEY.to_string()
             } else if name.ends_with("CA") {
                 ca.to_string()
             } else {
@@ -348,7 +377,7 @@ fn env_for(text: &str, ca: &str) -> HashMap<String, String> {
         .collect()
 }
 
-const SECTIONS: [&str; 4] = ["global", "providers", "inboxes", "probes"];
+const SECTIONS: [&str; 5] = ["global", "providers", "inboxes", "probes", "traffic"];
 
 /// A config that names what examples refer to, to check fragments in.
 const BASE: &str = r#"{"providers": [{"name": "relay", "type": "smtp", "host": "smtp.example.com", "from": "canary@example.com"}],

@@ -17,6 +17,8 @@ mod metrics;
 mod probe;
 mod provider;
 mod status_page;
+mod traffic;
+mod traffic_source;
 mod validate;
 mod yaml;
 
@@ -33,6 +35,10 @@ pub use status_page::StatusPageConfig;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+pub use traffic::{RecipientPolicy, TrafficConfig, TrafficHealth};
+pub use traffic_source::{
+    MailgunSource, PostfixLogSource, PostmarkSource, ResendSource, SendgridSource, SesSnsSource, SourceConfig, StartAt,
+};
 #[cfg(test)]
 pub(crate) use yaml::quoted as yaml_quoted;
 
@@ -47,6 +53,8 @@ pub struct Config {
     pub inboxes: Vec<InboxConfig>,
     /// Every route, matrices expanded, defaults applied.
     pub routes: Vec<Route>,
+    /// The real traffic's event sources (crate::traffic), if any.
+    pub traffic: Option<TrafficConfig>,
 }
 
 impl Config {
@@ -195,11 +203,11 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
     let doc = yaml::Document::parse(text, env, &mut problems).map_err(|p| vec![p])?;
     let unset = problems.len();
     for (key, line) in &doc.top_keys {
-        if !["global", "providers", "inboxes", "probes"].contains(&key.as_str()) {
+        if !["global", "providers", "inboxes", "probes", "traffic"].contains(&key.as_str()) {
             problems.push(Problem::at(
                 key,
                 Some(*line),
-                format!("unknown key {key:?}, expected one of global, providers, inboxes, probes"),
+                format!("unknown key {key:?}, expected one of global, providers, inboxes, probes, traffic"),
             ));
         }
     }
@@ -210,13 +218,16 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
     let providers = decode_list::<ProviderConfig>(&doc, "providers", &mut problems);
     let inboxes = decode_list::<InboxConfig>(&doc, "inboxes", &mut problems);
     let probes = decode_list::<ProbeEntry>(&doc, "probes", &mut problems);
+    let traffic = traffic::decode(&doc, &mut problems);
     let mut config = Config {
         global: global.unwrap_or_else(|| doc_default_global().expect("defaults decode")),
         providers: providers.iter().map(|(_, p)| p.clone()).collect(),
         inboxes: inboxes.iter().map(|(_, i)| i.clone()).collect(),
         routes: Vec::new(),
+        traffic,
     };
     config.routes = validate::validate(&config, &providers, &inboxes, &probes, &doc, &mut problems);
+    traffic::validate(&config, &doc, &mut problems);
     // A value whose ${VAR} is unset was left as written: what it breaks
     // further (a CA file "${MAILSTACK_CA}" that does not exist) is the same cause.
     let mut index = 0;
@@ -224,13 +235,17 @@ pub fn parse(text: &str, env: &HashMap<String, String>) -> Result<Config, Vec<Pr
         index += 1;
         index <= unset || !doc.unexpanded.iter().any(|u| under_or_at(&p.path, u))
     });
-    if ["providers", "inboxes", "probes"].iter().all(|s| doc.node(s).is_none()) {
+    // Real traffic alone is something to monitor.
+    if ["providers", "inboxes", "probes", "traffic"].iter().all(|s| doc.node(s).is_none()) {
         problems.push(Problem::at(
             "",
             None,
             "nothing to monitor: the file has no providers, inboxes or probes (the repository's probes.yaml is an example)",
         ));
-    } else if problems.is_empty() && config.routes.is_empty() {
+    } else if problems.is_empty()
+        && config.routes.is_empty()
+        && (config.traffic.is_none() || doc.node("probes").is_some())
+    {
         problems.push(Problem::at(
             "probes",
             doc.node("probes").map(|n| n.line),

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 mod route;
+pub mod traffic;
 pub use route::Evidence;
 use route::RouteEvidence;
 
@@ -161,6 +162,8 @@ pub struct Board {
     /// the page and the steering signals read, so that a state, its reason
     /// and its routes always describe the same instant.
     snapshot: Vec<ProviderHealth>,
+    /// Real traffic's evidence, beside the canaries' (traffic.rs).
+    pub traffic: traffic::TrafficInput,
 }
 
 /// A provider of a config: its name, thresholds, Postfix next hop, and
@@ -288,6 +291,11 @@ impl Board {
         providers.sort_unstable();
         for provider in providers {
             let (mut state, mut reason) = self.assess(&provider, &suspect);
+            if matches!(state, State::Healthy | State::Unknown)
+                && let Some(why) = self.traffic.spike(&provider, now_ms)
+            {
+                (state, reason) = (State::Degraded, why);
+            }
             let (current, since, _) = self.states[&provider].clone();
             // Hysteresis: once down, only `up_after` in-time deliveries in a
             // row (on one route, counted from the newest) bring it back; no

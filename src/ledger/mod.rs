@@ -17,10 +17,14 @@ mod read;
 mod record;
 mod schema;
 mod thread;
+mod traffic;
+mod traffic_counts;
 
 pub use history::DayCount;
 pub use record::Seen;
 pub use thread::{LedgerError, LedgerThread};
+pub use traffic::{TrafficRecorded, TrafficRow, TrafficWrite};
+pub use traffic_counts::TrafficCounts;
 
 use crate::insight::Hop;
 use crate::outcome::{Expectation, Observed};

@@ -51,6 +51,54 @@ CREATE TABLE IF NOT EXISTS cursors (
     next_uid INTEGER NOT NULL,
     PRIMARY KEY (inbox, folder)
 );
+-- Real traffic (ledger/traffic.rs): one row per message and recipient, and
+-- every event once by its source's id.
+CREATE TABLE IF NOT EXISTS traffic_messages (
+    id INTEGER PRIMARY KEY,
+    provider TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sent_ms INTEGER,
+    first_ms INTEGER NOT NULL,
+    deferred_ms INTEGER,
+    deferrals INTEGER NOT NULL DEFAULT 0,
+    settled TEXT,
+    settled_ms INTEGER,
+    bounce_kind TEXT,
+    complained_ms INTEGER,
+    delay_ms INTEGER,
+    last_kind TEXT NOT NULL,
+    last_ms INTEGER NOT NULL,
+    last_detail TEXT,
+    smtp_id TEXT,
+    UNIQUE (provider, message_id, recipient)
+);
+CREATE INDEX IF NOT EXISTS traffic_messages_first ON traffic_messages(provider, first_ms);
+CREATE INDEX IF NOT EXISTS traffic_messages_age ON traffic_messages(first_ms);
+CREATE TABLE IF NOT EXISTS traffic_events (
+    source TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    message INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    detail TEXT,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (source, event_id)
+);
+CREATE INDEX IF NOT EXISTS traffic_events_message ON traffic_events(message);
+CREATE INDEX IF NOT EXISTS traffic_events_received ON traffic_events(received_ms);
+CREATE TABLE IF NOT EXISTS traffic_nonces (
+    source TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (source, nonce)
+);
+CREATE INDEX IF NOT EXISTS traffic_nonces_received ON traffic_nonces(received_ms);
+CREATE TABLE IF NOT EXISTS traffic_cursors (
+    source TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+);
 ";
 
 /// Indexes on added columns, made once those columns are there. Canaries

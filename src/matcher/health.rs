@@ -68,6 +68,19 @@ impl Matcher {
         Ok(())
     }
 
+    /// Outcomes `provider`'s real messages reached (crate::traffic), each at
+    /// its event's time: evidence for its health at the next decision
+    /// (crate::health::traffic).
+    pub fn observe_traffic(&self, provider: &str, effects: &[crate::traffic_event::Effects], now_ms: i64) {
+        let outcomes = effects.iter().flat_map(|fx| fx.outcomes.iter().map(move |o| (*o, fx.at_ms.unwrap_or(now_ms))));
+        self.health().traffic.observe(provider, outcomes, now_ms);
+    }
+
+    /// When real traffic counts against a provider (`traffic.health`).
+    pub fn configure_traffic(&self, thresholds: crate::health::traffic::TrafficThresholds) {
+        self.health().traffic.configure(thresholds);
+    }
+
     /// Every provider's health, best first; application send paths too.
     pub fn providers(&self) -> Vec<ProviderHealth> {
         self.health().providers()

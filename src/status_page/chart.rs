@@ -71,6 +71,10 @@ pub fn outcome_colour(kind: &str) -> &'static str {
         "bounced" => "#bc4c00",
         "refused" => "#0550ae",
         "mismatched" => "#953800",
+        "deferred" => "#d4a72c",
+        "no final event" => "#82071e",
+        "rejected" => "#0550ae",
+        "dropped" => "#57606a",
         _ => NONE,
     }
 }
@@ -184,20 +188,51 @@ pub fn latency(series: &[(String, Vec<(i64, f64)>)], shaded: &[(i64, i64)], from
     out
 }
 
-/// The outcomes of `KINDS` per time bucket, as stacked columns.
+/// The outcomes of canaries, in the order they are stacked.
 pub const KINDS: [&str; 7] = ["delivered", "spam", "late", "lost", "bounced", "refused", "mismatched"];
+/// What happened to real messages (crate::traffic::impact's judgement),
+/// in the order they are stacked.
+pub const TRAFFIC_KINDS: [&str; 7] =
+    ["delivered", "late", "deferred", "no final event", "bounced", "rejected", "dropped"];
 
+/// The outcomes of canaries per time bucket, as stacked columns.
 pub fn outcomes(buckets: &[(i64, BTreeMap<&'static str, usize>)], bucket_ms: i64, from: i64, to: i64) -> String {
+    stacked(
+        buckets,
+        &KINDS,
+        &format!("Outcomes of canaries per {}, stacked by kind", span(bucket_ms)),
+        bucket_ms,
+        from,
+        to,
+    )
+}
+
+/// Real messages per time bucket (by when they were sent), as stacked
+/// columns of what happened to them.
+pub fn traffic(buckets: &[(i64, BTreeMap<&'static str, usize>)], bucket_ms: i64, from: i64, to: i64) -> String {
+    let what =
+        format!("Real messages per {}, by when they were sent, stacked by what happened to them", span(bucket_ms));
+    stacked(buckets, &TRAFFIC_KINDS, &what, bucket_ms, from, to)
+}
+
+fn stacked(
+    buckets: &[(i64, BTreeMap<&'static str, usize>)],
+    kinds: &[&str],
+    label: &str,
+    bucket_ms: i64,
+    from: i64,
+    to: i64,
+) -> String {
     let f = Frame { from, to, width: 900.0, height: 220.0, left: 56.0, bottom: 24.0 };
     let max = buckets.iter().map(|(_, k)| k.values().sum::<usize>()).max().unwrap_or(1).max(1) as f64;
     let mut out = String::new();
-    open_svg(&mut out, &f, &format!("Outcomes of canaries per {}, stacked by kind", span(bucket_ms)));
+    open_svg(&mut out, &f, label);
     f.axes(&mut out, max, "", &[]);
     let w = (f.x(from + bucket_ms) - f.x(from)).max(1.0) * 0.85;
-    for (start, kinds) in buckets {
+    for (start, counts) in buckets {
         let mut acc = 0.0;
-        for kind in KINDS {
-            let n = kinds.get(kind).copied().unwrap_or(0);
+        for &kind in kinds {
+            let n = counts.get(kind).copied().unwrap_or(0);
             if n == 0 {
                 continue;
             }
@@ -217,10 +252,10 @@ pub fn outcomes(buckets: &[(i64, BTreeMap<&'static str, usize>)], bucket_ms: i64
     out
 }
 
-/// A legend for `KINDS`, as HTML.
-pub fn legend() -> String {
+/// A legend for `kinds` (`KINDS`, `TRAFFIC_KINDS`), as HTML.
+pub fn legend(kinds: &[&str]) -> String {
     let mut out = String::from("<p class=\"small\">");
-    for kind in KINDS {
+    for kind in kinds {
         let _ = write!(
             out,
             "<span style=\"display:inline-block;width:.8em;height:.8em;background:{}\"></span> {kind} &nbsp;",

@@ -16,6 +16,7 @@ mod history;
 pub mod html;
 mod mask;
 mod page;
+mod real_traffic;
 pub mod report;
 mod view;
 
@@ -26,7 +27,7 @@ pub use view::{Snapshot, Visibility};
 
 use crate::canary::SigningKey;
 use crate::config::{Config, StatusPageConfig};
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, LedgerThread, TrafficCounts};
 use crate::matcher::Matcher;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -40,6 +41,27 @@ use std::time::{Duration, Instant};
 
 /// Days of bars at most: the ledger's retention, up to 90.
 const MAX_DAYS: i64 = 90;
+
+/// The purpose of the key the page's ids are made with.
+const FEED_IDS: &str = "status page feed ids";
+
+/// The incidents the page of `config` shows at `now_ms`, newest first,
+/// each with the page's id: read from the ledger as the page reads it, so
+/// `impact --incident` names the same incidents by the same ids.
+pub async fn page_incidents(
+    config: &Config,
+    key: &SigningKey,
+    ledger: &LedgerThread,
+    now_ms: i64,
+) -> Result<Vec<(String, crate::incident::Incident)>, LedgerError> {
+    let settings = Settings::from_config(config);
+    let data = History::new(&settings, now_ms).read(ledger, &settings, now_ms).await?;
+    let (feed_key, instance) = (key.derive(FEED_IDS), config.instance());
+    Ok(view::incidents(&data, &settings)
+        .into_iter()
+        .map(|x| (view::incident_id(&feed_key, &instance, x.from_ms), x))
+        .collect())
+}
 
 /// What a config says of the page.
 #[derive(Debug, Clone)]
@@ -124,9 +146,14 @@ struct Cache {
     own_listener: Option<Arc<Snapshot>>,
 }
 
+/// Incidents, newest first, whose real traffic is counted for the page.
+const TRAFFIC_COUNTED: usize = 50;
+
 /// One read: the ledger's history and the live state, at `now_ms`.
 struct Fresh {
     data: history::Data,
+    /// The real traffic of each incident, by its start.
+    traffic: HashMap<i64, TrafficCounts>,
     providers: Vec<crate::health::ProviderHealth>,
     routes: Vec<crate::matcher::RouteStatus>,
     now_ms: i64,
@@ -137,7 +164,7 @@ impl StatusPage {
     pub fn new(instance: String, key: &SigningKey, matcher: Arc<Matcher>, config: &Config) -> StatusPage {
         let shared = Shared {
             instance,
-            feed_key: key.derive("status page feed ids"),
+            feed_key: key.derive(FEED_IDS),
             matcher,
             settings: RwLock::new(Settings::from_config(config)),
             cache: Default::default(),
@@ -183,8 +210,9 @@ impl StatusPage {
                 let now_ms = chrono::Utc::now().timestamp_millis();
                 let history = cache.history.get_or_insert_with(|| History::new(&settings, now_ms));
                 let data = history.read(self.shared.matcher.ledger(), &settings, now_ms).await?;
+                let traffic = traffic(self.shared.matcher.ledger(), &data, &settings, now_ms).await?;
                 let m = &self.shared.matcher;
-                let fresh = Arc::new(Fresh { data, providers: m.providers(), routes: m.status(), now_ms });
+                let fresh = Arc::new(Fresh { data, traffic, providers: m.providers(), routes: m.status(), now_ms });
                 (cache.fresh, cache.internal, cache.own_listener) = (Some((Instant::now(), fresh.clone())), None, None);
                 fresh
             }
@@ -202,6 +230,7 @@ impl StatusPage {
             settings: &settings,
             visibility: settings.visibility(self.audience),
             data: &fresh.data,
+            traffic: &fresh.traffic,
             providers: &fresh.providers,
             routes: &fresh.routes,
             now_ms: fresh.now_ms,
@@ -210,6 +239,29 @@ impl StatusPage {
         *slot = Some(snap.clone());
         Ok(snap)
     }
+}
+
+/// The real messages sent during each of the latest incidents of `data`,
+/// counted as `impact` judges them (one ledger job).
+async fn traffic(
+    ledger: &LedgerThread,
+    data: &history::Data,
+    settings: &Settings,
+    now_ms: i64,
+) -> Result<HashMap<i64, TrafficCounts>, LedgerError> {
+    let asks: Vec<(i64, i64, Vec<String>)> = view::incidents(data, settings)
+        .into_iter()
+        .take(TRAFFIC_COUNTED)
+        .map(|x| (x.from_ms, x.to_ms.unwrap_or(now_ms), x.providers.into_iter().collect()))
+        .collect();
+    let slow_ms = settings.page.slow.as_millis() as i64;
+    ledger
+        .call(move |l| {
+            asks.into_iter()
+                .map(|(from, to, providers)| Ok((from, l.traffic_counts(&providers, from, to, slow_ms, now_ms)?)))
+                .collect()
+        })
+        .await
 }
 
 /// The page's routes, for `global.listen` and for `status_page.listen`.

@@ -173,6 +173,13 @@ fn incident(out: &mut String, i: &IncidentView) {
     if !i.canaries.is_empty() {
         let _ = writeln!(out, "<p>Canaries that went wrong: {}.</p>", kinds(&i.canaries));
     }
+    if let Some(t) = &i.real_traffic {
+        let _ = write!(out, "<p class=\"real-traffic\">{}.", escape(&t.sentence()));
+        if let Some(command) = &t.command {
+            let _ = write!(out, " <span class=\"small muted\">List them: <code>{}</code></span>", escape(command));
+        }
+        out.push_str("</p>\n");
+    }
     if !i.provider_changes.is_empty() || !i.routes.is_empty() {
         out.push_str("<ul class=\"small\">\n");
         for c in &i.provider_changes {

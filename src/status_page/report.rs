@@ -1,7 +1,8 @@
 //! `report --html FILE`: the post-incident review as one self-contained
 //! file to paste into a post-mortem: the tables of `report`, and charts of
-//! latency per route (incident windows shaded), outcomes over time and the
-//! per-hop delays of the affected canaries.
+//! latency per route (incident windows shaded), outcomes over time, the
+//! real mail over time beside them (when a traffic source recorded any)
+//! and the per-hop delays of the affected canaries.
 
 use super::chart;
 use super::html::{self, escape};
@@ -35,12 +36,14 @@ fn kind(row: &Row) -> &'static str {
 }
 
 /// The whole document: the review of `rows` and `changes` since `since_ms`,
-/// as `judge` judged it.
+/// as `judge` judged it, with the real mail of the period (per minute and
+/// kind: crate::ledger::Ledger::traffic_per_minute).
 pub fn render(
     rows: &[Row],
     reports: &[RouteReport],
     review: &Review,
     changes: &[Transition],
+    traffic: &[(i64, String, u64)],
     since_ms: i64,
     judge: Judge,
 ) -> String {
@@ -104,7 +107,7 @@ pub fn render(
     // report of ten minutes' canaries would draw them in a sliver.
     let first = rows.first().map_or(since_ms, |r| r.created_ms);
     let from = (first - (now_ms - first) / 20).max(since_ms);
-    charts(&mut out, rows, &shaded, from, now_ms);
+    charts(&mut out, rows, traffic, &shaded, from, now_ms);
     hops(&mut out, rows, reports);
     windows(&mut out, reports);
     if !changes.is_empty() {
@@ -200,7 +203,14 @@ fn summary(out: &mut String, reports: &[RouteReport]) {
     out.push_str("</tbody></table></div></section>\n");
 }
 
-fn charts(out: &mut String, rows: &[Row], shaded: &[(i64, i64)], since_ms: i64, now_ms: i64) {
+fn charts(
+    out: &mut String,
+    rows: &[Row],
+    traffic: &[(i64, String, u64)],
+    shaded: &[(i64, i64)],
+    since_ms: i64,
+    now_ms: i64,
+) {
     let mut series: BTreeMap<&str, Vec<(i64, f64)>> = BTreeMap::new();
     for r in rows {
         if let (Some(ms), State::Delivered | State::Late) = (r.latency_ms, r.state) {
@@ -236,8 +246,35 @@ fn charts(out: &mut String, rows: &[Row], shaded: &[(i64, i64)], since_ms: i64, 
     let buckets: Vec<_> = buckets.into_iter().collect();
     out.push_str("<figure id=\"outcomes\"><figcaption>Outcomes over time</figcaption>\n");
     out.push_str(&chart::outcomes(&buckets, bucket_ms, since_ms, now_ms));
-    out.push_str(&chart::legend());
-    out.push_str("</figure>\n</section>\n");
+    out.push_str(&chart::legend(&chart::KINDS));
+    out.push_str("</figure>\n");
+    real_traffic(out, traffic, bucket_ms, since_ms, now_ms);
+    out.push_str("</section>\n");
+}
+
+/// The real mail over the same columns as the canaries' outcomes: what
+/// the customers felt beside what the canaries measured.
+fn real_traffic(out: &mut String, traffic: &[(i64, String, u64)], bucket_ms: i64, since_ms: i64, now_ms: i64) {
+    let mut buckets: BTreeMap<i64, BTreeMap<&'static str, usize>> = BTreeMap::new();
+    for (minute, kind, n) in traffic {
+        let Some(kind) = chart::TRAFFIC_KINDS.iter().copied().find(|k| *k == kind.as_str()) else { continue };
+        if *minute < since_ms || *minute >= now_ms {
+            continue;
+        }
+        let start = since_ms + (minute - since_ms).div_euclid(bucket_ms) * bucket_ms;
+        *buckets.entry(start).or_default().entry(kind).or_default() += *n as usize;
+    }
+    if buckets.is_empty() {
+        return;
+    }
+    let buckets: Vec<_> = buckets.into_iter().collect();
+    out.push_str(
+        "<figure id=\"real-traffic\"><figcaption>Real mail over time: messages by when they were sent, and what \
+         happened to them (as <code>mailcanary impact</code> judges them)</figcaption>\n",
+    );
+    out.push_str(&chart::traffic(&buckets, bucket_ms, since_ms, now_ms));
+    out.push_str(&chart::legend(&chart::TRAFFIC_KINDS));
+    out.push_str("</figure>\n");
 }
 
 /// The hops of the canaries in windows that were seen (late, slow, spam);
@@ -344,9 +381,25 @@ mod tests {
             let reports = crate::report::build(&rows, judge);
             let review = review(&rows, &[], judge);
             assert_eq!(review.incidents.len(), incidents, "--slow {slow}s");
-            let html = super::render(&rows, &reports, &review, &[], 0, judge);
+            let html = super::render(&rows, &reports, &review, &[], &[], 0, judge);
             assert!(html.contains(&format!("A delivery slower than {slow} s counts as delayed")), "{html}");
             assert!(!html.contains("slower than 1 min"), "the threshold is said as set: {html}");
+            assert!(!html.contains("id=\"real-traffic\""), "no real mail, no chart");
+        }
+        // The real mail, beside the canaries: every message of the ledger's counts in a column.
+        let judge = Judge { slow: Duration::from_secs(90), now_ms: 120_000 };
+        let traffic = [(0, "delivered".to_string(), 40), (0, "late".to_string(), 7), (60_000, "bounced".into(), 2)];
+        let (reports, review) = (crate::report::build(&rows, judge), review(&rows, &[], judge));
+        let html = super::render(&rows, &reports, &review, &[], &traffic, 0, judge);
+        let chart = html
+            .split("id=\"real-traffic\"")
+            .nth(1)
+            .expect("the real-traffic chart")
+            .split("</figure>")
+            .next()
+            .unwrap();
+        for said in [": 40 delivered</title>", ": 7 late</title>", ": 2 bounced</title>", "no final event"] {
+            assert!(chart.contains(said), "{said} in {chart}");
         }
     }
 }

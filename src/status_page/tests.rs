@@ -99,12 +99,17 @@ fn served_to(settings: &Settings, audience: Audience, key: &[u8; 32]) -> Snapsho
         inbox: "secret-inbox".into(),
         ..Default::default()
     };
+    // Real mail through relay during each incident.
+    let counts =
+        crate::ledger::TrafficCounts { messages: 1_200, late: 30, deferred: 4, bounced: 2, ..Default::default() };
+    let traffic = incidents(&data, settings).iter().map(|x| (x.from_ms, counts)).collect();
     let inputs = Inputs {
         instance: "host-7",
         feed_key: key,
         settings,
         visibility: settings.visibility(audience),
         data: &data,
+        traffic: &traffic,
         providers: &[health],
         routes: &[route],
         now_ms: now,
@@ -161,6 +166,28 @@ fn hide_inboxes_hides_inbox_names_on_the_internal_page_too_even_inside_reasons()
     assert!(html.contains("2 canaries in a row to mailbox 1 lost"), "the reason, with a neutral word: {html}");
     assert!(html.contains("mailbox 1 was not watched"), "{html}");
     assert!(super::badge::for_name(&snap, "relay-to-secret-inbox").is_none(), "no route badge");
+}
+
+#[test]
+fn incidents_carry_their_real_mail_counted_and_only_the_internal_page_says_how_to_list_it() {
+    for (public, audience) in [(true, Audience::OwnListener), (false, Audience::Internal)] {
+        let page = StatusPageConfig { public, ..Default::default() };
+        let snap = served_to(&settings(page), audience, &KEY);
+        let t = snap.incidents[0].real_traffic.as_ref().expect("the incident's real mail");
+        assert_eq!((t.messages, t.affected, t.counts["late"], t.counts["bounced"]), (1_200, 36, 30, 2));
+        let all = served(&snap).join("\n");
+        assert!(
+            all.contains(
+                "1200 real messages sent in it: 30 delivered late, 4 not delivered yet, 2 could not be delivered"
+            ),
+            "{all}"
+        );
+        assert_eq!(all.contains("mailcanary impact --incident"), !public, "public: {public}");
+        assert_eq!(
+            t.command.as_deref(),
+            (!public).then(|| format!("mailcanary impact --incident {}", snap.incidents[0].id)).as_deref()
+        );
+    }
 }
 
 #[test]
@@ -256,6 +283,7 @@ async fn the_page_reads_a_black_hole_as_one_incident_and_a_stop_as_a_gap() {
         settings: &s,
         visibility: s.visibility(Audience::Internal),
         data: &data,
+        traffic: &Default::default(),
         providers: &[],
         routes: &[],
         now_ms: now,

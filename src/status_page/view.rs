@@ -10,8 +10,10 @@
 use super::Settings;
 use super::history::{DAY_MS, Data};
 use super::mask::Mask;
+use super::real_traffic::TrafficView;
 use crate::health::{ProviderHealth, State as HealthState};
 use crate::incident::{self, Gap};
+use crate::ledger::TrafficCounts;
 use crate::matcher::RouteStatus;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -120,6 +122,10 @@ pub struct IncidentView {
     /// `mismatched`, `late`, `delayed`, `spam`, `overdue` (crate::incident).
     pub canaries: BTreeMap<String, usize>,
     pub provider_changes: Vec<ChangeView>,
+    /// The real mail sent during it through its providers, as `impact`
+    /// counts it; none without real traffic. Counts only: no message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_traffic: Option<TrafficView>,
 }
 
 impl IncidentView {
@@ -221,12 +227,27 @@ fn public_summary(state: HealthState) -> &'static str {
 /// A stable id for `what` of `instance`, keyed with `key` (HMAC-SHA256),
 /// as an RFC 4122-shaped URN: nobody without the key can tell from it
 /// which instance it is of.
-fn urn(key: &[u8; 32], instance: &str, what: &str) -> String {
+pub(super) fn urn(key: &[u8; 32], instance: &str, what: &str) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(format!("{instance}\0{what}").as_bytes());
     let d = mac.finalize().into_bytes();
     let h: String = d.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("urn:uuid:{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The id of the incident of `instance` that started at `from_ms`.
+pub(super) fn incident_id(key: &[u8; 32], instance: &str, from_ms: i64) -> String {
+    urn(key, instance, &format!("incident/{from_ms}"))
+}
+
+/// The incidents the page shows, newest first: those of `data` that had
+/// not ended before its first day.
+pub(super) fn incidents(data: &Data, settings: &Settings) -> Vec<incident::Incident> {
+    let since_ms = data.first_day * DAY_MS;
+    let spells = incident::spells(&data.transitions);
+    let mut all = incident::incidents(&data.trackers, &spells, settings.merge_gap, settings.min_canaries);
+    all.retain(|x| x.to_ms.is_none_or(|t| t >= since_ms));
+    all
 }
 
 /// What a snapshot is built from.
@@ -236,6 +257,8 @@ pub struct Inputs<'a> {
     pub settings: &'a Settings,
     pub visibility: Visibility,
     pub data: &'a Data,
+    /// The real traffic of incidents, by their start.
+    pub traffic: &'a std::collections::HashMap<i64, TrafficCounts>,
     pub providers: &'a [ProviderHealth],
     pub routes: &'a [RouteStatus],
     pub now_ms: i64,
@@ -308,8 +331,11 @@ fn route_views(i: &Inputs<'_>) -> Vec<RouteView> {
 
 fn incident_view(i: &Inputs<'_>, x: &incident::Incident, hide: &dyn Fn(&str) -> String) -> IncidentView {
     let shown = i.visibility.inboxes;
+    let id = incident_id(i.feed_key, i.instance, x.from_ms);
+    let command = (!i.visibility.public).then(|| format!("mailcanary impact --incident {id}"));
     IncidentView {
-        id: urn(i.feed_key, i.instance, &format!("incident/{}", x.from_ms)),
+        real_traffic: i.traffic.get(&x.from_ms).filter(|c| c.messages > 0).map(|c| TrafficView::new(c, command)),
+        id,
         started: rfc3339(x.from_ms),
         ended: x.to_ms.map(rfc3339),
         canaries: x.canaries(),
@@ -363,12 +389,7 @@ pub fn build(i: &Inputs<'_>) -> Snapshot {
     let mask = (!i.visibility.inboxes).then(|| mask(i));
     let hide = |text: &str| mask.as_ref().map_or_else(|| text.to_string(), |m| m.apply(text));
     let since_ms = i.data.first_day * DAY_MS;
-    let spells = incident::spells(&i.data.transitions);
-    let incidents = incident::incidents(&i.data.trackers, &spells, i.settings.merge_gap, i.settings.min_canaries)
-        .iter()
-        .filter(|x| x.to_ms.is_none_or(|t| t >= since_ms))
-        .map(|x| incident_view(i, x, &hide))
-        .collect();
+    let incidents = incidents(i.data, i.settings).iter().map(|x| incident_view(i, x, &hide)).collect();
     let gaps = i
         .data
         .gaps

@@ -1,0 +1,99 @@
+//! Starts what `traffic:` asks for, beside the service's other listeners:
+//! the writer, the webhook listener, a follower per log, and the hourly
+//! pruning of the traffic's part of the ledger (`global.retention`, as for
+//! canaries). Changes to `traffic:` take effect on restart.
+
+use super::recipient::Recipients;
+use super::refusal::{LOGGED_PER_MINUTE, PerMinute};
+use super::webhook::{self, Hook};
+use super::writer::{Listener, Writer};
+use super::{Source, postfix_log};
+use crate::config::{Config, SourceConfig};
+use crate::service::Runtime;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Starts the real-traffic sources of `config`; their tasks end on `stop`.
+pub async fn start(config: &Config, rt: &Runtime, stop: &watch::Receiver<bool>) -> Result<Vec<JoinHandle<()>>, String> {
+    let Some(traffic) = &config.traffic else { return Ok(Vec::new()) };
+    rt.matcher.configure_traffic(traffic.health.thresholds());
+    let matcher = rt.matcher.clone();
+    let listener: Listener =
+        Arc::new(move |provider, effects, now_ms| matcher.observe_traffic(provider, effects, now_ms));
+    let writer = Writer::spawn(rt.ledger.clone(), rt.metrics.clone(), Some(listener));
+    let recipients = Recipients::new(traffic.recipients, &rt.key);
+    let mut tasks = Vec::new();
+    let mut hooks = Vec::new();
+    for source in &traffic.sources {
+        rt.metrics.traffic.init_source(source.name(), source.provider());
+        match (Source::build(source).map_err(|e| format!("traffic source {}: {e}", source.name()))?, source) {
+            (Some(built), _) => {
+                let hook = Hook {
+                    name: source.name().to_string(),
+                    provider: source.provider().to_string(),
+                    source: built,
+                    recipients: recipients.clone(),
+                    writer: writer.clone(),
+                    metrics: rt.metrics.clone(),
+                    log_limit: PerMinute::new(LOGGED_PER_MINUTE),
+                };
+                hooks.push((source.path().unwrap_or("/").to_string(), Arc::new(hook)));
+            }
+            (None, SourceConfig::PostfixLog(log)) => {
+                let follower =
+                    postfix_log::Follower::new(log.clone(), recipients.clone(), writer.clone(), rt.ledger.clone());
+                tasks.push(tokio::spawn(follower.run(stop.clone())));
+            }
+            (None, _) => {}
+        }
+    }
+    if let Some(listen) = traffic.listen.as_ref().filter(|_| !hooks.is_empty()) {
+        let web = match &traffic.web_config_file {
+            Some(path) => crate::listener::web::Web::load(path).map_err(|e| format!("traffic.web_config_file: {e}"))?,
+            None => crate::listener::web::Web::default(),
+        };
+        let socket = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("traffic.listen: cannot listen on {listen}: {e}"))?;
+        tracing::info!(listen = %listen, sources = hooks.len(), "receiving the providers' webhooks");
+        let app = webhook::router(hooks);
+        let limits = config.global.web.limits();
+        tasks.push(tokio::spawn(crate::listener::serve_http(socket, app, limits, web, "traffic", stop.clone())));
+    }
+    tasks.push(tokio::spawn(prune(rt.ledger.clone(), config.global.retention, stop.clone())));
+    Ok(tasks)
+}
+
+/// Forgets messages and event ids older than `retention`, every hour.
+async fn prune(ledger: crate::ledger::LedgerThread, retention: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = crate::shutdown::stopped(&mut stop) => return,
+        }
+        let before = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
+        let mut pruned = 0;
+        loop {
+            let limit = crate::ledger::PRUNE_BATCH;
+            match ledger.call(move |l| l.prune_traffic_batch(before, limit)).await {
+                Ok(n) => {
+                    pruned += n;
+                    if n < limit {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "pruning real traffic from the ledger failed");
+                    break;
+                }
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(rows = pruned, "pruned real traffic from the ledger");
+        }
+    }
+}
