@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Kubernetes manifests in deploy/kubernetes/.
 #
-#   scripts/kubernetes.sh generate   writes the PrometheusRule and the dashboard
+#   scripts/kubernetes.sh generate   writes the PrometheusRules (the canaries' and
+#                                    the real traffic's) and the dashboard
 #                                    ConfigMap from alerts/ and dashboards/
 #   scripts/kubernetes.sh check      fails if they differ from what generate writes
 #   scripts/kubernetes.sh test       check, then renders the base and the overlay
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 
 FLEET=deploy/kubernetes/base/fleet
 RULES=alerts/mailcanary.rules.yml
+TRAFFIC_RULES=alerts/traffic.rules.yml
 DASHBOARD=dashboards/mailcanary.json
 KUBERNETES_VALIDATE=kubernetes-validate==1.37.0
 
@@ -30,18 +32,19 @@ generated_from() {
   echo "# Generated from $1 by scripts/kubernetes.sh generate: edit that file, then run it."
 }
 
+# A PrometheusRule named $1 holding the rule file $2.
 prometheus_rule() {
-  generated_from "$RULES"
-  cat <<'EOF'
+  generated_from "$2"
+  cat <<EOF
 apiVersion: monitoring.coreos.com/v1
 kind: PrometheusRule
 metadata:
-  name: mailcanary
+  name: $1
   labels:
     app.kubernetes.io/name: mailcanary
 spec:
 EOF
-  indent 2 <"$RULES"
+  indent 2 <"$2"
 }
 
 dashboard() {
@@ -63,7 +66,8 @@ EOF
 }
 
 generate_into() {
-  prometheus_rule >"$1/prometheusrule.yaml"
+  prometheus_rule mailcanary "$RULES" >"$1/prometheusrule.yaml"
+  prometheus_rule mailcanary-traffic "$TRAFFIC_RULES" >"$1/prometheusrule-traffic.yaml"
   dashboard >"$1/grafana-dashboard.yaml"
 }
 
@@ -71,12 +75,12 @@ check() {
   local tmp=$TMP/generated stale=()
   mkdir "$tmp"
   generate_into "$tmp"
-  for f in prometheusrule.yaml grafana-dashboard.yaml; do
+  for f in prometheusrule.yaml prometheusrule-traffic.yaml grafana-dashboard.yaml; do
     diff -u "$FLEET/$f" "$tmp/$f" >&2 || stale+=("$FLEET/$f")
   done
   [ ${#stale[@]} -eq 0 ] ||
-    die "${stale[*]} out of date with $RULES and $DASHBOARD (diff above): run scripts/kubernetes.sh generate and commit the result"
-  echo "kubernetes.sh: $FLEET matches $RULES and $DASHBOARD"
+    die "${stale[*]} out of date with $RULES, $TRAFFIC_RULES and $DASHBOARD (diff above): run scripts/kubernetes.sh generate and commit the result"
+  echo "kubernetes.sh: $FLEET matches $RULES, $TRAFFIC_RULES and $DASHBOARD"
 }
 
 render_and_validate() {
@@ -95,7 +99,7 @@ render_and_validate() {
 }
 
 case "${1:-}" in
-  generate) generate_into "$FLEET"; echo "kubernetes.sh: wrote $FLEET/prometheusrule.yaml and $FLEET/grafana-dashboard.yaml" ;;
+  generate) generate_into "$FLEET"; echo "kubernetes.sh: wrote $FLEET/prometheusrule.yaml, $FLEET/prometheusrule-traffic.yaml and $FLEET/grafana-dashboard.yaml" ;;
   check) check ;;
   test) check; render_and_validate ;;
   *) echo "usage: $0 generate | check | test" >&2; exit 2 ;;

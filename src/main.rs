@@ -157,16 +157,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Report { config, since, slow, canaries, json, html } => {
-            match report(&config, &since, slow.as_deref(), canaries, json, html.as_deref()) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("mailcanary: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            printed(report(&config, &since, slow.as_deref(), canaries, json, html.as_deref()))
         }
         Command::Impact { config, incident, provider, since, until, slow, format } => {
             use mailcanary::traffic::impact::{Args, Format, command};
@@ -184,16 +175,7 @@ fn main() -> ExitCode {
                 slow: slow.as_deref(),
                 format,
             };
-            match command(&args) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("mailcanary: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            printed(command(&args))
         }
         Command::Check { config, probe } => {
             init_logs(cli.log_format, "warn", mailcanary::check::LogWriter);
@@ -266,5 +248,19 @@ fn report(
         Ok(mailcanary::report::render(&reports, since_ms, slow, canaries)
             + &mailcanary::report::render_review(&review, now_ms)
             + &mailcanary::report::render_providers(&changes))
+    }
+}
+
+/// A command's text on stdout, or its error on stderr with exit status 2.
+fn printed<E: std::fmt::Display>(result: Result<String, E>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mailcanary: {e}");
+            ExitCode::from(2)
+        }
     }
 }

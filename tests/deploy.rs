@@ -28,8 +28,10 @@ fn a_changed_rule_fails_the_check_until_generated() {
     for f in [
         "scripts/kubernetes.sh",
         "alerts/mailcanary.rules.yml",
+        "alerts/traffic.rules.yml",
         "dashboards/mailcanary.json",
         "deploy/kubernetes/base/fleet/prometheusrule.yaml",
+        "deploy/kubernetes/base/fleet/prometheusrule-traffic.yaml",
         "deploy/kubernetes/base/fleet/grafana-dashboard.yaml",
     ] {
         std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
@@ -50,8 +52,9 @@ fn a_changed_rule_fails_the_check_until_generated() {
     );
     assert!(
         stderr.contains(
-            "deploy/kubernetes/base/fleet/prometheusrule.yaml out of date with alerts/mailcanary.rules.yml and \
-             dashboards/mailcanary.json (diff above): run scripts/kubernetes.sh generate and commit the result"
+            "deploy/kubernetes/base/fleet/prometheusrule.yaml out of date with alerts/mailcanary.rules.yml, \
+             alerts/traffic.rules.yml and dashboards/mailcanary.json (diff above): run scripts/kubernetes.sh \
+             generate and commit the result"
         ),
         "{stderr}"
     );

@@ -201,9 +201,8 @@ mod tests {
         by_second.into_iter().collect()
     }
 
-    /// A provider the canaries call healthy, and what real traffic makes of
-    /// it over a replay: the times (s) of its changes of state.
-    fn changes(replays: &[Vec<(i64, Vec<Outcome>)>], until_s: i64) -> Vec<(i64, super::super::State)> {
+    /// A board whose one provider, ses, the canaries call healthy.
+    fn healthy_board() -> super::super::Board {
         use super::super::{Board, Evidence, Judged, State, Thresholds};
         let mut b = Board::default();
         let judged =
@@ -216,6 +215,13 @@ mod tests {
             b.record("ses-to-box", start + Duration::from_secs(n), Evidence::Good, Some(1.0));
         }
         assert_eq!(b.decide(0)[0].to, State::Healthy);
+        b
+    }
+
+    /// A provider the canaries call healthy, and what real traffic makes of
+    /// it over a replay: the times (s) of its changes of state.
+    fn changes(replays: &[Vec<(i64, Vec<Outcome>)>], until_s: i64) -> Vec<(i64, super::super::State)> {
+        let mut b = healthy_board();
         let mut events: Vec<(i64, Vec<Outcome>)> = replays.concat();
         events.sort_by_key(|(s, _)| *s);
         let mut feed = events.into_iter().peekable();
@@ -244,6 +250,23 @@ mod tests {
 
         // An hour of 1 % deferrals: no change at all.
         assert_eq!(changes(&[replay(0, 3_600, 8, 0.01)], 3_900), []);
+    }
+
+    #[test]
+    fn a_spike_that_ends_gives_the_state_back_with_time_alone() {
+        use super::super::State;
+        let mut b = healthy_board();
+        b.traffic.observe("ses", at(vec![Outcome::Deferred; 100], 1_000), 1_000);
+        assert_eq!(b.decide(1_000)[0].to, State::Degraded);
+        // No canary, no event: the board is woken by the clock only.
+        let window = TrafficThresholds::default().window.as_millis() as i64;
+        assert_eq!(b.decide(window / 2), []);
+        let back = (1..=(window + 30_000) / 1_000)
+            .map(|s| (1_000 + s * 1_000, b.decide(1_000 + s * 1_000)))
+            .find(|(_, t)| !t.is_empty());
+        let (at_ms, changes) = back.expect("healthy again once the spike left the window");
+        assert_eq!(changes[0].to, State::Healthy);
+        assert!(at_ms <= 1_000 + window + BUCKET_MS, "healthy again {at_ms} ms after the spike");
     }
 
     #[test]

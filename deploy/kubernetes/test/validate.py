@@ -103,10 +103,16 @@ def check_deployment(d, prober):
 
 
 def check_fleet(objs):
-    rules = [o for o in objs if o["kind"] == "PrometheusRule"]
-    want = yaml.safe_load((ROOT / "alerts/mailcanary.rules.yml").read_text())
-    if len(rules) != 1 or rules[0]["spec"] != want:
-        problems.append("PrometheusRule: not exactly one, equal to alerts/mailcanary.rules.yml")
+    rules = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "PrometheusRule"}
+    want = {
+        "mailcanary": yaml.safe_load((ROOT / "alerts/mailcanary.rules.yml").read_text()),
+        "mailcanary-traffic": yaml.safe_load((ROOT / "alerts/traffic.rules.yml").read_text()),
+    }
+    if rules != want:
+        problems.append(
+            "PrometheusRule: not exactly mailcanary and mailcanary-traffic, equal to "
+            "alerts/mailcanary.rules.yml and alerts/traffic.rules.yml"
+        )
     boards = [o for o in objs if o["kind"] == "ConfigMap" and o["metadata"].get("labels", {}).get("grafana_dashboard")]
     want = json.loads((ROOT / "dashboards/mailcanary.json").read_text())
     if len(boards) != 1 or json.loads(boards[0]["data"]["mailcanary.json"]) != want:
