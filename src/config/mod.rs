@@ -18,6 +18,7 @@ mod probe;
 mod provider;
 mod status_page;
 mod traffic;
+pub mod traffic_keys;
 mod traffic_source;
 mod validate;
 mod yaml;

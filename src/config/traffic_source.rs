@@ -1,6 +1,6 @@
 //! `traffic.sources[]`: one source of real-traffic events per item, its
 //! kind picked by `type`, with what each kind must hold that serde cannot
-//! check (crate::traffic builds and verifies them).
+//! check (crate::traffic builds and verifies them; their keys are read by traffic_keys.rs).
 
 use super::duration;
 use crate::secret::Secret;
@@ -189,7 +189,7 @@ pub(super) fn kind(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
                 push(format!("{at}.topic_arns"), TOPICS_REQUIRED.into());
             }
             for (j, arn) in s.topic_arns.iter().enumerate() {
-                if crate::traffic::ses::topic_region(arn).is_none() {
+                if super::traffic_keys::topic_region(arn).is_none() {
                     push(
                         format!("{at}.topic_arns[{j}]"),
                         format!("{arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
@@ -208,7 +208,7 @@ pub(super) fn kind(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
             }
         }
         SourceConfig::Sendgrid(s) => {
-            if let Err(e) = crate::traffic::sendgrid::public_key(&s.public_key) {
+            if let Err(e) = super::traffic_keys::public_key(&s.public_key) {
                 push(format!("{at}.public_key"), e);
             }
         }
@@ -223,7 +223,7 @@ pub(super) fn kind(source: &SourceConfig, at: &str, push: &mut impl FnMut(String
             }
         }
         SourceConfig::Resend(s) => {
-            if let Err(e) = crate::traffic::resend::secret_key(&s.secret) {
+            if let Err(e) = super::traffic_keys::secret_key(&s.secret) {
                 push(format!("{at}.secret"), e);
             }
         }

@@ -7,6 +7,7 @@
 
 use super::Received;
 use super::refusal::{Refusal, fresh, same};
+pub use crate::config::traffic_keys::secret_key;
 use crate::secret::Secret;
 use crate::traffic_event::{BounceKind, Event, Kind, detail, rfc3339_ms};
 use base64::Engine;
@@ -20,13 +21,6 @@ use std::time::Duration;
 pub struct Resend {
     key: Vec<u8>,
     tolerance: Duration,
-}
-
-/// The HMAC key of a `whsec_…` secret, or what is wrong with it (never the secret).
-pub fn secret_key(secret: &Secret) -> Result<Vec<u8>, String> {
-    let text = secret.expose().trim();
-    let encoded = text.strip_prefix("whsec_").ok_or("must be the endpoint's signing secret, starting with whsec_")?;
-    STANDARD.decode(encoded).map_err(|_| "the part after whsec_ is not base64".to_string())
 }
 
 impl Resend {

@@ -7,6 +7,7 @@
 
 use super::Received;
 use super::refusal::{Refusal, fresh};
+pub use crate::config::traffic_keys::public_key;
 use crate::traffic_event::{BounceKind, Event, Kind, detail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,30 +15,6 @@ use http::HeaderMap;
 use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 use serde_json::Value;
 use std::time::Duration;
-
-/// The DER SubjectPublicKeyInfo of a P-256 key, up to its point: the only
-/// key SendGrid signs with.
-const P256_SPKI: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce,
-    0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
-];
-
-/// The uncompressed P-256 point of SendGrid's verification key (base64 of
-/// DER, with or without PEM armour), or what is wrong with it.
-pub fn public_key(text: &str) -> Result<Vec<u8>, String> {
-    let body: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let der =
-        STANDARD.decode(&body).map_err(|_| "not base64 (paste the verification key SendGrid shows)".to_string())?;
-    match der.strip_prefix(&P256_SPKI[..]) {
-        Some(point) if point.len() == 65 && point[0] == 4 => Ok(point.to_vec()),
-        _ => Err("not a P-256 public key (SendGrid's verification key is one)".into()),
-    }
-}
 
 pub struct Sendgrid {
     point: Vec<u8>,
@@ -106,6 +83,7 @@ fn event(e: &Value) -> Result<Option<Event>, Refusal> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::config::traffic_keys::P256_SPKI;
     use crate::traffic::refusal::Reason;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};

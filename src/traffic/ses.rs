@@ -13,6 +13,7 @@ use super::Received;
 use super::refusal::{Refusal, fresh};
 use super::sns_cert::{self, Certificates};
 use crate::config::SesSnsSource;
+pub use crate::config::traffic_keys::topic_region;
 use crate::traffic_event::{BounceKind, Event, Kind, detail, rfc3339_ms};
 use base64::Engine;
 use serde_json::Value;
@@ -20,24 +21,6 @@ use serde_json::Value;
 pub struct Ses {
     config: SesSnsSource,
     certificates: Certificates,
-}
-
-/// The region of an SNS topic ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`).
-pub fn topic_region(arn: &str) -> Option<&str> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    match parts.as_slice() {
-        ["arn", partition, "sns", region, account, name]
-            if partition.starts_with("aws")
-                && !region.is_empty()
-                && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                && account.len() == 12
-                && account.chars().all(|c| c.is_ascii_digit())
-                && !name.is_empty() =>
-        {
-            Some(region)
-        }
-        _ => None,
-    }
 }
 
 impl Ses {
