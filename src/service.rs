@@ -430,7 +430,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         let own = Arc::new(status_page.for_own_listener());
         signals.push(tokio::spawn(server::serve_status_page(listener, own, limits, stop.clone())));
     }
-    signals.extend(crate::traffic::start(&config, &rt, &stop).await?);
+    signals.extend(crate::traffic::start(&config, &rt.matcher, &rt.metrics, &rt.key, &stop).await?);
     let ticker = spawn_ticker(rt.matcher.clone(), rt.ledger.clone(), config.global.retention, stop);
     tracing::info!(
         listen = %config.global.listen,

@@ -23,8 +23,6 @@ use chrono::{Datelike, NaiveDateTime, TimeZone};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-pub use crate::traffic::follow::Follower;
-
 /// Queue ids remembered at most: a relay's queue, with room.
 const MAX_QUEUE: usize = 200_000;
 

@@ -7,27 +7,38 @@ use super::recipient::Recipients;
 use super::refusal::{LOGGED_PER_MINUTE, PerMinute};
 use super::webhook::{self, Hook};
 use super::writer::{Listener, Writer};
-use super::{Source, postfix_log};
+use super::{Source, follow};
+use crate::canary::SigningKey;
 use crate::config::{Config, SourceConfig};
-use crate::service::Runtime;
+use crate::matcher::Matcher;
+use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Starts the real-traffic sources of `config`; their tasks end on `stop`.
-pub async fn start(config: &Config, rt: &Runtime, stop: &watch::Receiver<bool>) -> Result<Vec<JoinHandle<()>>, String> {
+/// Events reach `shared`'s ledger and provider health, and `metrics`;
+/// recipients are hashed with a key derived from `key`.
+pub async fn start(
+    config: &Config,
+    shared: &Arc<Matcher>,
+    metrics: &Arc<Metrics>,
+    key: &SigningKey,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, String> {
     let Some(traffic) = &config.traffic else { return Ok(Vec::new()) };
-    rt.matcher.configure_traffic(traffic.health.thresholds());
-    let matcher = rt.matcher.clone();
+    shared.configure_traffic(traffic.health.thresholds());
+    let ledger = shared.ledger().clone();
+    let matcher = shared.clone();
     let listener: Listener =
         Arc::new(move |provider, effects, now_ms| matcher.observe_traffic(provider, effects, now_ms));
-    let writer = Writer::spawn(rt.ledger.clone(), rt.metrics.clone(), Some(listener));
-    let recipients = Recipients::new(traffic.recipients, &rt.key);
+    let writer = Writer::spawn(ledger.clone(), metrics.clone(), Some(listener));
+    let recipients = Recipients::new(traffic.recipients, key);
     let mut tasks = Vec::new();
     let mut hooks = Vec::new();
     for source in &traffic.sources {
-        rt.metrics.traffic.init_source(source.name(), source.provider());
+        metrics.traffic.init_source(source.name(), source.provider());
         match (Source::build(source).map_err(|e| format!("traffic source {}: {e}", source.name()))?, source) {
             (Some(built), _) => {
                 let hook = Hook {
@@ -36,14 +47,13 @@ pub async fn start(config: &Config, rt: &Runtime, stop: &watch::Receiver<bool>) 
                     source: built,
                     recipients: recipients.clone(),
                     writer: writer.clone(),
-                    metrics: rt.metrics.clone(),
+                    metrics: metrics.clone(),
                     log_limit: PerMinute::new(LOGGED_PER_MINUTE),
                 };
                 hooks.push((source.path().unwrap_or("/").to_string(), Arc::new(hook)));
             }
             (None, SourceConfig::PostfixLog(log)) => {
-                let follower =
-                    postfix_log::Follower::new(log.clone(), recipients.clone(), writer.clone(), rt.ledger.clone());
+                let follower = follow::Follower::new(log.clone(), recipients.clone(), writer.clone(), ledger.clone());
                 tasks.push(tokio::spawn(follower.run(stop.clone())));
             }
             (None, _) => {}
@@ -62,7 +72,7 @@ pub async fn start(config: &Config, rt: &Runtime, stop: &watch::Receiver<bool>) 
         let limits = config.global.web.limits();
         tasks.push(tokio::spawn(crate::listener::serve_http(socket, app, limits, web, "traffic", stop.clone())));
     }
-    tasks.push(tokio::spawn(prune(rt.ledger.clone(), config.global.retention, stop.clone())));
+    tasks.push(tokio::spawn(prune(ledger.clone(), config.global.retention, stop.clone())));
     Ok(tasks)
 }
 
