@@ -40,22 +40,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// Formats a duration the way it would be written in the config.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        "0s".into()
-    } else if ms.is_multiple_of(3_600_000) {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
-}
-
 /// Deserializes a duration written as a string.
 pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
@@ -109,7 +93,7 @@ mod tests {
     #[test]
     fn formats_round_trip() {
         for text in ["1h", "10m", "30s", "250ms", "0s"] {
-            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+            assert_eq!(crate::words::as_configured(parse_duration(text).unwrap()), text);
         }
     }
 }

@@ -102,7 +102,7 @@ impl TrafficInput {
             return None;
         }
         let share = |n: u64| n as f64 / sum.messages as f64;
-        let window = crate::config::duration::format_duration(t.window);
+        let window = crate::words::as_configured(t.window);
         let said = |n: u64, what: &str, threshold: f64| {
             format!(
                 "real traffic: {n} of {} messages {what} in the last {window} ({:.0} %, threshold {:.0} %)",
