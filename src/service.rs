@@ -315,24 +315,16 @@ fn spawn_ticker(
             if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
                 last_prune = Some(Instant::now());
                 let before = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
-                let mut pruned = 0;
-                loop {
-                    let limit = crate::ledger::PRUNE_BATCH;
-                    match ledger.call(move |l| l.prune_batch(before, limit)).await {
-                        Ok(n) => {
-                            pruned += n;
-                            if n < limit {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "ledger prune failed");
-                            break;
-                        }
+                // The canaries, and the real traffic's messages and events (crate::traffic).
+                match (
+                    ledger.prune(before, Ledger::prune_batch).await,
+                    ledger.prune(before, Ledger::prune_traffic_batch).await,
+                ) {
+                    (Ok(canaries), Ok(traffic)) if canaries + traffic > 0 => {
+                        tracing::info!(canaries, traffic, "pruned the ledger")
                     }
-                }
-                if pruned > 0 {
-                    tracing::info!(canaries = pruned, "pruned the ledger");
+                    (Ok(_), Ok(_)) => {}
+                    (Err(e), _) | (_, Err(e)) => tracing::error!(error = %e, "ledger prune failed"),
                 }
             }
         }

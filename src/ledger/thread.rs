@@ -65,6 +65,26 @@ impl LedgerThread {
     }
 }
 
+impl LedgerThread {
+    /// Forgets what is older than `before_ms` with `batch` (rows older than
+    /// a time, at most a number of them, in one short transaction), batch
+    /// after batch so that other work waits only briefly; how many in all.
+    pub async fn prune(
+        &self,
+        before_ms: i64,
+        batch: fn(&Ledger, i64, usize) -> rusqlite::Result<usize>,
+    ) -> Result<usize, LedgerError> {
+        let mut pruned = 0;
+        loop {
+            let n = self.call(move |l| batch(l, before_ms, super::PRUNE_BATCH)).await?;
+            pruned += n;
+            if n < super::PRUNE_BATCH {
+                return Ok(pruned);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Starts what `traffic:` asks for, beside the service's other listeners:
-//! the writer, the webhook listener, a follower per log, and the hourly
-//! pruning of the traffic's part of the ledger (`global.retention`, as for
-//! canaries). Changes to `traffic:` take effect on restart.
+//! the writer, the webhook listener, a follower per log. The service's
+//! hourly prune forgets the traffic's part of the ledger with the canaries
+//! (`global.retention`). Changes to `traffic:` take effect on restart.
 
 use super::recipient::Recipients;
 use super::refusal::{LOGGED_PER_MINUTE, PerMinute};
@@ -13,7 +13,6 @@ use crate::config::{Config, SourceConfig};
 use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -72,38 +71,5 @@ pub async fn start(
         let limits = config.global.web.limits();
         tasks.push(tokio::spawn(crate::listener::serve_http(socket, app, limits, web, "traffic", stop.clone())));
     }
-    tasks.push(tokio::spawn(prune(ledger.clone(), config.global.retention, stop.clone())));
     Ok(tasks)
-}
-
-/// Forgets messages and event ids older than `retention`, every hour.
-async fn prune(ledger: crate::ledger::LedgerThread, retention: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = crate::shutdown::stopped(&mut stop) => return,
-        }
-        let before = chrono::Utc::now().timestamp_millis() - retention.as_millis() as i64;
-        let mut pruned = 0;
-        loop {
-            let limit = crate::ledger::PRUNE_BATCH;
-            match ledger.call(move |l| l.prune_traffic_batch(before, limit)).await {
-                Ok(n) => {
-                    pruned += n;
-                    if n < limit {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "pruning real traffic from the ledger failed");
-                    break;
-                }
-            }
-        }
-        if pruned > 0 {
-            tracing::info!(rows = pruned, "pruned real traffic from the ledger");
-        }
-    }
 }
