@@ -64,7 +64,7 @@ fn fill(dir: &std::path::Path, routes: &[(String, String, String)], days: i64, n
                 let (state, latency, reason) = match () {
                     _ if outage => ("lost", None, None),
                     _ if k == 7 => ("late", Some(700_000), None),
-                    _ if k == 11 => ("failed", None, Some("connect")),
+                    _ if k == 11 => ("refused", None, Some("connect")),
                     _ => ("delivered", Some(1_000 + k * 10), None),
                 };
                 insert

@@ -135,7 +135,7 @@ pub fn incidents(trackers: &Trackers, spells: &[Spell], gap: Duration, min_canar
                 i.inboxes.insert(t.inbox.clone());
                 let mut canaries = BTreeMap::new();
                 for c in &w.canaries {
-                    *canaries.entry(c.kind().to_string()).or_default() += 1;
+                    *canaries.entry(c.kind.to_string()).or_default() += 1;
                 }
                 i.routes.push(Affected {
                     probe: probe.to_string(),

@@ -7,7 +7,6 @@
 
 use super::book::{Early, InFlight};
 use super::{Event, Matcher, Sighting, secs};
-use crate::health::Evidence;
 use crate::insight::Insight;
 use crate::ledger::Seen;
 use crate::metrics::RouteLabels;
@@ -99,15 +98,7 @@ impl Matcher {
                 Err(e) => tracing::error!(error = %e, canary = %id, "ledger write failed"),
             }
             self.metrics.settled(&l, &outcome, &insight, at_ms);
-            let evidence = match &outcome {
-                Outcome::Delivered { .. } => Some(Evidence::Good),
-                Outcome::Lost => Some(Evidence::Lost),
-                Outcome::Bounced { .. } => Some(Evidence::Bounced),
-                Outcome::Refused { .. } => Some(Evidence::Refused),
-                Outcome::Mismatched { .. } => Some(Evidence::Mismatched),
-                // Already counted when it was lost.
-                Outcome::Late { .. } => None,
-            };
+            let evidence = outcome.kind().evidence();
             if let Some(evidence) = evidence {
                 self.health().record(&l.probe, accepted, evidence, outcome.latency_seconds());
             }

@@ -3,7 +3,7 @@
 
 use crate::bounce::Bounce;
 use crate::insight::{Hop, Insight, Verdict};
-use crate::outcome::{Expectation, Observed, Outcome, Placement, SendReason};
+use crate::outcome::{Expectation, Observed, Outcome, OutcomeKind, Placement, SendReason};
 use serde::Serialize;
 
 /// One route, as `/api/v1/status` shows it.
@@ -15,12 +15,11 @@ pub struct RouteStatus {
     pub in_flight: usize,
     pub oldest_in_flight_seconds: f64,
     pub last_sent_ms: Option<i64>,
-    /// `delivered`, `lost`, `late`, `bounced`, `refused` or `mismatched`.
     /// Every `last_*` field below describes this last outcome's canary
     /// (none when it has no such thing: a refused canary has no placement),
     /// except `last_delivery_ms` and `last_bounce`, which keep the last of
     /// their kind.
-    pub last_outcome: Option<&'static str>,
+    pub last_outcome: Option<OutcomeKind>,
     /// Where it landed: `inbox` or `spam`.
     pub last_placement: Option<Placement>,
     /// How it was observed, when not live (found after a restart or after
@@ -111,7 +110,7 @@ mod tests {
         assert_eq!((s.last_placement, s.last_latency_seconds), (Some(Placement::Inbox), Some(1.5)));
         let refused = Outcome::Refused { reason: SendReason::Other, detail: "HTTP 500".into() };
         s.settled(&refused, &Insight::default(), 2_000);
-        assert_eq!(s.last_outcome, Some("refused"));
+        assert_eq!(s.last_outcome, Some(OutcomeKind::Refused));
         assert_eq!((s.last_placement, s.last_latency_seconds, s.last_observed), (None, None, None));
         assert_eq!(
             (s.last_failure_reason, s.last_failure_detail.as_deref()),

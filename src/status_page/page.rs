@@ -6,6 +6,7 @@ use super::chart::day_bars;
 use super::html::{self, escape, state_colour};
 use super::view::{IncidentView, Snapshot, human};
 use crate::health::State as HealthState;
+use crate::outcome::OutcomeKind;
 use std::fmt::Write;
 
 fn time(rfc3339: &str) -> String {
@@ -93,7 +94,8 @@ pub fn render(snap: &Snapshot) -> String {
              <th scope=\"col\">Last outcome</th><th scope=\"col\" class=\"hide-narrow\">When</th><th scope=\"col\">Latency</th></tr></thead>\n<tbody>\n",
         );
         for r in &snap.routes {
-            let outcome = r.last_outcome.unwrap_or(if r.in_flight > 0 { "in flight" } else { "none yet" });
+            let outcome =
+                r.last_outcome.map_or(if r.in_flight > 0 { "in flight" } else { "none yet" }, OutcomeKind::as_str);
             let _ = writeln!(
                 out,
                 "<tr data-route=\"{}\" data-outcome=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td><td>{}</td></tr>",

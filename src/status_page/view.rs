@@ -15,6 +15,7 @@ use crate::health::{ProviderHealth, State as HealthState};
 use crate::incident::{self, Gap};
 use crate::ledger::TrafficCounts;
 use crate::matcher::RouteStatus;
+use crate::outcome::OutcomeKind;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
@@ -97,7 +98,7 @@ pub struct RouteView {
     pub provider: String,
     pub inbox: String,
     /// `delivered`, `lost`, `late`, `bounced` or `refused`.
-    pub last_outcome: Option<&'static str>,
+    pub last_outcome: Option<OutcomeKind>,
     pub last_outcome_at: Option<String>,
     pub last_latency_seconds: Option<f64>,
     pub in_flight: usize,
@@ -320,7 +321,7 @@ fn route_views(i: &Inputs<'_>) -> Vec<RouteView> {
             // The latency of the last canary seen, only when it is the last outcome.
             last_latency_seconds: r
                 .last_latency_seconds
-                .filter(|_| matches!(r.last_outcome, Some("delivered" | "late"))),
+                .filter(|_| matches!(r.last_outcome, Some(OutcomeKind::Delivered | OutcomeKind::Late))),
             in_flight: r.in_flight,
             name: r.probe.clone(),
             provider: r.provider.clone(),
