@@ -28,6 +28,7 @@ pub mod scheduler;
 pub mod secret;
 pub mod server;
 pub mod service;
+pub mod settled;
 pub mod shutdown;
 pub mod socketmap;
 pub mod status_page;

@@ -4,7 +4,9 @@
 use crate::bounce::Bounce;
 use crate::insight::{Hop, Insight, Verdict};
 use crate::outcome::{Expectation, Observed, Outcome, OutcomeKind, Placement, SendReason};
+use crate::settled::{Consumer, Settled};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One route, as `/api/v1/status` shows it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -54,6 +56,24 @@ pub struct RouteStatus {
     pub bounced: u64,
     /// Application canaries that arrived but failed an expectation.
     pub mismatched: u64,
+}
+
+/// Every route's status, by probe name: kept by the verdicts it consumes.
+#[derive(Default)]
+pub struct Routes(std::sync::Mutex<HashMap<String, RouteStatus>>);
+
+impl Routes {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteStatus>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Consumer for Routes {
+    fn settled(&self, s: &Settled) {
+        if let Some(status) = self.lock().get_mut(&s.route.probe) {
+            status.settled(&s.outcome, &s.insight, s.at_ms);
+        }
+    }
 }
 
 impl RouteStatus {

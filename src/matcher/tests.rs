@@ -414,3 +414,49 @@ async fn watchers_stopped_for_a_shutdown_change_no_provider_state() {
     let after = f.ledger.call(|l| l.transitions_since(0)).await.unwrap().len();
     assert_eq!(after, before, "no change recorded in the ledger");
 }
+
+/// A consumer registered with the matcher: the verdicts it was handed, and
+/// what the metrics (registered before it) had counted by then.
+#[derive(Default)]
+struct Seen(Mutex<Vec<(String, OutcomeKind, f64)>>, Mutex<Option<Arc<Metrics>>>);
+
+impl crate::settled::Consumer for Seen {
+    fn settled(&self, s: &crate::settled::Settled) {
+        let metrics = self.1.lock().unwrap().clone().unwrap();
+        let text = metrics.encode_text();
+        let lost: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("mailcanary_canaries_lost_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        self.0.lock().unwrap().push((s.canary.clone(), s.outcome.kind(), lost));
+    }
+}
+
+#[tokio::test]
+async fn a_registered_consumer_gets_each_verdict_once_after_the_others() {
+    let f = fixture();
+    let seen = Arc::new(Seen::default());
+    *seen.1.lock().unwrap() = Some(f.metrics.clone());
+    f.matcher.register(seen.clone());
+    let (lost, token) = f.sent().await;
+    let (refused, _) = f.expect().await;
+    let error = SendError::new(crate::outcome::SendReason::Auth, "535");
+    f.matcher.failed(&refused.id, &error, Duration::ZERO).await;
+    f.clock.advance(TIMEOUT);
+    // Lost at the tick, then late when it turns up; racing sightings count once.
+    f.matcher.tick().await;
+    let _ = tokio::join!(f.matcher.seen(&token, f.seen_at(None)), f.matcher.seen(&token, f.seen_at(None)));
+    let got: Vec<(String, OutcomeKind)> = seen.0.lock().unwrap().iter().map(|(c, k, _)| (c.clone(), *k)).collect();
+    assert_eq!(
+        got,
+        [
+            (refused.id.clone(), OutcomeKind::Refused),
+            (lost.id.clone(), OutcomeKind::Lost),
+            (lost.id.clone(), OutcomeKind::Late)
+        ]
+    );
+    assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 1.0], "the metrics counted the same verdicts");
+    let lost_counted: Vec<f64> = seen.0.lock().unwrap().iter().map(|(_, _, lost)| *lost).collect();
+    assert_eq!(lost_counted, [0.0, 1.0, 1.0], "the metrics, registered first, had counted each verdict already");
+}
