@@ -4,8 +4,9 @@
 //! role="img">` with an `aria-label` saying what it shows, and each mark
 //! has a `<title>` (a tooltip, and text for screen readers).
 
+use super::format::{human, human_seconds, span};
 use super::html::{BAD, GOOD, NONE, WARN, escape};
-use super::view::{DayView, human, human_seconds, span};
+use super::view::DayView;
 use crate::outcome::{OutcomeKind, Placement};
 use std::collections::BTreeMap;
 use std::fmt::Write;

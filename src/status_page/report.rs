@@ -5,8 +5,8 @@
 //! and the per-hop delays of the affected canaries.
 
 use super::chart;
+use super::format::{human, human_seconds};
 use super::html::{self, escape};
-use super::view::{human, human_seconds};
 use crate::health::Transition;
 use crate::incident::{Judge, Review};
 use crate::ledger::{Row, State};
