@@ -61,7 +61,7 @@ pub struct Path {
     pub hops: Vec<Hop>,
 }
 
-pub use crate::incident::{Canary as Incident, Window};
+use crate::incident::Window;
 
 fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {

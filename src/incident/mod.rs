@@ -26,7 +26,7 @@ mod tests;
 
 pub use gap::{Activity, Gap};
 pub use spell::{Spell, spells};
-pub use window::{Canary, Judge, Tracker, Trackers, Window, track, went_wrong};
+pub use window::{Judge, Tracker, Trackers, WentWrong, Window, track, went_wrong};
 
 use crate::health::Transition;
 use crate::ledger::Row;

@@ -18,7 +18,7 @@ pub struct Judge {
 
 /// One canary that went wrong, and how.
 #[derive(Debug, Clone, Serialize)]
-pub struct Canary {
+pub struct WentWrong {
     pub canary: String,
     pub sent_ms: i64,
     pub provider_id: Option<String>,
@@ -46,7 +46,7 @@ pub struct Window {
     /// mail got through in time again. None while it lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_ms: Option<i64>,
-    pub canaries: Vec<Canary>,
+    pub canaries: Vec<WentWrong>,
 }
 
 /// Whether `row` is still in flight.
@@ -57,7 +57,7 @@ fn in_flight(row: &Row) -> bool {
 /// How `row` went wrong, if it did, as `judge` sees it. A canary in flight
 /// longer than the threshold is overdue: held mail is part of an outage
 /// before its verdict comes.
-pub fn went_wrong(row: &Row, judge: Judge) -> Option<Canary> {
+pub fn went_wrong(row: &Row, judge: Judge) -> Option<WentWrong> {
     let latency = row.latency_ms.map(|ms| ms as f64 / 1000.0);
     let slow = judge.slow.as_secs_f64();
     let kind = match row.state {
@@ -84,7 +84,7 @@ pub fn went_wrong(row: &Row, judge: Judge) -> Option<Canary> {
         Some(detail) => format!("{kind} ({detail})"),
         None => kind.to_string(),
     };
-    Some(Canary {
+    Some(WentWrong {
         canary: row.id.clone(),
         sent_ms: row.created_ms,
         provider_id: row.provider_id.clone(),
