@@ -24,6 +24,7 @@ pub mod quote;
 mod random;
 pub mod redact;
 pub mod report;
+pub mod runtime;
 pub mod scheduler;
 pub mod secret;
 pub mod server;

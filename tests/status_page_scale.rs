@@ -8,7 +8,7 @@
 
 use mailcanary::config;
 use mailcanary::ledger::Ledger;
-use mailcanary::service::Runtime;
+use mailcanary::runtime::Runtime;
 use mailcanary::status_page::StatusPage;
 use std::collections::HashMap;
 use std::sync::Arc;
