@@ -126,26 +126,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match cli.command {
-        Command::Validate { config } => match mailcanary::config::load(&config)
-            .map_err(|e| e.to_string())
-            .and_then(|c| mailcanary::runtime::preflight(&c).map(|()| c))
-        {
-            Ok(c) => {
-                use mailcanary::words::count;
-                println!(
-                    "{}: OK ({}, {}, {})",
-                    config.display(),
-                    count(c.providers.len(), "provider", "providers"),
-                    count(c.inboxes.len(), "inbox", "inboxes"),
-                    count(c.routes.len(), "route", "routes")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Validate { config } => validate(&config),
         Command::Run { config } => {
             init_logs(cli.log_format, "info", std::io::stderr);
             match runtime().block_on(mailcanary::service::run(config)) {
@@ -157,7 +138,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Report { config, since, slow, canaries, json, html } => {
-            printed(report(&config, &since, slow.as_deref(), canaries, json, html.as_deref()))
+            use mailcanary::report::command::{Args, command};
+            let args =
+                Args { config: &config, since: &since, slow: slow.as_deref(), canaries, json, html: html.as_deref() };
+            printed(command(&args))
         }
         Command::Impact { config, incident, provider, since, until, slow, format } => {
             use mailcanary::traffic::impact::{Args, Format, command};
@@ -191,63 +175,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(
-    config: &std::path::Path,
-    since: &str,
-    slow: Option<&str>,
-    canaries: bool,
-    json: bool,
-    html: Option<&std::path::Path>,
-) -> Result<String, String> {
-    use mailcanary::config::duration::parse_duration;
-    let since = parse_duration(since).map_err(|e| format!("--since: {e}"))?;
-    // The ledger is all a report reads: no secret need be set for it.
-    let settings = mailcanary::config::load_report_settings(config).map_err(|e| e.to_string())?;
-    let slow = match slow {
-        Some(slow) => parse_duration(slow).map_err(|e| format!("--slow: {e}"))?,
-        None => settings.slow,
-    };
-    let state_dir = settings.state_dir;
-    let file = state_dir.join("ledger.sqlite");
-    if !file.is_file() {
-        return Err(format!(
-            "no ledger at {}: global.state_dir of {} is {}, where `mailcanary run` has recorded nothing yet",
-            file.display(),
-            config.display(),
-            state_dir.display()
-        ));
-    }
-    let ledger = mailcanary::ledger::Ledger::open(&state_dir).map_err(|e| format!("ledger: {e}"))?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let since_ms = now_ms - since.as_millis() as i64;
-    let rows = ledger.since(since_ms).map_err(|e| format!("ledger: {e}"))?;
-    let changes = ledger.transitions_since(since_ms).map_err(|e| format!("ledger: {e}"))?;
-    let judge = mailcanary::incident::Judge { slow, now_ms };
-    let reports = mailcanary::report::build(&rows, judge);
-    let review = mailcanary::incident::review(&rows, &changes, judge);
-    if let Some(file) = html {
-        let slow_ms = slow.as_millis() as i64;
-        let traffic =
-            ledger.traffic_per_minute(since_ms, now_ms, slow_ms, now_ms).map_err(|e| format!("ledger: {e}"))?;
-        let page =
-            mailcanary::status_page::report::render(&rows, &reports, &review, &changes, &traffic, since_ms, judge);
-        std::fs::write(file, page).map_err(|e| format!("--html {}: {e}", file.display()))?;
-        eprintln!("mailcanary: wrote the report to {}", file.display());
-    }
-    if json {
-        let report = serde_json::json!({
-            "slow_seconds": slow.as_secs_f64(),
-            "routes": reports,
-            "incidents": review.incidents,
-            "gaps": review.gaps,
-            "provider_changes": changes,
-        });
-        let text = serde_json::to_string_pretty(&report).expect("JSON of plain data");
-        Ok(mailcanary::quote::json_for_terminal(&text) + "\n")
-    } else {
-        Ok(mailcanary::report::render(&reports, since_ms, slow, canaries)
-            + &mailcanary::report::render_review(&review, now_ms)
-            + &mailcanary::report::render_providers(&changes))
+/// `validate`: refuses whatever `run` would refuse (exit status 2, what to
+/// change on standard error).
+fn validate(config: &std::path::Path) -> ExitCode {
+    let loaded = mailcanary::config::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|c| mailcanary::runtime::preflight(&c).map(|()| c));
+    match loaded {
+        Ok(c) => {
+            use mailcanary::words::count;
+            let (providers, inboxes) = (c.providers.len(), c.inboxes.len());
+            let routes = count(c.routes.len(), "route", "routes");
+            let (providers, inboxes) = (count(providers, "provider", "providers"), count(inboxes, "inbox", "inboxes"));
+            println!("{}: OK ({providers}, {inboxes}, {routes})", config.display());
+            ExitCode::SUCCESS
+        }
+        // The error names the file, the key and the line itself.
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
     }
 }
 
