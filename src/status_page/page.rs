@@ -66,6 +66,20 @@ pub fn render(snap: &Snapshot) -> String {
         escape(&sentence)
     );
 
+    providers(&mut out, snap);
+    routes(&mut out, snap);
+    incidents(&mut out, snap);
+    out.push_str("</main>\n");
+    out.push_str(
+        "<footer class=\"small muted\"><p>The same data as <a href=\"/api/v1/incidents\">JSON</a> and as an \
+         <a href=\"/feed.atom\">Atom feed</a>. Measured by mailcanary with signed test messages.</p></footer>\n",
+    );
+    html::foot(&mut out);
+    out
+}
+
+/// Each provider: its state, why, and its days as bars.
+fn providers(out: &mut String, snap: &Snapshot) {
     let _ = writeln!(out, "<section aria-labelledby=\"providers\">\n<h2 id=\"providers\">Providers</h2>");
     for p in &snap.providers {
         let state = p.state.as_str();
@@ -94,32 +108,39 @@ pub fn render(snap: &Snapshot) -> String {
         "<p class=\"small muted\">Each bar is a day (UTC), coloured by the share of canaries delivered in time: \
                   green 99.9% or more, amber 95% or more, red below, grey without canaries.</p>\n</section>\n",
     );
+}
 
-    if snap.visibility.inboxes && !snap.routes.is_empty() {
-        out.push_str(
-            "<section aria-labelledby=\"routes\">\n<h2 id=\"routes\">Routes</h2>\n<div class=\"scroll\"><table>\n\
-             <thead><tr><th scope=\"col\">Route</th><th scope=\"col\">Provider</th><th scope=\"col\">Inbox</th>\
-             <th scope=\"col\">Last outcome</th><th scope=\"col\" class=\"hide-narrow\">When</th><th scope=\"col\">Latency</th></tr></thead>\n<tbody>\n",
-        );
-        for r in &snap.routes {
-            let outcome =
-                r.last_outcome.map_or(if r.in_flight > 0 { "in flight" } else { "none yet" }, OutcomeKind::as_str);
-            let _ = writeln!(
-                out,
-                "<tr data-route=\"{}\" data-outcome=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td><td>{}</td></tr>",
-                escape(&r.name),
-                escape(outcome),
-                escape(&r.name),
-                escape(&r.provider),
-                escape(&r.inbox),
-                escape(outcome),
-                r.last_outcome_at.as_deref().map(time).unwrap_or_default(),
-                r.last_latency_seconds.map(|l| format!("{l:.2} s")).unwrap_or_else(|| "–".into())
-            );
-        }
-        out.push_str("</tbody>\n</table></div>\n</section>\n");
+/// Each route's last outcome, where inboxes may be shown.
+fn routes(out: &mut String, snap: &Snapshot) {
+    if !snap.visibility.inboxes || snap.routes.is_empty() {
+        return;
     }
+    out.push_str(
+        "<section aria-labelledby=\"routes\">\n<h2 id=\"routes\">Routes</h2>\n<div class=\"scroll\"><table>\n\
+         <thead><tr><th scope=\"col\">Route</th><th scope=\"col\">Provider</th><th scope=\"col\">Inbox</th>\
+         <th scope=\"col\">Last outcome</th><th scope=\"col\" class=\"hide-narrow\">When</th><th scope=\"col\">Latency</th></tr></thead>\n<tbody>\n",
+    );
+    for r in &snap.routes {
+        let outcome =
+            r.last_outcome.map_or(if r.in_flight > 0 { "in flight" } else { "none yet" }, OutcomeKind::as_str);
+        let _ = writeln!(
+            out,
+            "<tr data-route=\"{}\" data-outcome=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td><td>{}</td></tr>",
+            escape(&r.name),
+            escape(outcome),
+            escape(&r.name),
+            escape(&r.provider),
+            escape(&r.inbox),
+            escape(outcome),
+            r.last_outcome_at.as_deref().map(time).unwrap_or_default(),
+            r.last_latency_seconds.map(|l| format!("{l:.2} s")).unwrap_or_else(|| "–".into())
+        );
+    }
+    out.push_str("</tbody>\n</table></div>\n</section>\n");
+}
 
+/// The incidents of the period, newest first, under the delayed rule.
+fn incidents(out: &mut String, snap: &Snapshot) {
     let _ = writeln!(
         out,
         "<section aria-labelledby=\"incidents\">\n<h2 id=\"incidents\">Incidents</h2>\n<p class=\"small muted\" id=\"delayed-rule\">{}</p>",
@@ -129,17 +150,10 @@ pub fn render(snap: &Snapshot) -> String {
         out.push_str("<p>No incidents in this period.</p>\n");
     }
     for i in &snap.incidents {
-        incident(&mut out, i);
+        incident(out, i);
     }
     out.push_str("</section>\n");
-    gaps(&mut out, snap);
-    out.push_str("</main>\n");
-    out.push_str(
-        "<footer class=\"small muted\"><p>The same data as <a href=\"/api/v1/incidents\">JSON</a> and as an \
-         <a href=\"/feed.atom\">Atom feed</a>. Measured by mailcanary with signed test messages.</p></footer>\n",
-    );
-    html::foot(&mut out);
-    out
+    gaps(out, snap);
 }
 
 /// Stretches in which nothing was measured: said as such, not as health.

@@ -67,36 +67,7 @@ pub fn render(
         out.push_str("<p>No incidents in this period.</p>\n");
     }
     for i in incidents {
-        let mut said = format!("Providers: {}", escape(&i.providers.iter().cloned().collect::<Vec<_>>().join(", ")));
-        if !i.inboxes.is_empty() {
-            let _ = write!(said, "; inboxes: {}", escape(&i.inboxes.iter().cloned().collect::<Vec<_>>().join(", ")));
-        }
-        let kinds: Vec<String> = i.canaries().iter().map(|(k, n)| format!("{n} {k}")).collect();
-        if !kinds.is_empty() {
-            let _ = write!(said, ". Canaries that went wrong: {}", escape(&kinds.join(", ")));
-        }
-        // A provider's spell in `down` or `degraded` can make an incident on
-        // its own (its canaries overdue, none judged yet): say so.
-        for spell in &i.spells {
-            let _ = write!(
-                said,
-                ". {} {} from {}{}",
-                escape(&spell.provider),
-                spell.state.as_str(),
-                human_seconds(spell.from_ms),
-                spell.to_ms.map(|t| format!(" to {}", human_seconds(t))).unwrap_or_default()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "<article class=\"incident{}\" data-from=\"{}\" data-to=\"{}\"><h3>{} – {} ({})</h3><p>{said}.</p></article>",
-            if i.is_open() { "" } else { " closed" },
-            i.from_ms,
-            i.to_ms.map(|t| t.to_string()).unwrap_or_default(),
-            human_seconds(i.from_ms),
-            i.to_ms.map_or_else(|| "still going on".into(), human_seconds),
-            i.to_ms.map_or_else(|| format!("so far {}", span_words(now_ms - i.from_ms)), |t| span_words(t - i.from_ms)),
-        );
+        incident(&mut out, i, now_ms);
     }
     out.push_str("</section>\n");
     gaps(&mut out, review, now_ms);
@@ -108,25 +79,66 @@ pub fn render(
     charts(&mut out, rows, traffic, &shaded, from, now_ms);
     hops(&mut out, rows, reports);
     windows(&mut out, reports);
-    if !changes.is_empty() {
-        out.push_str("<section aria-labelledby=\"changes\"><h2 id=\"changes\">Provider health changes</h2><div class=\"scroll\"><table>\
-            <thead><tr><th scope=\"col\">When</th><th scope=\"col\">Provider</th><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\">Why</th></tr></thead><tbody>\n");
-        for t in changes {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                human_seconds(t.at_ms),
-                escape(&t.provider),
-                t.from.as_str(),
-                t.to.as_str(),
-                escape(&t.reason)
-            );
-        }
-        out.push_str("</tbody></table></div></section>\n");
-    }
+    provider_changes(&mut out, changes);
     out.push_str("</main>\n");
     html::foot(&mut out);
     out
+}
+
+/// One incident: when, who, how many canaries of each kind, and the
+/// providers' spells in it.
+fn incident(out: &mut String, i: &crate::incident::Incident, now_ms: i64) {
+    let mut said = format!("Providers: {}", escape(&i.providers.iter().cloned().collect::<Vec<_>>().join(", ")));
+    if !i.inboxes.is_empty() {
+        let _ = write!(said, "; inboxes: {}", escape(&i.inboxes.iter().cloned().collect::<Vec<_>>().join(", ")));
+    }
+    let kinds: Vec<String> = i.canaries().iter().map(|(k, n)| format!("{n} {k}")).collect();
+    if !kinds.is_empty() {
+        let _ = write!(said, ". Canaries that went wrong: {}", escape(&kinds.join(", ")));
+    }
+    // A provider's spell in `down` or `degraded` can make an incident on
+    // its own (its canaries overdue, none judged yet): say so.
+    for spell in &i.spells {
+        let _ = write!(
+            said,
+            ". {} {} from {}{}",
+            escape(&spell.provider),
+            spell.state.as_str(),
+            human_seconds(spell.from_ms),
+            spell.to_ms.map(|t| format!(" to {}", human_seconds(t))).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<article class=\"incident{}\" data-from=\"{}\" data-to=\"{}\"><h3>{} – {} ({})</h3><p>{said}.</p></article>",
+        if i.is_open() { "" } else { " closed" },
+        i.from_ms,
+        i.to_ms.map(|t| t.to_string()).unwrap_or_default(),
+        human_seconds(i.from_ms),
+        i.to_ms.map_or_else(|| "still going on".into(), human_seconds),
+        i.to_ms.map_or_else(|| format!("so far {}", span_words(now_ms - i.from_ms)), |t| span_words(t - i.from_ms)),
+    );
+}
+
+/// Every change of a provider's state in the period, and why.
+fn provider_changes(out: &mut String, changes: &[Transition]) {
+    if changes.is_empty() {
+        return;
+    }
+    out.push_str("<section aria-labelledby=\"changes\"><h2 id=\"changes\">Provider health changes</h2><div class=\"scroll\"><table>\
+        <thead><tr><th scope=\"col\">When</th><th scope=\"col\">Provider</th><th scope=\"col\">From</th><th scope=\"col\">To</th><th scope=\"col\">Why</th></tr></thead><tbody>\n");
+    for t in changes {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            human_seconds(t.at_ms),
+            escape(&t.provider),
+            t.from.as_str(),
+            t.to.as_str(),
+            escape(&t.reason)
+        );
+    }
+    out.push_str("</tbody></table></div></section>\n");
 }
 
 /// Stretches without measurement: neither healthy nor failing.
