@@ -63,21 +63,31 @@ pub fn day_bars(days: &[DayView], provider: &str) -> String {
     out
 }
 
-/// Colours for outcomes, and for lines (one per route, cycling).
+/// Colours for outcomes (a canary's, crate::outcome::OutcomeKind, or a
+/// real message's), and for lines (one per route, cycling).
 pub fn outcome_colour(kind: &str) -> &'static str {
+    if let Some(kind) = OutcomeKind::parse(kind) {
+        return kind_colour(kind);
+    }
     match kind {
-        "delivered" => GOOD,
         "spam" => "#8250df",
-        "late" => WARN,
-        "lost" => BAD,
-        "bounced" => "#bc4c00",
-        "refused" => "#0550ae",
-        "mismatched" => "#953800",
         "deferred" => "#d4a72c",
         "no final event" => "#82071e",
         "rejected" => "#0550ae",
         "dropped" => "#57606a",
         _ => NONE,
+    }
+}
+
+/// Each canary outcome's colour.
+fn kind_colour(kind: OutcomeKind) -> &'static str {
+    match kind {
+        OutcomeKind::Delivered => GOOD,
+        OutcomeKind::Late => WARN,
+        OutcomeKind::Lost => BAD,
+        OutcomeKind::Bounced => "#bc4c00",
+        OutcomeKind::Refused => "#0550ae",
+        OutcomeKind::Mismatched => "#953800",
     }
 }
 const LINES: [&str; 8] = ["#0550ae", "#1a7f37", "#8250df", "#bc4c00", "#cf222e", "#116329", "#953800", "#57606a"];
