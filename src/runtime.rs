@@ -329,28 +329,28 @@ pub fn probe(
 }
 
 /// Counts lost canaries and refreshes gauges every `every`; with a
-/// `retention`, prunes the ledger every hour, a batch at a time.
-fn ticker(
-    rt: &Runtime,
-    every: Duration,
-    retention: Option<Duration>,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+/// `retention`, prunes the ledger every hour, a batch at a time. Supervised
+/// like the routes and the watchers: a panic is counted and it starts again.
+fn ticker(rt: &Runtime, every: Duration, retention: Option<Duration>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
     let (matcher, ledger) = (rt.matcher.clone(), rt.ledger.clone());
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_prune: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stopped(&mut stop) => return,
-            }
-            matcher.tick().await;
-            let Some(retention) = retention else { continue };
-            if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
-                last_prune = Some(Instant::now());
-                prune(&ledger, retention).await;
+    let each_stop = stop.clone();
+    crate::supervise::spawn("ticker".into(), rt.metrics.clone(), stop, move || {
+        let (matcher, ledger, mut stop) = (matcher.clone(), ledger.clone(), each_stop.clone());
+        async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_prune: Option<Instant> = None;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped(&mut stop) => return,
+                }
+                matcher.tick().await;
+                let Some(retention) = retention else { continue };
+                if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                    last_prune = Some(Instant::now());
+                    prune(&ledger, retention).await;
+                }
             }
         }
     })

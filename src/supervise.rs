@@ -1,4 +1,4 @@
-//! Nothing dies silently: a route's or an inbox's task that panics is
+//! Nothing dies silently: a route's, an inbox's or the ticker's task that panics is
 //! logged with its name, counted (`mailcanary_task_restarts_total{task}`),
 //! and started again after a backoff, until it is told to stop.
 
