@@ -7,6 +7,7 @@ pub mod canary;
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod duration;
 pub mod health;
 mod http;
 pub mod inbox;

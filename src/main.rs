@@ -199,7 +199,7 @@ fn report(
     json: bool,
     html: Option<&std::path::Path>,
 ) -> Result<String, String> {
-    use mailcanary::config::duration::parse_duration;
+    use mailcanary::duration::parse_duration;
     let since = parse_duration(since).map_err(|e| format!("--since: {e}"))?;
     // The ledger is all a report reads: no secret need be set for it.
     let settings = mailcanary::config::load_report_settings(config).map_err(|e| e.to_string())?;

@@ -4,11 +4,11 @@
 //!
 //! This file loads and parses; each part of the file has its own: `global:`
 //! in global.rs, `providers:` in provider.rs, `inboxes:` in inbox.rs,
-//! `probes:` and the routes they make in probe.rs, and what SMTP and IMAP
-//! share (TLS, OAuth2) in connection.rs. Every type is used as `config::X`.
+//! `probes:` and the routes they make in probe.rs. What a part below the
+//! config reads of its own lives with it and is re-exported here: TLS modes
+//! in crate::tls, OAuth2 in crate::oauth2, durations in crate::duration.
+//! Every type is used as `config::X`.
 
-mod connection;
-pub mod duration;
 mod expand;
 mod global;
 mod health;
@@ -23,7 +23,6 @@ mod traffic_source;
 mod validate;
 mod yaml;
 
-pub use connection::{OAuth2Config, SaslMechanism, TlsMode};
 pub use global::{Defaults, FastPoll, Global, WebConfig, default_instance};
 pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
 pub use inbox::{Cleanup, Folders, ImapConfig, InboxConfig};
@@ -43,8 +42,10 @@ pub use traffic_source::{
 #[cfg(test)]
 pub(crate) use yaml::quoted as yaml_quoted;
 
+pub use crate::duration::{self, Percent};
+pub use crate::oauth2::{OAuth2Config, SaslMechanism};
+pub use crate::tls::TlsMode;
 pub use crate::trigger::TriggerConfig;
-pub use duration::Percent;
 
 /// A loaded, validated configuration with every probe expanded into routes.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ pub mod expect;
 mod link;
 pub mod tag;
 
-use crate::config::duration;
+use crate::duration;
 use crate::http::{Api, status_reason};
 use crate::ledger::LedgerThread;
 use crate::outcome::{SendError, SendReason};
