@@ -10,14 +10,7 @@ mod smtp;
 
 use crate::canary::Canary;
 use crate::config::ProviderConfig;
-pub use crate::outcome::{SendError, SendReason};
-
-/// What a provider said when it took the canary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    /// The provider's own id for the message (SMTP queue id, API message id).
-    pub provider_id: Option<String>,
-}
+pub use crate::outcome::{Accepted, SendError, SendReason};
 
 /// A way to send a canary.
 pub trait Provider {
