@@ -23,6 +23,7 @@ mod traffic_source;
 mod validate;
 mod yaml;
 
+use crate::canary::SigningKey;
 pub use global::{Defaults, FastPoll, Global, WebConfig, default_instance};
 pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
 pub use inbox::{Cleanup, Folders, ImapConfig, InboxConfig};
@@ -78,6 +79,16 @@ impl Config {
     /// This prober's identity.
     pub fn instance(&self) -> String {
         self.global.instance.clone().unwrap_or_else(default_instance)
+    }
+
+    /// The signing key this config names: given itself, or read from its
+    /// file (created if missing).
+    pub fn signing_key(&self) -> Result<SigningKey, String> {
+        if let Some(key) = &self.global.signing_key {
+            return Ok(SigningKey::new(key.clone()));
+        }
+        let path = self.global.signing_key_file.clone().unwrap_or_else(|| self.global.state_dir.join("signing.key"));
+        SigningKey::load_or_create(&path).map_err(|e| format!("signing key {}: {e}", path.display()))
     }
 }
 
