@@ -38,4 +38,5 @@ pub mod tls;
 pub mod traffic;
 pub mod traffic_event;
 pub mod trigger;
+pub mod valid;
 pub mod words;

@@ -36,6 +36,23 @@ pub struct OAuth2Config {
     pub mechanism: SaslMechanism,
 }
 
+impl OAuth2Config {
+    /// What is wrong with these settings, by key (relative to `oauth2`).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(m) = crate::valid::url(&self.token_url) {
+            out.push(("token_url".to_string(), m));
+        }
+        if self.client_id.trim().is_empty() {
+            out.push(("client_id".to_string(), "client_id must not be empty".to_string()));
+        }
+        if let Some(m) = crate::valid::secret(&self.refresh_token) {
+            out.push(("refresh_token".to_string(), m));
+        }
+        out
+    }
+}
+
 /// The SASL mechanism that carries the access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]

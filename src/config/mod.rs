@@ -3,11 +3,12 @@
 //! its path and line.
 //!
 //! This file loads and parses; each part of the file has its own: `global:`
-//! in global.rs, `providers:` in provider.rs, `inboxes:` in inbox.rs,
-//! `probes:` and the routes they make in probe.rs. What a part below the
-//! config reads of its own lives with it and is re-exported here: TLS modes
-//! in crate::tls, OAuth2 in crate::oauth2, durations in crate::duration.
-//! Every type is used as `config::X`.
+//! in global.rs, `inboxes:` in inbox.rs, `probes:` and the routes they make
+//! in probe.rs. What a part below the config reads of its own lives with it
+//! and is re-exported here: each provider's keys and their checks with the
+//! provider (crate::provider, one file a kind), TLS modes in crate::tls,
+//! OAuth2 in crate::oauth2, durations in crate::duration. Every type is used
+//! as `config::X`.
 
 mod expand;
 mod global;
@@ -15,7 +16,6 @@ mod health;
 mod inbox;
 mod metrics;
 mod probe;
-mod provider;
 mod status_page;
 mod traffic;
 pub mod traffic_keys;
@@ -25,13 +25,10 @@ mod yaml;
 
 use crate::canary::SigningKey;
 pub use global::{Defaults, FastPoll, Global, WebConfig, default_instance};
-pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
+pub use health::{GlobalFailover, HealthDefaults};
 pub use inbox::{Cleanup, Folders, ImapConfig, InboxConfig};
 pub use metrics::{DetailName, MetricsConfig};
 pub use probe::{Matrix, ProbeEntry, Route};
-pub use provider::{
-    MailgunConfig, MailgunRegion, PostmarkConfig, ProviderConfig, ResendConfig, SendgridConfig, SesConfig, SmtpConfig,
-};
 pub use status_page::StatusPageConfig;
 use std::collections::HashMap;
 use std::fmt;
@@ -45,6 +42,10 @@ pub(crate) use yaml::quoted as yaml_quoted;
 
 pub use crate::duration::{self, Percent};
 pub use crate::oauth2::{OAuth2Config, SaslMechanism};
+pub use crate::provider::{
+    HealthOverrides, MailgunConfig, MailgunRegion, PostmarkConfig, ProviderConfig, ProviderFailover, ResendConfig,
+    SendgridConfig, SesConfig, SmtpConfig,
+};
 pub use crate::tls::TlsMode;
 pub use crate::trigger::TriggerConfig;
 

@@ -1,11 +1,48 @@
 //! `type: postmark`: Postmark `email` with the server token header; the
 //! token travels in the `Headers` array. Failures carry an `ErrorCode`.
 
+use super::common::{HealthOverrides, ProviderFailover};
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::config::PostmarkConfig;
+use crate::duration;
 use crate::http::{Api, detail, status_reason};
 use crate::secret::Secret;
+use crate::valid;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// `type: postmark`: Postmark `email` with a server token.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmarkConfig {
+    pub name: String,
+    pub server_token: Secret,
+    pub from: String,
+    /// The inbox (by name) where this provider's bounces arrive: DSNs there
+    /// resolve canaries as `bounced` at once instead of at their timeout.
+    #[serde(default)]
+    pub bounce_inbox: Option<String>,
+    /// Health thresholds over `global.health`.
+    #[serde(default)]
+    pub health: Option<HealthOverrides>,
+    /// What Postfix is told while this provider is the best usable one.
+    #[serde(default)]
+    pub failover: Option<ProviderFailover>,
+    /// The message stream; Postmark's default is `outbound`.
+    #[serde(default)]
+    pub message_stream: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "super::common::default_send_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+}
+
+impl PostmarkConfig {
+    /// What is wrong with the keys only Postmark has.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        valid::secret(&self.server_token).map(|m| ("server_token".to_string(), m)).into_iter().collect()
+    }
+}
 
 pub struct PostmarkProvider {
     name: String,

@@ -2,16 +2,69 @@
 //! headers reach the inbox exactly as built. One SigV4-signed request
 //! (aws-sigv4), not the AWS SDK.
 
+use super::common::{HealthOverrides, ProviderFailover};
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::config::SesConfig;
+use crate::duration;
 use crate::http::{Api, detail, status_reason};
+use crate::secret::Secret;
+use crate::valid;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine;
+use serde::Deserialize;
+use std::time::Duration;
 use std::time::SystemTime;
+
+/// `type: ses`: Amazon SES v2 `SendEmail` with the raw message, SigV4-signed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesConfig {
+    pub name: String,
+    /// e.g. `us-east-1`; picks `https://email.<region>.amazonaws.com`.
+    pub region: String,
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    /// For temporary credentials (STS).
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    pub from: String,
+    /// The inbox (by name) where this provider's bounces arrive: DSNs there
+    /// resolve canaries as `bounced` at once instead of at their timeout.
+    #[serde(default)]
+    pub bounce_inbox: Option<String>,
+    /// Health thresholds over `global.health`.
+    #[serde(default)]
+    pub health: Option<HealthOverrides>,
+    /// What Postfix is told while this provider is the best usable one.
+    #[serde(default)]
+    pub failover: Option<ProviderFailover>,
+    /// Optional configuration set, for SES's own event publishing.
+    #[serde(default)]
+    pub configuration_set: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "super::common::default_send_timeout", deserialize_with = "duration::deserialize")]
+    pub timeout: Duration,
+}
+
+impl SesConfig {
+    /// What is wrong with the keys only SES has (crate::provider::common
+    /// checks the shared ones).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.region.is_empty()
+            || !self.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            out.push(("region".to_string(), format!("{:?} is not an AWS region such as us-east-1", self.region)));
+        }
+        out.extend(valid::secret(&self.access_key_id).map(|m| ("access_key_id".to_string(), m)));
+        out.extend(valid::secret(&self.secret_access_key).map(|m| ("secret_access_key".to_string(), m)));
+        out
+    }
+}
 
 pub struct SesProvider {
     name: String,
