@@ -1,12 +1,84 @@
 //! The keys every provider kind shares: name, sender, bounce inbox, health,
-//! failover, the API endpoint override and the timeout; read through one
-//! accessor and checked in one place.
+//! failover, the API endpoint override and the timeout; written once (the
+//! `provider_config!` macro declares them in each kind's struct), read
+//! through one accessor and checked in one place.
 
 use super::ProviderConfig;
 use crate::duration;
 use crate::valid;
 use serde::Deserialize;
 use std::time::Duration;
+
+/// Declares a provider kind's config struct: the keys of its own, and
+/// around them the keys every kind shares, in the order every kind lists
+/// them (serde names the expected keys, and the first missing one, in that
+/// order): `name`, the kind's keys, `from`, `bounce_inbox`, `health`,
+/// `failover`, the kind's keys that follow `failover`, `endpoint` (for an
+/// API: `with endpoint`), `timeout`. Unknown keys are refused, as by a
+/// struct written out (serde's `flatten` cannot refuse them, hence a macro
+/// and not an embedded struct).
+macro_rules! provider_config {
+    (
+        $(#[$meta:meta])*
+        $kind:ident {
+            $( $(#[$own_meta:meta])* $own:ident: $own_ty:ty, )*
+        }
+        $( after failover {
+            $( $(#[$later_meta:meta])* $later:ident: $later_ty:ty, )*
+        } )?
+        $( with $endpoint:ident )?
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $kind {
+            /// The `provider` label.
+            pub name: String,
+            $( $(#[$own_meta])* pub $own: $own_ty, )*
+            /// The header sender (and the envelope sender unless a bounce inbox is set).
+            pub from: String,
+            /// The inbox (by name) where this provider's bounces arrive: DSNs there
+            /// resolve canaries as `bounced` at once instead of at their timeout.
+            #[serde(default)]
+            pub bounce_inbox: Option<String>,
+            /// Health thresholds over `global.health`.
+            #[serde(default)]
+            pub health: Option<$crate::provider::HealthOverrides>,
+            /// What Postfix is told while this provider is the best usable one.
+            #[serde(default)]
+            pub failover: Option<$crate::provider::ProviderFailover>,
+            $( $( $(#[$later_meta])* pub $later: $later_ty, )* )?
+            $(
+                /// The API's base URL, instead of the provider's own.
+                #[serde(default)]
+                pub $endpoint: Option<String>,
+            )?
+            /// The limit for one whole submission (for SMTP: connect, TLS, AUTH, DATA).
+            #[serde(
+                default = "crate::provider::common::default_send_timeout",
+                deserialize_with = "crate::duration::deserialize"
+            )]
+            pub timeout: std::time::Duration,
+        }
+
+        impl $kind {
+            /// The keys every kind shares.
+            pub(super) fn common(&self) -> $crate::provider::common::Common<'_> {
+                let endpoint: Option<&str> = None $( .or(self.$endpoint.as_deref()) )?;
+                $crate::provider::common::Common {
+                    name: &self.name,
+                    from: &self.from,
+                    bounce_inbox: self.bounce_inbox.as_deref(),
+                    endpoint,
+                    timeout: self.timeout,
+                    health: self.health.as_ref(),
+                    failover: self.failover.as_ref(),
+                }
+            }
+        }
+    };
+}
+pub(super) use provider_config;
 
 /// `providers[].health`: any of `global.health`, for one provider.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]

@@ -1,15 +1,13 @@
 //! `type: mailgun`: Mailgun `messages` for a sending domain, with basic auth
 //! (`api` and the key), form fields, and the token as an `h:` header.
 
-use super::common::{HealthOverrides, ProviderFailover};
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError};
 use crate::canary::Canary;
-use crate::duration;
 use crate::http::{Api, detail, status_reason};
 use crate::secret::Secret;
 use crate::valid;
 use serde::Deserialize;
-use std::time::Duration;
 
 /// Mailgun's two API regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -20,30 +18,15 @@ pub enum MailgunRegion {
     Eu,
 }
 
-/// `type: mailgun`: Mailgun `messages` for a sending domain.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MailgunConfig {
-    pub name: String,
-    pub api_key: Secret,
-    pub domain: String,
-    #[serde(default)]
-    pub region: MailgunRegion,
-    pub from: String,
-    /// The inbox (by name) where this provider's bounces arrive: DSNs there
-    /// resolve canaries as `bounced` at once instead of at their timeout.
-    #[serde(default)]
-    pub bounce_inbox: Option<String>,
-    /// Health thresholds over `global.health`.
-    #[serde(default)]
-    pub health: Option<HealthOverrides>,
-    /// What Postfix is told while this provider is the best usable one.
-    #[serde(default)]
-    pub failover: Option<ProviderFailover>,
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    #[serde(default = "super::common::default_send_timeout", deserialize_with = "duration::deserialize")]
-    pub timeout: Duration,
+provider_config! {
+    /// `type: mailgun`: Mailgun `messages` for a sending domain.
+    MailgunConfig {
+        api_key: Secret,
+        domain: String,
+        #[serde(default)]
+        region: MailgunRegion,
+    }
+    with endpoint
 }
 
 impl MailgunConfig {

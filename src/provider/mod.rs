@@ -35,29 +35,15 @@ pub enum ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// What every kind has (common.rs): name, sender, bounce mailbox, health,
-    /// failover, the API endpoint override (API providers) and the timeout.
+    /// What every kind has (common.rs).
     fn common(&self) -> common::Common<'_> {
-        macro_rules! common {
-            ($c:expr, $endpoint:expr) => {
-                common::Common {
-                    name: &$c.name,
-                    from: &$c.from,
-                    bounce_inbox: $c.bounce_inbox.as_deref(),
-                    endpoint: $endpoint,
-                    timeout: $c.timeout,
-                    health: $c.health.as_ref(),
-                    failover: $c.failover.as_ref(),
-                }
-            };
-        }
         match self {
-            ProviderConfig::Smtp(c) => common!(c, None),
-            ProviderConfig::Ses(c) => common!(c, c.endpoint.as_deref()),
-            ProviderConfig::Sendgrid(c) => common!(c, c.endpoint.as_deref()),
-            ProviderConfig::Mailgun(c) => common!(c, c.endpoint.as_deref()),
-            ProviderConfig::Postmark(c) => common!(c, c.endpoint.as_deref()),
-            ProviderConfig::Resend(c) => common!(c, c.endpoint.as_deref()),
+            ProviderConfig::Smtp(c) => c.common(),
+            ProviderConfig::Ses(c) => c.common(),
+            ProviderConfig::Sendgrid(c) => c.common(),
+            ProviderConfig::Mailgun(c) => c.common(),
+            ProviderConfig::Postmark(c) => c.common(),
+            ProviderConfig::Resend(c) => c.common(),
         }
     }
 

@@ -1,40 +1,24 @@
 //! `type: postmark`: Postmark `email` with the server token header; the
 //! token travels in the `Headers` array. Failures carry an `ErrorCode`.
 
-use super::common::{HealthOverrides, ProviderFailover};
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::duration;
 use crate::http::{Api, detail, status_reason};
 use crate::secret::Secret;
 use crate::valid;
-use serde::Deserialize;
-use std::time::Duration;
 
-/// `type: postmark`: Postmark `email` with a server token.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostmarkConfig {
-    pub name: String,
-    pub server_token: Secret,
-    pub from: String,
-    /// The inbox (by name) where this provider's bounces arrive: DSNs there
-    /// resolve canaries as `bounced` at once instead of at their timeout.
-    #[serde(default)]
-    pub bounce_inbox: Option<String>,
-    /// Health thresholds over `global.health`.
-    #[serde(default)]
-    pub health: Option<HealthOverrides>,
-    /// What Postfix is told while this provider is the best usable one.
-    #[serde(default)]
-    pub failover: Option<ProviderFailover>,
-    /// The message stream; Postmark's default is `outbound`.
-    #[serde(default)]
-    pub message_stream: Option<String>,
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    #[serde(default = "super::common::default_send_timeout", deserialize_with = "duration::deserialize")]
-    pub timeout: Duration,
+provider_config! {
+    /// `type: postmark`: Postmark `email` with a server token.
+    PostmarkConfig {
+        server_token: Secret,
+    }
+    after failover {
+        /// The message stream; Postmark's default is `outbound`.
+        #[serde(default)]
+        message_stream: Option<String>,
+    }
+    with endpoint
 }
 
 impl PostmarkConfig {

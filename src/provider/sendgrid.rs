@@ -1,37 +1,19 @@
 //! `type: sendgrid`: SendGrid v3 `mail/send` with a Bearer API key. SendGrid
 //! builds the message itself; the token travels in `headers`.
 
-use super::common::{HealthOverrides, ProviderFailover};
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError};
 use crate::canary::Canary;
-use crate::duration;
 use crate::http::{Api, detail, headers_object, status_reason};
 use crate::secret::Secret;
 use crate::valid;
-use serde::Deserialize;
-use std::time::Duration;
 
-/// `type: sendgrid`: SendGrid v3 `mail/send`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendgridConfig {
-    pub name: String,
-    pub api_key: Secret,
-    pub from: String,
-    /// The inbox (by name) where this provider's bounces arrive: DSNs there
-    /// resolve canaries as `bounced` at once instead of at their timeout.
-    #[serde(default)]
-    pub bounce_inbox: Option<String>,
-    /// Health thresholds over `global.health`.
-    #[serde(default)]
-    pub health: Option<HealthOverrides>,
-    /// What Postfix is told while this provider is the best usable one.
-    #[serde(default)]
-    pub failover: Option<ProviderFailover>,
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    #[serde(default = "super::common::default_send_timeout", deserialize_with = "duration::deserialize")]
-    pub timeout: Duration,
+provider_config! {
+    /// `type: sendgrid`: SendGrid v3 `mail/send`.
+    SendgridConfig {
+        api_key: Secret,
+    }
+    with endpoint
 }
 
 impl SendgridConfig {

@@ -2,10 +2,9 @@
 //! headers reach the inbox exactly as built. One SigV4-signed request
 //! (aws-sigv4), not the AWS SDK.
 
-use super::common::{HealthOverrides, ProviderFailover};
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::duration;
 use crate::http::{Api, detail, status_reason};
 use crate::secret::Secret;
 use crate::valid;
@@ -14,40 +13,25 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine;
-use serde::Deserialize;
-use std::time::Duration;
 use std::time::SystemTime;
 
-/// `type: ses`: Amazon SES v2 `SendEmail` with the raw message, SigV4-signed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SesConfig {
-    pub name: String,
-    /// e.g. `us-east-1`; picks `https://email.<region>.amazonaws.com`.
-    pub region: String,
-    pub access_key_id: Secret,
-    pub secret_access_key: Secret,
-    /// For temporary credentials (STS).
-    #[serde(default)]
-    pub session_token: Option<Secret>,
-    pub from: String,
-    /// The inbox (by name) where this provider's bounces arrive: DSNs there
-    /// resolve canaries as `bounced` at once instead of at their timeout.
-    #[serde(default)]
-    pub bounce_inbox: Option<String>,
-    /// Health thresholds over `global.health`.
-    #[serde(default)]
-    pub health: Option<HealthOverrides>,
-    /// What Postfix is told while this provider is the best usable one.
-    #[serde(default)]
-    pub failover: Option<ProviderFailover>,
-    /// Optional configuration set, for SES's own event publishing.
-    #[serde(default)]
-    pub configuration_set: Option<String>,
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    #[serde(default = "super::common::default_send_timeout", deserialize_with = "duration::deserialize")]
-    pub timeout: Duration,
+provider_config! {
+    /// `type: ses`: Amazon SES v2 `SendEmail` with the raw message, SigV4-signed.
+    SesConfig {
+        /// e.g. `us-east-1`; picks `https://email.<region>.amazonaws.com`.
+        region: String,
+        access_key_id: Secret,
+        secret_access_key: Secret,
+        /// For temporary credentials (STS).
+        #[serde(default)]
+        session_token: Option<Secret>,
+    }
+    after failover {
+        /// Optional configuration set, for SES's own event publishing.
+        #[serde(default)]
+        configuration_set: Option<String>,
+    }
+    with endpoint
 }
 
 impl SesConfig {

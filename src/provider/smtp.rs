@@ -2,10 +2,9 @@
 //! canary (so connect, TLS and AUTH are measured every time), and keep the
 //! server's queue id.
 
-use super::common::{HealthOverrides, ProviderFailover};
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::duration;
 use crate::oauth2::{OAuth2Config, SaslMechanism, TokenErrorKind, TokenSource};
 use crate::secret::Secret;
 use crate::tls::TlsMode;
@@ -16,46 +15,32 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::{Category, Severity};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// `type: smtp`: a relay or submission server.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpConfig {
-    pub name: String,
-    pub host: String,
-    /// Defaults to 465 for `tls`, 587 for `starttls`, 25 for `none`.
-    #[serde(default)]
-    pub port: Option<u16>,
-    #[serde(default)]
-    pub tls: Option<TlsMode>,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// AUTH XOAUTH2 with an access token instead of a password.
-    #[serde(default)]
-    pub oauth2: Option<OAuth2Config>,
-    pub from: String,
-    /// The inbox (by name) where this provider's bounces arrive: DSNs there
-    /// resolve canaries as `bounced` at once instead of at their timeout.
-    #[serde(default)]
-    pub bounce_inbox: Option<String>,
-    /// Health thresholds over `global.health`.
-    #[serde(default)]
-    pub health: Option<HealthOverrides>,
-    /// What Postfix is told while this provider is the best usable one.
-    #[serde(default)]
-    pub failover: Option<ProviderFailover>,
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// Limit for one whole submission (connect, TLS, AUTH, DATA).
-    #[serde(default = "super::common::default_send_timeout", deserialize_with = "duration::deserialize")]
-    pub timeout: Duration,
+provider_config! {
+    /// `type: smtp`: a relay or submission server.
+    SmtpConfig {
+        host: String,
+        /// Defaults to 465 for `tls`, 587 for `starttls`, 25 for `none`.
+        #[serde(default)]
+        port: Option<u16>,
+        #[serde(default)]
+        tls: Option<TlsMode>,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<Secret>,
+        /// AUTH XOAUTH2 with an access token instead of a password.
+        #[serde(default)]
+        oauth2: Option<OAuth2Config>,
+    }
+    after failover {
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        #[serde(default)]
+        insecure_skip_verify: bool,
+    }
 }
 
 impl SmtpConfig {
