@@ -137,7 +137,10 @@ fn accuracy(canaries: usize) {
     let rows = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap().since(0).unwrap();
     let seen = seen.lock().unwrap();
     let (mut overhead, mut truth, mut error) = (Vec::new(), Vec::new(), Vec::new());
-    for row in rows.iter().filter(|r| r.state == mailcanary::ledger::State::Delivered) {
+    for row in rows
+        .iter()
+        .filter(|r| r.state == mailcanary::ledger::State::Settled(mailcanary::outcome::OutcomeKind::Delivered))
+    {
         let (Some(arrived), Some(seen_ms), Some(accepted), Some(latency)) =
             (seen.get(&row.id), row.seen_ms, row.accepted_ms, row.latency_ms)
         else {

@@ -6,18 +6,14 @@ use crate::config::{self, Config};
 use crate::ledger::Ledger;
 use crate::matcher::Event;
 use crate::outcome::{Outcome, Placement};
-use crate::probe::{Probe, ProbeContext, run_once};
-use crate::provider::AnyProvider;
+use crate::probe::run_once;
 use crate::quote::quote;
-use crate::service::{Runtime, preflight, return_path, watched};
-use crate::shutdown::stopped;
-use std::collections::HashMap;
+use crate::runtime::{self, Generation, Runtime, preflight};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
 /// Whether the live progress line (no newline yet) is on the terminal.
 static PROGRESS_LINE: AtomicBool = AtomicBool::new(false);
@@ -65,51 +61,14 @@ pub async fn check(config_path: &Path, probe: &str) -> Result<Outcome, String> {
     // same inbox does not count this canary as one it never sent.
     rt.instance = crate::canary::check_instance(&rt.instance);
     let stop = watch::channel(false).0;
-    let shared = rt.shared(&one);
-    let mut handles = HashMap::new();
-    let mut watchers = Vec::new();
-    for (inbox, bounces) in watched(&one, &rt.matcher) {
-        let (handle, task) = crate::inbox::prepare(inbox.clone(), bounces, shared.clone())?.start(stop.subscribe());
-        handles.insert(inbox.name, handle);
-        watchers.push(task);
-    }
-    let (sender, from) = match (&route.trigger, one.provider(&route.provider)) {
-        (Some(t), _) => (AnyProvider::trigger(t).map_err(|e| format!("trigger {}: {e}", t.name))?, String::new()),
-        (None, Some(p)) => {
-            (AnyProvider::build(p).map_err(|e| format!("provider {}: {e}", p.name()))?, p.from().to_string())
-        }
-        (None, None) => return Err("validated config names a known provider".into()),
-    };
-    let probe = Probe {
-        route: route.clone(),
-        provider: Arc::new(sender),
-        inbox: handles[&route.inbox].clone(),
-        from,
-        to: one.inbox(&route.inbox).ok_or("validated config names a known inbox")?.address.clone(),
-        return_path: return_path(&one, &route),
-    };
+    let mut generation = Generation::default();
+    generation.watch(&one, &rt)?;
+    let inbox = generation.inbox(&route.inbox).ok_or("validated config names a known inbox")?;
+    let probe = runtime::probe(&one, &route, &runtime::providers(&one)?, inbox)?;
     rt.matcher.add_route(&route);
     let mut events = rt.matcher.subscribe();
-    let ticker = {
-        let matcher = rt.matcher.clone();
-        let mut stop = stop.subscribe();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => matcher.tick().await,
-                    _ = stopped(&mut stop) => return,
-                }
-            }
-        })
-    };
-    let ctx = ProbeContext {
-        instance: rt.instance.clone(),
-        key: rt.key.clone(),
-        operator: one.global.operator.clone(),
-        matcher: rt.matcher.clone(),
-        sends: Arc::new(Semaphore::new(1)),
-    };
+    let ticker = rt.quick_ticker(stop.subscribe());
+    let ctx = rt.probe_context(&one, 1);
     println!("check {}: {} → {} <{}>", route.name, route.provider, route.inbox, probe.to);
     match &route.trigger {
         Some(t) => println!("  triggering {} ({} {}) …", t.name, t.method, route.name),
@@ -121,9 +80,7 @@ pub async fn check(config_path: &Path, probe: &str) -> Result<Outcome, String> {
         Some(id) => Ok(follow(&mut events, &id, &route.inbox, route.timeout, start).await),
     };
     stop.send_replace(true);
-    for task in watchers {
-        let _ = task.await;
-    }
+    generation.stop_watchers().await;
     let _ = ticker.await;
     verdict
 }

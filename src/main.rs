@@ -128,7 +128,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { config } => match mailcanary::config::load(&config)
             .map_err(|e| e.to_string())
-            .and_then(|c| mailcanary::service::preflight(&c).map(|()| c))
+            .and_then(|c| mailcanary::runtime::preflight(&c).map(|()| c))
         {
             Ok(c) => {
                 use mailcanary::words::count;

@@ -1,10 +1,11 @@
-//! The `mailcanary_*` metrics of DESIGN.md, with typed label sets. Every
+//! The `mailcanary_*` metrics (docs/metrics.md), with typed label sets. Every
 //! per-route series exists at 0 from start-up so alerts never wait for a
 //! first event. Labels carry names from the config, never addresses,
 //! tokens or free text. What a route costs in series is pinned in
 //! `detail`'s tests: the default keeps only what alerts and dashboards read.
 
 mod detail;
+mod settled;
 pub mod traffic;
 
 use crate::insight::Insight;
@@ -19,13 +20,7 @@ use std::sync::atomic::AtomicU64;
 
 pub use detail::{Detail, SendHistogram};
 
-/// `probe`, `provider`, `inbox`: one route.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub probe: String,
-    pub provider: String,
-    pub inbox: String,
-}
+pub use crate::settled::RouteLabels;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -327,61 +322,6 @@ impl Metrics {
         self.remove_auth(route);
         self.remove_hops(route);
         self.task_restarts.remove(&TaskLabels { task: format!("route:{}", route.probe) });
-    }
-
-    /// Counts an outcome the matcher settled at `at_ms` (wall clock).
-    pub fn settled(&self, route: &RouteLabels, outcome: &Outcome, insight: &Insight, at_ms: i64) {
-        match outcome {
-            Outcome::Delivered { placement, latency_seconds, .. } => {
-                let l = PlacementLabels { route: route.clone(), placement: placement.as_str() };
-                self.canaries_delivered.get_or_create(&l).inc();
-                self.delivery_latency.get_or_create(route).observe(*latency_seconds);
-                self.last_delivery.get_or_create(route).set(at_ms as f64 / 1000.0);
-                self.insight(route, insight);
-            }
-            Outcome::Lost => {
-                self.canaries_lost.get_or_create(route).inc();
-            }
-            Outcome::Late { .. } => {
-                self.canaries_late.get_or_create(route).inc();
-                self.insight(route, insight);
-            }
-            Outcome::Bounced { .. } => {
-                self.canaries_bounced.get_or_create(route).inc();
-            }
-            Outcome::Refused { reason, .. } => {
-                self.send_failures.get_or_create(&ReasonLabels { route: route.clone(), reason: reason.as_str() }).inc();
-            }
-            Outcome::Mismatched { expectation, .. } => {
-                let l = ExpectationLabels { route: route.clone(), expectation: expectation.as_str() };
-                self.canaries_mismatched.get_or_create(&l).inc();
-                self.insight(route, insight);
-            }
-        }
-    }
-
-    /// Counts the receiving server's verdicts and the hop delays of a canary
-    /// seen, as far as they are exported.
-    fn insight(&self, route: &RouteLabels, insight: &Insight) {
-        let detail = self.detail();
-        if detail.auth {
-            for v in &insight.verdicts {
-                let l = AuthLabels { route: route.clone(), method: v.method, result: v.result };
-                self.auth_results.get_or_create(&l).inc();
-            }
-        }
-        if !detail.hops {
-            return;
-        }
-        for hop in &insight.hops {
-            if let Some(delay) = hop.delay_seconds {
-                let l = HopLabels { route: route.clone(), hop: crate::insight::hop_label(hop.position) };
-                self.hop_delay.get_or_create(&l).observe(delay);
-            }
-        }
-        if insight.unusable_hops > 0 {
-            self.hop_unusable.get_or_create(route).inc_by(insight.unusable_hops as u64);
-        }
     }
 
     /// Counts a canary the provider accepted after `seconds` of submission.

@@ -88,15 +88,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The word for it, the same in the status API, `check` and `report`.
-    pub fn kind(&self) -> &'static str {
+    /// Which outcome it is: its one spelling (OutcomeKind::as_str).
+    pub fn kind(&self) -> OutcomeKind {
         match self {
-            Outcome::Delivered { .. } => "delivered",
-            Outcome::Lost => "lost",
-            Outcome::Late { .. } => "late",
-            Outcome::Bounced { .. } => "bounced",
-            Outcome::Refused { .. } => "refused",
-            Outcome::Mismatched { .. } => "mismatched",
+            Outcome::Delivered { .. } => OutcomeKind::Delivered,
+            Outcome::Lost => OutcomeKind::Lost,
+            Outcome::Late { .. } => OutcomeKind::Late,
+            Outcome::Bounced { .. } => OutcomeKind::Bounced,
+            Outcome::Refused { .. } => OutcomeKind::Refused,
+            Outcome::Mismatched { .. } => OutcomeKind::Mismatched,
         }
     }
 
@@ -117,6 +117,86 @@ impl Outcome {
             _ => None,
         }
     }
+}
+
+/// Which of the outcomes (Outcome) a canary reached, without its details:
+/// the only spelling of an outcome, in the ledger, the status API, `check`,
+/// `report`, the status page and the metrics alike. Adding one here is
+/// adding one everywhere the compiler then points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    Delivered,
+    Lost,
+    Late,
+    Bounced,
+    Refused,
+    Mismatched,
+}
+
+impl OutcomeKind {
+    /// Every outcome, in the order reports list them.
+    pub const ALL: [OutcomeKind; 6] = [
+        OutcomeKind::Delivered,
+        OutcomeKind::Late,
+        OutcomeKind::Lost,
+        OutcomeKind::Bounced,
+        OutcomeKind::Refused,
+        OutcomeKind::Mismatched,
+    ];
+
+    /// The word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Delivered => "delivered",
+            OutcomeKind::Lost => "lost",
+            OutcomeKind::Late => "late",
+            OutcomeKind::Bounced => "bounced",
+            OutcomeKind::Refused => "refused",
+            OutcomeKind::Mismatched => "mismatched",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutcomeKind> {
+        OutcomeKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// What it says of its provider (crate::health), or nothing: a late
+    /// canary was already counted when it was lost.
+    pub fn evidence(self) -> Option<Evidence> {
+        match self {
+            OutcomeKind::Delivered => Some(Evidence::Good),
+            OutcomeKind::Lost => Some(Evidence::Lost),
+            OutcomeKind::Late => None,
+            OutcomeKind::Bounced => Some(Evidence::Bounced),
+            OutcomeKind::Refused => Some(Evidence::Refused),
+            OutcomeKind::Mismatched => Some(Evidence::Mismatched),
+        }
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One settled canary's verdict, as evidence of its provider's health
+/// (crate::health).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// Delivered within `overdue_after` (to any folder: the provider did its part).
+    Good,
+    /// Delivered, but later than `overdue_after`.
+    Slow,
+    /// Refused by the provider.
+    Refused,
+    /// Bounced.
+    Bounced,
+    /// Not seen within its timeout.
+    Lost,
+    /// An application's email that came but failed an expectation.
+    Mismatched,
 }
 
 /// Which expectation on an application's email failed: the bounded

@@ -12,6 +12,7 @@ use crate::health::Transition;
 use crate::incident::{Judge, Tracker};
 use crate::insight::Hop;
 use crate::ledger::{Row, State};
+use crate::outcome::OutcomeKind;
 use crate::quote::quote;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -25,7 +26,8 @@ pub struct RouteReport {
     pub provider: String,
     pub inbox: String,
     pub sent: usize,
-    pub failed: usize,
+    /// Not accepted by the provider.
+    pub refused: usize,
     /// Seen within the timeout, in any folder (the metrics' meaning).
     pub delivered: usize,
     /// Of `delivered`, those placed in a spam folder.
@@ -59,7 +61,7 @@ pub struct Path {
     pub hops: Vec<Hop>,
 }
 
-pub use crate::incident::{Canary as Incident, Window};
+use crate::incident::Window;
 
 fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
@@ -84,22 +86,22 @@ pub fn build(rows: &[Row], judge: Judge) -> Vec<RouteReport> {
             (r, Vec::new(), Tracker::default())
         });
         match row.state {
-            State::Failed => {
-                r.failed += 1;
+            State::Settled(OutcomeKind::Refused) => {
+                r.refused += 1;
                 *r.failures.entry(row.failure_reason.clone().unwrap_or_else(|| "other".into())).or_default() += 1;
             }
             State::Sending | State::Sent => r.in_flight += 1,
-            State::Delivered => {
+            State::Settled(OutcomeKind::Delivered) => {
                 r.delivered += 1;
                 if row.placement.as_deref() == Some("spam") {
                     r.spam += 1;
                 }
                 latencies.extend(row.latency_ms.map(|ms| ms as f64 / 1000.0));
             }
-            State::Lost => r.lost += 1,
-            State::Late => r.late += 1,
-            State::Bounced => r.bounced += 1,
-            State::Mismatched => {
+            State::Settled(OutcomeKind::Lost) => r.lost += 1,
+            State::Settled(OutcomeKind::Late) => r.late += 1,
+            State::Settled(OutcomeKind::Bounced) => r.bounced += 1,
+            State::Settled(OutcomeKind::Mismatched) => {
                 r.mismatched += 1;
                 let e = row.expectation.map_or("unknown", |e| e.as_str());
                 *r.mismatches.entry(e.to_string()).or_default() += 1;
@@ -113,7 +115,7 @@ pub fn build(rows: &[Row], judge: Judge) -> Vec<RouteReport> {
         {
             r.last_path = Some(Path { canary: row.id.clone(), seen_ms, hops: row.hops.clone() });
         }
-        if row.state != State::Failed && row.state != State::Sending {
+        if row.state != State::Settled(OutcomeKind::Refused) && row.state != State::Sending {
             r.sent += 1;
         }
         windows.push(row, judge);
@@ -154,13 +156,13 @@ pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: 
     }
     let _ = writeln!(
         out,
-        "\n{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8}",
-        "route", "sent", "delivered", "spam", "late", "lost", "bounced", "refused", "p50", "p95", "p99"
+        "\n{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8}",
+        "route", "sent", "delivered", "spam", "late", "lost", "bounced", "refused", "mismatched", "p50", "p95", "p99"
     );
     for r in reports {
         let _ = writeln!(
             out,
-            "{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>8} {:>8} {:>8}",
+            "{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8}",
             quote(&r.probe),
             r.sent,
             r.delivered,
@@ -168,7 +170,8 @@ pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: 
             r.late,
             r.lost,
             r.bounced,
-            r.failed,
+            r.refused,
+            r.mismatched,
             seconds(r.latency_p50_seconds),
             seconds(r.latency_p95_seconds),
             seconds(r.latency_p99_seconds)
@@ -301,16 +304,16 @@ mod tests {
     fn counts_percentiles_and_windows() {
         let slow = judge(Duration::from_secs(90));
         let rows = vec![
-            row("r", 0, State::Delivered, Some(1000), None),
-            row("r", 60_000, State::Failed, None, Some("auth")),
-            row("r", 120_000, State::Lost, None, None),
-            row("r", 180_000, State::Late, Some(700_000), None),
-            row("r", 240_000, State::Delivered, Some(2000), None),
-            row("r", 300_000, State::Delivered, Some(120_000), None),
+            row("r", 0, State::Settled(OutcomeKind::Delivered), Some(1000), None),
+            row("r", 60_000, State::Settled(OutcomeKind::Refused), None, Some("auth")),
+            row("r", 120_000, State::Settled(OutcomeKind::Lost), None, None),
+            row("r", 180_000, State::Settled(OutcomeKind::Late), Some(700_000), None),
+            row("r", 240_000, State::Settled(OutcomeKind::Delivered), Some(2000), None),
+            row("r", 300_000, State::Settled(OutcomeKind::Delivered), Some(120_000), None),
             row("r", 360_000, State::Sent, None, None),
         ];
         let report = &build(&rows, slow)[0];
-        assert_eq!((report.sent, report.failed, report.delivered, report.lost, report.late), (6, 1, 3, 1, 1));
+        assert_eq!((report.sent, report.refused, report.delivered, report.lost, report.late), (6, 1, 3, 1, 1));
         assert_eq!(report.in_flight, 1);
         assert_eq!(report.failures.get("auth"), Some(&1));
         assert_eq!(report.latency_p50_seconds, Some(2.0));
@@ -333,7 +336,7 @@ mod tests {
     #[test]
     fn an_incident_shows_its_latency_as_the_table_does() {
         // 10 ms, slow against 5 ms: the table says 0.01s, and so must the incident line.
-        let rows = vec![row("r", 0, State::Delivered, Some(10), None)];
+        let rows = vec![row("r", 0, State::Settled(OutcomeKind::Delivered), Some(10), None)];
         let slow = judge(Duration::from_millis(5));
         let text = render(&build(&rows, slow), 0, slow.slow, true);
         assert!(text.contains(" 0.01s "), "{text}");
@@ -342,9 +345,9 @@ mod tests {
 
     #[test]
     fn delivered_counts_spam_placements_too_as_the_metrics_do() {
-        let mut spam = row("r", 0, State::Delivered, Some(10), None);
+        let mut spam = row("r", 0, State::Settled(OutcomeKind::Delivered), Some(10), None);
         spam.placement = Some("spam".into());
-        let rows = vec![spam, row("r", 60_000, State::Delivered, Some(10), None)];
+        let rows = vec![spam, row("r", 60_000, State::Settled(OutcomeKind::Delivered), Some(10), None)];
         let report = &build(&rows, judge(Duration::from_secs(90)))[0];
         assert_eq!((report.delivered, report.spam), (2, 1));
     }

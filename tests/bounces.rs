@@ -57,7 +57,7 @@ fn a_bounce_resolves_the_canary_at_once_with_its_status() {
     let ledger = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap();
     let rows = ledger.since(0).unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].state, mailcanary::ledger::State::Bounced);
+    assert_eq!(rows[0].state, mailcanary::ledger::State::Settled(mailcanary::outcome::OutcomeKind::Bounced));
     assert_eq!(rows[0].bounce_status.as_deref(), Some("5.1.1"));
     assert!(rows[0].provider_id.is_some(), "the relay's queue id is kept");
     let text = run_cli(&dir, &["report", "--canaries", "--since", "1h"]);

@@ -452,7 +452,7 @@ fn every_mailcanary_command_shown_exists() {
         .lines()
         .skip(1)
         .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter_map(|l| l.split_whitespace().next().map(module))
         .collect();
     assert!(verbs.contains("run") && verbs.contains("report"), "{help}");
     // A command: at the start of a line or span (after a prompt or sudo), of
@@ -481,4 +481,61 @@ fn every_mailcanary_command_shown_exists() {
         }
     }
     assert!(wrong.is_empty(), "{}\ncommands: {verbs:?}", wrong.join("\n"));
+}
+
+/// A module's name from its file or folder (`x.rs`, `x/`: `x`).
+fn module(name: &str) -> String {
+    name.trim_end_matches('/').trim_end_matches(".rs").to_string()
+}
+
+/// The README's layout block (under "## Development"): its lines.
+fn layout() -> Vec<String> {
+    let readme = read("README.md");
+    let development = &readme[readme.find("## Development").expect("README has a Development section")..];
+    let start = development.find("```\nsrc/\n").expect("the layout block starts with src/") + 4;
+    let end = start + development[start..].find("```").expect("the layout block ends");
+    development[start..end].lines().map(str::to_string).collect()
+}
+
+#[test]
+fn the_readmes_layout_names_every_module_and_nothing_that_is_gone() {
+    let lines = layout();
+    let src = lines.iter().position(|l| l == "src/").expect("src/ is listed");
+    // A module's entry: two spaces, then its name (`x.rs` or `x/`).
+    let listed: BTreeSet<String> = lines[src + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("  "))
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(module))
+        .collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(repo().join("src"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            module(&e.file_name().to_string_lossy())
+        })
+        .filter(|name| name != "lib")
+        .collect();
+    let missing: Vec<_> = on_disk.difference(&listed).collect();
+    let gone: Vec<_> = listed.difference(&on_disk).collect();
+    assert!(missing.is_empty() && gone.is_empty(), "README layout: not listed {missing:?}; listed but gone {gone:?}");
+    // Files named inside a folder's description exist there.
+    let mut folder = String::new();
+    for line in &lines[src + 1..] {
+        if let Some(name) = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next())
+            && !line.starts_with("   ")
+        {
+            folder = if name.ends_with('/') { module(name) } else { String::new() };
+        }
+        if folder.is_empty() {
+            continue;
+        }
+        for word in line.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '/')) {
+            let word = word.trim_end_matches('.');
+            if word.ends_with(".rs") && !word.contains('/') {
+                let path = repo().join("src").join(&folder).join(word);
+                assert!(path.exists(), "README layout: {folder}/{word} is not there");
+            }
+        }
+    }
 }

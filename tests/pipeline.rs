@@ -77,7 +77,10 @@ fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
     // The ledger holds each canary with the server's queue id and its latency.
     let ledger = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap();
     let rows = ledger.since(0).unwrap();
-    let delivered: Vec<_> = rows.iter().filter(|r| r.state == mailcanary::ledger::State::Delivered).collect();
+    let delivered: Vec<_> = rows
+        .iter()
+        .filter(|r| r.state == mailcanary::ledger::State::Settled(mailcanary::outcome::OutcomeKind::Delivered))
+        .collect();
     assert!(delivered.len() >= 2, "{rows:?}");
     for row in &delivered {
         assert_eq!(row.probe, "deliver");

@@ -138,7 +138,11 @@ fn every_api_provider_delivers_end_to_end_and_maps_its_failures() {
     let rows = ledger.since(0).unwrap();
     for p in PROVIDERS {
         let row = rows.iter().find(|r| r.probe == format!("{p}-to-ok")).unwrap();
-        assert_eq!(row.state, mailcanary::ledger::State::Delivered, "{row:?}");
+        assert_eq!(
+            row.state,
+            mailcanary::ledger::State::Settled(mailcanary::outcome::OutcomeKind::Delivered),
+            "{row:?}"
+        );
         assert!(row.provider_id.as_ref().is_some_and(|id| id.len() >= 8), "{p}: message id kept: {row:?}");
         let failed = rows.iter().find(|r| r.probe == format!("{p}-to-reject")).unwrap();
         assert!(failed.failure_reason.as_deref() == Some("rejected"), "{failed:?}");

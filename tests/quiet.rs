@@ -255,5 +255,8 @@ fn a_locked_ledger_never_stalls_metrics_or_changes_a_verdict() {
     assert_eq!(m.value("mailcanary_canaries_lost_total", &labels), 0.0, "{}", mc.log());
     let ledger = mailcanary::ledger::Ledger::open(&dir.join("state")).unwrap();
     let rows = ledger.since(0).unwrap();
-    assert!(rows.iter().all(|r| r.state != mailcanary::ledger::State::Lost), "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.state != mailcanary::ledger::State::Settled(mailcanary::outcome::OutcomeKind::Lost)),
+        "{rows:?}"
+    );
 }

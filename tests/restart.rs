@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use mailcanary::ledger::{Ledger, State};
 use mailcanary::outcome::Observed;
+use mailcanary::outcome::OutcomeKind;
 use std::time::Duration;
 
 /// Stops mailcanary with `signal` while a canary is held in the queue, starts
@@ -52,7 +53,7 @@ fn survives(signal: &str) {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(row.state, State::Delivered, "{row:?}\n{}", mc.log());
+    assert_eq!(row.state, State::Settled(OutcomeKind::Delivered), "{row:?}\n{}", mc.log());
     assert!(row.latency_ms.unwrap() >= 1000, "latency from the ledger's wall clock: {row:?}");
     let delivered = [labels.as_slice(), &[("placement", "inbox")]].concat();
     let m = mc.wait_until("the delivery counted", wait, |m| {
@@ -143,7 +144,7 @@ fn canaries_that_arrive_while_it_is_down_are_judged_by_when_they_arrived() {
     assert_eq!(m.value("mailcanary_canaries_delivered_total", &delivered), 1.0, "{}", mc.log());
     assert_eq!(m.value("mailcanary_canaries_late_total", &labels), 0.0);
     let row = ledger.get(&canary.id).unwrap().unwrap();
-    assert_eq!((row.state, row.observed), (State::Delivered, Observed::AfterRestart), "{row:?}");
+    assert_eq!((row.state, row.observed), (State::Settled(OutcomeKind::Delivered), Observed::AfterRestart), "{row:?}");
     let latency = row.latency_ms.unwrap();
     assert!(latency < 5_000, "timed by the server's arrival, not by when we looked: {row:?}");
     let status = mc.status();

@@ -8,7 +8,7 @@
 
 use mailcanary::config;
 use mailcanary::ledger::Ledger;
-use mailcanary::service::Runtime;
+use mailcanary::runtime::Runtime;
 use mailcanary::status_page::StatusPage;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,7 +64,7 @@ fn fill(dir: &std::path::Path, routes: &[(String, String, String)], days: i64, n
                 let (state, latency, reason) = match () {
                     _ if outage => ("lost", None, None),
                     _ if k == 7 => ("late", Some(700_000), None),
-                    _ if k == 11 => ("failed", None, Some("connect")),
+                    _ if k == 11 => ("refused", None, Some("connect")),
                     _ => ("delivered", Some(1_000 + k * 10), None),
                 };
                 insert

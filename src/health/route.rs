@@ -7,22 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// One settled canary's verdict, as evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Evidence {
-    /// Delivered within `overdue_after` (to any folder: the provider did its part).
-    Good,
-    /// Delivered, but later than `overdue_after`.
-    Slow,
-    /// Refused by the provider.
-    Refused,
-    /// Bounced.
-    Bounced,
-    /// Not seen within its timeout.
-    Lost,
-    /// An application's email that came but failed an expectation.
-    Mismatched,
-}
+pub use crate::outcome::Evidence;
 
 /// A decided canary: settled, or in flight and overdue by its age.
 #[derive(Debug, Clone, Copy, PartialEq)]

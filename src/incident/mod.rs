@@ -26,7 +26,7 @@ mod tests;
 
 pub use gap::{Activity, Gap};
 pub use spell::{Spell, spells};
-pub use window::{Canary, Judge, Tracker, Trackers, Window, track, went_wrong};
+pub use window::{Judge, Tracker, Trackers, WentWrong, Window, track, went_wrong};
 
 use crate::health::Transition;
 use crate::ledger::Row;
@@ -135,7 +135,7 @@ pub fn incidents(trackers: &Trackers, spells: &[Spell], gap: Duration, min_canar
                 i.inboxes.insert(t.inbox.clone());
                 let mut canaries = BTreeMap::new();
                 for c in &w.canaries {
-                    *canaries.entry(c.kind().to_string()).or_default() += 1;
+                    *canaries.entry(c.kind.to_string()).or_default() += 1;
                 }
                 i.routes.push(Affected {
                     probe: probe.to_string(),

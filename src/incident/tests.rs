@@ -4,6 +4,7 @@ use super::*;
 use crate::health::State as HealthState;
 use crate::ledger::State;
 use crate::outcome::Observed;
+use crate::outcome::OutcomeKind;
 use std::collections::HashMap;
 
 const S: i64 = 1000;
@@ -20,9 +21,9 @@ fn row(probe: &str, inbox: &str, t: i64, state: State) -> Row {
         deadline_ms: t + 1000,
         provider_id: None,
         failure_reason: None,
-        seen_ms: (state == State::Delivered).then_some(t + 10),
-        latency_ms: (state == State::Delivered).then_some(10),
-        placement: (state == State::Delivered).then(|| "inbox".into()),
+        seen_ms: (state == State::Settled(OutcomeKind::Delivered)).then_some(t + 10),
+        latency_ms: (state == State::Settled(OutcomeKind::Delivered)).then_some(10),
+        placement: (state == State::Settled(OutcomeKind::Delivered)).then(|| "inbox".into()),
         bounce_status: None,
         bounce_detail: None,
         hops: Vec::new(),
@@ -34,7 +35,12 @@ fn row(probe: &str, inbox: &str, t: i64, state: State) -> Row {
 /// A canary of `probe` sent at `t` and seen `latency` later (Late when
 /// past `timeout`).
 fn seen(probe: &str, t: i64, latency: i64, timeout: i64) -> Row {
-    let mut r = row(probe, "x", t, if latency > timeout { State::Late } else { State::Delivered });
+    let mut r = row(
+        probe,
+        "x",
+        t,
+        if latency > timeout { State::Settled(OutcomeKind::Late) } else { State::Settled(OutcomeKind::Delivered) },
+    );
     r.latency_ms = Some(latency);
     r.seen_ms = Some(t + latency);
     r.placement = Some("inbox".into());
@@ -115,15 +121,15 @@ fn the_threshold_decides_what_is_delayed_and_is_said_exactly() {
 fn a_canary_in_flight_within_the_threshold_neither_opens_nor_closes_a_window() {
     let mut t = Trackers::new();
     let rows = [
-        row("a", "i", 0, State::Lost),
+        row("a", "i", 0, State::Settled(OutcomeKind::Lost)),
         row("a", "i", 10, State::Sent),
-        row("a", "i", 20, State::Lost),
+        row("a", "i", 20, State::Settled(OutcomeKind::Lost)),
         row("a", "i", 30, State::Sending),
     ];
     track(&mut t, &rows, judge(90, 1000));
     let w = &t["a"].windows;
     assert_eq!((w.len(), w[0].from_ms, w[0].to_ms, w[0].closed_ms), (1, 0, 20, None));
-    track(&mut t, &[row("a", "i", 40, State::Delivered)], judge(90, 1000));
+    track(&mut t, &[row("a", "i", 40, State::Settled(OutcomeKind::Delivered))], judge(90, 1000));
     assert_eq!(t["a"].windows[0].closed_ms, Some(50), "closed when the good canary was seen");
 }
 
@@ -132,11 +138,11 @@ fn overlapping_windows_and_spells_are_one_incident_and_apart_are_two() {
     let j = judge(90, 1000);
     let mut t = Trackers::new();
     let rows = [
-        row("a", "x", 0, State::Lost),
-        row("b", "y", 5, State::Failed),
-        row("a", "x", 10, State::Delivered),
-        row("b", "y", 15, State::Delivered),
-        row("a", "x", 100, State::Late),
+        row("a", "x", 0, State::Settled(OutcomeKind::Lost)),
+        row("b", "y", 5, State::Settled(OutcomeKind::Refused)),
+        row("a", "x", 10, State::Settled(OutcomeKind::Delivered)),
+        row("b", "y", 15, State::Settled(OutcomeKind::Delivered)),
+        row("a", "x", 100, State::Settled(OutcomeKind::Late)),
     ];
     track(&mut t, &rows, j);
     let spell =
@@ -172,9 +178,10 @@ fn spells_run_from_a_change_into_down_or_degraded_to_the_next_change() {
 #[test]
 fn a_silence_of_every_route_is_a_gap_not_health() {
     // Route a every 10 s, route slow every hour; nothing sent from 30 s to 71 s.
-    let mut rows: Vec<Row> = [0, 10, 20, 30, 71, 81].iter().map(|s| row("a", "x", s * S, State::Delivered)).collect();
-    rows.push(row("slow", "x", 25 * S, State::Delivered));
-    rows.push(row("slow", "x", 3625 * S, State::Delivered));
+    let mut rows: Vec<Row> =
+        [0, 10, 20, 30, 71, 81].iter().map(|s| row("a", "x", s * S, State::Settled(OutcomeKind::Delivered))).collect();
+    rows.push(row("slow", "x", 25 * S, State::Settled(OutcomeKind::Delivered)));
+    rows.push(row("slow", "x", 3625 * S, State::Settled(OutcomeKind::Delivered)));
     rows.sort_by_key(|r| r.created_ms);
     let review = review(&rows[..rows.len() - 1], &[], judge(90, 90 * S));
     assert_eq!(review.gaps, [Gap { from_ms: 30 * S, to_ms: Some(71 * S), inbox: None }]);
@@ -193,7 +200,7 @@ fn a_silence_of_every_route_is_a_gap_not_health() {
 #[test]
 fn canaries_found_after_their_inbox_was_not_watched_make_a_gap_for_that_inbox() {
     let unwatched = |t: i64, arrived: i64, seen: i64| {
-        let mut r = row("a", "x", t, State::Delivered);
+        let mut r = row("a", "x", t, State::Settled(OutcomeKind::Delivered));
         r.latency_ms = Some(arrived - t);
         r.seen_ms = Some(seen);
         r.observed = Observed::AfterGap;

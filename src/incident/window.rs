@@ -2,6 +2,7 @@
 //! the first canary after it that was delivered in time.
 
 use crate::ledger::{Row, State};
+use crate::outcome::OutcomeKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,24 +18,21 @@ pub struct Judge {
 
 /// One canary that went wrong, and how.
 #[derive(Debug, Clone, Serialize)]
-pub struct Canary {
+pub struct WentWrong {
     pub canary: String,
     pub sent_ms: i64,
     pub provider_id: Option<String>,
     /// `refused (reason)`, `lost`, `lost (bounced 4.4.7)`, `bounced (5.1.1)`,
     /// `mismatched (subject)`, `late`, `delayed`, `spam`, `overdue`.
     pub outcome: String,
+    /// The outcome's first word, given apart: `refused`, `lost`, `bounced`,
+    /// `mismatched`, `late` (the settled ones, crate::outcome::OutcomeKind),
+    /// or `delayed`, `spam`, `overdue`.
+    #[serde(skip)]
+    pub kind: &'static str,
     /// What the bounce said, for a bounced canary.
     pub bounce_detail: Option<String>,
     pub latency_seconds: Option<f64>,
-}
-
-impl Canary {
-    /// The outcome's first word: `refused`, `lost`, `bounced`, `mismatched`,
-    /// `late`, `delayed`, `spam`, `overdue`.
-    pub fn kind(&self) -> &str {
-        self.outcome.split(' ').next().unwrap_or("")
-    }
 }
 
 /// A run of consecutive canaries of one route that went wrong.
@@ -48,7 +46,7 @@ pub struct Window {
     /// mail got through in time again. None while it lasts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_ms: Option<i64>,
-    pub canaries: Vec<Canary>,
+    pub canaries: Vec<WentWrong>,
 }
 
 /// Whether `row` is still in flight.
@@ -59,34 +57,39 @@ fn in_flight(row: &Row) -> bool {
 /// How `row` went wrong, if it did, as `judge` sees it. A canary in flight
 /// longer than the threshold is overdue: held mail is part of an outage
 /// before its verdict comes.
-pub fn went_wrong(row: &Row, judge: Judge) -> Option<Canary> {
+pub fn went_wrong(row: &Row, judge: Judge) -> Option<WentWrong> {
     let latency = row.latency_ms.map(|ms| ms as f64 / 1000.0);
     let slow = judge.slow.as_secs_f64();
-    let outcome = match row.state {
+    let kind = match row.state {
         State::Sending | State::Sent => {
             let age_ms = judge.now_ms.saturating_sub(row.accepted_ms.unwrap_or(row.created_ms));
             if age_ms as f64 / 1000.0 <= slow {
                 return None;
             }
-            "overdue".into()
+            "overdue"
         }
-        State::Failed => format!("refused ({})", row.failure_reason.as_deref().unwrap_or("other")),
-        State::Lost => match &row.bounce_status {
-            Some(status) => format!("lost (bounced {status})"),
-            None => "lost".into(),
-        },
-        State::Bounced => format!("bounced ({})", row.bounce_status.as_deref().unwrap_or("unknown")),
-        State::Mismatched => format!("mismatched ({})", row.expectation.map_or("unknown", |e| e.as_str())),
-        State::Late => "late".into(),
-        State::Delivered if latency.is_some_and(|l| l > slow) => "delayed".into(),
-        State::Delivered if row.placement.as_deref() == Some("spam") => "spam".into(),
-        State::Delivered => return None,
+        State::Settled(OutcomeKind::Delivered) if latency.is_some_and(|l| l > slow) => "delayed",
+        State::Settled(OutcomeKind::Delivered) if row.placement.as_deref() == Some("spam") => "spam",
+        State::Settled(OutcomeKind::Delivered) => return None,
+        State::Settled(kind) => kind.as_str(),
     };
-    Some(Canary {
+    let detail = match row.state.outcome() {
+        Some(OutcomeKind::Refused) => Some(row.failure_reason.as_deref().unwrap_or("other").to_string()),
+        Some(OutcomeKind::Lost) => row.bounce_status.as_ref().map(|status| format!("bounced {status}")),
+        Some(OutcomeKind::Bounced) => Some(row.bounce_status.as_deref().unwrap_or("unknown").to_string()),
+        Some(OutcomeKind::Mismatched) => Some(row.expectation.map_or("unknown", |e| e.as_str()).to_string()),
+        _ => None,
+    };
+    let outcome = match detail {
+        Some(detail) => format!("{kind} ({detail})"),
+        None => kind.to_string(),
+    };
+    Some(WentWrong {
         canary: row.id.clone(),
         sent_ms: row.created_ms,
         provider_id: row.provider_id.clone(),
         outcome,
+        kind,
         bounce_detail: row.bounce_detail.clone(),
         latency_seconds: latency,
     })

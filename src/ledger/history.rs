@@ -146,7 +146,7 @@ mod tests {
     /// A ledger of 3 routes × 300 canaries in a pseudo-random mix of outcomes.
     fn ledger() -> Ledger {
         let ledger = Ledger::in_memory().unwrap();
-        let states = ["delivered", "delivered", "delivered", "lost", "failed", "late", "bounced", "sent"];
+        let states = ["delivered", "delivered", "delivered", "lost", "refused", "late", "bounced", "sent"];
         let mut x: u64 = 7;
         ledger
             .with(|db| {
@@ -212,7 +212,10 @@ mod tests {
         assert_eq!(counts.len(), 1, "300 minutes are one day: {counts:?}");
         let rows = ledger.since(0).unwrap();
         let resolved = rows.iter().filter(|r| !matches!(r.state, crate::ledger::State::Sent)).count() as i64;
-        let delivered = rows.iter().filter(|r| r.state == crate::ledger::State::Delivered).count() as i64;
+        let delivered = rows
+            .iter()
+            .filter(|r| r.state == crate::ledger::State::Settled(crate::outcome::OutcomeKind::Delivered))
+            .count() as i64;
         assert_eq!((counts[0].resolved, counts[0].delivered), (resolved, delivered));
     }
 }

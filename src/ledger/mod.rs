@@ -27,27 +27,19 @@ pub use traffic::{TrafficRecorded, TrafficRow, TrafficWrite};
 pub use traffic_counts::TrafficCounts;
 
 use crate::insight::Hop;
-use crate::outcome::{Expectation, Observed};
+use crate::outcome::{Expectation, Observed, OutcomeKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Mutex;
 
-/// Where a canary is in its life.
+/// Where a canary is in its life: on its way, or settled with one of the
+/// outcomes (crate::outcome::OutcomeKind, whose spelling the ledger keeps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Recorded, being handed to the provider.
     Sending,
     /// Accepted by the provider, not yet seen.
     Sent,
-    /// Not accepted by the provider.
-    Failed,
-    Delivered,
-    Lost,
-    /// Seen after it was counted lost.
-    Late,
-    /// A delivery status notification said it failed.
-    Bounced,
-    /// An application's email that came in time but failed an expectation.
-    Mismatched,
+    Settled(OutcomeKind),
 }
 
 impl State {
@@ -56,27 +48,29 @@ impl State {
         match self {
             State::Sending => "sending",
             State::Sent => "sent",
-            State::Failed => "failed",
-            State::Delivered => "delivered",
-            State::Lost => "lost",
-            State::Late => "late",
-            State::Bounced => "bounced",
-            State::Mismatched => "mismatched",
+            State::Settled(kind) => kind.as_str(),
         }
     }
 
     fn parse(s: &str) -> Option<State> {
-        Some(match s {
-            "sending" => State::Sending,
-            "sent" => State::Sent,
-            "failed" => State::Failed,
-            "delivered" => State::Delivered,
-            "lost" => State::Lost,
-            "late" => State::Late,
-            "bounced" => State::Bounced,
-            "mismatched" => State::Mismatched,
-            _ => return None,
-        })
+        match s {
+            "sending" => Some(State::Sending),
+            "sent" => Some(State::Sent),
+            s => OutcomeKind::parse(s).map(State::Settled),
+        }
+    }
+
+    /// Still on its way: sending, or sent and not yet settled.
+    pub fn in_flight(self) -> bool {
+        matches!(self, State::Sending | State::Sent)
+    }
+
+    /// What it was settled with, if it was.
+    pub fn outcome(self) -> Option<OutcomeKind> {
+        match self {
+            State::Settled(kind) => Some(kind),
+            _ => None,
+        }
     }
 }
 
@@ -190,7 +184,7 @@ fn row(r: &rusqlite::Row<'_>) -> Result<Row> {
         probe: r.get(1)?,
         provider: r.get(2)?,
         inbox: r.get(3)?,
-        state: State::parse(&r.get::<_, String>(4)?).unwrap_or(State::Failed),
+        state: State::parse(&r.get::<_, String>(4)?).unwrap_or(State::Settled(OutcomeKind::Refused)),
         created_ms: r.get(5)?,
         accepted_ms: r.get(6)?,
         deadline_ms: r.get(7)?,
@@ -248,7 +242,7 @@ mod tests {
         assert!(ledger.record_late(&c.id, &seen).unwrap());
         assert!(!ledger.record_late(&c.id, &seen).unwrap(), "late only once");
         let row = ledger.get(&c.id).unwrap().unwrap();
-        assert_eq!(row.state, State::Late);
+        assert_eq!(row.state, State::Settled(OutcomeKind::Late));
         assert_eq!(row.provider_id.as_deref(), Some("Q1"));
         assert!(ledger.pending().unwrap().is_empty());
     }
@@ -265,14 +259,14 @@ mod tests {
         assert!(!ledger.record_bounced(&bounced.id, 6, "5.1.1", None).unwrap(), "bounced only once");
         assert!(!ledger.record_lost(&bounced.id, 11).unwrap(), "a bounced canary is never lost");
         let row = ledger.get(&bounced.id).unwrap().unwrap();
-        assert_eq!((row.state, row.bounce_status.as_deref()), (State::Bounced, Some("5.1.1")));
+        assert_eq!((row.state, row.bounce_status.as_deref()), (State::Settled(OutcomeKind::Bounced), Some("5.1.1")));
         assert_eq!(row.bounce_detail.as_deref(), Some("User unknown"));
 
         assert!(ledger.record_lost(&lost.id, 11).unwrap());
         assert!(ledger.record_bounce_after_lost(&lost.id, "4.4.7", None).unwrap());
         assert!(!ledger.record_bounce_after_lost(&lost.id, "4.4.7", None).unwrap());
         let row = ledger.get(&lost.id).unwrap().unwrap();
-        assert_eq!((row.state, row.bounce_status.as_deref()), (State::Lost, Some("4.4.7")));
+        assert_eq!((row.state, row.bounce_status.as_deref()), (State::Settled(OutcomeKind::Lost), Some("4.4.7")));
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl Ledger {
     pub fn record_failed(&self, id: &str, reason: SendReason, detail: &str) -> Result<bool> {
         self.with(|db| {
             db.execute(
-                "UPDATE canaries SET state = 'failed', failure_reason = ?2, failure_detail = ?3
+                "UPDATE canaries SET state = 'refused', failure_reason = ?2, failure_detail = ?3
                  WHERE id = ?1 AND state = 'sending'",
                 params![id, reason.as_str(), detail],
             )

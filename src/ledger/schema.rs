@@ -106,6 +106,11 @@ CREATE TABLE IF NOT EXISTS traffic_cursors (
 const LATER_INDEXES: &str =
     "CREATE INDEX IF NOT EXISTS canaries_after_gap ON canaries(created_ms) WHERE observed = 'after_gap';";
 
+/// Changes to rows written by earlier versions, in order: the ledger's
+/// `user_version` says how many it has had. 1: a refused canary is
+/// spelled as its outcome is everywhere else (crate::outcome::OutcomeKind).
+const MIGRATIONS: [&str; 1] = ["UPDATE canaries SET state = 'refused' WHERE state = 'failed'"];
+
 /// Columns added after the first release, with their types.
 const ADDED_COLUMNS: [(&str, &str); 5] = [
     ("bounce_status", "TEXT"),
@@ -156,6 +161,13 @@ impl Ledger {
             }
         }
         db.execute_batch(LATER_INDEXES)?;
+        let done: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (n, migration) in (1..).zip(MIGRATIONS).skip(done.max(0) as usize) {
+            let tx = db.unchecked_transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", n as i64)?;
+            tx.commit()?;
+        }
         Ok(Ledger { db: Mutex::new(db) })
     }
 }
@@ -177,13 +189,22 @@ mod tests {
             db.execute_batch(&old).unwrap();
             db.execute(
                 "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms)
-                 VALUES ('old', 'r', 'p', 'i', 'sent', 1, 2)",
+                 VALUES ('old', 'r', 'p', 'i', 'sent', 1, 2), ('refused', 'r', 'p', 'i', 'failed', 1, 2)",
                 [],
             )
             .unwrap();
         }
         let ledger = Ledger::open(&dir).unwrap();
         assert_eq!(ledger.pending().unwrap().len(), 1);
+        let refused = ledger.since(0).unwrap().into_iter().find(|r| r.id == "refused").unwrap();
+        assert_eq!(refused.state, super::super::State::Settled(crate::outcome::OutcomeKind::Refused));
+        let spelled: String = ledger
+            .db
+            .lock()
+            .unwrap()
+            .query_row("SELECT state FROM canaries WHERE id = 'refused'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(spelled, "refused", "the row itself is migrated, not only read as refused");
         assert!(ledger.record_bounced("old", 3, "5.1.1", None).unwrap());
         drop(ledger);
         Ledger::open(&dir).expect("opening twice adds nothing twice");

@@ -10,6 +10,7 @@ use crate::bounce::Bounce;
 use crate::canary::Token;
 use crate::insight::Insight;
 use crate::ledger::{Row, State};
+use crate::outcome::OutcomeKind;
 use crate::outcome::{Expectation, Outcome, Placement, Unmatched};
 use std::sync::Arc;
 
@@ -134,7 +135,7 @@ impl Matcher {
         let (lookup, sighting) = lookup.expect("one or the other");
         let Some(row) = lookup.await else { return Disposition::Unmatched(Unmatched::Expired) };
         match row.state {
-            State::Lost => {
+            State::Settled(OutcomeKind::Lost) => {
                 let late = Outcome::Late {
                     placement: sighting.placement,
                     latency_seconds: secs(now_ms - row.accepted_ms.unwrap_or(row.created_ms)),
@@ -147,9 +148,7 @@ impl Matcher {
                 }
             }
             State::Sending | State::Sent => Disposition::Unmatched(Unmatched::Expired),
-            State::Delivered | State::Late | State::Failed | State::Bounced | State::Mismatched => {
-                Disposition::Unmatched(Unmatched::Duplicate)
-            }
+            State::Settled(_) => Disposition::Unmatched(Unmatched::Duplicate),
         }
     }
 

@@ -6,13 +6,24 @@
 
 use super::{Matcher, log_err};
 use crate::config::Config;
-use crate::health::{Judged, ProviderHealth};
+use crate::health::{Board, Judged, ProviderHealth};
 use crate::ledger::LedgerError;
+use crate::settled::{Consumer, Settled};
 use crate::steer::Steering;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use std::time::Instant;
+
+/// Provider health weighs every verdict but a late one (crate::outcome::OutcomeKind::evidence).
+impl Consumer for Mutex<Board> {
+    fn settled(&self, s: &Settled) {
+        if let Some(evidence) = s.outcome.kind().evidence() {
+            let mut board = self.lock().unwrap_or_else(|p| p.into_inner());
+            board.record(&s.route.probe, s.accepted, evidence, s.outcome.latency_seconds());
+        }
+    }
+}
 
 impl Matcher {
     /// Sets the providers and routes whose health is decided (crate::health).

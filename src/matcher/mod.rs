@@ -23,7 +23,7 @@ mod settle;
 mod status;
 
 pub use arrival::{Claim, Sight, Sighting};
-pub use status::RouteStatus;
+pub use status::{RouteStatus, Routes};
 
 use crate::canary::Canary;
 use crate::clock::{Clock, SystemClock};
@@ -34,6 +34,7 @@ use crate::ledger::{LedgerError, LedgerThread};
 use crate::metrics::{Metrics, RouteLabels};
 use crate::outcome::{Outcome, Unmatched};
 use crate::provider::{Accepted, SendError};
+use crate::settled::{Consumer, Log, Settled};
 use book::{Book, InFlight};
 use serde::Serialize;
 use settle::Settling;
@@ -50,6 +51,18 @@ pub enum Event {
     Settled { canary: String, probe: String, outcome: Outcome, insight: Insight },
 }
 
+/// The event stream (`subscribe`) carries every verdict.
+impl Consumer for broadcast::Sender<Event> {
+    fn settled(&self, s: &Settled) {
+        let _ = self.send(Event::Settled {
+            canary: s.canary.clone(),
+            probe: s.route.probe.clone(),
+            outcome: s.outcome.clone(),
+            insight: s.insight.clone(),
+        });
+    }
+}
+
 /// What the inbox watcher should do with a verified canary of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -64,9 +77,11 @@ pub struct Matcher {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     book: Mutex<Book>,
-    routes: Mutex<HashMap<String, RouteStatus>>,
-    health: Mutex<Board>,
-    events: broadcast::Sender<Event>,
+    routes: Arc<Routes>,
+    health: Arc<Mutex<Board>>,
+    events: Arc<broadcast::Sender<Event>>,
+    /// Whatever reacts to a verdict (crate::settled), in order.
+    consumers: std::sync::RwLock<Vec<Arc<dyn Consumer>>>,
     /// The expectations of each application canary route that has some, by probe.
     expectations: Mutex<HashMap<String, Arc<crate::trigger::Expect>>>,
     /// Set once the service stops its watchers: from then on no provider
@@ -90,18 +105,34 @@ impl Matcher {
     }
 
     pub fn with_clock(ledger: LedgerThread, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
+        let routes = Arc::new(Routes::default());
+        let health = Arc::new(Mutex::new(Board::default()));
+        let events = Arc::new(broadcast::channel(1024).0);
+        // The verdict's consumers the matcher answers for itself.
+        let consumers: Vec<Arc<dyn Consumer>> =
+            vec![metrics.clone(), health.clone(), routes.clone(), Arc::new(Log), events.clone()];
         Matcher {
             ledger,
             metrics,
             clock,
             book: Mutex::new(Book::default()),
-            routes: Mutex::new(HashMap::new()),
-            health: Mutex::new(Board::default()),
-            events: broadcast::channel(1024).0,
+            routes,
+            health,
+            events,
+            consumers: std::sync::RwLock::new(consumers),
             expectations: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             steering: tokio::sync::watch::channel(Arc::default()).0,
         }
+    }
+
+    /// Adds a consumer of every verdict from now on, after the others.
+    pub fn register(&self, consumer: Arc<dyn Consumer>) {
+        self.consumers.write().unwrap_or_else(|p| p.into_inner()).push(consumer);
+    }
+
+    fn consumers(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<dyn Consumer>>> {
+        self.consumers.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -109,7 +140,7 @@ impl Matcher {
     }
 
     fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteStatus>> {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+        self.routes.lock()
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Board> {

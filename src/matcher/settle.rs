@@ -1,17 +1,17 @@
 //! The one place a canary's fate is decided. [`Matcher::settle`] queues the
 //! ledger's conditional update first (which lets each outcome happen once,
-//! across processes too), then, only if it moved the canary, fans out to the
-//! metrics, the provider health board, the route status, the log and the
-//! events, in that order. The other functions here only work out which
+//! across processes too), then, only if it moved the canary, hands one
+//! [`Settled`] to every consumer (crate::settled), in the order they were
+//! registered. The other functions here only work out which
 //! outcome a sighting or an early arrival makes, and hand it to `settle`.
 
 use super::book::{Early, InFlight};
-use super::{Event, Matcher, Sighting, secs};
-use crate::health::Evidence;
+use super::{Matcher, Sighting, secs};
 use crate::insight::Insight;
 use crate::ledger::Seen;
 use crate::metrics::RouteLabels;
 use crate::outcome::{Observed, Outcome, Placement};
+use crate::settled::Settled;
 
 /// A pending outcome: its ledger write is queued, the rest waits for it.
 pub(super) type Settling<'a> = std::pin::Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
@@ -76,8 +76,8 @@ impl Matcher {
     /// `accepted` on the monotonic clock), at `at_ms`. The ledger's
     /// conditional update is queued now, so that anything asked of the
     /// ledger after this call sees it; the returned future waits for it and,
-    /// only if this call moved the canary, counts it in the metrics, the
-    /// route status, the log and the events. True if it did.
+    /// only if this call moved the canary, hands the verdict to the
+    /// consumers. True if it did.
     pub(super) fn settle(
         &self,
         id: &str,
@@ -98,24 +98,10 @@ impl Matcher {
                 // The ledger could not say: count it rather than lose it.
                 Err(e) => tracing::error!(error = %e, canary = %id, "ledger write failed"),
             }
-            self.metrics.settled(&l, &outcome, &insight, at_ms);
-            let evidence = match &outcome {
-                Outcome::Delivered { .. } => Some(Evidence::Good),
-                Outcome::Lost => Some(Evidence::Lost),
-                Outcome::Bounced { .. } => Some(Evidence::Bounced),
-                Outcome::Refused { .. } => Some(Evidence::Refused),
-                Outcome::Mismatched { .. } => Some(Evidence::Mismatched),
-                // Already counted when it was lost.
-                Outcome::Late { .. } => None,
-            };
-            if let Some(evidence) = evidence {
-                self.health().record(&l.probe, accepted, evidence, outcome.latency_seconds());
+            let settled = Settled { canary: id, route: l, accepted, outcome, insight, at_ms };
+            for consumer in self.consumers().iter() {
+                consumer.settled(&settled);
             }
-            if let Some(status) = self.routes().get_mut(&l.probe) {
-                status.settled(&outcome, &insight, at_ms);
-            }
-            log(&l, &id, &outcome);
-            let _ = self.events.send(Event::Settled { canary: id, probe: l.probe, outcome, insight });
             true
         })
     }
@@ -148,29 +134,6 @@ fn record(
         Outcome::Refused { reason, detail } => ledger.record_failed(id, *reason, detail),
         Outcome::Mismatched { expectation, placement, latency_seconds } => {
             ledger.record_mismatched(id, &seen(*placement, *latency_seconds, Observed::Live), *expectation)
-        }
-    }
-}
-
-fn log(l: &RouteLabels, id: &str, outcome: &Outcome) {
-    match outcome {
-        Outcome::Delivered { placement, latency_seconds, observed } => {
-            tracing::info!(probe = %l.probe, canary = %id, placement = placement.as_str(), latency_seconds, observed = observed.as_str(), "canary delivered")
-        }
-        Outcome::Lost => {
-            tracing::warn!(probe = %l.probe, canary = %id, "canary lost: not seen within the route's timeout")
-        }
-        Outcome::Late { latency_seconds, .. } => {
-            tracing::warn!(probe = %l.probe, canary = %id, latency_seconds, "canary arrived late")
-        }
-        Outcome::Bounced { bounce } => {
-            tracing::warn!(probe = %l.probe, canary = %id, status = %bounce.status, detail = %bounce.summary(), "canary bounced")
-        }
-        Outcome::Refused { reason, detail } => {
-            tracing::warn!(probe = %l.probe, canary = %id, reason = reason.as_str(), error = %detail, "send failed")
-        }
-        Outcome::Mismatched { expectation, latency_seconds, .. } => {
-            tracing::warn!(probe = %l.probe, canary = %id, expectation = expectation.as_str(), latency_seconds, "the application's email arrived but failed an expectation")
         }
     }
 }

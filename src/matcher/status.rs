@@ -3,8 +3,10 @@
 
 use crate::bounce::Bounce;
 use crate::insight::{Hop, Insight, Verdict};
-use crate::outcome::{Expectation, Observed, Outcome, Placement, SendReason};
+use crate::outcome::{Expectation, Observed, Outcome, OutcomeKind, Placement, SendReason};
+use crate::settled::{Consumer, Settled};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// One route, as `/api/v1/status` shows it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -15,12 +17,11 @@ pub struct RouteStatus {
     pub in_flight: usize,
     pub oldest_in_flight_seconds: f64,
     pub last_sent_ms: Option<i64>,
-    /// `delivered`, `lost`, `late`, `bounced`, `refused` or `mismatched`.
     /// Every `last_*` field below describes this last outcome's canary
     /// (none when it has no such thing: a refused canary has no placement),
     /// except `last_delivery_ms` and `last_bounce`, which keep the last of
     /// their kind.
-    pub last_outcome: Option<&'static str>,
+    pub last_outcome: Option<OutcomeKind>,
     /// Where it landed: `inbox` or `spam`.
     pub last_placement: Option<Placement>,
     /// How it was observed, when not live (found after a restart or after
@@ -55,6 +56,24 @@ pub struct RouteStatus {
     pub bounced: u64,
     /// Application canaries that arrived but failed an expectation.
     pub mismatched: u64,
+}
+
+/// Every route's status, by probe name: kept by the verdicts it consumes.
+#[derive(Default)]
+pub struct Routes(std::sync::Mutex<HashMap<String, RouteStatus>>);
+
+impl Routes {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteStatus>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Consumer for Routes {
+    fn settled(&self, s: &Settled) {
+        if let Some(status) = self.lock().get_mut(&s.route.probe) {
+            status.settled(&s.outcome, &s.insight, s.at_ms);
+        }
+    }
 }
 
 impl RouteStatus {
@@ -111,7 +130,7 @@ mod tests {
         assert_eq!((s.last_placement, s.last_latency_seconds), (Some(Placement::Inbox), Some(1.5)));
         let refused = Outcome::Refused { reason: SendReason::Other, detail: "HTTP 500".into() };
         s.settled(&refused, &Insight::default(), 2_000);
-        assert_eq!(s.last_outcome, Some("refused"));
+        assert_eq!(s.last_outcome, Some(OutcomeKind::Refused));
         assert_eq!((s.last_placement, s.last_latency_seconds, s.last_observed), (None, None, None));
         assert_eq!(
             (s.last_failure_reason, s.last_failure_detail.as_deref()),

@@ -8,7 +8,7 @@ use crate::bounce::Bounce;
 use crate::canary::{SigningKey, Token};
 use crate::clock::FakeClock;
 use crate::ledger::{Ledger, Row, State};
-use crate::outcome::{Expectation, Observed, Placement};
+use crate::outcome::{Expectation, Observed, OutcomeKind, Placement};
 use crate::secret::Secret;
 
 const T0: i64 = 1_800_000_000_000;
@@ -102,9 +102,12 @@ async fn a_canary_seen_in_time_is_delivered_once_with_its_latency() {
     f.matcher.tick().await;
     assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
     let row = f.row(&c.id).await;
-    assert_eq!((row.state, row.latency_ms, row.observed), (State::Delivered, Some(1500), Observed::Live));
+    assert_eq!(
+        (row.state, row.latency_ms, row.observed),
+        (State::Settled(OutcomeKind::Delivered), Some(1500), Observed::Live)
+    );
     let status = &f.matcher.status()[0];
-    assert_eq!((status.last_outcome, status.delivered, status.sent), (Some("delivered"), 1, 1));
+    assert_eq!((status.last_outcome, status.delivered, status.sent), (Some(OutcomeKind::Delivered), 1, 1));
 }
 
 #[tokio::test]
@@ -124,7 +127,7 @@ async fn a_sighting_racing_the_deadline_ends_as_one_outcome_either_way() {
     let ((), disposition) = tokio::join!(f.matcher.tick(), f.matcher.seen(&token, f.seen_at(None)));
     assert_eq!(disposition, Disposition::Resolved);
     assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
-    assert_eq!(f.row(&c.id).await.state, State::Late);
+    assert_eq!(f.row(&c.id).await.state, State::Settled(OutcomeKind::Late));
     assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
     assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
 }
@@ -151,7 +154,7 @@ async fn a_canary_seen_before_its_send_failed_is_delivered_not_refused() {
     f.matcher.failed(&c.id, &error, Duration::from_secs(30)).await;
     assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
     assert_eq!(f.count("mailcanary_canaries_sent_total"), 1.0);
-    assert_eq!(f.row(&c.id).await.state, State::Delivered);
+    assert_eq!(f.row(&c.id).await.state, State::Settled(OutcomeKind::Delivered));
 }
 
 #[tokio::test]
@@ -169,7 +172,7 @@ async fn a_bounce_racing_a_delivery_ends_as_one_outcome() {
     assert_eq!(bounced, Disposition::Resolved);
     assert_eq!(seen, Disposition::Unmatched(Unmatched::Duplicate));
     assert_eq!(f.counts(), [0.0, 0.0, 0.0, 1.0, 0.0]);
-    assert_eq!(f.row(&c.id).await.state, State::Bounced);
+    assert_eq!(f.row(&c.id).await.state, State::Settled(OutcomeKind::Bounced));
 }
 
 #[tokio::test]
@@ -250,9 +253,12 @@ async fn after_a_restart_nothing_is_judged_before_its_inbox_was_looked_at() {
     // delivered 1, lost 2 (the late one and the one never found), late 1.
     assert_eq!(f.counts(), [1.0, 2.0, 1.0, 0.0, 0.0]);
     let row = f.row(&tokens[0].canary_id).await;
-    assert_eq!((row.state, row.latency_ms, row.observed), (State::Delivered, Some(2_999), Observed::AfterRestart));
-    assert_eq!(f.row(&tokens[1].canary_id).await.state, State::Late);
-    assert_eq!(f.row(&tokens[2].canary_id).await.state, State::Lost);
+    assert_eq!(
+        (row.state, row.latency_ms, row.observed),
+        (State::Settled(OutcomeKind::Delivered), Some(2_999), Observed::AfterRestart)
+    );
+    assert_eq!(f.row(&tokens[1].canary_id).await.state, State::Settled(OutcomeKind::Late));
+    assert_eq!(f.row(&tokens[2].canary_id).await.state, State::Settled(OutcomeKind::Lost));
 }
 
 #[tokio::test]
@@ -283,7 +289,7 @@ async fn an_inbox_outage_holds_verdicts_until_the_inbox_is_seen_again() {
     assert_eq!(f.counts(), [1.0, 1.0, 0.0, 0.0, 0.0]);
     let row = f.row(&arrived.canary_id).await;
     assert_eq!((row.latency_ms, row.observed), (Some(20_999), Observed::AfterGap));
-    assert_eq!(f.row(&never.canary_id).await.state, State::Lost);
+    assert_eq!(f.row(&never.canary_id).await.state, State::Settled(OutcomeKind::Lost));
 }
 
 #[tokio::test]
@@ -320,8 +326,8 @@ async fn an_application_canary_is_matched_by_its_tag_after_a_restart() {
     let wrong = Sighting { mismatch: Some(Expectation::Subject), ..f.seen_at(Some(f.clock.wall_ms())) };
     assert_eq!(restarted.seen_tag(&tag, wrong).await, Disposition::Resolved);
     let row = f.row(&tag).await;
-    assert_eq!((row.state, row.expectation), (State::Mismatched, Some(Expectation::Subject)));
-    assert_eq!(restarted.status()[0].last_outcome, Some("mismatched"));
+    assert_eq!((row.state, row.expectation), (State::Settled(OutcomeKind::Mismatched), Some(Expectation::Subject)));
+    assert_eq!(restarted.status()[0].last_outcome, Some(OutcomeKind::Mismatched));
 
     // Settled: a second email to it is stale; a tag never made here is unknown.
     assert!(restarted.tag_in_flight(&tag).is_none());
@@ -355,14 +361,17 @@ async fn a_claimed_canary_is_judged_by_its_first_sight_however_long_its_check_ta
     f.clock.advance(TIMEOUT * 3);
     f.matcher.tick().await;
     assert_eq!(f.count("mailcanary_canaries_lost_total"), 1.0, "only the one given back is lost");
-    assert_eq!(f.row(&dropped.id).await.state, State::Lost);
+    assert_eq!(f.row(&dropped.id).await.state, State::Settled(OutcomeKind::Lost));
     // A second email to the tag meanwhile does not settle it.
     let again = f.matcher.seen_tag(&canary.id, f.seen_at(None)).await;
     assert_eq!(again, Disposition::Unmatched(Unmatched::Duplicate));
 
     assert_eq!(claim.settle(first).await, Disposition::Resolved);
     let row = f.row(&canary.id).await;
-    assert_eq!((row.state, row.latency_ms, row.observed), (State::Delivered, Some(2_000), Observed::Live));
+    assert_eq!(
+        (row.state, row.latency_ms, row.observed),
+        (State::Settled(OutcomeKind::Delivered), Some(2_000), Observed::Live)
+    );
     assert_eq!(f.count("mailcanary_canaries_delivered_total"), 1.0);
 }
 
@@ -404,4 +413,50 @@ async fn watchers_stopped_for_a_shutdown_change_no_provider_state() {
     assert_eq!(f.matcher.providers()[0].state, crate::health::State::Healthy);
     let after = f.ledger.call(|l| l.transitions_since(0)).await.unwrap().len();
     assert_eq!(after, before, "no change recorded in the ledger");
+}
+
+/// A consumer registered with the matcher: the verdicts it was handed, and
+/// what the metrics (registered before it) had counted by then.
+#[derive(Default)]
+struct Seen(Mutex<Vec<(String, OutcomeKind, f64)>>, Mutex<Option<Arc<Metrics>>>);
+
+impl crate::settled::Consumer for Seen {
+    fn settled(&self, s: &crate::settled::Settled) {
+        let metrics = self.1.lock().unwrap().clone().unwrap();
+        let text = metrics.encode_text();
+        let lost: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("mailcanary_canaries_lost_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        self.0.lock().unwrap().push((s.canary.clone(), s.outcome.kind(), lost));
+    }
+}
+
+#[tokio::test]
+async fn a_registered_consumer_gets_each_verdict_once_after_the_others() {
+    let f = fixture();
+    let seen = Arc::new(Seen::default());
+    *seen.1.lock().unwrap() = Some(f.metrics.clone());
+    f.matcher.register(seen.clone());
+    let (lost, token) = f.sent().await;
+    let (refused, _) = f.expect().await;
+    let error = SendError::new(crate::outcome::SendReason::Auth, "535");
+    f.matcher.failed(&refused.id, &error, Duration::ZERO).await;
+    f.clock.advance(TIMEOUT);
+    // Lost at the tick, then late when it turns up; racing sightings count once.
+    f.matcher.tick().await;
+    let _ = tokio::join!(f.matcher.seen(&token, f.seen_at(None)), f.matcher.seen(&token, f.seen_at(None)));
+    let got: Vec<(String, OutcomeKind)> = seen.0.lock().unwrap().iter().map(|(c, k, _)| (c.clone(), *k)).collect();
+    assert_eq!(
+        got,
+        [
+            (refused.id.clone(), OutcomeKind::Refused),
+            (lost.id.clone(), OutcomeKind::Lost),
+            (lost.id.clone(), OutcomeKind::Late)
+        ]
+    );
+    assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 1.0], "the metrics counted the same verdicts");
+    let lost_counted: Vec<f64> = seen.0.lock().unwrap().iter().map(|(_, _, lost)| *lost).collect();
+    assert_eq!(lost_counted, [0.0, 1.0, 1.0], "the metrics, registered first, had counted each verdict already");
 }

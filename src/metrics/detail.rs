@@ -140,13 +140,23 @@ mod tests {
         }
     }
 
+    use crate::settled::{Consumer, Settled};
+
     /// A route that sent a canary and saw it delivered.
     fn delivered(m: &Metrics, route: &RouteLabels) {
         m.init_route(route);
         m.accepted(route, 0.2);
         let outcome =
             Outcome::Delivered { placement: Placement::Inbox, latency_seconds: 0.7, observed: Observed::Live };
-        m.settled(route, &outcome, &seen(), 1_800_000_000_000);
+        let s = Settled {
+            canary: "c".into(),
+            route: route.clone(),
+            accepted: std::time::Instant::now(),
+            outcome,
+            insight: seen(),
+            at_ms: 1_800_000_000_000,
+        };
+        Consumer::settled(m, &s);
     }
 
     /// The series of `probe` in the exposition, and their names.

@@ -80,6 +80,7 @@ mod tests {
     use super::*;
     use crate::incident::{Judge, review};
     use crate::ledger::{Row, State};
+    use crate::outcome::OutcomeKind;
     use std::time::Duration;
 
     fn row(probe: &str, t_s: i64, latency_s: i64) -> Row {
@@ -88,7 +89,7 @@ mod tests {
             probe: probe.into(),
             provider: "relay-b".into(),
             inbox: "x".into(),
-            state: State::Delivered,
+            state: State::Settled(OutcomeKind::Delivered),
             created_ms: t_s * 1000,
             accepted_ms: Some(t_s * 1000),
             deadline_ms: t_s * 1000 + 600_000,

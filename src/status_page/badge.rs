@@ -4,6 +4,7 @@
 use super::chart::outcome_colour;
 use super::html::{escape, state_colour};
 use super::view::Snapshot;
+use crate::outcome::OutcomeKind;
 
 /// The badge of the provider or (where inbox names may be shown) the route
 /// called `name`; none for any other name.
@@ -14,7 +15,7 @@ pub fn for_name(snap: &Snapshot, name: &str) -> Option<String> {
     // Route names contain inbox names: hidden routes have no badge (the
     // answer would confirm the name).
     let r = snap.routes.iter().find(|r| r.name == name)?;
-    let outcome = r.last_outcome.unwrap_or("unknown");
+    let outcome = r.last_outcome.map_or("unknown", OutcomeKind::as_str);
     Some(render(name, outcome, outcome_colour(outcome)))
 }
 

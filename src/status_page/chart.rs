@@ -4,8 +4,10 @@
 //! role="img">` with an `aria-label` saying what it shows, and each mark
 //! has a `<title>` (a tooltip, and text for screen readers).
 
+use super::format::{human, human_seconds, span};
 use super::html::{BAD, GOOD, NONE, WARN, escape};
-use super::view::{DayView, human, human_seconds, span};
+use super::view::DayView;
+use crate::outcome::{OutcomeKind, Placement};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -188,8 +190,16 @@ pub fn latency(series: &[(String, Vec<(i64, f64)>)], shaded: &[(i64, i64)], from
     out
 }
 
-/// The outcomes of canaries, in the order they are stacked.
-pub const KINDS: [&str; 7] = ["delivered", "spam", "late", "lost", "bounced", "refused", "mismatched"];
+/// The columns of canaries, in the order they are stacked: each outcome
+/// (crate::outcome::OutcomeKind, in its order), deliveries into spam
+/// beside the others.
+pub fn kinds() -> Vec<&'static str> {
+    let columns = |k: OutcomeKind| match k {
+        OutcomeKind::Delivered => vec![k.as_str(), Placement::Spam.as_str()],
+        k => vec![k.as_str()],
+    };
+    OutcomeKind::ALL.into_iter().flat_map(columns).collect()
+}
 /// What happened to real messages (crate::traffic::impact's judgement),
 /// in the order they are stacked.
 pub const TRAFFIC_KINDS: [&str; 7] =
@@ -199,7 +209,7 @@ pub const TRAFFIC_KINDS: [&str; 7] =
 pub fn outcomes(buckets: &[(i64, BTreeMap<&'static str, usize>)], bucket_ms: i64, from: i64, to: i64) -> String {
     stacked(
         buckets,
-        &KINDS,
+        &kinds(),
         &format!("Outcomes of canaries per {}, stacked by kind", span(bucket_ms)),
         bucket_ms,
         from,

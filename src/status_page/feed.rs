@@ -1,8 +1,9 @@
 //! `/feed.atom`: one entry per incident (RFC 4287), so people can follow
 //! the page in a feed reader, a chat integration or an email digest.
 
+use super::format::human;
 use super::html::escape;
-use super::view::{IncidentView, Snapshot, human};
+use super::view::{IncidentView, Snapshot};
 use std::fmt::Write;
 
 /// The entry's content: when, who, how many canaries, as plain text.
@@ -39,7 +40,7 @@ pub fn render(snap: &Snapshot) -> String {
         .iter()
         .map(|i| i.to_ms.unwrap_or(snap.generated_ms).max(i.from_ms))
         .max()
-        .map_or_else(|| snap.generated.clone(), super::view::rfc3339);
+        .map_or_else(|| snap.generated.clone(), super::format::rfc3339);
     let mut out = String::new();
     let _ = write!(
         out,
@@ -54,7 +55,7 @@ pub fn render(snap: &Snapshot) -> String {
         escape(&snap.title)
     );
     for i in &snap.incidents {
-        let updated = super::view::rfc3339(i.to_ms.unwrap_or(snap.generated_ms).max(i.from_ms));
+        let updated = super::format::rfc3339(i.to_ms.unwrap_or(snap.generated_ms).max(i.from_ms));
         let _ = write!(
             out,
             "<entry>\n<id>{}</id>\n<title>{}</title>\n<published>{}</published>\n<updated>{}</updated>\n\

@@ -12,6 +12,7 @@
 mod badge;
 pub mod chart;
 mod feed;
+mod format;
 mod history;
 pub mod html;
 mod mask;

@@ -3,10 +3,19 @@
 //! shows, for tests and for scrapers that would rather not parse prose.
 
 use super::chart::day_bars;
+use super::format::human;
 use super::html::{self, escape, state_colour};
-use super::view::{IncidentView, Snapshot, human};
+use super::view::{IncidentView, Snapshot};
 use crate::health::State as HealthState;
+use crate::outcome::OutcomeKind;
 use std::fmt::Write;
+
+impl Snapshot {
+    /// The page, rendered once per snapshot.
+    pub fn html(&self) -> String {
+        self.html.get_or_init(|| render(self)).clone()
+    }
+}
 
 fn time(rfc3339: &str) -> String {
     let ms = chrono::DateTime::parse_from_rfc3339(rfc3339).map(|t| t.timestamp_millis()).unwrap_or_default();
@@ -93,7 +102,8 @@ pub fn render(snap: &Snapshot) -> String {
              <th scope=\"col\">Last outcome</th><th scope=\"col\" class=\"hide-narrow\">When</th><th scope=\"col\">Latency</th></tr></thead>\n<tbody>\n",
         );
         for r in &snap.routes {
-            let outcome = r.last_outcome.unwrap_or(if r.in_flight > 0 { "in flight" } else { "none yet" });
+            let outcome =
+                r.last_outcome.map_or(if r.in_flight > 0 { "in flight" } else { "none yet" }, OutcomeKind::as_str);
             let _ = writeln!(
                 out,
                 "<tr data-route=\"{}\" data-outcome=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td><td>{}</td></tr>",

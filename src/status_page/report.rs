@@ -5,11 +5,12 @@
 //! and the per-hop delays of the affected canaries.
 
 use super::chart;
+use super::format::{human, human_seconds};
 use super::html::{self, escape};
-use super::view::{human, human_seconds};
 use crate::health::Transition;
 use crate::incident::{Judge, Review};
 use crate::ledger::{Row, State};
+use crate::outcome::{OutcomeKind, Placement};
 use crate::report::RouteReport;
 use crate::words::span as span_words;
 use std::collections::{BTreeMap, HashMap};
@@ -24,13 +25,10 @@ fn seconds(s: Option<f64>) -> String {
 
 fn kind(row: &Row) -> &'static str {
     match row.state {
-        State::Delivered if row.placement.as_deref() == Some("spam") => "spam",
-        State::Delivered => "delivered",
-        State::Late => "late",
-        State::Lost => "lost",
-        State::Bounced => "bounced",
-        State::Failed => "refused",
-        State::Mismatched => "mismatched",
+        State::Settled(OutcomeKind::Delivered) if row.placement.as_deref() == Some(Placement::Spam.as_str()) => {
+            Placement::Spam.as_str()
+        }
+        State::Settled(kind) => kind.as_str(),
         State::Sending | State::Sent => "",
     }
 }
@@ -190,7 +188,7 @@ fn summary(out: &mut String, reports: &[RouteReport]) {
             r.late,
             r.lost,
             r.bounced,
-            r.failed,
+            r.refused,
             r.mismatched,
             seconds(r.latency_p50_seconds),
             seconds(r.latency_p95_seconds),
@@ -213,7 +211,9 @@ fn charts(
 ) {
     let mut series: BTreeMap<&str, Vec<(i64, f64)>> = BTreeMap::new();
     for r in rows {
-        if let (Some(ms), State::Delivered | State::Late) = (r.latency_ms, r.state) {
+        if let (Some(ms), State::Settled(OutcomeKind::Delivered) | State::Settled(OutcomeKind::Late)) =
+            (r.latency_ms, r.state)
+        {
             series.entry(&r.probe).or_default().push((r.created_ms, ms as f64 / 1000.0));
         }
     }
@@ -246,7 +246,7 @@ fn charts(
     let buckets: Vec<_> = buckets.into_iter().collect();
     out.push_str("<figure id=\"outcomes\"><figcaption>Outcomes over time</figcaption>\n");
     out.push_str(&chart::outcomes(&buckets, bucket_ms, since_ms, now_ms));
-    out.push_str(&chart::legend(&chart::KINDS));
+    out.push_str(&chart::legend(&chart::kinds()));
     out.push_str("</figure>\n");
     real_traffic(out, traffic, bucket_ms, since_ms, now_ms);
     out.push_str("</section>\n");
@@ -351,6 +351,7 @@ fn windows(out: &mut String, reports: &[RouteReport]) {
 mod tests {
     use crate::incident::{Judge, review};
     use crate::ledger::{Row, State};
+    use crate::outcome::OutcomeKind;
     use std::time::Duration;
 
     #[test]
@@ -360,7 +361,7 @@ mod tests {
             probe: "r".into(),
             provider: "p".into(),
             inbox: "i".into(),
-            state: State::Delivered,
+            state: State::Settled(OutcomeKind::Delivered),
             created_ms: t,
             accepted_ms: Some(t),
             deadline_ms: t + 600_000,

@@ -9,6 +9,7 @@ use crate::health::{ProviderHealth, State as HealthState};
 use crate::incident::{Gap, Judge, Trackers, track};
 use crate::ledger::{Row, State};
 use crate::matcher::RouteStatus;
+use crate::outcome::OutcomeKind;
 use std::time::Duration;
 
 const HOSTILE: &str = "<script>alert(1)</script>";
@@ -57,7 +58,14 @@ fn served_to(settings: &Settings, audience: Audience, key: &[u8; 32]) -> Snapsho
     };
     let mut trackers = Trackers::new();
     let judge = Judge { slow: Duration::from_secs(90), now_ms: now };
-    track(&mut trackers, &[row(now - 60_000, State::Lost), row(now - 30_000, State::Bounced)], judge);
+    track(
+        &mut trackers,
+        &[
+            row(now - 60_000, State::Settled(OutcomeKind::Lost)),
+            row(now - 30_000, State::Settled(OutcomeKind::Bounced)),
+        ],
+        judge,
+    );
     let transition = crate::health::Transition {
         provider: "relay".into(),
         from: HealthState::Healthy,
@@ -252,7 +260,7 @@ async fn the_page_reads_a_black_hole_as_one_incident_and_a_stop_as_a_gap() {
                 probe: "b-to-x".into(),
                 provider: "relay-b".into(),
                 inbox: "x".into(),
-                state: State::Delivered,
+                state: State::Settled(OutcomeKind::Delivered),
                 created_ms: at,
                 accepted_ms: Some(at),
                 deadline_ms: at + 600_000,

@@ -8,6 +8,7 @@
 //! only on the internal page.
 
 use super::Settings;
+use super::format::{human, rfc3339, span};
 use super::history::{DAY_MS, Data};
 use super::mask::Mask;
 use super::real_traffic::TrafficView;
@@ -15,7 +16,7 @@ use crate::health::{ProviderHealth, State as HealthState};
 use crate::incident::{self, Gap};
 use crate::ledger::TrafficCounts;
 use crate::matcher::RouteStatus;
-use chrono::{DateTime, Utc};
+use crate::outcome::OutcomeKind;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
 use sha2::Sha256;
@@ -57,15 +58,9 @@ pub struct Snapshot {
     /// The feed's id (keyed with a secret: opaque).
     #[serde(skip)]
     pub feed_id: String,
+    /// The page, rendered once per snapshot (super::page).
     #[serde(skip)]
-    html: OnceLock<String>,
-}
-
-impl Snapshot {
-    /// The page, rendered once per snapshot.
-    pub fn html(&self) -> String {
-        self.html.get_or_init(|| super::page::render(self)).clone()
-    }
+    pub(super) html: OnceLock<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -97,7 +92,7 @@ pub struct RouteView {
     pub provider: String,
     pub inbox: String,
     /// `delivered`, `lost`, `late`, `bounced` or `refused`.
-    pub last_outcome: Option<&'static str>,
+    pub last_outcome: Option<OutcomeKind>,
     pub last_outcome_at: Option<String>,
     pub last_latency_seconds: Option<f64>,
     pub in_flight: usize,
@@ -189,29 +184,6 @@ pub struct ChangeView {
     /// Only when reasons are shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-/// RFC 3339, seconds, UTC.
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-}
-
-/// For people: `2026-03-01 14:05 UTC`.
-pub fn human(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-}
-
-/// For people, to the second: `2026-03-01 14:05:09 UTC`.
-pub fn human_seconds(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-}
-
-/// A duration for people (crate::incident::span_words).
-pub fn span(ms: i64) -> String {
-    crate::words::span(ms)
 }
 
 /// A plain sentence per state, for public pages.
@@ -320,7 +292,7 @@ fn route_views(i: &Inputs<'_>) -> Vec<RouteView> {
             // The latency of the last canary seen, only when it is the last outcome.
             last_latency_seconds: r
                 .last_latency_seconds
-                .filter(|_| matches!(r.last_outcome, Some("delivered" | "late"))),
+                .filter(|_| matches!(r.last_outcome, Some(OutcomeKind::Delivered | OutcomeKind::Late))),
             in_flight: r.in_flight,
             name: r.probe.clone(),
             provider: r.provider.clone(),

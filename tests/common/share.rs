@@ -160,8 +160,8 @@ pub fn run(seconds: u64) -> Shared {
     for (n, m) in m.iter().enumerate() {
         let rows = mailcanary::ledger::Ledger::open(&dirs[n].join("state")).unwrap().since(0).unwrap();
         let state = |s: mailcanary::ledger::State| rows.iter().filter(|r| r.state == s).count() as f64;
-        use mailcanary::ledger::State::*;
-        let (delivered, in_flight) = (state(Delivered), state(Sent) + state(Sending));
+        use mailcanary::{ledger::State::*, outcome::OutcomeKind};
+        let (delivered, in_flight) = (state(Settled(OutcomeKind::Delivered)), state(Sent) + state(Sending));
         submitting[n] = state(Sending);
         assert_eq!(delivered + in_flight, rows.len() as f64, "instance {n}: canaries neither delivered nor in flight");
         assert_eq!(m.value("mailcanary_canaries_delivered_total", &[]), delivered, "instance {n}: delivered");
