@@ -1,7 +1,7 @@
 //! The crate's layout, as DESIGN.md's "Layout" has it: no import circles
 //! between top-level modules (a file or a folder under src/), so that each
 //! layer can be read, tested and changed knowing only those below it; and
-//! none between the files of each folder listed in [`FOLDERS`].
+//! none between the files of a folder (but those in [`NOT_YET_CLEAN`]).
 //!
 //! The module tree is followed from src/lib.rs through its `mod`
 //! declarations, leaving out what only tests compile (`#[cfg(test)]` items
@@ -13,26 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Folders whose files must not import each other in a circle (through
-/// `super::x` or `crate::folder::x`). A folder joins the list once it is
-/// clean; status_page is not yet.
-const FOLDERS: &[&str] = &[
-    "canary",
-    "config",
-    "health",
-    "inbox",
-    "incident",
-    "ledger",
-    "listener",
-    "matcher",
-    "provider",
-    "redact",
-    "report",
-    "steer",
-    "traffic",
-    "traffic_event",
-    "trigger",
-];
+/// Folders whose files may still import each other in a circle (through
+/// `super::x` or `crate::folder::x`); every other folder is checked, a new
+/// one too. None today: a folder with such a circle is listed here only
+/// while the circle is being taken apart.
+const NOT_YET_CLEAN: &[&str] = &[];
 
 /// One compiled file: its module path (`["config", "yaml"]`) and its code
 /// with comments, strings and test-only items blanked out.
@@ -386,16 +371,19 @@ fn no_import_circles_between_top_level_modules() {
 }
 
 #[test]
-fn no_import_circles_inside_the_checked_folders() {
+fn no_import_circles_inside_folders() {
     let files = files();
+    let folders: BTreeSet<String> = files.iter().filter(|f| f.module.len() >= 2).map(|f| f.module[0].clone()).collect();
+    for folder in NOT_YET_CLEAN {
+        assert!(folders.contains(*folder), "NOT_YET_CLEAN names {folder}, which is no folder of modules");
+    }
     let mut found = Vec::new();
-    for folder in FOLDERS {
+    for folder in folders.iter().filter(|f| !NOT_YET_CLEAN.contains(&f.as_str())) {
         let members: BTreeSet<String> = files
             .iter()
-            .filter(|f| f.module.len() >= 2 && f.module[0] == *folder)
+            .filter(|f| f.module.len() >= 2 && &f.module[0] == folder)
             .map(|f| f.module[1].clone())
             .collect();
-        assert!(!members.is_empty(), "FOLDERS names {folder}, which has no files");
         let g = graph(&files, |path| match path {
             [f, m, ..] if f == folder && members.contains(m) => Some(format!("{f}::{m}")),
             _ => None,
