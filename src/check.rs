@@ -3,6 +3,7 @@
 //! and a timing breakdown. Succeeds only when the canary reaches the inbox.
 
 use crate::config::{self, Config};
+use crate::insight::Insight;
 use crate::ledger::Ledger;
 use crate::matcher::Event;
 use crate::outcome::{Outcome, Placement};
@@ -93,9 +94,9 @@ async fn follow(
     timeout: Duration,
     start: Instant,
 ) -> Outcome {
-    let live = std::io::stdout().is_terminal();
-    let mut send_seconds = 0.0;
-    let mut progress = tokio::time::interval(if live { Duration::from_millis(250) } else { Duration::from_secs(5) });
+    let mut f = Following { inbox, timeout, start, live: std::io::stdout().is_terminal(), send_seconds: 0.0 };
+    let every = if f.live { Duration::from_millis(250) } else { Duration::from_secs(5) };
+    let mut progress = tokio::time::interval(every);
     progress.tick().await;
     // The matcher counts it lost at the deadline; this is only a backstop.
     let backstop = tokio::time::sleep(timeout + Duration::from_secs(5));
@@ -108,16 +109,7 @@ async fn follow(
                 Err(broadcast::error::RecvError::Closed) => return Outcome::Lost,
             },
             _ = progress.tick() => {
-                if send_seconds > 0.0 {
-                    let waited = start.elapsed().as_secs_f64() - send_seconds;
-                    if live {
-                        print!("\r  waiting for it in {inbox}: {waited:.1} s of {} s ", timeout.as_secs());
-                        let _ = std::io::stdout().flush();
-                        PROGRESS_LINE.store(true, Ordering::SeqCst);
-                    } else {
-                        println!("  still waiting in {inbox}: {waited:.0} s");
-                    }
-                }
+                f.progress();
                 continue;
             }
             _ = &mut backstop => {
@@ -126,61 +118,102 @@ async fn follow(
                 return Outcome::Lost;
             }
         };
-        // Ends the live progress line, when one is shown, before a line of ours.
-        let clear = || if live && PROGRESS_LINE.swap(false, Ordering::SeqCst) { "\r\x1b[K" } else { "" };
-        let (outcome, insight) = match event {
-            Event::Sent { canary, provider_id, send_seconds: s, .. } if canary == id => {
-                send_seconds = s;
-                let queued = provider_id.map(|q| format!(" (id {})", quote(&q))).unwrap_or_default();
-                println!("  ✓ accepted in {s:.3} s{queued}");
-                println!("  waiting for it in {inbox} (timeout {} s) …", timeout.as_secs());
-                continue;
+        match event {
+            Event::Sent { canary, provider_id, send_seconds, .. } if canary == id => {
+                f.accepted(send_seconds, provider_id);
             }
-            Event::Settled { canary, outcome, insight, .. } if canary == id => (outcome, insight),
-            _ => continue,
-        };
-        match &outcome {
-            Outcome::Refused { reason, detail } => {
-                println!("{}  ✗ not accepted: {reason}: {}", clear(), quote(detail))
+            Event::Settled { canary, outcome, insight, .. } if canary == id => {
+                f.verdict(&outcome, &insight);
+                return outcome;
             }
+            _ => {}
+        }
+    }
+}
+
+/// What `check` has printed of its canary so far.
+struct Following<'a> {
+    inbox: &'a str,
+    timeout: Duration,
+    start: Instant,
+    /// Standard output is a terminal: the progress is one line, redrawn.
+    live: bool,
+    /// How long the provider took to accept it; 0 until it did.
+    send_seconds: f64,
+}
+
+impl Following<'_> {
+    /// How long it has been waited for, once accepted.
+    fn progress(&self) {
+        if self.send_seconds == 0.0 {
+            return;
+        }
+        let waited = self.start.elapsed().as_secs_f64() - self.send_seconds;
+        if self.live {
+            print!("\r  waiting for it in {}: {waited:.1} s of {} s ", self.inbox, self.timeout.as_secs());
+            let _ = std::io::stdout().flush();
+            PROGRESS_LINE.store(true, Ordering::SeqCst);
+        } else {
+            println!("  still waiting in {}: {waited:.0} s", self.inbox);
+        }
+    }
+
+    fn accepted(&mut self, send_seconds: f64, provider_id: Option<String>) {
+        self.send_seconds = send_seconds;
+        let queued = provider_id.map(|q| format!(" (id {})", quote(&q))).unwrap_or_default();
+        println!("  ✓ accepted in {send_seconds:.3} s{queued}");
+        println!("  waiting for it in {} (timeout {} s) …", self.inbox, self.timeout.as_secs());
+    }
+
+    /// Ends the live progress line, when one is shown, before a line of ours.
+    fn clear(&self) -> &'static str {
+        if self.live && PROGRESS_LINE.swap(false, Ordering::SeqCst) { "\r\x1b[K" } else { "" }
+    }
+
+    fn verdict(&self, outcome: &Outcome, insight: &Insight) {
+        let (clear, send_seconds, total) = (self.clear(), self.send_seconds, self.start.elapsed().as_secs_f64());
+        match outcome {
+            Outcome::Refused { reason, detail } => println!("{clear}  ✗ not accepted: {reason}: {}", quote(detail)),
             Outcome::Delivered { placement, latency_seconds, .. } => {
                 let mark = if *placement == Placement::Inbox { "✓" } else { "✗" };
-                println!("{}  {mark} delivered to {} in {latency_seconds:.3} s", clear(), placement.as_str());
-                if !insight.hops.is_empty() {
-                    println!("path (Received, oldest first):");
-                    for line in crate::report::path_lines(&insight.hops) {
-                        println!("  {line}");
-                    }
-                }
-                if !insight.verdicts.is_empty() {
-                    let verdicts: Vec<String> =
-                        insight.verdicts.iter().map(|v| format!("{}={}", v.method, v.result)).collect();
-                    println!("authentication: {}", verdicts.join(" "));
-                }
+                println!("{clear}  {mark} delivered to {} in {latency_seconds:.3} s", placement.as_str());
+                print_insight(insight);
                 println!("timing:");
                 println!("  submit → accepted   {send_seconds:>9.3} s");
                 println!("  accepted → seen     {latency_seconds:>9.3} s");
-                println!("  total               {:>9.3} s", start.elapsed().as_secs_f64());
+                println!("  total               {total:>9.3} s");
             }
             Outcome::Bounced { bounce } => {
-                println!("{}  ✗ bounced: {}", clear(), quote(&bounce.summary()));
+                println!("{clear}  ✗ bounced: {}", quote(&bounce.summary()));
                 if let Some(mta) = bounce.remote_mta.as_deref().or(bounce.reporting_mta.as_deref()) {
                     println!("  reported by {}", quote(mta));
                 }
                 println!("timing:");
                 println!("  submit → accepted   {send_seconds:>9.3} s");
-                println!("  accepted → bounce   {:>9.3} s", start.elapsed().as_secs_f64() - send_seconds);
+                println!("  accepted → bounce   {:>9.3} s", total - send_seconds);
             }
             Outcome::Lost | Outcome::Late { .. } => {
-                println!("{}  ✗ lost: not seen within {} s", clear(), timeout.as_secs())
+                println!("{clear}  ✗ lost: not seen within {} s", self.timeout.as_secs())
             }
             Outcome::Mismatched { expectation, placement, latency_seconds } => println!(
-                "{}  ✗ arrived in {} in {latency_seconds:.3} s, but failed its expectation: {}",
-                clear(),
+                "{clear}  ✗ arrived in {} in {latency_seconds:.3} s, but failed its expectation: {}",
                 placement.as_str(),
                 expectation.as_str()
             ),
         }
-        return outcome;
+    }
+}
+
+/// The path and the receiving server's verdicts of a canary seen.
+fn print_insight(insight: &Insight) {
+    if !insight.hops.is_empty() {
+        println!("path (Received, oldest first):");
+        for line in crate::report::path_lines(&insight.hops) {
+            println!("  {line}");
+        }
+    }
+    if !insight.verdicts.is_empty() {
+        let verdicts: Vec<String> = insight.verdicts.iter().map(|v| format!("{}={}", v.method, v.result)).collect();
+        println!("authentication: {}", verdicts.join(" "));
     }
 }

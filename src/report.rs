@@ -154,6 +154,18 @@ pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: 
         let _ = writeln!(out, "no canaries in this period");
         return out;
     }
+    table(&mut out, reports);
+    for r in reports.iter().filter(|r| !r.windows.is_empty() || !r.failures.is_empty() || r.last_path.is_some()) {
+        details(&mut out, r);
+        for w in &r.windows {
+            window(&mut out, w, canaries);
+        }
+    }
+    out
+}
+
+/// One line per route: its counts and latency.
+fn table(out: &mut String, reports: &[RouteReport]) {
     let _ = writeln!(
         out,
         "\n{:<28} {:>5} {:>9} {:>5} {:>5} {:>5} {:>7} {:>7} {:>10} {:>8} {:>8} {:>8}",
@@ -177,63 +189,64 @@ pub fn render(reports: &[RouteReport], since_ms: i64, slow: Duration, canaries: 
             seconds(r.latency_p99_seconds)
         );
     }
-    for r in reports.iter().filter(|r| !r.windows.is_empty() || !r.failures.is_empty() || r.last_path.is_some()) {
-        let _ = writeln!(out, "\n{} ({} → {}):", quote(&r.probe), quote(&r.provider), quote(&r.inbox));
-        if !r.failures.is_empty() {
-            let reasons: Vec<String> = r.failures.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
-            let _ = writeln!(out, "  refused by the provider: {}", reasons.join(", "));
-        }
-        if !r.bounces.is_empty() {
-            let codes: Vec<String> = r.bounces.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
-            let _ = writeln!(out, "  bounced with status: {}", codes.join(", "));
-        }
-        if !r.mismatches.is_empty() {
-            let failed: Vec<String> = r.mismatches.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect();
-            let _ = writeln!(out, "  arrived but failed expectations: {}", failed.join(", "));
-        }
-        if let Some(path) = &r.last_path {
-            let _ = writeln!(
-                out,
-                "  path of the last canary seen ({} at {} UTC):",
-                quote(&path.canary),
-                time(path.seen_ms)
-            );
-            for line in path_lines(&path.hops) {
-                let _ = writeln!(out, "    {line}");
-            }
-        }
-        for w in &r.windows {
-            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-            for i in &w.canaries {
-                *kinds.entry(i.outcome.split(' ').next().unwrap_or("")).or_default() += 1;
-            }
-            let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} {}", quote(k))).collect();
-            let end = w.closed_ms.map_or_else(|| "still going on".into(), |c| format!("{} UTC", time(c)));
-            let _ = writeln!(
-                out,
-                "  {} UTC → {end}: {} canar{} {}",
-                time(w.from_ms),
-                w.canaries.len(),
-                if w.canaries.len() == 1 { "y" } else { "ies" },
-                kinds.join(", ")
-            );
-            if canaries {
-                for i in &w.canaries {
-                    let _ = writeln!(
-                        out,
-                        "    {}  {}  {:<16} {}{}{}",
-                        time(i.sent_ms),
-                        quote(&i.canary),
-                        quote(&i.outcome),
-                        i.provider_id.as_deref().map(|p| format!("id {}", quote(p))).unwrap_or_default(),
-                        i.latency_seconds.map(|l| format!("  after {}", seconds(Some(l)))).unwrap_or_default(),
-                        i.bounce_detail.as_deref().map(|d| format!("  {}", quote(d))).unwrap_or_default()
-                    );
-                }
-            }
+}
+
+/// A route's reasons, bounce codes, failed expectations and last path.
+fn details(out: &mut String, r: &RouteReport) {
+    let _ = writeln!(out, "\n{} ({} → {}):", quote(&r.probe), quote(&r.provider), quote(&r.inbox));
+    let counted = |counts: &BTreeMap<String, usize>| {
+        counts.iter().map(|(k, v)| format!("{} {v}", quote(k))).collect::<Vec<_>>().join(", ")
+    };
+    if !r.failures.is_empty() {
+        let _ = writeln!(out, "  refused by the provider: {}", counted(&r.failures));
+    }
+    if !r.bounces.is_empty() {
+        let _ = writeln!(out, "  bounced with status: {}", counted(&r.bounces));
+    }
+    if !r.mismatches.is_empty() {
+        let _ = writeln!(out, "  arrived but failed expectations: {}", counted(&r.mismatches));
+    }
+    if let Some(path) = &r.last_path {
+        let _ =
+            writeln!(out, "  path of the last canary seen ({} at {} UTC):", quote(&path.canary), time(path.seen_ms));
+        for line in path_lines(&path.hops) {
+            let _ = writeln!(out, "    {line}");
         }
     }
-    out
+}
+
+/// A window of canaries that went wrong: when, how many of each kind, and
+/// with `canaries` each of them.
+fn window(out: &mut String, w: &Window, canaries: bool) {
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in &w.canaries {
+        *kinds.entry(i.kind).or_default() += 1;
+    }
+    let kinds: Vec<String> = kinds.iter().map(|(k, v)| format!("{v} {}", quote(k))).collect();
+    let end = w.closed_ms.map_or_else(|| "still going on".into(), |c| format!("{} UTC", time(c)));
+    let _ = writeln!(
+        out,
+        "  {} UTC → {end}: {} canar{} {}",
+        time(w.from_ms),
+        w.canaries.len(),
+        if w.canaries.len() == 1 { "y" } else { "ies" },
+        kinds.join(", ")
+    );
+    if !canaries {
+        return;
+    }
+    for i in &w.canaries {
+        let _ = writeln!(
+            out,
+            "    {}  {}  {:<16} {}{}{}",
+            time(i.sent_ms),
+            quote(&i.canary),
+            quote(&i.outcome),
+            i.provider_id.as_deref().map(|p| format!("id {}", quote(p))).unwrap_or_default(),
+            i.latency_seconds.map(|l| format!("  after {}", seconds(Some(l)))).unwrap_or_default(),
+            i.bounce_detail.as_deref().map(|d| format!("  {}", quote(d))).unwrap_or_default()
+        );
+    }
 }
 
 /// When each provider was down (or degraded) and why: its changes of

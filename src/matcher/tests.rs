@@ -7,6 +7,7 @@ use super::*;
 use crate::bounce::Bounce;
 use crate::canary::{SigningKey, Token};
 use crate::clock::FakeClock;
+use crate::config::Route;
 use crate::ledger::{Ledger, Row, State};
 use crate::outcome::{Expectation, Observed, OutcomeKind, Placement};
 use crate::secret::Secret;
