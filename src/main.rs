@@ -138,7 +138,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Report { config, since, slow, canaries, json, html } => {
-            use mailcanary::report::command::{Args, command};
+            use mailcanary::report_command::{Args, command};
             let args =
                 Args { config: &config, since: &since, slow: slow.as_deref(), canaries, json, html: html.as_deref() };
             printed(command(&args))

@@ -8,12 +8,61 @@
 //! reaches a log line or an error: errors carry the endpoint's `error` code
 //! and description only.
 
-use crate::config::{OAuth2Config, SaslMechanism};
 use crate::http::{Api, detail};
 use crate::outcome::SendReason;
 use crate::secret::Secret;
+use serde::Deserialize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// `oauth2:` of an inbox's IMAP (or an SMTP provider): access tokens from a
+/// token endpoint (RFC 6749 refresh-token grant), used with SASL XOAUTH2 or
+/// OAUTHBEARER (RFC 7628).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Config {
+    /// Such as `https://oauth2.googleapis.com/token` or
+    /// `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`.
+    pub token_url: String,
+    pub client_id: String,
+    /// Public clients have none.
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    pub refresh_token: Secret,
+    /// Scopes to ask for, space-separated; the grant's own when not given.
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub mechanism: SaslMechanism,
+}
+
+impl OAuth2Config {
+    /// What is wrong with these settings, by key (relative to `oauth2`).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(m) = crate::valid::url(&self.token_url) {
+            out.push(("token_url".to_string(), m));
+        }
+        if self.client_id.trim().is_empty() {
+            out.push(("client_id".to_string(), "client_id must not be empty".to_string()));
+        }
+        if let Some(m) = crate::valid::secret(&self.refresh_token) {
+            out.push(("refresh_token".to_string(), m));
+        }
+        out
+    }
+}
+
+/// The SASL mechanism that carries the access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaslMechanism {
+    /// Google's and Microsoft's `XOAUTH2`.
+    #[default]
+    Xoauth2,
+    /// The standard one, RFC 7628.
+    Oauthbearer,
+}
 
 /// A token is refreshed this long before it expires (or at half its life,
 /// if that is sooner), so that it is never sent about to expire.

@@ -309,6 +309,14 @@ impl SendError {
     }
 }
 
+/// What a provider (or an application's trigger) said when it took the
+/// canary: the other side of [`SendError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The provider's own id for the message (SMTP queue id, API message id).
+    pub provider_id: Option<String>,
+}
+
 /// Why an inbox session failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InboxError {

@@ -11,6 +11,7 @@ mod writer;
 
 pub use writer::{Redacting, current};
 
+use crate::secret::MIN_CHARS;
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
 use std::borrow::Cow;
@@ -18,9 +19,6 @@ use std::collections::BTreeSet;
 
 /// What a secret is replaced with.
 pub const MARK: &str = "***";
-/// Secrets shorter than this are not looked for: they would match
-/// everywhere and leave the text unreadable.
-pub const MIN_CHARS: usize = 3;
 /// Base64 runs shorter than this are not looked for, for the same reason.
 const MIN_BASE64: usize = 6;
 

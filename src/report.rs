@@ -4,7 +4,6 @@
 //! percentiles, and the windows in which delivery failed or was delayed,
 //! with the canaries in them.
 
-pub mod command;
 mod review;
 
 pub use review::{gap_sentence, render_review};

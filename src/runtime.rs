@@ -84,7 +84,7 @@ impl Runtime {
 
 /// The signing key from config, or from its file (created if missing).
 pub fn signing_key(config: &Config) -> Result<SigningKey, String> {
-    SigningKey::for_config(config)
+    config.signing_key()
 }
 
 /// Builds every provider and every inbox client of `config` without

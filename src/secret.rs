@@ -8,6 +8,11 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+/// Secrets shorter than this are not looked for in the log (crate::redact):
+/// they would match everywhere and leave the text unreadable; nor are they
+/// kept in the list of live secrets.
+pub const MIN_CHARS: usize = 3;
+
 /// Holds a secret value. `Debug` prints a placeholder and there is no
 /// `Display`, so a secret cannot reach a log line or an error by accident;
 /// reading it takes an explicit [`Secret::expose`]. Clones share the value.
@@ -23,7 +28,7 @@ impl Secret {
     /// Wraps a value, and makes it known to [`live`].
     pub fn new(value: impl Into<String>) -> Self {
         let value: Arc<str> = Arc::from(value.into());
-        if value.chars().count() >= crate::redact::MIN_CHARS {
+        if value.chars().count() >= MIN_CHARS {
             let mut all = LIVE.lock().unwrap_or_else(|p| p.into_inner());
             // Secrets come and go (an access token an hour): the dropped
             // ones leave now and then, even if no log line asks.

@@ -2,6 +2,7 @@
 //! trusted roots plus an optional extra CA file; verification is off only
 //! where a config says `insecure_skip_verify: true`, by name.
 
+use serde::Deserialize;
 use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -9,6 +10,19 @@ use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+
+/// How a connection is secured (`tls:` of an SMTP provider or an IMAP
+/// inbox). `none` is never a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (SMTPS 465, IMAPS 993).
+    Tls,
+    /// Plain connection upgraded with STARTTLS, which is required.
+    Starttls,
+    /// No encryption at all; must be written out.
+    None,
+}
 
 /// Reads every certificate in a PEM file.
 pub fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

@@ -290,6 +290,33 @@ fn every_fixture_is_pinned() {
     }
 }
 
+/// Each provider kind refuses a key it does not know, and names the keys
+/// it knows in the order of its reference: the kind's own keys sit among
+/// the shared ones, which are written once for every kind.
+#[test]
+fn each_provider_kind_names_its_keys_in_order() {
+    let shared = |own: &str, later: &str, endpoint: bool| {
+        let later = if later.is_empty() { String::new() } else { format!(", {later}") };
+        let endpoint = if endpoint { ", endpoint" } else { "" };
+        format!("name, {own}, from, bounce_inbox, health, failover{later}{endpoint}, timeout")
+    };
+    let kinds = [
+        ("smtp", shared("host, port, tls, username, password, oauth2", "ca_file, insecure_skip_verify", false)),
+        ("ses", shared("region, access_key_id, secret_access_key, session_token", "configuration_set", true)),
+        ("sendgrid", shared("api_key", "", true)),
+        ("mailgun", shared("api_key, domain, region", "", true)),
+        ("postmark", shared("server_token", "message_stream", true)),
+        ("resend", shared("api_key", "", true)),
+    ];
+    for (kind, keys) in kinds {
+        let text = format!("providers:\n  - type: {kind}\n    bogus: 1\n");
+        let problems = config::parse(&text, &HashMap::new()).unwrap_err();
+        let messages: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        let expected = format!("providers[0].bogus: unknown field `bogus`, expected one of {keys} (line 3)");
+        assert!(messages.contains(&expected), "{kind}: {messages:#?}");
+    }
+}
+
 /// `${VAR}` unquoted inside `{ ... }`, where YAML reads braces as a
 /// mapping, works as anywhere else, and takes the type of its key.
 #[test]

@@ -89,7 +89,7 @@ async fn an_incident_by_the_status_pages_id_or_its_start_lists_the_mail_it_hurt(
     let config = mailcanary::config::load(&dir.join("probes.yaml")).unwrap();
     let ledger = LedgerThread::spawn(Ledger::open(&state).unwrap());
     let matcher = Arc::new(mailcanary::matcher::Matcher::new(ledger, Arc::new(mailcanary::metrics::Metrics::new())));
-    let key = mailcanary::canary::SigningKey::for_config(&config).unwrap();
+    let key = config.signing_key().unwrap();
     let page = mailcanary::status_page::StatusPage::new("eu-1".into(), &key, matcher, &config);
     let snapshot = page.snapshot().await.unwrap();
     assert_eq!(snapshot.incidents.len(), 1, "{:?}", snapshot.incidents.iter().map(|i| &i.id).collect::<Vec<_>>());

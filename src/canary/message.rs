@@ -2,7 +2,6 @@
 //! inbox hands back.
 
 use super::token::{SigningKey, Token};
-use crate::config::Route;
 use chrono::{DateTime, Utc};
 use mail_parser::{HeaderName, MessageParser};
 
@@ -13,6 +12,17 @@ pub const TOKEN_HEADER: &str = "X-Mailcanary-Token";
 /// and the RFC 3834 marks that keep auto-responders quiet.
 pub const AUTO_SUBMITTED: [(&str, &str); 2] =
     [("Auto-Submitted", "auto-generated"), ("X-Auto-Response-Suppress", "All")];
+
+/// What a canary carries of its route: the `probe`, `provider` and `inbox`
+/// labels. The route itself (crate::config::Route) also holds how it is
+/// sent, a trigger for one, which sits above canaries; so a canary asks
+/// only for the names.
+pub trait RouteNames {
+    /// The route's name: the `probe` label.
+    fn probe(&self) -> &str;
+    fn provider(&self) -> &str;
+    fn inbox(&self) -> &str;
+}
 
 /// One canary, ready to hand to a provider.
 #[derive(Debug, Clone)]
@@ -51,7 +61,7 @@ impl Canary {
 
     /// Makes a signed canary for `route` from `from` to `to`.
     pub fn new(
-        route: &Route,
+        route: &impl RouteNames,
         from: &str,
         to: &str,
         instance: &str,
@@ -63,12 +73,12 @@ impl Canary {
         let created_ms = now.timestamp_millis();
         let token = Token {
             instance: instance.to_string(),
-            probe: route.name.clone(),
+            probe: route.probe().to_string(),
             canary_id: id.clone(),
             sent_ms: created_ms,
         }
         .sign(key);
-        let subject = format!("mailcanary {} {}", route.name, &id[..8]);
+        let subject = format!("mailcanary {} {}", route.probe(), &id[..8]);
         let message_id = format!("<{id}@{instance}.mailcanary>");
         let operator = operator.map(|o| format!("It is run by {o}.\r\n")).unwrap_or_default();
         let body = format!(
@@ -76,8 +86,8 @@ impl Canary {
              on route {probe}. It checks that mail sent through {provider} reaches\r\n\
              this mailbox, and is deleted automatically once seen.\r\n\
              {operator}",
-            probe = route.name,
-            provider = route.provider,
+            probe = route.probe(),
+            provider = route.provider(),
         );
         let raw = format!(
             "From: {from}\r\n\
@@ -98,9 +108,9 @@ impl Canary {
         .into_bytes();
         Canary {
             id,
-            probe: route.name.clone(),
-            provider: route.provider.clone(),
-            inbox: route.inbox.clone(),
+            probe: route.probe().to_string(),
+            provider: route.provider().to_string(),
+            inbox: route.inbox().to_string(),
             from: from.to_string(),
             return_path: None,
             to: to.to_string(),
@@ -149,6 +159,7 @@ pub fn extract_token(headers: &[u8]) -> Result<Option<String>, ConflictingTokens
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Route;
     use crate::secret::Secret;
     use std::time::Duration;
 

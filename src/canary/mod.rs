@@ -3,5 +3,5 @@
 mod message;
 pub mod token;
 
-pub use message::{Canary, ConflictingTokens, TOKEN_HEADER, extract_token};
+pub use message::{Canary, ConflictingTokens, RouteNames, TOKEN_HEADER, extract_token};
 pub use token::{Rejection, SigningKey, Token, check_instance};

@@ -58,17 +58,6 @@ impl SigningKey {
         }
     }
 
-    /// The key `config` names: given itself, or read from its file (created
-    /// if missing).
-    pub fn for_config(config: &crate::config::Config) -> Result<Self, String> {
-        if let Some(key) = &config.global.signing_key {
-            return Ok(Self::new(key.clone()));
-        }
-        let path =
-            config.global.signing_key_file.clone().unwrap_or_else(|| config.global.state_dir.join("signing.key"));
-        Self::load_or_create(&path).map_err(|e| format!("signing key {}: {e}", path.display()))
-    }
-
     /// The public key id carried in tokens.
     pub fn id(&self) -> &str {
         &self.id

@@ -1,8 +1,10 @@
-//! `global.health`, `global.failover` and the per-provider `health` and
-//! `failover` blocks (DESIGN: provider health and failover).
+//! `global.health` and `global.failover` (DESIGN: provider health and
+//! failover); a provider's own `health` and `failover` blocks are read with
+//! its other keys (crate::provider).
 
 use super::duration;
 use crate::health::Thresholds;
+use crate::provider::{HealthOverrides, ProviderConfig};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -31,18 +33,6 @@ impl Default for HealthDefaults {
     }
 }
 
-/// `providers[].health`: any of the defaults, for one provider.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealthOverrides {
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
-    pub overdue_after: Option<Duration>,
-    #[serde(default)]
-    pub down_after: Option<u32>,
-    #[serde(default)]
-    pub up_after: Option<u32>,
-}
-
 impl HealthDefaults {
     /// The thresholds of a provider with `overrides`.
     pub fn with(&self, overrides: Option<&HealthOverrides>) -> Thresholds {
@@ -52,6 +42,15 @@ impl HealthDefaults {
             down_after: o.down_after.unwrap_or(self.down_after),
             up_after: o.up_after.unwrap_or(self.up_after),
         }
+    }
+}
+
+/// The global health thresholds apply to every provider, over which its
+/// own `health` block wins: that is the config's to say, so this lives here.
+impl ProviderConfig {
+    /// This provider's health thresholds, given the global ones.
+    pub fn health(&self, defaults: &HealthDefaults) -> Thresholds {
+        defaults.with(self.health_overrides())
     }
 }
 
@@ -73,14 +72,6 @@ pub struct GlobalFailover {
     /// in Postfix). Fails closed: Postfix defers mail while it cannot ask.
     #[serde(default)]
     pub socketmap: Option<String>,
-}
-
-/// `providers[].failover`: what Postfix is told while this provider is the best.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderFailover {
-    /// A Postfix next hop, e.g. `[email-smtp.us-east-1.amazonaws.com]:587`.
-    pub nexthop: String,
 }
 
 fn default_overdue_after() -> Duration {

@@ -3,19 +3,19 @@
 //! its path and line.
 //!
 //! This file loads and parses; each part of the file has its own: `global:`
-//! in global.rs, `providers:` in provider.rs, `inboxes:` in inbox.rs,
-//! `probes:` and the routes they make in probe.rs, and what SMTP and IMAP
-//! share (TLS, OAuth2) in connection.rs. Every type is used as `config::X`.
+//! in global.rs, `inboxes:` in inbox.rs, `probes:` and the routes they make
+//! in probe.rs. What a part below the config reads of its own lives with it
+//! and is re-exported here: each provider's keys and their checks with the
+//! provider (crate::provider, one file a kind), TLS modes in crate::tls,
+//! OAuth2 in crate::oauth2, durations in crate::duration. Every type is used
+//! as `config::X`.
 
-mod connection;
-pub mod duration;
 mod expand;
 mod global;
 mod health;
 mod inbox;
 mod metrics;
 mod probe;
-mod provider;
 mod status_page;
 mod traffic;
 pub mod traffic_keys;
@@ -23,15 +23,12 @@ mod traffic_source;
 mod validate;
 mod yaml;
 
-pub use connection::{OAuth2Config, SaslMechanism, TlsMode};
+use crate::canary::SigningKey;
 pub use global::{Defaults, FastPoll, Global, WebConfig, default_instance};
-pub use health::{GlobalFailover, HealthDefaults, HealthOverrides, ProviderFailover};
+pub use health::{GlobalFailover, HealthDefaults};
 pub use inbox::{Cleanup, Folders, ImapConfig, InboxConfig};
 pub use metrics::{DetailName, MetricsConfig};
 pub use probe::{Matrix, ProbeEntry, Route};
-pub use provider::{
-    MailgunConfig, MailgunRegion, PostmarkConfig, ProviderConfig, ResendConfig, SendgridConfig, SesConfig, SmtpConfig,
-};
 pub use status_page::StatusPageConfig;
 use std::collections::HashMap;
 use std::fmt;
@@ -43,8 +40,14 @@ pub use traffic_source::{
 #[cfg(test)]
 pub(crate) use yaml::quoted as yaml_quoted;
 
+pub use crate::duration::{self, Percent};
+pub use crate::oauth2::{OAuth2Config, SaslMechanism};
+pub use crate::provider::{
+    HealthOverrides, MailgunConfig, MailgunRegion, PostmarkConfig, ProviderConfig, ProviderFailover, ResendConfig,
+    SendgridConfig, SesConfig, SmtpConfig,
+};
+pub use crate::tls::TlsMode;
 pub use crate::trigger::TriggerConfig;
-pub use duration::Percent;
 
 /// A loaded, validated configuration with every probe expanded into routes.
 #[derive(Debug, Clone)]
@@ -77,6 +80,16 @@ impl Config {
     /// This prober's identity.
     pub fn instance(&self) -> String {
         self.global.instance.clone().unwrap_or_else(default_instance)
+    }
+
+    /// The signing key this config names: given itself, or read from its
+    /// file (created if missing).
+    pub fn signing_key(&self) -> Result<SigningKey, String> {
+        if let Some(key) = &self.global.signing_key {
+            return Ok(SigningKey::new(key.clone()));
+        }
+        let path = self.global.signing_key_file.clone().unwrap_or_else(|| self.global.state_dir.join("signing.key"));
+        SigningKey::load_or_create(&path).map_err(|e| format!("signing key {}: {e}", path.display()))
     }
 }
 

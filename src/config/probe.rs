@@ -50,3 +50,16 @@ pub struct Route {
     /// An application canary's trigger; `provider` is then its name.
     pub trigger: Option<Box<crate::trigger::TriggerConfig>>,
 }
+
+/// A canary made for a route carries its names.
+impl crate::canary::RouteNames for Route {
+    fn probe(&self) -> &str {
+        &self.name
+    }
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+    fn inbox(&self) -> &str {
+        &self.inbox
+    }
+}

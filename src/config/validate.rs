@@ -3,7 +3,7 @@
 //! Every check pushes a problem and carries on, so one run reports all.
 
 use super::yaml::Document;
-use super::{Config, InboxConfig, ProbeEntry, Problem, ProviderConfig, Route, TlsMode};
+use super::{Config, InboxConfig, ProbeEntry, Problem, ProviderConfig, Route};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
@@ -37,49 +37,31 @@ impl Checker<'_> {
         }
     }
 
-    /// As the HTTP client parses it (`http::Api`): an absolute
-    /// http:// or https:// URL with a host.
-    fn url(&mut self, path: String, url: &str) {
-        match reqwest::Url::parse(url.trim_end_matches('/')) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
-            Err(e) if url.starts_with("http://") || url.starts_with("https://") => {
-                self.push(path, format!("{url:?} is not a valid URL: {e}"));
-            }
-            _ => self.push(path, format!("{url:?} is not an http:// or https:// URL")),
-        }
-    }
-
     fn secret(&mut self, path: String, secret: &crate::secret::Secret) {
-        if secret.expose().trim().is_empty() {
-            self.push(path, "must not be empty: give the credential, or a ${VAR} that holds it");
+        if let Some(message) = crate::valid::secret(secret) {
+            self.push(path, message);
         }
     }
 
-    fn oauth2(&mut self, path: &str, oauth2: &super::OAuth2Config) {
-        self.url(format!("{path}.token_url"), &oauth2.token_url);
-        if oauth2.client_id.trim().is_empty() {
-            self.push(format!("{path}.client_id"), "client_id must not be empty");
+    /// The problems a part found in itself, under `path`.
+    fn all(&mut self, path: &str, problems: Vec<(String, String)>) {
+        for (key, message) in crate::valid::under(path, problems) {
+            self.push(key, message);
         }
-        self.secret(format!("{path}.refresh_token"), &oauth2.refresh_token);
     }
 
     /// `down_after` and `up_after` count canaries: at least one.
     fn health(&mut self, path: &str, t: crate::health::Thresholds) {
         for (key, n) in [("down_after", t.down_after), ("up_after", t.up_after)] {
-            if n == 0 {
-                self.push(format!("{path}.{key}"), format!("{key} counts canaries in a row: at least 1"));
+            if let Some(message) = crate::valid::in_a_row(key, n) {
+                self.push(format!("{path}.{key}"), message);
             }
         }
     }
 
     fn ca_file(&mut self, path: String, ca_file: &Option<std::path::PathBuf>) {
-        if let Some(file) = ca_file {
-            if !file.is_file() {
-                self.push(path, format!("CA file {} does not exist", file.display()));
-            } else if let Err(e) = crate::tls::read_pem_certs(file) {
-                // What the TLS set-up of `run` would refuse.
-                self.push(path, e);
-            }
+        if let Some(message) = ca_file.as_deref().and_then(crate::valid::ca_file) {
+            self.push(path, message);
         }
     }
 }
@@ -115,70 +97,7 @@ pub(super) fn validate(
         {
             c.push(format!("providers[{i}].bounce_inbox"), format!("unknown inbox {b:?}"));
         }
-        c.health(&format!("providers[{i}].health"), provider.health(&Default::default()));
-        if provider.nexthop().is_some_and(|hop| hop.trim().is_empty() || hop.contains(char::is_whitespace)) {
-            c.push(
-                format!("providers[{i}].failover.nexthop"),
-                "a Postfix next hop such as [smtp.example.com]:587, without spaces",
-            );
-        }
-        match provider {
-            ProviderConfig::Smtp(smtp) => {
-                if smtp.host.trim().is_empty() {
-                    c.push(format!("providers[{i}].host"), "host must not be empty");
-                }
-                if smtp.port == Some(0) {
-                    c.push(format!("providers[{i}].port"), "port must be 1-65535");
-                }
-                match (&smtp.password, &smtp.oauth2) {
-                    (Some(_), Some(_)) => c.push(format!("providers[{i}].oauth2"), "set password or oauth2, not both"),
-                    (None, Some(oauth2)) => {
-                        if smtp.username.is_none() {
-                            c.push(format!("providers[{i}]"), "oauth2 needs the username it logs in as");
-                        }
-                        if oauth2.mechanism != super::SaslMechanism::Xoauth2 {
-                            c.push(format!("providers[{i}].oauth2.mechanism"), "SMTP logs in with xoauth2 only");
-                        }
-                        c.oauth2(&format!("providers[{i}].oauth2"), oauth2);
-                    }
-                    _ if smtp.username.is_some() != smtp.password.is_some() => {
-                        c.push(format!("providers[{i}]"), "username and password go together: set both or neither");
-                    }
-                    _ => {}
-                }
-                if smtp.insecure_skip_verify && smtp.tls_mode() == TlsMode::None {
-                    c.push(format!("providers[{i}].insecure_skip_verify"), "has no effect with tls: none");
-                }
-                c.ca_file(format!("providers[{i}].ca_file"), &smtp.ca_file);
-            }
-            ProviderConfig::Ses(ses) => {
-                if ses.region.is_empty()
-                    || !ses.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                {
-                    c.push(
-                        format!("providers[{i}].region"),
-                        format!("{:?} is not an AWS region such as us-east-1", ses.region),
-                    );
-                }
-                c.secret(format!("providers[{i}].access_key_id"), &ses.access_key_id);
-                c.secret(format!("providers[{i}].secret_access_key"), &ses.secret_access_key);
-            }
-            ProviderConfig::Sendgrid(p) => c.secret(format!("providers[{i}].api_key"), &p.api_key),
-            ProviderConfig::Mailgun(p) => {
-                c.secret(format!("providers[{i}].api_key"), &p.api_key);
-                if p.domain.trim().is_empty() || p.domain.contains(['/', ' ']) {
-                    c.push(format!("providers[{i}].domain"), format!("{:?} is not a sending domain", p.domain));
-                }
-            }
-            ProviderConfig::Postmark(p) => c.secret(format!("providers[{i}].server_token"), &p.server_token),
-            ProviderConfig::Resend(p) => c.secret(format!("providers[{i}].api_key"), &p.api_key),
-        }
-        if provider.timeout().is_zero() {
-            c.push(format!("providers[{i}].timeout"), "timeout must be more than 0s");
-        }
-        if let Some(endpoint) = provider.endpoint() {
-            c.url(format!("providers[{i}].endpoint"), endpoint);
-        }
+        c.all(&format!("providers[{i}]"), provider.problems());
     }
 
     let mut seen = HashSet::new();
@@ -208,7 +127,7 @@ pub(super) fn validate(
                 "needs a password, or oauth2 (token_url, client_id, refresh_token) for XOAUTH2 or OAUTHBEARER",
             ),
             (Some(password), None) => c.secret(format!("inboxes[{i}].imap.password"), password),
-            (None, Some(oauth2)) => c.oauth2(&format!("inboxes[{i}].imap.oauth2"), oauth2),
+            (None, Some(oauth2)) => c.all(&format!("inboxes[{i}].imap.oauth2"), oauth2.problems()),
         }
         if inbox.folders.spam.contains(&inbox.folders.inbox) {
             c.push(format!("inboxes[{i}].folders.spam"), format!("{:?} is the inbox folder too", inbox.folders.inbox));

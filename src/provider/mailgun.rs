@@ -1,11 +1,44 @@
 //! `type: mailgun`: Mailgun `messages` for a sending domain, with basic auth
 //! (`api` and the key), form fields, and the token as an `h:` header.
 
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError};
 use crate::canary::Canary;
-use crate::config::{MailgunConfig, MailgunRegion};
 use crate::http::{Api, detail, status_reason};
 use crate::secret::Secret;
+use crate::valid;
+use serde::Deserialize;
+
+/// Mailgun's two API regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailgunRegion {
+    #[default]
+    Us,
+    Eu,
+}
+
+provider_config! {
+    /// `type: mailgun`: Mailgun `messages` for a sending domain.
+    MailgunConfig {
+        api_key: Secret,
+        domain: String,
+        #[serde(default)]
+        region: MailgunRegion,
+    }
+    with endpoint
+}
+
+impl MailgunConfig {
+    /// What is wrong with the keys only Mailgun has.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out: Vec<_> = valid::secret(&self.api_key).map(|m| ("api_key".to_string(), m)).into_iter().collect();
+        if self.domain.trim().is_empty() || self.domain.contains(['/', ' ']) {
+            out.push(("domain".to_string(), format!("{:?} is not a sending domain", self.domain)));
+        }
+        out
+    }
+}
 
 pub struct MailgunProvider {
     name: String,

@@ -1,6 +1,8 @@
 //! Sending providers: the closed set of ways a canary leaves, built from
-//! config in one place, each kind in its own file.
+//! config in one place, each kind in its own file (its config keys, their
+//! checks, its sender). A new kind is a file and a line in each match here.
 
+mod common;
 mod mailgun;
 mod postmark;
 mod resend;
@@ -9,14 +11,56 @@ mod ses;
 mod smtp;
 
 use crate::canary::Canary;
-use crate::config::ProviderConfig;
-pub use crate::outcome::{SendError, SendReason};
+use serde::Deserialize;
 
-/// What a provider said when it took the canary.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    /// The provider's own id for the message (SMTP queue id, API message id).
-    pub provider_id: Option<String>,
+pub use crate::outcome::{Accepted, SendError, SendReason};
+pub use common::{HealthOverrides, ProviderFailover};
+pub use mailgun::{MailgunConfig, MailgunRegion};
+pub use postmark::PostmarkConfig;
+pub use resend::ResendConfig;
+pub use sendgrid::SendgridConfig;
+pub use ses::SesConfig;
+pub use smtp::SmtpConfig;
+
+/// `providers:` one sending provider; `type` picks the kind.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ProviderConfig {
+    Smtp(SmtpConfig),
+    Ses(SesConfig),
+    Sendgrid(SendgridConfig),
+    Mailgun(MailgunConfig),
+    Postmark(PostmarkConfig),
+    Resend(ResendConfig),
+}
+
+impl ProviderConfig {
+    /// What every kind has (common.rs).
+    fn common(&self) -> common::Common<'_> {
+        match self {
+            ProviderConfig::Smtp(c) => c.common(),
+            ProviderConfig::Ses(c) => c.common(),
+            ProviderConfig::Sendgrid(c) => c.common(),
+            ProviderConfig::Mailgun(c) => c.common(),
+            ProviderConfig::Postmark(c) => c.common(),
+            ProviderConfig::Resend(c) => c.common(),
+        }
+    }
+
+    /// What is wrong with this provider's keys, each by its key relative to
+    /// the provider ("" for the provider as a whole). What needs the rest
+    /// of the file (unique names, the bounce inbox) the config checks.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let own = match self {
+            ProviderConfig::Smtp(c) => c.problems(),
+            ProviderConfig::Ses(c) => c.problems(),
+            ProviderConfig::Sendgrid(c) => c.problems(),
+            ProviderConfig::Mailgun(c) => c.problems(),
+            ProviderConfig::Postmark(c) => c.problems(),
+            ProviderConfig::Resend(c) => c.problems(),
+        };
+        common::problems(self.common(), own)
+    }
 }
 
 /// A way to send a canary.

@@ -1,11 +1,32 @@
 //! `type: postmark`: Postmark `email` with the server token header; the
 //! token travels in the `Headers` array. Failures carry an `ErrorCode`.
 
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::config::PostmarkConfig;
 use crate::http::{Api, detail, status_reason};
 use crate::secret::Secret;
+use crate::valid;
+
+provider_config! {
+    /// `type: postmark`: Postmark `email` with a server token.
+    PostmarkConfig {
+        server_token: Secret,
+    }
+    after failover {
+        /// The message stream; Postmark's default is `outbound`.
+        #[serde(default)]
+        message_stream: Option<String>,
+    }
+    with endpoint
+}
+
+impl PostmarkConfig {
+    /// What is wrong with the keys only Postmark has.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        valid::secret(&self.server_token).map(|m| ("server_token".to_string(), m)).into_iter().collect()
+    }
+}
 
 pub struct PostmarkProvider {
     name: String,

@@ -1,11 +1,27 @@
 //! `type: resend`: Resend `emails` with a Bearer API key; the token travels
 //! in the `headers` object. Failures carry a `name`.
 
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::config::ResendConfig;
 use crate::http::{Api, detail, headers_object, status_reason};
 use crate::secret::Secret;
+use crate::valid;
+
+provider_config! {
+    /// `type: resend`: Resend `emails`.
+    ResendConfig {
+        api_key: Secret,
+    }
+    with endpoint
+}
+
+impl ResendConfig {
+    /// What is wrong with the keys only Resend has.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        valid::secret(&self.api_key).map(|m| ("api_key".to_string(), m)).into_iter().collect()
+    }
+}
 
 pub struct ResendProvider {
     name: String,

@@ -1,11 +1,27 @@
 //! `type: sendgrid`: SendGrid v3 `mail/send` with a Bearer API key. SendGrid
 //! builds the message itself; the token travels in `headers`.
 
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError};
 use crate::canary::Canary;
-use crate::config::SendgridConfig;
 use crate::http::{Api, detail, headers_object, status_reason};
 use crate::secret::Secret;
+use crate::valid;
+
+provider_config! {
+    /// `type: sendgrid`: SendGrid v3 `mail/send`.
+    SendgridConfig {
+        api_key: Secret,
+    }
+    with endpoint
+}
+
+impl SendgridConfig {
+    /// What is wrong with the keys only SendGrid has.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        valid::secret(&self.api_key).map(|m| ("api_key".to_string(), m)).into_iter().collect()
+    }
+}
 
 pub struct SendgridProvider {
     name: String,

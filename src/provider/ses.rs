@@ -2,16 +2,53 @@
 //! headers reach the inbox exactly as built. One SigV4-signed request
 //! (aws-sigv4), not the AWS SDK.
 
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::config::SesConfig;
 use crate::http::{Api, detail, status_reason};
+use crate::secret::Secret;
+use crate::valid;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine;
 use std::time::SystemTime;
+
+provider_config! {
+    /// `type: ses`: Amazon SES v2 `SendEmail` with the raw message, SigV4-signed.
+    SesConfig {
+        /// e.g. `us-east-1`; picks `https://email.<region>.amazonaws.com`.
+        region: String,
+        access_key_id: Secret,
+        secret_access_key: Secret,
+        /// For temporary credentials (STS).
+        #[serde(default)]
+        session_token: Option<Secret>,
+    }
+    after failover {
+        /// Optional configuration set, for SES's own event publishing.
+        #[serde(default)]
+        configuration_set: Option<String>,
+    }
+    with endpoint
+}
+
+impl SesConfig {
+    /// What is wrong with the keys only SES has (crate::provider::common
+    /// checks the shared ones).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.region.is_empty()
+            || !self.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            out.push(("region".to_string(), format!("{:?} is not an AWS region such as us-east-1", self.region)));
+        }
+        out.extend(valid::secret(&self.access_key_id).map(|m| ("access_key_id".to_string(), m)));
+        out.extend(valid::secret(&self.secret_access_key).map(|m| ("secret_access_key".to_string(), m)));
+        out
+    }
+}
 
 pub struct SesProvider {
     name: String,

@@ -2,17 +2,97 @@
 //! canary (so connect, TLS and AUTH are measured every time), and keep the
 //! server's queue id.
 
+use super::common::provider_config;
 use super::{Accepted, Provider, SendError, SendReason};
 use crate::canary::Canary;
-use crate::config::{SmtpConfig, TlsMode};
-use crate::oauth2::{TokenErrorKind, TokenSource};
+use crate::oauth2::{OAuth2Config, SaslMechanism, TokenErrorKind, TokenSource};
+use crate::secret::Secret;
+use crate::tls::TlsMode;
+use crate::valid;
 use lettre::address::Envelope;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::{Category, Severity};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::path::PathBuf;
 use std::time::Duration;
+
+provider_config! {
+    /// `type: smtp`: a relay or submission server.
+    SmtpConfig {
+        host: String,
+        /// Defaults to 465 for `tls`, 587 for `starttls`, 25 for `none`.
+        #[serde(default)]
+        port: Option<u16>,
+        #[serde(default)]
+        tls: Option<TlsMode>,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<Secret>,
+        /// AUTH XOAUTH2 with an access token instead of a password.
+        #[serde(default)]
+        oauth2: Option<OAuth2Config>,
+    }
+    after failover {
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        #[serde(default)]
+        insecure_skip_verify: bool,
+    }
+}
+
+impl SmtpConfig {
+    /// The TLS mode, STARTTLS unless said otherwise.
+    pub fn tls_mode(&self) -> TlsMode {
+        self.tls.unwrap_or(TlsMode::Starttls)
+    }
+
+    /// The port, from the TLS mode unless given.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls_mode() {
+            TlsMode::Tls => 465,
+            TlsMode::Starttls => 587,
+            TlsMode::None => 25,
+        })
+    }
+
+    /// What is wrong with the keys only SMTP has; "" is the provider as a whole.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut push = |key: &str, message: &str| out.push((key.to_string(), message.to_string()));
+        if self.host.trim().is_empty() {
+            push("host", "host must not be empty");
+        }
+        if self.port == Some(0) {
+            push("port", "port must be 1-65535");
+        }
+        match (&self.password, &self.oauth2) {
+            (Some(_), Some(_)) => push("oauth2", "set password or oauth2, not both"),
+            (None, Some(oauth2)) => {
+                if self.username.is_none() {
+                    push("", "oauth2 needs the username it logs in as");
+                }
+                if oauth2.mechanism != SaslMechanism::Xoauth2 {
+                    push("oauth2.mechanism", "SMTP logs in with xoauth2 only");
+                }
+                out.extend(valid::under("oauth2", oauth2.problems()));
+            }
+            _ if self.username.is_some() != self.password.is_some() => {
+                push("", "username and password go together: set both or neither");
+            }
+            _ => {}
+        }
+        if self.insecure_skip_verify && self.tls_mode() == TlsMode::None {
+            out.push(("insecure_skip_verify".to_string(), "has no effect with tls: none".to_string()));
+        }
+        if let Some(file) = &self.ca_file {
+            out.extend(valid::ca_file(file).map(|m| ("ca_file".to_string(), m)));
+        }
+        out
+    }
+}
 
 pub struct SmtpProvider {
     name: String,

@@ -14,11 +14,10 @@ pub mod expect;
 mod link;
 pub mod tag;
 
-use crate::config::duration;
+use crate::duration;
 use crate::http::{Api, status_reason};
 use crate::ledger::LedgerThread;
-use crate::outcome::{SendError, SendReason};
-use crate::provider::Accepted;
+use crate::outcome::{Accepted, SendError, SendReason};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};

@@ -5,7 +5,6 @@
 //! delayed threshold.
 
 use super::window::{provider, resolve};
-use crate::canary::SigningKey;
 use crate::ledger::{Ledger, LedgerThread};
 use std::path::Path;
 use std::time::Duration;
@@ -45,7 +44,7 @@ pub fn command(args: &Args<'_>) -> Result<String, String> {
         }
     };
     let slow: Duration = match args.slow {
-        Some(text) => crate::config::duration::parse_duration(text).map_err(|e| format!("--slow: {e}"))?,
+        Some(text) => crate::duration::parse_duration(text).map_err(|e| format!("--slow: {e}"))?,
         None => configured_slow,
     };
     let file = state_dir.join("ledger.sqlite");
@@ -57,7 +56,7 @@ pub fn command(args: &Args<'_>) -> Result<String, String> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let window = match (&config, args.incident, args.provider, args.since) {
         (Some(config), Some(id), _, _) => {
-            let key = SigningKey::for_config(config)?;
+            let key = config.signing_key()?;
             let incidents = runtime
                 .block_on(crate::status_page::page_incidents(config, &key, &ledger, now_ms))
                 .map_err(|e| format!("ledger: {e}"))?;

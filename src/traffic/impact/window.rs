@@ -76,7 +76,7 @@ pub fn time(text: &str, now_ms: i64) -> Result<i64, String> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
-    crate::config::duration::parse_duration(text)
+    crate::duration::parse_duration(text)
         .map(|d| now_ms - d.as_millis() as i64)
         .map_err(|_| format!("{text:?} is neither a time (2026-12-05T14:00:00Z) nor a duration back from now (2h)"))
 }

@@ -1,5 +1,7 @@
 //! Human durations (`500ms`, `30s`, `10m`, `1h30m`) and percentages (`10%`)
-//! as they are written in `probes.yaml`.
+//! as they are written in `probes.yaml`, for whichever part of the config
+//! reads one (a provider's, a trigger's, the ledger's): it imports nothing
+//! of the crate, so every layer may use it.
 
 use serde::{Deserialize, Deserializer, de};
 use std::time::Duration;

@@ -1,8 +1,9 @@
 //! `mailcanary report`: reads the ledger named by a config (and nothing
-//! else of it: no secret need be set) and renders the period as text, JSON
-//! or a self-contained HTML review.
+//! else of it: no secret need be set) and renders the period as text or
+//! JSON (crate::report) or as a self-contained HTML review
+//! (crate::status_page::report).
 
-use crate::config::duration::parse_duration;
+use crate::duration::parse_duration;
 use crate::incident::{Judge, Review};
 use crate::ledger::{Ledger, Row};
 use std::path::Path;
@@ -36,7 +37,7 @@ pub fn command(args: &Args<'_>) -> Result<String, String> {
     let rows = ledger.since(since_ms).map_err(|e| format!("ledger: {e}"))?;
     let changes = ledger.transitions_since(since_ms).map_err(|e| format!("ledger: {e}"))?;
     let judge = Judge { slow, now_ms };
-    let reports = super::build(&rows, judge);
+    let reports = crate::report::build(&rows, judge);
     let review = crate::incident::review(&rows, &changes, judge);
     let period = Period { rows: &rows, reports: &reports, review: &review, changes: &changes, since_ms, judge };
     if let Some(file) = args.html {
@@ -64,7 +65,7 @@ fn open(config: &Path, state_dir: &Path) -> Result<Ledger, String> {
 /// One period, read and judged.
 struct Period<'a> {
     rows: &'a [Row],
-    reports: &'a [super::RouteReport],
+    reports: &'a [crate::report::RouteReport],
     review: &'a Review,
     changes: &'a [crate::health::Transition],
     since_ms: i64,
@@ -73,9 +74,9 @@ struct Period<'a> {
 
 impl Period<'_> {
     fn text(&self, canaries: bool) -> String {
-        super::render(self.reports, self.since_ms, self.judge.slow, canaries)
-            + &super::render_review(self.review, self.judge.now_ms)
-            + &super::render_providers(self.changes)
+        crate::report::render(self.reports, self.since_ms, self.judge.slow, canaries)
+            + &crate::report::render_review(self.review, self.judge.now_ms)
+            + &crate::report::render_providers(self.changes)
     }
 
     fn json(&self, slow: Duration) -> String {
