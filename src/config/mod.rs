@@ -10,12 +10,14 @@
 //! OAuth2 in crate::oauth2, durations in crate::duration. Every type is used
 //! as `config::X`.
 
+mod checker;
 mod expand;
 mod global;
 mod health;
 mod inbox;
 mod metrics;
 mod probe;
+mod routes;
 mod status_page;
 mod traffic;
 pub mod traffic_keys;

@@ -2,69 +2,11 @@
 //! unique and label-safe, references between sections, values in range.
 //! Every check pushes a problem and carries on, so one run reports all.
 
+use super::checker::{Checker, Names};
 use super::yaml::Document;
 use super::{Config, InboxConfig, ProbeEntry, Problem, ProviderConfig, Route};
 use std::collections::HashSet;
 use std::net::SocketAddr;
-
-struct Checker<'a> {
-    doc: &'a Document,
-    problems: &'a mut Vec<Problem>,
-}
-
-impl Checker<'_> {
-    fn push(&mut self, path: String, message: impl Into<String>) {
-        let line = self.doc.line(&path);
-        self.problems.push(Problem { path, line, message: message.into() });
-    }
-
-    /// Names become label values and parts of route names: keep them plain.
-    fn name(&mut self, path: String, name: &str, what: &str) {
-        if name.is_empty() {
-            self.push(path, format!("{what} name must not be empty"));
-        } else if name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            self.push(
-                path,
-                format!("{what} name {name:?} may use only letters, digits, '-', '_' and '.' (at most 64)"),
-            );
-        }
-    }
-
-    /// As the send path parses it: lettre's `Address` (a bare `user@domain`).
-    fn address(&mut self, path: String, address: &str) {
-        if address.parse::<lettre::Address>().is_err() {
-            self.push(path, format!("{address:?} is not an email address (user@domain)"));
-        }
-    }
-
-    fn secret(&mut self, path: String, secret: &crate::secret::Secret) {
-        if let Some(message) = crate::valid::secret(secret) {
-            self.push(path, message);
-        }
-    }
-
-    /// The problems a part found in itself, under `path`.
-    fn all(&mut self, path: &str, problems: Vec<(String, String)>) {
-        for (key, message) in crate::valid::under(path, problems) {
-            self.push(key, message);
-        }
-    }
-
-    /// `down_after` and `up_after` count canaries: at least one.
-    fn health(&mut self, path: &str, t: crate::health::Thresholds) {
-        for (key, n) in [("down_after", t.down_after), ("up_after", t.up_after)] {
-            if let Some(message) = crate::valid::in_a_row(key, n) {
-                self.push(format!("{path}.{key}"), message);
-            }
-        }
-    }
-
-    fn ca_file(&mut self, path: String, ca_file: &Option<std::path::PathBuf>) {
-        if let Some(message) = ca_file.as_deref().and_then(crate::valid::ca_file) {
-            self.push(path, message);
-        }
-    }
-}
 
 /// Validates `config` and expands its probes into routes.
 pub(super) fn validate(
@@ -77,13 +19,7 @@ pub(super) fn validate(
 ) -> Vec<Route> {
     let mut c = Checker { doc, problems };
     global(&mut c, config);
-    // Names as written, so that a provider that failed to decode is not
-    // reported a second time as unknown wherever it is used.
-    let provider_names: HashSet<&str> =
-        (0..doc.len("providers")).filter_map(|i| doc.scalar(&format!("providers[{i}].name"))).collect();
-    let inbox_names: HashSet<&str> =
-        (0..doc.len("inboxes")).filter_map(|i| doc.scalar(&format!("inboxes[{i}].name"))).collect();
-
+    let names = Names::written(doc);
     let mut seen = HashSet::new();
     for (i, provider) in providers {
         let name = provider.name();
@@ -93,164 +29,56 @@ pub(super) fn validate(
         }
         c.address(format!("providers[{i}].from"), provider.from());
         if let Some(b) = provider.bounce_inbox()
-            && !inbox_names.contains(b)
+            && !names.inboxes.contains(b)
         {
             c.push(format!("providers[{i}].bounce_inbox"), format!("unknown inbox {b:?}"));
         }
         c.all(&format!("providers[{i}]"), provider.problems());
     }
-
     let mut seen = HashSet::new();
     for (i, inbox) in inboxes {
         c.name(format!("inboxes[{i}].name"), &inbox.name, "inbox");
         if !seen.insert(inbox.name.as_str()) {
             c.push(format!("inboxes[{i}].name"), format!("duplicate inbox name {:?}", inbox.name));
         }
-        c.address(format!("inboxes[{i}].address"), &inbox.address);
-        if inbox.imap.host.trim().is_empty() {
-            c.push(format!("inboxes[{i}].imap.host"), "host must not be empty");
-        }
-        if inbox.imap.port == Some(0) {
-            c.push(format!("inboxes[{i}].imap.port"), "port must be 1-65535");
-        }
-        if inbox.imap.timeout.is_zero() {
-            c.push(format!("inboxes[{i}].imap.timeout"), "timeout must be more than 0s");
-        }
-        if inbox.imap.poll_interval.is_zero() {
-            c.push(format!("inboxes[{i}].imap.poll_interval"), "poll_interval must be more than 0s");
-        }
-        c.ca_file(format!("inboxes[{i}].imap.ca_file"), &inbox.imap.ca_file);
-        match (&inbox.imap.password, &inbox.imap.oauth2) {
-            (Some(_), Some(_)) => c.push(format!("inboxes[{i}].imap.oauth2"), "set password or oauth2, not both"),
-            (None, None) => c.push(
-                format!("inboxes[{i}].imap"),
-                "needs a password, or oauth2 (token_url, client_id, refresh_token) for XOAUTH2 or OAUTHBEARER",
-            ),
-            (Some(password), None) => c.secret(format!("inboxes[{i}].imap.password"), password),
-            (None, Some(oauth2)) => c.all(&format!("inboxes[{i}].imap.oauth2"), oauth2.problems()),
-        }
-        if inbox.folders.spam.contains(&inbox.folders.inbox) {
-            c.push(format!("inboxes[{i}].folders.spam"), format!("{:?} is the inbox folder too", inbox.folders.inbox));
-        }
-        if let super::Cleanup::Move(folder) = &inbox.cleanup
-            && (folder == &inbox.folders.inbox || inbox.folders.spam.contains(folder))
-        {
-            c.push(format!("inboxes[{i}].cleanup"), format!("cannot move canaries into the watched folder {folder:?}"));
-        }
+        self::inbox(&mut c, &format!("inboxes[{i}]"), inbox);
     }
-
-    let defaults = &config.global.defaults;
-    let mut routes: Vec<Route> = Vec::new();
-    let mut route_paths: Vec<String> = Vec::new();
-    for (i, probe) in probes {
-        let path = format!("probes[{i}]");
-        let interval = probe.interval.unwrap_or(defaults.interval);
-        let timeout = probe.timeout.unwrap_or(defaults.timeout);
-        let jitter = probe.jitter.unwrap_or(defaults.jitter).0;
-        if interval.is_zero() {
-            c.push(format!("{path}.interval"), "interval must be more than 0s");
-        }
-        if timeout.is_zero() {
-            c.push(format!("{path}.timeout"), "timeout must be more than 0s");
-        }
-        if !(0.0..=1.0).contains(&jitter) {
-            c.push(format!("{path}.jitter"), "jitter must be between 0% and 100%");
-        }
-        let mut pairs: Vec<(String, String, String, Option<Box<super::TriggerConfig>>)> = Vec::new();
-        match (&probe.matrix, &probe.provider, &probe.inbox) {
-            (Some(matrix), None, None) => {
-                if probe.trigger.is_some() {
-                    c.push(format!("{path}.trigger"), "a matrix has no trigger: write one probe per inbox with it");
-                }
-                if probe.name.is_some() {
-                    c.push(format!("{path}.name"), "a matrix names its routes <provider>-to-<inbox>; remove name");
-                }
-                if matrix.providers.is_empty() || matrix.inboxes.is_empty() {
-                    c.push(format!("{path}.matrix"), "matrix needs at least one provider and one inbox");
-                }
-                for (j, p) in matrix.providers.iter().enumerate() {
-                    if !provider_names.contains(p.as_str()) {
-                        c.push(format!("{path}.matrix.providers[{j}]"), format!("unknown provider {p:?}"));
-                    }
-                }
-                for (j, b) in matrix.inboxes.iter().enumerate() {
-                    if !inbox_names.contains(b.as_str()) {
-                        c.push(format!("{path}.matrix.inboxes[{j}]"), format!("unknown inbox {b:?}"));
-                    }
-                }
-                for p in &matrix.providers {
-                    for b in &matrix.inboxes {
-                        pairs.push((format!("{p}-to-{b}"), p.clone(), b.clone(), None));
-                    }
-                }
-            }
-            (Some(_), ..) => c.push(path.clone(), "a probe has either matrix or provider and inbox, not both"),
-            (None, provider, inbox) => {
-                let name = match &probe.name {
-                    Some(name) => {
-                        c.name(format!("{path}.name"), name, "probe");
-                        name.clone()
-                    }
-                    None => {
-                        c.push(path.clone(), "probe needs a name (or use matrix)");
-                        String::new()
-                    }
-                };
-                match (provider, &probe.trigger) {
-                    (Some(_), Some(_)) => {
-                        c.push(format!("{path}.trigger"), "a probe has either provider or trigger, not both");
-                    }
-                    (Some(p), None) if !provider_names.contains(p.as_str()) => {
-                        c.push(format!("{path}.provider"), format!("unknown provider {p:?}"));
-                    }
-                    (None, None) => c.push(path.clone(), "probe needs a provider"),
-                    (None, Some(t)) => trigger(&mut c, &format!("{path}.trigger"), t, &provider_names),
-                    _ => {}
-                }
-                match inbox {
-                    Some(b) if !inbox_names.contains(b.as_str()) => {
-                        c.push(format!("{path}.inbox"), format!("unknown inbox {b:?}"));
-                    }
-                    None => c.push(path.clone(), "probe needs an inbox"),
-                    _ => {}
-                }
-                match (provider, &probe.trigger, inbox) {
-                    (Some(p), None, Some(b)) => pairs.push((name, p.clone(), b.clone(), None)),
-                    (None, Some(t), Some(b)) => {
-                        pairs.push((name, t.name.clone(), b.clone(), Some(Box::new(t.clone()))))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        for (name, provider, inbox, trigger) in pairs {
-            if let Some(k) = routes.iter().position(|r| r.name == name) {
-                c.push(path.clone(), format!("route {name:?} is defined twice (also by {})", route_paths[k]));
-                continue;
-            }
-            routes.push(Route { name, provider, inbox, interval, timeout, jitter, trigger });
-            route_paths.push(path.clone());
-        }
-    }
-    routes
+    super::routes::expand(&mut c, probes, &config.global.defaults, &names)
 }
 
-/// A probe's `trigger:` (crate::trigger): its own checks, and a name that
-/// is not also a provider's (both become the `provider` label).
-fn trigger(
-    c: &mut Checker<'_>,
-    path: &str,
-    t: &super::TriggerConfig,
-    provider_names: &std::collections::HashSet<&str>,
-) {
-    c.name(format!("{path}.name"), &t.name, "trigger");
-    if provider_names.contains(t.name.as_str()) {
-        c.push(format!("{path}.name"), format!("{:?} is a provider's name too: name the trigger apart", t.name));
+/// One inbox's own checks, under `path`.
+fn inbox(c: &mut Checker<'_>, path: &str, inbox: &InboxConfig) {
+    c.address(format!("{path}.address"), &inbox.address);
+    if inbox.imap.host.trim().is_empty() {
+        c.push(format!("{path}.imap.host"), "host must not be empty");
     }
-    for (key, message) in t.problems() {
-        c.push(format!("{path}.{key}"), message);
+    if inbox.imap.port == Some(0) {
+        c.push(format!("{path}.imap.port"), "port must be 1-65535");
     }
-    c.ca_file(format!("{path}.ca_file"), &t.ca_file);
+    if inbox.imap.timeout.is_zero() {
+        c.push(format!("{path}.imap.timeout"), "timeout must be more than 0s");
+    }
+    if inbox.imap.poll_interval.is_zero() {
+        c.push(format!("{path}.imap.poll_interval"), "poll_interval must be more than 0s");
+    }
+    c.ca_file(format!("{path}.imap.ca_file"), &inbox.imap.ca_file);
+    match (&inbox.imap.password, &inbox.imap.oauth2) {
+        (Some(_), Some(_)) => c.push(format!("{path}.imap.oauth2"), "set password or oauth2, not both"),
+        (None, None) => c.push(
+            format!("{path}.imap"),
+            "needs a password, or oauth2 (token_url, client_id, refresh_token) for XOAUTH2 or OAUTHBEARER",
+        ),
+        (Some(password), None) => c.secret(format!("{path}.imap.password"), password),
+        (None, Some(oauth2)) => c.all(&format!("{path}.imap.oauth2"), oauth2.problems()),
+    }
+    if inbox.folders.spam.contains(&inbox.folders.inbox) {
+        c.push(format!("{path}.folders.spam"), format!("{:?} is the inbox folder too", inbox.folders.inbox));
+    }
+    if let super::Cleanup::Move(folder) = &inbox.cleanup
+        && (folder == &inbox.folders.inbox || inbox.folders.spam.contains(folder))
+    {
+        c.push(format!("{path}.cleanup"), format!("cannot move canaries into the watched folder {folder:?}"));
+    }
 }
 
 /// Every address this config listens on, with its key.

@@ -5,7 +5,6 @@
 use super::Problem;
 use super::expand::{FlowVariables, expand, yaml_scalar};
 use serde::de::DeserializeOwned;
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 use std::collections::HashMap;
 
 /// What kind of YAML node stands at a path.
@@ -51,11 +50,6 @@ struct Scalar {
     end: usize,
     value: String,
     plain: bool,
-}
-
-enum Frame {
-    Map { path: String, start: usize, line: usize, col: usize, key: Option<String> },
-    Seq { path: String, start: usize, line: usize, col: usize, next: usize },
 }
 
 impl Document {
@@ -130,85 +124,6 @@ impl Document {
             s.value = flow.restore(&s.value, s.start, s.end);
         }
         Ok((doc, scalars, flow.text))
-    }
-
-    /// Indexes `text` without expanding anything.
-    fn index(text: &str) -> Result<(Self, Vec<Scalar>), Problem> {
-        let mut doc = Document {
-            text: text.to_string(),
-            nodes: HashMap::new(),
-            top_keys: Vec::new(),
-            expanded: Vec::new(),
-            key_starts: HashMap::new(),
-            unexpanded: Vec::new(),
-        };
-        let mut scalars = Vec::new();
-        let mut stack: Vec<Frame> = Vec::new();
-        let mut parser = Parser::new_from_str(text);
-        while let Some(event) = parser.next_event() {
-            let (event, span) = event.map_err(|e| Problem {
-                path: String::new(),
-                line: Some(e.marker().line()),
-                message: format!("YAML syntax error at column {}: {}", e.marker().col() + 1, e.info()),
-            })?;
-            let (line, col) = (span.start.line(), span.start.col());
-            // Byte offsets, for slicing: `index()` counts characters, and an
-            // expanded secret may hold "é".
-            let byte = |m: &serde_saphyr::granit_parser::Marker| m.byte_offset().unwrap_or_else(|| m.index());
-            let (start, end) = (byte(&span.start), byte(&span.end));
-            match event {
-                Event::Scalar(value, style, ..) => {
-                    // A scalar in key position names the next value; otherwise it is a value.
-                    if let Some(Frame::Map { key: key @ None, path, .. }) = stack.last_mut() {
-                        let value = value.to_string();
-                        if path.is_empty() {
-                            doc.top_keys.push((value.clone(), line));
-                        }
-                        doc.nodes.insert(join(path, &value), Node { line, col, kind: Kind::Scalar, start, end });
-                        doc.key_starts.insert(join(path, &value), start);
-                        *key = Some(value);
-                        continue;
-                    }
-                    let path = child_path(&mut stack);
-                    doc.nodes.insert(path.clone(), Node { line, col, kind: Kind::Scalar, start, end });
-                    let plain = style == ScalarStyle::Plain;
-                    // A block scalar's span starts at its content: take in its `|` or `>`.
-                    let start = match style {
-                        ScalarStyle::Literal | ScalarStyle::Folded => text[..start].rfind(['|', '>']).unwrap_or(start),
-                        _ => start,
-                    };
-                    scalars.push(Scalar { path, line, start, end, value: value.to_string(), plain });
-                }
-                Event::MappingStart(..) => {
-                    let path = child_path(&mut stack);
-                    stack.push(Frame::Map { path, start, line, col, key: None });
-                }
-                Event::SequenceStart(..) => {
-                    let path = child_path(&mut stack);
-                    stack.push(Frame::Seq { path, start, line, col, next: 0 });
-                }
-                Event::MappingEnd | Event::SequenceEnd => {
-                    let (path, node) = match stack.pop() {
-                        Some(Frame::Map { path, start, line, col, .. }) => {
-                            (path, Node { line, col, kind: Kind::Mapping, start, end })
-                        }
-                        Some(Frame::Seq { path, start, line, col, .. }) => {
-                            (path, Node { line, col, kind: Kind::Sequence, start, end })
-                        }
-                        None => continue,
-                    };
-                    // Keep the line of the key that introduced the collection.
-                    let line = doc.nodes.get(&path).map_or(node.line, |n| n.line);
-                    doc.nodes.insert(path, Node { line, ..node });
-                }
-                Event::Alias(_) => {
-                    let path = child_path(&mut stack);
-                    doc.nodes.entry(path).or_insert(Node { line, col, kind: Kind::Scalar, start, end });
-                }
-                _ => {}
-            }
-        }
-        Ok((doc, scalars))
     }
 
     /// The node at `path`, if the file has one.
@@ -369,21 +284,6 @@ fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
-/// The path of the node that starts now, as a child of the innermost frame.
-fn child_path(stack: &mut [Frame]) -> String {
-    match stack.last_mut() {
-        None => String::new(),
-        Some(Frame::Map { path, key, .. }) => {
-            let key = key.take().unwrap_or_default();
-            join(path, &key)
-        }
-        Some(Frame::Seq { path, next, .. }) => {
-            *next += 1;
-            format!("{path}[{}]", *next - 1)
-        }
-    }
-}
-
 /// The decoder's message without its own position suffix (we add ours).
 fn clean_message(message: &str) -> String {
     let message = message.trim();
@@ -399,5 +299,6 @@ fn clean_message(message: &str) -> String {
     }
 }
 
+mod index;
 #[cfg(test)]
 mod tests;
