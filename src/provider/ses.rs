@@ -79,6 +79,31 @@ impl SesProvider {
     }
 }
 
+impl SesProvider {
+    /// A POST of `body` to `url`, signed with SigV4 for SES in the region.
+    fn signed(&self, url: &str, body: Vec<u8>) -> Result<reqwest::RequestBuilder, SendError> {
+        let cannot = |e: &dyn std::fmt::Display| SendError::new(SendReason::Other, format!("cannot sign: {e}"));
+        let headers = [("content-type", "application/json")];
+        let signable = SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(&body))
+            .map_err(|e| cannot(&e))?;
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.region)
+            .name("ses")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| cannot(&e))?
+            .into();
+        let (instructions, _) = sign(signable, &params).map_err(|e| cannot(&e))?.into_parts();
+        let mut request = self.api.client().post(url).header("content-type", "application/json").body(body);
+        for (name, value) in instructions.headers() {
+            request = request.header(name, value);
+        }
+        Ok(request)
+    }
+}
+
 impl Provider for SesProvider {
     fn name(&self) -> &str {
         &self.name
@@ -99,64 +124,51 @@ impl Provider for SesProvider {
         }
         let body = serde_json::to_vec(&body).expect("JSON of strings");
         let url = self.api.url("/v2/email/outbound-emails");
-        let headers = [("content-type", "application/json")];
-        let signable = SignableRequest::new("POST", &url, headers.into_iter(), SignableBody::Bytes(&body))
-            .map_err(|e| SendError::new(SendReason::Other, format!("cannot sign: {e}")))?;
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name("ses")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| SendError::new(SendReason::Other, format!("cannot sign: {e}")))?
-            .into();
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| SendError::new(SendReason::Other, format!("cannot sign: {e}")))?
-            .into_parts();
-        let mut request = self.api.client().post(&url).header("content-type", "application/json").body(body);
-        for (name, value) in instructions.headers() {
-            request = request.header(name, value);
-        }
+        let request = self.signed(&url, body)?;
         let reply = self.api.call(request).await?;
-        let json = reply.json();
         if reply.status.is_success() {
-            return Ok(Accepted { provider_id: json["MessageId"].as_str().map(str::to_string) });
+            return Ok(Accepted { provider_id: reply.json()["MessageId"].as_str().map(str::to_string) });
         }
-        // The error's name is in x-amzn-ErrorType ("Name:details") or the body.
-        let code = reply
-            .headers
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(':').next().unwrap_or(v).to_string())
-            .or_else(|| {
-                json["__type"].as_str().or(json["code"].as_str()).map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
-            });
-        let message = json["message"].as_str().or(json["Message"].as_str());
-        let reason = match code.as_deref() {
-            Some(
-                "MessageRejected"
-                | "MailFromDomainNotVerifiedException"
-                | "AccountSuspendedException"
-                | "SendingPausedException"
-                | "BadRequestException"
-                | "NotFoundException",
-            ) => SendReason::Rejected,
-            Some("TooManyRequestsException" | "LimitExceededException" | "Throttling" | "ThrottlingException") => {
-                SendReason::Throttled
-            }
-            Some(
-                "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "SignatureDoesNotMatch"
-                | "IncompleteSignature"
-                | "InvalidClientTokenId"
-                | "ExpiredTokenException"
-                | "AccessDeniedException"
-                | "MissingAuthenticationToken",
-            ) => SendReason::Auth,
-            _ => status_reason(reply.status),
-        };
-        Err(SendError::new(reason, detail(reply.status, code.as_deref(), message)))
+        Err(refusal(&reply))
     }
+}
+
+/// What SES's refusal says: its error's name, as a bounded reason.
+fn refusal(reply: &crate::http::Reply) -> SendError {
+    let json = reply.json();
+    // The error's name is in x-amzn-ErrorType ("Name:details") or the body.
+    let code = reply
+        .headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(':').next().unwrap_or(v).to_string())
+        .or_else(|| {
+            json["__type"].as_str().or(json["code"].as_str()).map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+        });
+    let message = json["message"].as_str().or(json["Message"].as_str());
+    let reason = match code.as_deref() {
+        Some(
+            "MessageRejected"
+            | "MailFromDomainNotVerifiedException"
+            | "AccountSuspendedException"
+            | "SendingPausedException"
+            | "BadRequestException"
+            | "NotFoundException",
+        ) => SendReason::Rejected,
+        Some("TooManyRequestsException" | "LimitExceededException" | "Throttling" | "ThrottlingException") => {
+            SendReason::Throttled
+        }
+        Some(
+            "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "InvalidClientTokenId"
+            | "ExpiredTokenException"
+            | "AccessDeniedException"
+            | "MissingAuthenticationToken",
+        ) => SendReason::Auth,
+        _ => status_reason(reply.status),
+    };
+    SendError::new(reason, detail(reply.status, code.as_deref(), message))
 }
