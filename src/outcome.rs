@@ -382,3 +382,29 @@ impl Unmatched {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::OutcomeKind;
+
+    /// ALL names the kinds in order, once each, each spelled apart and read
+    /// back as itself. A kind added to the enum stops this match compiling:
+    /// give it the next place, and put it in ALL.
+    #[test]
+    fn every_outcome_kind_is_listed_once_and_spelled_apart() {
+        let place = |k: OutcomeKind| match k {
+            OutcomeKind::Delivered => 0,
+            OutcomeKind::Late => 1,
+            OutcomeKind::Lost => 2,
+            OutcomeKind::Bounced => 3,
+            OutcomeKind::Refused => 4,
+            OutcomeKind::Mismatched => 5,
+        };
+        let places: Vec<usize> = OutcomeKind::ALL.into_iter().map(place).collect();
+        assert_eq!(places, (0..OutcomeKind::ALL.len()).collect::<Vec<_>>());
+        let mut words: Vec<&str> = OutcomeKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert!(OutcomeKind::ALL.iter().all(|k| OutcomeKind::parse(k.as_str()) == Some(*k)));
+        words.dedup();
+        assert_eq!(words.len(), OutcomeKind::ALL.len());
+    }
+}
