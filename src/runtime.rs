@@ -43,6 +43,9 @@ impl Runtime {
         let ledger = LedgerThread::spawn(ledger);
         let metrics = Arc::new(Metrics::new());
         let matcher = Arc::new(Matcher::new(ledger.clone(), metrics.clone()));
+        // Who else takes each verdict, after the matcher's own (crate::settled).
+        matcher.register(metrics.clone());
+        matcher.register(Arc::new(crate::settled::Log));
         Ok(Runtime { instance: config.instance(), key, ledger, metrics, matcher })
     }
 

@@ -1,10 +1,11 @@
 //! The one event every verdict makes. The matcher decides each canary's
 //! outcome once (its ledger update moved the canary) and hands the
 //! [`Settled`] value to every [`Consumer`] registered with it, in the order
-//! they were registered: the metrics, provider health, the route status,
-//! the log and the event stream `check` follows by default
-//! (crate::matcher), then whatever the service adds. Adding a consumer is
-//! implementing [`Consumer`] where it lives and one registration line.
+//! they were registered: first those it answers for itself (provider
+//! health, the route status, the event stream `check` follows:
+//! crate::matcher), then those registered where it is wired (the metrics
+//! and the log: crate::runtime). Adding a consumer is implementing
+//! [`Consumer`] where it lives and one registration line.
 
 use crate::insight::Insight;
 use crate::outcome::Outcome;

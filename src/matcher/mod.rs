@@ -34,7 +34,7 @@ use crate::ledger::{LedgerError, LedgerThread};
 use crate::metrics::{Metrics, RouteLabels};
 use crate::outcome::{Outcome, Unmatched};
 use crate::provider::{Accepted, SendError};
-use crate::settled::{Consumer, Log, Settled};
+use crate::settled::{Consumer, Settled};
 use book::{Book, InFlight};
 use serde::Serialize;
 use settle::Settling;
@@ -108,9 +108,11 @@ impl Matcher {
         let routes = Arc::new(Routes::default());
         let health = Arc::new(Mutex::new(Board::default()));
         let events = Arc::new(broadcast::channel(1024).0);
-        // The verdict's consumers the matcher answers for itself.
-        let consumers: Vec<Arc<dyn Consumer>> =
-            vec![metrics.clone(), health.clone(), routes.clone(), Arc::new(Log), events.clone()];
+        // The verdict's consumers the matcher answers for itself: provider
+        // health, the route status and the event stream it serves. The rest
+        // (the metrics, the log, ...) are registered where it is wired
+        // (crate::runtime).
+        let consumers: Vec<Arc<dyn Consumer>> = vec![health.clone(), routes.clone(), events.clone()];
         Matcher {
             ledger,
             metrics,

@@ -28,6 +28,7 @@ fn fixture() -> Fixture {
     let metrics = Arc::new(Metrics::new());
     let ledger = LedgerThread::spawn(Ledger::in_memory().unwrap());
     let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
+    matcher.register(metrics.clone());
     let route = Route {
         name: "r".into(),
         provider: "p".into(),
@@ -234,6 +235,7 @@ async fn restarted(n: usize) -> (Fixture, Vec<Token>) {
     let clock = Arc::new(FakeClock::new(T0 + 2 * TIMEOUT.as_millis() as i64));
     let metrics = Arc::new(Metrics::new());
     let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
+    matcher.register(metrics.clone());
     matcher.add_route(&before.route);
     assert_eq!(matcher.resume().await.unwrap(), n);
     (Fixture { matcher, clock, metrics, ledger, route: before.route }, tokens)
@@ -318,7 +320,8 @@ async fn an_application_canary_is_matched_by_its_tag_after_a_restart() {
 
     // A new process on the same ledger picks the tag up again.
     let metrics = Arc::new(Metrics::new());
-    let restarted = Matcher::with_clock(f.ledger.clone(), metrics, f.clock.clone());
+    let restarted = Matcher::with_clock(f.ledger.clone(), metrics.clone(), f.clock.clone());
+    restarted.register(metrics);
     restarted.add_route(&f.route);
     assert_eq!(restarted.resume().await.unwrap(), 1);
     restarted.inbox_caught_up("i");
