@@ -195,20 +195,7 @@ impl Watcher {
         let mut last_send = *self.sent.borrow();
         let mut fast_delay = self.shared.fast_poll.interval;
         loop {
-            for (folder, placement) in &folders {
-                match self.scan(&mut imap, folder, *placement).await {
-                    Ok(()) => refused.retain(|f| f != folder),
-                    Err(e) if e.refused => {
-                        // Counted once when it starts, not at every poll.
-                        if !refused.contains(folder) {
-                            self.shared.metrics.inbox_error(self.name(), e.reason);
-                            tracing::warn!(inbox = %self.name(), folder, error = %e.detail, "the server refuses a watched folder; skipping it until it is back");
-                            refused.push(folder.clone());
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            self.scan_all(&mut imap, &folders, &mut refused).await?;
             // Everything there is has been seen; what comes next will wake us.
             self.shared.matcher.inbox_caught_up(self.name());
             self.shared.metrics.set_inbox_up(self.name(), true);
@@ -247,6 +234,31 @@ impl Watcher {
                 imap.noop().await?;
             }
         }
+    }
+
+    /// Scans every watched folder; a folder the server refuses is counted
+    /// once, skipped, and looked at again at the next round.
+    async fn scan_all(
+        &self,
+        imap: &mut ImapSession,
+        folders: &[(String, Placement)],
+        refused: &mut Vec<String>,
+    ) -> Result<(), ImapError> {
+        for (folder, placement) in folders {
+            match self.scan(imap, folder, *placement).await {
+                Ok(()) => refused.retain(|f| f != folder),
+                Err(e) if e.refused => {
+                    // Counted once when it starts, not at every poll.
+                    if !refused.contains(folder) {
+                        self.shared.metrics.inbox_error(self.name(), e.reason);
+                        tracing::warn!(inbox = %self.name(), folder, error = %e.detail, "the server refuses a watched folder; skipping it until it is back");
+                        refused.push(folder.clone());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Reads every message of `folder` that arrived since the cursor.
