@@ -39,6 +39,7 @@ pub enum State {
     Sending,
     /// Accepted by the provider, not yet seen.
     Sent,
+    /// Its one outcome (or `late`, after `lost`).
     Settled(OutcomeKind),
 }
 
@@ -56,6 +57,9 @@ impl State {
         match s {
             "sending" => Some(State::Sending),
             "sent" => Some(State::Sent),
+            // Earlier versions' spelling of a refusal; the ledger migrates
+            // it at open (schema.rs), but one of them may still be writing.
+            "failed" => Some(State::Settled(OutcomeKind::Refused)),
             s => OutcomeKind::parse(s).map(State::Settled),
         }
     }
@@ -72,6 +76,13 @@ impl State {
             _ => None,
         }
     }
+}
+
+/// Runs `sql` through the connection's statement cache: a canary's
+/// transitions and the inboxes' cursors, written for every canary, are
+/// compiled once rather than at every write.
+fn run(db: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+    db.prepare_cached(sql)?.execute(params)
 }
 
 /// One canary as the ledger has it.
@@ -124,18 +135,16 @@ impl Ledger {
     /// Where the watcher of `inbox` stopped reading `folder`.
     pub fn cursor(&self, inbox: &str, folder: &str) -> Result<Option<(u32, u32)>> {
         self.with(|db| {
-            db.query_row(
-                "SELECT uid_validity, next_uid FROM cursors WHERE inbox = ?1 AND folder = ?2",
-                params![inbox, folder],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            db.prepare_cached("SELECT uid_validity, next_uid FROM cursors WHERE inbox = ?1 AND folder = ?2")?
+                .query_row(params![inbox, folder], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
         })
     }
 
     pub fn set_cursor(&self, inbox: &str, folder: &str, uid_validity: u32, next_uid: u32) -> Result<()> {
         self.with(|db| {
-            db.execute(
+            run(
+                db,
                 "INSERT INTO cursors (inbox, folder, uid_validity, next_uid) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (inbox, folder) DO UPDATE SET uid_validity = ?3, next_uid = ?4",
                 params![inbox, folder, uid_validity, next_uid],
@@ -293,7 +302,7 @@ mod tests {
         let ledger = Ledger::in_memory().unwrap();
         let c = canary();
         ledger.record_sending(&c, 10).unwrap();
-        assert!(ledger.record_failed(&c.id, SendReason::Auth, "535").unwrap());
+        assert!(ledger.record_refused(&c.id, SendReason::Auth, "535").unwrap());
         assert!(!ledger.record_lost(&c.id, 11).unwrap());
         assert_eq!(ledger.get(&c.id).unwrap().unwrap().failure_reason.as_deref(), Some("auth"));
     }
@@ -303,10 +312,10 @@ mod tests {
         let ledger = Ledger::in_memory().unwrap();
         let (old, old_pending, new) = (canary(), canary(), canary());
         ledger.record_sending(&old, 10).unwrap();
-        ledger.record_failed(&old.id, SendReason::Other, "x").unwrap();
+        ledger.record_refused(&old.id, SendReason::Other, "x").unwrap();
         ledger.record_sending(&old_pending, 10).unwrap();
         ledger.record_sending(&new, 10).unwrap();
-        ledger.record_failed(&new.id, SendReason::Other, "x").unwrap();
+        ledger.record_refused(&new.id, SendReason::Other, "x").unwrap();
         // Everything was made "now"; prune everything made before the far future.
         let future = chrono::Utc::now().timestamp_millis() + 60_000;
         assert_eq!(ledger.prune(future).unwrap(), 2, "the two resolved canaries");

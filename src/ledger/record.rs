@@ -14,7 +14,8 @@ impl Ledger {
     /// Step 1 of a canary's life: recorded before anything leaves.
     pub fn record_sending(&self, canary: &Canary, deadline_ms: i64) -> Result<()> {
         self.with(|db| {
-            db.execute(
+            super::run(
+                db,
                 "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms)
                  VALUES (?1, ?2, ?3, ?4, 'sending', ?5, ?6)",
                 params![canary.id, canary.probe, canary.provider, canary.inbox, canary.created_ms, deadline_ms],
@@ -33,7 +34,8 @@ impl Ledger {
         deadline_ms: i64,
     ) -> Result<bool> {
         self.with(|db| {
-            db.execute(
+            super::run(
+                db,
                 "UPDATE canaries SET state = 'sent', accepted_ms = ?2, send_ms = ?3, provider_id = ?4, deadline_ms = ?5
                  WHERE id = ?1 AND state = 'sending'",
                 params![id, accepted_ms, send_ms, provider_id, deadline_ms],
@@ -43,9 +45,10 @@ impl Ledger {
     }
 
     /// The provider refused it.
-    pub fn record_failed(&self, id: &str, reason: SendReason, detail: &str) -> Result<bool> {
+    pub fn record_refused(&self, id: &str, reason: SendReason, detail: &str) -> Result<bool> {
         self.with(|db| {
-            db.execute(
+            super::run(
+                db,
                 "UPDATE canaries SET state = 'refused', failure_reason = ?2, failure_detail = ?3
                  WHERE id = ?1 AND state = 'sending'",
                 params![id, reason.as_str(), detail],
@@ -62,7 +65,8 @@ impl Ledger {
     /// A canary seen, moved to `state` if it is in a state `from` allows.
     fn record_seen(&self, id: &str, seen: &Seen, state: &str, from: &str) -> Result<bool> {
         self.with(|db| {
-            db.execute(
+            super::run(
+                db,
                 &format!(
                     "UPDATE canaries SET state = '{state}', seen_ms = ?2, latency_ms = ?3, placement = ?4, hops = ?5,
                      observed = ?6 WHERE id = ?1 AND {from}"
@@ -85,7 +89,7 @@ impl Ledger {
         let moved = self.record_seen(id, seen, "mismatched", "state IN ('sending', 'sent')")?;
         if moved {
             self.with(|db| {
-                db.execute("UPDATE canaries SET expectation = ?2 WHERE id = ?1", params![id, expectation.as_str()])
+                super::run(db, "UPDATE canaries SET expectation = ?2 WHERE id = ?1", params![id, expectation.as_str()])
             })?;
         }
         Ok(moved)
@@ -94,7 +98,8 @@ impl Ledger {
     /// A DSN said delivery failed, before the deadline.
     pub fn record_bounced(&self, id: &str, seen_ms: i64, status: &str, detail: Option<&str>) -> Result<bool> {
         self.with(|db| {
-            db.execute(
+            super::run(
+                db,
                 "UPDATE canaries SET state = 'bounced', seen_ms = ?2, bounce_status = ?3, bounce_detail = ?4
                  WHERE id = ?1 AND state IN ('sending', 'sent')",
                 params![id, seen_ms, status, detail],
@@ -107,7 +112,8 @@ impl Ledger {
     /// outcome stays `lost` (it was counted so).
     pub fn record_bounce_after_lost(&self, id: &str, status: &str, detail: Option<&str>) -> Result<bool> {
         self.with(|db| {
-            db.execute(
+            super::run(
+                db,
                 "UPDATE canaries SET bounce_status = ?2, bounce_detail = ?3
                  WHERE id = ?1 AND state = 'lost' AND bounce_status IS NULL",
                 params![id, status, detail],
@@ -119,7 +125,8 @@ impl Ledger {
     /// Not seen by its deadline.
     pub fn record_lost(&self, id: &str, lost_ms: i64) -> Result<bool> {
         self.with(|db| {
-            db.execute(
+            super::run(
+                db,
                 "UPDATE canaries SET state = 'lost', lost_ms = ?2 WHERE id = ?1 AND state IN ('sending', 'sent')",
                 params![id, lost_ms],
             )
@@ -135,7 +142,8 @@ impl Ledger {
     /// A provider changed state (crate::health).
     pub fn record_transition(&self, t: &Transition) -> Result<()> {
         self.with(|db| {
-            db.execute(
+            super::run(
+                db,
                 "INSERT INTO provider_transitions (provider, from_state, to_state, at_ms, reason)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![t.provider, t.from.as_str(), t.to.as_str(), t.at_ms, t.reason],

@@ -149,6 +149,8 @@ impl Ledger {
     }
 
     fn init(db: Connection) -> Result<Ledger> {
+        // Room for every statement written per canary (super::run), and the reads.
+        db.set_prepared_statement_cache_capacity(64);
         db.execute_batch(SCHEMA)?;
         // Ledgers written by earlier versions lack the newer columns.
         let existing: Vec<String> = db
