@@ -126,11 +126,17 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
+    /// Seen within its route's timeout, in any folder.
     Delivered,
+    /// Not seen within its route's timeout.
     Lost,
+    /// Seen after it was counted lost.
     Late,
+    /// A delivery status notification said delivery failed.
     Bounced,
+    /// The provider (or the application) did not take it.
     Refused,
+    /// An application's email that came in time but failed an expectation.
     Mismatched,
 }
 

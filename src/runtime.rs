@@ -39,7 +39,7 @@ impl Runtime {
 
     /// A runtime over a given ledger, which moves to a thread of its own.
     pub fn with_ledger(config: &Config, ledger: Ledger) -> Result<Runtime, String> {
-        let key = signing_key(config)?;
+        let key = config.signing_key()?;
         let ledger = LedgerThread::spawn(ledger);
         let metrics = Arc::new(Metrics::new());
         let matcher = Arc::new(Matcher::new(ledger.clone(), metrics.clone()));
@@ -83,11 +83,6 @@ impl Runtime {
             fast_poll: config.global.fast_poll.clone(),
         })
     }
-}
-
-/// The signing key from config, or from its file (created if missing).
-pub fn signing_key(config: &Config) -> Result<SigningKey, String> {
-    config.signing_key()
 }
 
 /// Builds every provider and every inbox client of `config` without

@@ -5,6 +5,7 @@
 //! left unrecorded.
 
 use crate::config::{self, Config};
+use crate::listener::web::Web;
 use crate::runtime::{Generation, Runtime, preflight};
 use crate::server::{self, AppState, ReloadRequest};
 use crate::status_page::StatusPage;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -64,6 +66,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     let mut config = config::load(&config_path).map_err(|e| e.to_string())?;
     preflight(&config)?;
     let rt = resume(&config).await?;
+    // Listening first: a port taken stops the start before anything runs.
+    let main = listen(&config).await?;
     let mut generation = Generation::default();
     generation.apply(&config, &rt).await?;
     if let Err(e) = rt.matcher.restore_health().await {
@@ -71,7 +75,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     }
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (stop_tx, stop) = watch::channel(false);
-    let (state, status_page, mut tasks) = serve(&config, &rt, reload_tx, &stop).await?;
+    let (state, status_page, mut tasks) = serve(main, &config, &rt, reload_tx, &stop).await?;
     tasks.extend(crate::traffic::start(&config, &rt.matcher, &rt.metrics, &rt.key, &stop).await?);
     tasks.push(rt.ticker(&config, stop));
     tracing::info!(
@@ -112,21 +116,27 @@ async fn resume(config: &Config) -> Result<Runtime, String> {
     Ok(rt)
 }
 
-/// Starts the HTTP listeners (the main one, the status page's own) and
+/// The main listener and its web configuration (TLS, basic auth).
+async fn listen(config: &Config) -> Result<(Web, TcpListener), String> {
+    let web = match &config.global.web.config_file {
+        Some(path) => Web::load(path).map_err(|e| format!("global.web.config_file: {e}"))?,
+        None => Web::default(),
+    };
+    let listener = TcpListener::bind(&config.global.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.global.listen))?;
+    Ok((web, listener))
+}
+
+/// Serves the main listener, starts the status page's own listener and
 /// the steering signals; their tasks end when `stop` says so.
 async fn serve(
+    (web, listener): (Web, TcpListener),
     config: &Config,
     rt: &Runtime,
     reload: mpsc::Sender<ReloadRequest>,
     stop: &watch::Receiver<bool>,
 ) -> Result<(Arc<AppState>, Arc<StatusPage>, Vec<JoinHandle<()>>), String> {
-    let web = match &config.global.web.config_file {
-        Some(path) => crate::listener::web::Web::load(path).map_err(|e| format!("global.web.config_file: {e}"))?,
-        None => crate::listener::web::Web::default(),
-    };
-    let listener = tokio::net::TcpListener::bind(&config.global.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.global.listen))?;
     let status_page = Arc::new(StatusPage::new(rt.instance.clone(), &rt.key, rt.matcher.clone(), config));
     // The first read of the history is the long one: done now, not by the first viewer.
     let warm = status_page.clone();

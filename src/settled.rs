@@ -2,9 +2,9 @@
 //! outcome once (its ledger update moved the canary) and hands the
 //! [`Settled`] value to every [`Consumer`] registered with it, in the order
 //! they were registered: first those it answers for itself (provider
-//! health, the route status, the event stream `check` follows:
-//! crate::matcher), then those registered where it is wired (the metrics
-//! and the log: crate::runtime). Adding a consumer is implementing
+//! health, the route status: crate::matcher), then those registered where
+//! it is wired (the metrics and the log: crate::runtime), and last the
+//! event stream `check` follows. Adding a consumer is implementing
 //! [`Consumer`] where it lives and one registration line.
 
 use crate::insight::Insight;

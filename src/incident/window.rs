@@ -49,11 +49,6 @@ pub struct Window {
     pub canaries: Vec<WentWrong>,
 }
 
-/// Whether `row` is still in flight.
-fn in_flight(row: &Row) -> bool {
-    matches!(row.state, State::Sending | State::Sent)
-}
-
 /// How `row` went wrong, if it did, as `judge` sees it. A canary in flight
 /// longer than the threshold is overdue: held mail is part of an outage
 /// before its verdict comes.
@@ -115,7 +110,7 @@ impl Tracker {
     /// that window: the recovery had not been seen when it was sent.
     pub fn push(&mut self, row: &Row, judge: Judge) {
         let wrong = went_wrong(row, judge);
-        if wrong.is_none() && in_flight(row) {
+        if wrong.is_none() && row.state.in_flight() {
             return;
         }
         let last = self.windows.last_mut();

@@ -79,7 +79,7 @@ pub struct Matcher {
     book: Mutex<Book>,
     routes: Arc<Routes>,
     health: Arc<Mutex<Board>>,
-    events: Arc<broadcast::Sender<Event>>,
+    events: broadcast::Sender<Event>,
     /// Whatever reacts to a verdict (crate::settled), in order.
     consumers: std::sync::RwLock<Vec<Arc<dyn Consumer>>>,
     /// The expectations of each application canary route that has some, by probe.
@@ -100,6 +100,9 @@ fn secs(ms: i64) -> f64 {
 }
 
 impl Matcher {
+    /// A matcher writing to `ledger`. `metrics` shows what is sent and in
+    /// flight; the verdicts reach the metrics (and the log) once they are
+    /// registered as consumers (`register`; crate::runtime does).
     pub fn new(ledger: LedgerThread, metrics: Arc<Metrics>) -> Self {
         Self::with_clock(ledger, metrics, Arc::new(SystemClock))
     }
@@ -107,12 +110,12 @@ impl Matcher {
     pub fn with_clock(ledger: LedgerThread, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
         let routes = Arc::new(Routes::default());
         let health = Arc::new(Mutex::new(Board::default()));
-        let events = Arc::new(broadcast::channel(1024).0);
+        let events = broadcast::channel(1024).0;
         // The verdict's consumers the matcher answers for itself: provider
-        // health, the route status and the event stream it serves. The rest
-        // (the metrics, the log, ...) are registered where it is wired
-        // (crate::runtime).
-        let consumers: Vec<Arc<dyn Consumer>> = vec![health.clone(), routes.clone(), events.clone()];
+        // health and the route status. The rest (the metrics, the log, ...)
+        // are registered where it is wired (crate::runtime); the event
+        // stream it serves (`subscribe`) hears of a verdict after them all.
+        let consumers: Vec<Arc<dyn Consumer>> = vec![health.clone(), routes.clone()];
         Matcher {
             ledger,
             metrics,

@@ -11,7 +11,7 @@ use crate::insight::Insight;
 use crate::ledger::Seen;
 use crate::metrics::RouteLabels;
 use crate::outcome::{Observed, Outcome, Placement};
-use crate::settled::Settled;
+use crate::settled::{Consumer, Settled};
 
 /// A pending outcome: its ledger write is queued, the rest waits for it.
 pub(super) type Settling<'a> = std::pin::Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
@@ -102,6 +102,9 @@ impl Matcher {
             for consumer in self.consumers().iter() {
                 consumer.settled(&settled);
             }
+            // Last: whoever follows the events (`check`) finds the verdict
+            // counted and logged.
+            self.events.settled(&settled);
             true
         })
     }
@@ -131,7 +134,7 @@ fn record(
         }
         Outcome::Lost => ledger.record_lost(id, at_ms),
         Outcome::Bounced { bounce } => ledger.record_bounced(id, at_ms, &bounce.status, bounce.diagnostic.as_deref()),
-        Outcome::Refused { reason, detail } => ledger.record_failed(id, *reason, detail),
+        Outcome::Refused { reason, detail } => ledger.record_refused(id, *reason, detail),
         Outcome::Mismatched { expectation, placement, latency_seconds } => {
             ledger.record_mismatched(id, &seen(*placement, *latency_seconds, Observed::Live), *expectation)
         }

@@ -17,7 +17,7 @@ pub struct RouteStatus {
     pub in_flight: usize,
     pub oldest_in_flight_seconds: f64,
     pub last_sent_ms: Option<i64>,
-    /// Every `last_*` field below describes this last outcome's canary
+    /// The route's last outcome. Every `last_*` field below describes its canary
     /// (none when it has no such thing: a refused canary has no placement),
     /// except `last_delivery_ms` and `last_bounce`, which keep the last of
     /// their kind.

@@ -113,7 +113,7 @@ impl Metrics {
         );
         r.register(
             "task_restarts",
-            "Route and inbox tasks that panicked and were restarted, by task",
+            "Route, inbox and ticker tasks that panicked and were restarted, by task",
             m.task_restarts.clone(),
         );
         r.register(
