@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod health;
+pub mod health_keeper;
 mod http;
 pub mod inbox;
 pub mod incident;

@@ -4,7 +4,9 @@
 //! changes only what the new config changes), and the ticker.
 
 use crate::canary::SigningKey;
+use crate::clock::SystemClock;
 use crate::config::{Config, InboxConfig, ProviderConfig, Route};
+use crate::health_keeper::HealthKeeper;
 use crate::inbox::{self, InboxHandle, Shared};
 use crate::ledger::{Ledger, LedgerThread};
 use crate::matcher::Matcher;
@@ -27,6 +29,8 @@ pub struct Runtime {
     pub ledger: LedgerThread,
     pub metrics: Arc<Metrics>,
     pub matcher: Arc<Matcher>,
+    /// Provider health: a consumer of the matcher's verdicts, deciding at each tick.
+    pub health: Arc<HealthKeeper>,
 }
 
 impl Runtime {
@@ -43,10 +47,12 @@ impl Runtime {
         let ledger = LedgerThread::spawn(ledger);
         let metrics = Arc::new(Metrics::new());
         let matcher = Arc::new(Matcher::new(ledger.clone(), metrics.clone()));
+        let health = Arc::new(HealthKeeper::new(ledger.clone(), metrics.clone(), Arc::new(SystemClock)));
         // Who else takes each verdict, after the matcher's own (crate::settled).
+        matcher.register(health.clone());
         matcher.register(metrics.clone());
         matcher.register(Arc::new(crate::settled::Log));
-        Ok(Runtime { instance: config.instance(), key, ledger, metrics, matcher })
+        Ok(Runtime { instance: config.instance(), key, ledger, metrics, matcher, health })
     }
 
     /// What the probes of `config` share, at most `sends` canaries in hand at once.
@@ -208,7 +214,7 @@ impl Generation {
             self.routes.insert(route.name.clone(), Routing::start(probe, ctx.clone(), provider, rt));
         }
         rt.matcher.retain_routes(&config.routes);
-        rt.matcher.configure_health(config);
+        rt.health.configure(config);
         Ok(())
     }
 
@@ -330,10 +336,10 @@ pub fn probe(
 /// `retention`, prunes the ledger every hour, a batch at a time. Supervised
 /// like the routes and the watchers: a panic is counted and it starts again.
 fn ticker(rt: &Runtime, every: Duration, retention: Option<Duration>, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    let (matcher, ledger) = (rt.matcher.clone(), rt.ledger.clone());
+    let (matcher, health, ledger) = (rt.matcher.clone(), rt.health.clone(), rt.ledger.clone());
     let each_stop = stop.clone();
     crate::supervise::spawn("ticker".into(), rt.metrics.clone(), stop, move || {
-        let (matcher, ledger, mut stop) = (matcher.clone(), ledger.clone(), each_stop.clone());
+        let (matcher, health, ledger, mut stop) = (matcher.clone(), health.clone(), ledger.clone(), each_stop.clone());
         async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -343,7 +349,7 @@ fn ticker(rt: &Runtime, every: Duration, retention: Option<Duration>, stop: watc
                     _ = tick.tick() => {}
                     _ = stopped(&mut stop) => return,
                 }
-                matcher.tick().await;
+                health.decide(&matcher.tick().await).await;
                 let Some(retention) = retention else { continue };
                 if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
                     last_prune = Some(Instant::now());

@@ -43,16 +43,16 @@ async fn start_signals(
     if let Some(listen) = &failover.agent {
         let listener = bind("agent", listen.clone()).await?;
         tracing::info!(listen = %listen, "answering HAProxy's agent checks");
-        tasks.push(tokio::spawn(crate::steer::agent::serve(listener, rt.matcher.steering(), stop.clone())));
+        tasks.push(tokio::spawn(crate::steer::agent::serve(listener, rt.health.steering(), stop.clone())));
     }
     if let Some(path) = &failover.postfix_map {
         tracing::info!(table = %crate::steer::postfix_map::cdb_path(path).display(), "keeping Postfix's table of the best next hop");
-        tasks.push(tokio::spawn(crate::steer::postfix_map::keep(path.clone(), rt.matcher.steering(), stop.clone())));
+        tasks.push(tokio::spawn(crate::steer::postfix_map::keep(path.clone(), rt.health.steering(), stop.clone())));
     }
     if let Some(listen) = &failover.socketmap {
         let listener = bind("socketmap", listen.clone()).await?;
         tracing::info!(listen = %listen, map = crate::socketmap::MAP, "answering Postfix's socketmap lookups");
-        tasks.push(tokio::spawn(crate::socketmap::serve(listener, rt.matcher.steering(), stop.clone())));
+        tasks.push(tokio::spawn(crate::socketmap::serve(listener, rt.health.steering(), stop.clone())));
     }
     Ok(tasks)
 }
@@ -70,13 +70,13 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     let main = listen(&config).await?;
     let mut generation = Generation::default();
     generation.apply(&config, &rt).await?;
-    if let Err(e) = rt.matcher.restore_health().await {
+    if let Err(e) = rt.health.restore().await {
         tracing::error!(error = %e, "cannot read the providers' last states from the ledger");
     }
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let (stop_tx, stop) = watch::channel(false);
     let (state, status_page, mut tasks) = serve(main, &config, &rt, reload_tx, &stop).await?;
-    tasks.extend(crate::traffic::start(&config, &rt.matcher, &rt.metrics, &rt.key, &stop).await?);
+    tasks.extend(crate::traffic::start(&config, &rt.ledger, &rt.health, &rt.metrics, &rt.key, &stop).await?);
     tasks.push(rt.ticker(&config, stop));
     tracing::info!(
         listen = %config.global.listen,
@@ -137,7 +137,8 @@ async fn serve(
     reload: mpsc::Sender<ReloadRequest>,
     stop: &watch::Receiver<bool>,
 ) -> Result<(Arc<AppState>, Arc<StatusPage>, Vec<JoinHandle<()>>), String> {
-    let status_page = Arc::new(StatusPage::new(rt.instance.clone(), &rt.key, rt.matcher.clone(), config));
+    let status_page =
+        Arc::new(StatusPage::new(rt.instance.clone(), &rt.key, (rt.matcher.clone(), rt.health.clone()), config));
     // The first read of the history is the long one: done now, not by the first viewer.
     let warm = status_page.clone();
     tokio::spawn(async move {
@@ -149,6 +150,7 @@ async fn serve(
         instance: rt.instance.clone(),
         metrics: rt.metrics.clone(),
         matcher: rt.matcher.clone(),
+        health: rt.health.clone(),
         ready: true.into(),
         reload,
         status_page: status_page.clone(),
@@ -256,7 +258,7 @@ async fn drain(rt: &Runtime, generation: &mut Generation, signals: &mut Signals)
         _ = signals.stop() => tracing::info!("second signal: stopping now"),
     }
     generation.stop_routes(Duration::ZERO).await;
-    rt.matcher.stop_judging_providers();
+    rt.health.stop_judging();
     generation.stop_watchers().await;
 }
 

@@ -109,8 +109,8 @@ fn measure(providers: usize, inboxes: usize, days: i64) {
         for r in &config.routes {
             rt.matcher.add_route(r);
         }
-        rt.matcher.configure_health(&config);
-        let page = Arc::new(StatusPage::new("scale".into(), &rt.key, rt.matcher.clone(), &config));
+        rt.health.configure(&config);
+        let page = Arc::new(StatusPage::new("scale".into(), &rt.key, (rt.matcher.clone(), rt.health.clone()), &config));
 
         let t = Instant::now();
         let snap = page.snapshot().await.unwrap();

@@ -2,11 +2,10 @@
 //! canaries lost for three minutes), named by the id the status page gives
 //! it or by its start, and the real messages sent in it that it hurt.
 
-use mailcanary::ledger::{Ledger, LedgerThread, TrafficWrite};
+use mailcanary::ledger::{Ledger, TrafficWrite};
 use mailcanary::traffic_event::{BounceKind, Event, Kind};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 const MIN: i64 = 60_000;
 
@@ -87,10 +86,8 @@ async fn an_incident_by_the_status_pages_id_or_its_start_lists_the_mail_it_hurt(
 
     // The id the status page shows for it.
     let config = mailcanary::config::load(&dir.join("probes.yaml")).unwrap();
-    let ledger = LedgerThread::spawn(Ledger::open(&state).unwrap());
-    let matcher = Arc::new(mailcanary::matcher::Matcher::new(ledger, Arc::new(mailcanary::metrics::Metrics::new())));
-    let key = config.signing_key().unwrap();
-    let page = mailcanary::status_page::StatusPage::new("eu-1".into(), &key, matcher, &config);
+    let rt = mailcanary::runtime::Runtime::with_ledger(&config, Ledger::open(&state).unwrap()).unwrap();
+    let page = mailcanary::status_page::StatusPage::new("eu-1".into(), &rt.key, (rt.matcher, rt.health), &config);
     let snapshot = page.snapshot().await.unwrap();
     assert_eq!(snapshot.incidents.len(), 1, "{:?}", snapshot.incidents.iter().map(|i| &i.id).collect::<Vec<_>>());
     let id = snapshot.incidents[0].id.clone();

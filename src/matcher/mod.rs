@@ -2,23 +2,23 @@
 //! sent, then accepted or refused, then delivered, bounced, lost at its
 //! deadline, or late after that. Every outcome goes through [`Matcher::settle`]:
 //! the ledger's conditional update first (which lets each outcome happen
-//! once, across processes too), then the metrics, the route status, the log
-//! and the events, in that order.
+//! once, across processes too), then one `Settled` to every consumer
+//! (crate::settled), the event stream last.
 //!
 //! Deadlines run on the monotonic clock. A canary whose inbox nobody could
 //! watch (after a restart, during an IMAP outage or a reload) is not judged
 //! until its inbox has been seen whole again, and when it turns up it is
 //! judged by when the server received it, not by when we looked.
 //!
-//! This file holds the [`Matcher`] itself: its routes, the send side of a
-//! canary's life (expected, accepted, refused) and the tick that finds
-//! canaries past their deadline. What the watchers bring in is judged in
-//! `arrival.rs`, the fate decided in `settle.rs`, and provider health fed
-//! in `health.rs`, so that each can be read on its own.
+//! This file holds the [`Matcher`] itself: the send side of a canary's
+//! life (expected, accepted, refused) and the tick that finds canaries past
+//! their deadline (and tells provider health what is in flight:
+//! crate::health_keeper). What the watchers bring in is judged in
+//! `arrival.rs`, the fate decided in `settle.rs`, the routes kept in
+//! `routes.rs` and `status.rs`, so that each can be read on its own.
 
 mod arrival;
 pub mod book;
-mod health;
 mod routes;
 mod settle;
 mod status;
@@ -28,7 +28,6 @@ pub use status::{RouteStatus, Routes};
 
 use crate::canary::Canary;
 use crate::clock::{Clock, SystemClock};
-use crate::health::Board;
 use crate::insight::Insight;
 use crate::ledger::{LedgerError, LedgerThread};
 use crate::metrics::{Metrics, RouteLabels};
@@ -63,6 +62,15 @@ impl Consumer for broadcast::Sender<Event> {
     }
 }
 
+/// What a tick found: each route's canaries in flight (when the provider
+/// took each, and how old it is), the inboxes watched live, and when.
+#[derive(Debug, Default)]
+pub struct Tick {
+    pub in_flight: HashMap<String, Vec<(std::time::Instant, Duration)>>,
+    pub live_inboxes: Vec<String>,
+    pub now_ms: i64,
+}
+
 /// What the inbox watcher should do with a verified canary of ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -78,17 +86,11 @@ pub struct Matcher {
     clock: Arc<dyn Clock>,
     book: Mutex<Book>,
     routes: Arc<Routes>,
-    health: Arc<Mutex<Board>>,
     events: broadcast::Sender<Event>,
     /// Whatever reacts to a verdict (crate::settled), in order.
     consumers: std::sync::RwLock<Vec<Arc<dyn Consumer>>>,
     /// The expectations of each application canary route that has some, by probe.
     expectations: Mutex<HashMap<String, Arc<crate::trigger::Expect>>>,
-    /// Set once the service stops its watchers: from then on no provider
-    /// changes state (crate::matcher::health).
-    stopping: std::sync::atomic::AtomicBool,
-    /// What the steering signals say, decided at each tick (crate::steer).
-    steering: tokio::sync::watch::Sender<Arc<crate::steer::Steering>>,
 }
 
 fn labels(probe: &str, provider: &str, inbox: &str) -> RouteLabels {
@@ -109,25 +111,21 @@ impl Matcher {
 
     pub fn with_clock(ledger: LedgerThread, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
         let routes = Arc::new(Routes::default());
-        let health = Arc::new(Mutex::new(Board::default()));
         let events = broadcast::channel(1024).0;
-        // The verdict's consumers the matcher answers for itself: provider
-        // health and the route status. The rest (the metrics, the log, ...)
-        // are registered where it is wired (crate::runtime); the event
-        // stream it serves (`subscribe`) hears of a verdict after them all.
-        let consumers: Vec<Arc<dyn Consumer>> = vec![health.clone(), routes.clone()];
+        // The verdict's consumer the matcher answers for itself: the route
+        // status. The rest (provider health, the metrics, the log, ...) are
+        // registered where it is wired (crate::runtime); the event stream it
+        // serves (`subscribe`) hears of a verdict after them all.
+        let consumers: Vec<Arc<dyn Consumer>> = vec![routes.clone()];
         Matcher {
             ledger,
             metrics,
             clock,
             book: Mutex::new(Book::default()),
             routes,
-            health,
             events,
             consumers: std::sync::RwLock::new(consumers),
             expectations: Mutex::new(HashMap::new()),
-            stopping: std::sync::atomic::AtomicBool::new(false),
-            steering: tokio::sync::watch::channel(Arc::default()).0,
         }
     }
 
@@ -146,10 +144,6 @@ impl Matcher {
 
     fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteStatus>> {
         self.routes.lock()
-    }
-
-    fn health(&self) -> std::sync::MutexGuard<'_, Board> {
-        self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn expectations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<crate::trigger::Expect>>> {
@@ -283,8 +277,9 @@ impl Matcher {
 
     /// Counts as lost every canary past its deadline whose inbox has been
     /// seen since (or that was held as long as it may be), and refreshes
-    /// the in-flight gauges. Called about once a second.
-    pub async fn tick(&self) {
+    /// the in-flight gauges. Called about once a second; what it found in
+    /// flight is provider health's to decide on (crate::health_keeper).
+    pub async fn tick(&self) -> Tick {
         let (now, now_ms) = (self.clock.now(), self.clock.wall_ms());
         let (settling, per_route) = {
             let mut book = self.book();
@@ -318,7 +313,6 @@ impl Matcher {
             (settling, per_route)
         };
         futures::future::join_all(settling).await;
-        self.decide_health(&per_route, now_ms).await;
         for status in self.routes().values_mut() {
             let in_flight = per_route.get(&status.probe).map_or(&[][..], |v| v.as_slice());
             let count = in_flight.len();
@@ -329,6 +323,7 @@ impl Matcher {
             self.metrics.in_flight.get_or_create(&l).set(count as i64);
             self.metrics.oldest_in_flight.get_or_create(&l).set(oldest.as_secs_f64());
         }
+        Tick { in_flight: per_route, live_inboxes: self.book().live_inboxes(), now_ms }
     }
 
     /// How many canaries sent into `inbox` are waiting to be seen.
@@ -354,7 +349,5 @@ fn log_err<T>(result: Result<T, LedgerError>) {
     }
 }
 
-#[cfg(test)]
-mod black_hole_tests;
 #[cfg(test)]
 mod tests;

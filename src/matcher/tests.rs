@@ -8,6 +8,7 @@ use crate::bounce::Bounce;
 use crate::canary::{SigningKey, Token};
 use crate::clock::FakeClock;
 use crate::config::Route;
+use crate::health_keeper::HealthKeeper;
 use crate::ledger::{Ledger, Row, State};
 use crate::outcome::{Expectation, Observed, OutcomeKind, Placement};
 use crate::secret::Secret;
@@ -17,6 +18,8 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Fixture {
     matcher: Arc<Matcher>,
+    /// Provider health, fed by the matcher as the service wires it.
+    health: Arc<HealthKeeper>,
     clock: Arc<FakeClock>,
     metrics: Arc<Metrics>,
     ledger: LedgerThread,
@@ -27,8 +30,7 @@ fn fixture() -> Fixture {
     let clock = Arc::new(FakeClock::new(T0));
     let metrics = Arc::new(Metrics::new());
     let ledger = LedgerThread::spawn(Ledger::in_memory().unwrap());
-    let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
-    matcher.register(metrics.clone());
+    let (matcher, health) = wired(&ledger, &metrics, &clock);
     let route = Route {
         name: "r".into(),
         provider: "p".into(),
@@ -40,10 +42,26 @@ fn fixture() -> Fixture {
     };
     matcher.add_route(&route);
     matcher.inbox_caught_up("i");
-    Fixture { matcher, clock, metrics, ledger, route }
+    Fixture { matcher, health, clock, metrics, ledger, route }
+}
+
+/// A matcher and provider health over `ledger`, their verdicts counted in
+/// `metrics`, as crate::runtime wires them.
+fn wired(ledger: &LedgerThread, metrics: &Arc<Metrics>, clock: &Arc<FakeClock>) -> (Arc<Matcher>, Arc<HealthKeeper>) {
+    let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
+    let health = Arc::new(HealthKeeper::new(ledger.clone(), metrics.clone(), clock.clone()));
+    matcher.register(health.clone());
+    matcher.register(metrics.clone());
+    (matcher, health)
 }
 
 impl Fixture {
+    /// The service's tick: the matcher's, then provider health's decision.
+    async fn tick(&self) {
+        let tick = self.matcher.tick().await;
+        self.health.decide(&tick).await;
+    }
+
     /// A canary recorded and expected, not yet answered for.
     async fn expect(&self) -> (Canary, Token) {
         let key = SigningKey::new(Secret::new("0123456789abcdef"));
@@ -101,7 +119,7 @@ async fn a_canary_seen_in_time_is_delivered_once_with_its_latency() {
     assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved);
     assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
     f.clock.advance(TIMEOUT * 3);
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
     let row = f.row(&c.id).await;
     assert_eq!(
@@ -118,7 +136,7 @@ async fn a_sighting_racing_the_deadline_ends_as_one_outcome_either_way() {
     let f = fixture();
     let (_, token) = f.sent().await;
     f.clock.advance(TIMEOUT);
-    let (disposition, ()) = tokio::join!(f.matcher.seen(&token, f.seen_at(None)), f.matcher.tick());
+    let (disposition, ()) = tokio::join!(f.matcher.seen(&token, f.seen_at(None)), f.tick());
     assert_eq!(disposition, Disposition::Resolved);
     assert_eq!(f.counts(), [1.0, 0.0, 0.0, 0.0, 0.0]);
 
@@ -126,7 +144,7 @@ async fn a_sighting_racing_the_deadline_ends_as_one_outcome_either_way() {
     let f = fixture();
     let (c, token) = f.sent().await;
     f.clock.advance(TIMEOUT);
-    let ((), disposition) = tokio::join!(f.matcher.tick(), f.matcher.seen(&token, f.seen_at(None)));
+    let ((), disposition) = tokio::join!(f.tick(), f.matcher.seen(&token, f.seen_at(None)));
     assert_eq!(disposition, Disposition::Resolved);
     assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
     assert_eq!(f.row(&c.id).await.state, State::Settled(OutcomeKind::Late));
@@ -139,7 +157,7 @@ async fn two_sightings_of_a_lost_canary_count_it_late_once() {
     let f = fixture();
     let (_, token) = f.sent().await;
     f.clock.advance(TIMEOUT);
-    f.matcher.tick().await;
+    f.tick().await;
     let (a, b) = tokio::join!(f.matcher.seen(&token, f.seen_at(None)), f.matcher.seen(&token, f.seen_at(None)));
     let mut both = [a, b];
     both.sort_by_key(|d| *d != Disposition::Resolved);
@@ -184,7 +202,7 @@ async fn a_refused_canary_is_never_lost() {
     let error = SendError::new(crate::outcome::SendReason::Auth, "535 5.7.8");
     f.matcher.failed(&c.id, &error, Duration::ZERO).await;
     f.clock.advance(TIMEOUT * 3);
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Unmatched(Unmatched::Duplicate));
     assert_eq!(f.counts(), [0.0, 0.0, 0.0, 0.0, 1.0]);
     assert_eq!(f.matcher.status()[0].last_failure_reason, Some(crate::outcome::SendReason::Auth));
@@ -197,7 +215,7 @@ async fn a_wall_clock_step_of_an_hour_changes_no_verdict() {
         let (_, token) = f.sent().await;
         f.clock.advance(TIMEOUT / 2);
         f.clock.step_wall(step);
-        f.matcher.tick().await;
+        f.tick().await;
         assert_eq!(f.counts(), [0.0, 0.0, 0.0, 0.0, 0.0], "a step of {step} ms loses nothing");
         f.clock.advance(Duration::from_secs(1));
         assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved);
@@ -213,10 +231,10 @@ async fn a_send_given_up_waits_for_its_deadline() {
     let (c, token) = f.expect().await;
     f.matcher.unanswered(&c.id);
     f.clock.advance(TIMEOUT - Duration::from_secs(1));
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.counts(), [0.0; 5]);
     f.clock.advance(Duration::from_secs(1));
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.counts(), [0.0, 1.0, 0.0, 0.0, 0.0]);
     assert_eq!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved);
     assert_eq!(f.counts(), [0.0, 1.0, 1.0, 0.0, 0.0]);
@@ -234,25 +252,24 @@ async fn restarted(n: usize) -> (Fixture, Vec<Token>) {
     // Down for two timeouts.
     let clock = Arc::new(FakeClock::new(T0 + 2 * TIMEOUT.as_millis() as i64));
     let metrics = Arc::new(Metrics::new());
-    let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
-    matcher.register(metrics.clone());
+    let (matcher, health) = wired(&ledger, &metrics, &clock);
     matcher.add_route(&before.route);
     assert_eq!(matcher.resume().await.unwrap(), n);
-    (Fixture { matcher, clock, metrics, ledger, route: before.route }, tokens)
+    (Fixture { matcher, health, clock, metrics, ledger, route: before.route }, tokens)
 }
 
 #[tokio::test]
 async fn after_a_restart_nothing_is_judged_before_its_inbox_was_looked_at() {
     let (f, tokens) = restarted(3).await;
     // Past every deadline, but nobody has looked yet.
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.counts(), [0.0; 5]);
     // The first scan finds two: one the server received in time, one after.
     let in_time = f.matcher.seen(&tokens[0], f.seen_at(Some(T0 + 2_000))).await;
     let too_late = f.matcher.seen(&tokens[1], f.seen_at(Some(T0 + TIMEOUT.as_millis() as i64 + 5_000))).await;
     assert_eq!((in_time, too_late), (Disposition::Resolved, Disposition::Resolved));
     f.matcher.inbox_caught_up("i");
-    f.matcher.tick().await;
+    f.tick().await;
     // delivered 1, lost 2 (the late one and the one never found), late 1.
     assert_eq!(f.counts(), [1.0, 2.0, 1.0, 0.0, 0.0]);
     let row = f.row(&tokens[0].canary_id).await;
@@ -268,10 +285,10 @@ async fn after_a_restart_nothing_is_judged_before_its_inbox_was_looked_at() {
 async fn after_a_restart_an_inbox_never_looked_at_holds_its_canaries_one_timeout() {
     let (f, _) = restarted(1).await;
     f.clock.advance(TIMEOUT - Duration::from_secs(1));
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.counts(), [0.0; 5]);
     f.clock.advance(Duration::from_secs(1));
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.counts(), [0.0, 1.0, 0.0, 0.0, 0.0]);
 }
 
@@ -283,12 +300,12 @@ async fn an_inbox_outage_holds_verdicts_until_the_inbox_is_seen_again() {
     f.clock.advance(Duration::from_secs(10));
     f.matcher.inbox_behind("i");
     f.clock.advance(TIMEOUT);
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.counts(), [0.0; 5], "nobody could look: no verdict yet");
     // Back: the one that came during the outage, in time by the server's word.
     assert_eq!(f.matcher.seen(&arrived, f.seen_at(Some(T0 + 20_000))).await, Disposition::Resolved);
     f.matcher.inbox_caught_up("i");
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.counts(), [1.0, 1.0, 0.0, 0.0, 0.0]);
     let row = f.row(&arrived.canary_id).await;
     assert_eq!((row.latency_ms, row.observed), (Some(20_999), Observed::AfterGap));
@@ -363,7 +380,7 @@ async fn a_claimed_canary_is_judged_by_its_first_sight_however_long_its_check_ta
     // A claim whose task ends before settling gives the canary back to its deadline.
     drop(f.matcher.claim(&dropped.id, first.at).expect("in flight"));
     f.clock.advance(TIMEOUT * 3);
-    f.matcher.tick().await;
+    f.tick().await;
     assert_eq!(f.count("mailcanary_canaries_lost_total"), 1.0, "only the one given back is lost");
     assert_eq!(f.row(&dropped.id).await.state, State::Settled(OutcomeKind::Lost));
     // A second email to the tag meanwhile does not settle it.
@@ -391,11 +408,11 @@ probes:
   - { name: r, provider: p, inbox: i }
 ";
     let config = crate::config::parse(yaml, &HashMap::new()).unwrap();
-    f.matcher.configure_health(&config);
+    f.health.configure(&config);
     let (_, token) = f.sent().await;
     assert!(matches!(f.matcher.seen(&token, f.seen_at(None)).await, Disposition::Resolved));
-    f.matcher.tick().await;
-    assert_eq!(f.matcher.providers()[0].state, crate::health::State::Healthy);
+    f.tick().await;
+    assert_eq!(f.health.providers()[0].state, crate::health::State::Healthy);
     f
 }
 
@@ -403,18 +420,18 @@ probes:
 async fn an_inbox_unseen_while_running_makes_its_provider_unknown() {
     let f = healthy().await;
     f.matcher.inbox_behind("i");
-    f.matcher.tick().await;
-    assert_eq!(f.matcher.providers()[0].state, crate::health::State::Unknown, "no usable evidence: fail open");
+    f.tick().await;
+    assert_eq!(f.health.providers()[0].state, crate::health::State::Unknown, "no usable evidence: fail open");
 }
 
 #[tokio::test]
 async fn watchers_stopped_for_a_shutdown_change_no_provider_state() {
     let f = healthy().await;
     let before = f.ledger.call(|l| l.transitions_since(0)).await.unwrap().len();
-    f.matcher.stop_judging_providers();
+    f.health.stop_judging();
     f.matcher.inbox_behind("i");
-    f.matcher.tick().await;
-    assert_eq!(f.matcher.providers()[0].state, crate::health::State::Healthy);
+    f.tick().await;
+    assert_eq!(f.health.providers()[0].state, crate::health::State::Healthy);
     let after = f.ledger.call(|l| l.transitions_since(0)).await.unwrap().len();
     assert_eq!(after, before, "no change recorded in the ledger");
 }
@@ -449,7 +466,7 @@ async fn a_registered_consumer_gets_each_verdict_once_after_the_others() {
     f.matcher.failed(&refused.id, &error, Duration::ZERO).await;
     f.clock.advance(TIMEOUT);
     // Lost at the tick, then late when it turns up; racing sightings count once.
-    f.matcher.tick().await;
+    f.tick().await;
     let _ = tokio::join!(f.matcher.seen(&token, f.seen_at(None)), f.matcher.seen(&token, f.seen_at(None)));
     let got: Vec<(String, OutcomeKind)> = seen.0.lock().unwrap().iter().map(|(c, k, _)| (c.clone(), *k)).collect();
     assert_eq!(

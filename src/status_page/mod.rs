@@ -28,6 +28,7 @@ pub use view::{Snapshot, Visibility};
 
 use crate::canary::SigningKey;
 use crate::config::{Config, StatusPageConfig};
+use crate::health_keeper::HealthKeeper;
 use crate::ledger::{LedgerError, LedgerThread, TrafficCounts};
 use crate::matcher::Matcher;
 use axum::Router;
@@ -133,6 +134,7 @@ struct Shared {
     /// confirms nothing about a guessed instance name.
     feed_key: [u8; 32],
     matcher: Arc<Matcher>,
+    health: Arc<HealthKeeper>,
     settings: RwLock<Settings>,
     cache: tokio::sync::Mutex<Cache>,
 }
@@ -162,11 +164,17 @@ struct Fresh {
 
 impl StatusPage {
     /// The internal page, for `global.listen`.
-    pub fn new(instance: String, key: &SigningKey, matcher: Arc<Matcher>, config: &Config) -> StatusPage {
+    pub fn new(
+        instance: String,
+        key: &SigningKey,
+        (matcher, health): (Arc<Matcher>, Arc<HealthKeeper>),
+        config: &Config,
+    ) -> StatusPage {
         let shared = Shared {
             instance,
             feed_key: key.derive(FEED_IDS),
             matcher,
+            health,
             settings: RwLock::new(Settings::from_config(config)),
             cache: Default::default(),
         };
@@ -212,8 +220,8 @@ impl StatusPage {
                 let history = cache.history.get_or_insert_with(|| History::new(&settings, now_ms));
                 let data = history.read(self.shared.matcher.ledger(), &settings, now_ms).await?;
                 let traffic = traffic(self.shared.matcher.ledger(), &data, &settings, now_ms).await?;
-                let m = &self.shared.matcher;
-                let fresh = Arc::new(Fresh { data, traffic, providers: m.providers(), routes: m.status(), now_ms });
+                let (providers, routes) = (self.shared.health.providers(), self.shared.matcher.status());
+                let fresh = Arc::new(Fresh { data, traffic, providers, routes, now_ms });
                 (cache.fresh, cache.internal, cache.own_listener) = (Some((Instant::now(), fresh.clone())), None, None);
                 fresh
             }

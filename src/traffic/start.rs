@@ -10,28 +10,29 @@ use super::writer::{Listener, Writer};
 use super::{Source, follow};
 use crate::canary::SigningKey;
 use crate::config::{Config, SourceConfig};
-use crate::matcher::Matcher;
+use crate::health_keeper::HealthKeeper;
+use crate::ledger::LedgerThread;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Starts the real-traffic sources of `config`; their tasks end on `stop`.
-/// Events reach `shared`'s ledger and provider health, and `metrics`;
-/// recipients are hashed with a key derived from `key`.
+/// Events reach `ledger`, provider `health` and `metrics`; recipients are
+/// hashed with a key derived from `key`.
 pub async fn start(
     config: &Config,
-    shared: &Arc<Matcher>,
+    ledger: &LedgerThread,
+    health: &Arc<HealthKeeper>,
     metrics: &Arc<Metrics>,
     key: &SigningKey,
     stop: &watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>, String> {
     let Some(traffic) = &config.traffic else { return Ok(Vec::new()) };
-    shared.configure_traffic(traffic.health.thresholds());
-    let ledger = shared.ledger().clone();
-    let matcher = shared.clone();
+    health.configure_traffic(traffic.health.thresholds());
+    let observer = health.clone();
     let listener: Listener =
-        Arc::new(move |provider, effects, now_ms| matcher.observe_traffic(provider, effects, now_ms));
+        Arc::new(move |provider, effects, now_ms| observer.observe_traffic(provider, effects, now_ms));
     let writer = Writer::spawn(ledger.clone(), metrics.clone(), Some(listener));
     let recipients = Recipients::new(traffic.recipients, key);
     let mut tasks = Vec::new();

@@ -1,33 +1,62 @@
-//! Provider health, as the matcher feeds it: which providers and routes
+//! Provider health as the service keeps it: which providers and routes
 //! are judged (from the config, and from the ledger after a restart), the
-//! board's answers for the API and Postfix, and each tick's decision, whose
-//! changes are recorded in the ledger before the metrics show them
-//! (crate::health holds the rules).
+//! verdicts weighed as they are settled (a consumer of crate::settled), the
+//! canaries in flight as each tick of the matcher finds them, and each
+//! tick's decision, whose changes are recorded in the ledger before the
+//! metrics show them; the board's answers for the API, the status page and
+//! the steering signals (crate::steer). crate::health holds the rules.
 
-use super::{Matcher, log_err};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::health::{Board, Judged, ProviderHealth};
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, LedgerThread};
+use crate::matcher::Tick;
+use crate::metrics::Metrics;
 use crate::settled::{Consumer, Settled};
 use crate::steer::Steering;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
 
-/// Provider health weighs every verdict but a late one (crate::outcome::OutcomeKind::evidence).
-impl Consumer for Mutex<Board> {
+pub struct HealthKeeper {
+    board: Mutex<Board>,
+    ledger: LedgerThread,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    /// What the steering signals say, decided at each tick (crate::steer).
+    steering: watch::Sender<Arc<Steering>>,
+    /// Set once the service stops its watchers: from then on no provider
+    /// changes state (`stop_judging`).
+    stopping: AtomicBool,
+}
+
+/// Every verdict but a late one is evidence (crate::outcome::OutcomeKind::evidence).
+impl Consumer for HealthKeeper {
     fn settled(&self, s: &Settled) {
         if let Some(evidence) = s.outcome.kind().evidence() {
-            let mut board = self.lock().unwrap_or_else(|p| p.into_inner());
-            board.record(&s.route.probe, s.accepted, evidence, s.outcome.latency_seconds());
+            self.board().record(&s.route.probe, s.accepted, evidence, s.outcome.latency_seconds());
         }
     }
 }
 
-impl Matcher {
+impl HealthKeeper {
+    pub fn new(ledger: LedgerThread, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> HealthKeeper {
+        HealthKeeper {
+            board: Mutex::new(Board::default()),
+            ledger,
+            metrics,
+            clock,
+            steering: watch::channel(Arc::default()).0,
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    fn board(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Sets the providers and routes whose health is decided (crate::health).
-    pub fn configure_health(&self, config: &Config) {
+    pub fn configure(&self, config: &Config) {
         let mut providers: Vec<Judged> = config
             .providers
             .iter()
@@ -52,7 +81,7 @@ impl Matcher {
         }
         let routes: Vec<_> =
             config.routes.iter().map(|r| (r.name.clone(), r.provider.clone(), r.inbox.clone())).collect();
-        let mut health = self.health();
+        let mut health = self.board();
         for (provider, _) in health.states() {
             if !providers.iter().any(|p| p.name == provider) {
                 self.metrics.remove_provider(&provider);
@@ -65,9 +94,9 @@ impl Matcher {
     }
 
     /// Puts back the providers that were down when the service stopped.
-    pub async fn restore_health(&self) -> Result<(), LedgerError> {
+    pub async fn restore(&self) -> Result<(), LedgerError> {
         let last = self.ledger.call(|l| l.last_transitions()).await?;
-        let mut health = self.health();
+        let mut health = self.board();
         for t in last.into_iter().filter(|t| t.to == crate::health::State::Down) {
             health.restore_down(&t.provider, t.at_ms, t.reason);
         }
@@ -84,17 +113,17 @@ impl Matcher {
     /// (crate::health::traffic).
     pub fn observe_traffic(&self, provider: &str, effects: &[crate::traffic_event::Effects], now_ms: i64) {
         let outcomes = effects.iter().flat_map(|fx| fx.outcomes.iter().map(move |o| (*o, fx.at_ms.unwrap_or(now_ms))));
-        self.health().traffic.observe(provider, outcomes, now_ms);
+        self.board().traffic.observe(provider, outcomes, now_ms);
     }
 
     /// When real traffic counts against a provider (`traffic.health`).
     pub fn configure_traffic(&self, thresholds: crate::health::traffic::TrafficThresholds) {
-        self.health().traffic.configure(thresholds);
+        self.board().traffic.configure(thresholds);
     }
 
     /// Every provider's health, best first; application send paths too.
     pub fn providers(&self) -> Vec<ProviderHealth> {
-        self.health().providers()
+        self.board().providers()
     }
 
     /// The steering signals' decision, as of the last tick (crate::steer).
@@ -105,7 +134,7 @@ impl Matcher {
     /// Decides the steering signals from the board now, keeping the last
     /// decision's next hop while it is as good as the best.
     fn steer(&self) {
-        let ranked = self.health().providers();
+        let ranked = self.board().providers();
         let previous = self.steering.borrow().clone();
         self.steering.send_replace(Arc::new(crate::steer::decide(&ranked, Some(&previous))));
     }
@@ -115,27 +144,29 @@ impl Matcher {
     /// says nothing of any provider. Without this every stop would record
     /// each provider going `unknown` (every inbox unseen) in the ledger, and
     /// `report` and the status page would show those changes as history.
-    pub fn stop_judging_providers(&self) {
+    pub fn stop_judging(&self) {
         self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Decides every provider's state from the evidence so far; records,
-    /// counts and logs each change.
-    pub(super) async fn decide_health(&self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>, now_ms: i64) {
+    /// Decides every provider's state from the evidence so far (the
+    /// verdicts consumed, and what the matcher's `tick` found in flight);
+    /// records, counts and logs each change.
+    pub async fn decide(&self, tick: &Tick) {
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let live = self.book().live_inboxes();
         let changes = {
-            let mut health = self.health();
-            health.observe(in_flight, &live);
-            health.decide(now_ms)
+            let mut health = self.board();
+            health.observe(&tick.in_flight, &tick.live_inboxes);
+            health.decide(tick.now_ms)
         };
         self.steer();
         for t in changes {
             // The ledger first, as for every outcome: what the metrics show is recorded.
             let record = t.clone();
-            log_err(self.ledger.call(move |l| l.record_transition(&record)).await);
+            if let Err(e) = self.ledger.call(move |l| l.record_transition(&record)).await {
+                tracing::error!(error = %e, "ledger write failed");
+            }
             self.metrics.set_provider_state(&t.provider, t.to);
             self.metrics
                 .provider_state_changes
@@ -149,3 +180,6 @@ impl Matcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,11 +5,16 @@
 //! deliveries although the canaries it swallowed are still in flight.
 
 use super::*;
-use crate::canary::{SigningKey, Token};
+use crate::canary::{Canary, SigningKey, Token};
 use crate::clock::FakeClock;
 use crate::ledger::Ledger;
+use crate::ledger::LedgerThread;
+use crate::matcher::{Matcher, Sighting};
+use crate::outcome::Accepted;
 use crate::outcome::Placement;
 use crate::secret::Secret;
+use std::collections::HashMap;
+use std::time::Duration;
 
 const T0: i64 = 1_800_000_000_000;
 const YAML: &str = "global: { instance: t, defaults: { interval: 60s, timeout: 10m } }
@@ -25,6 +30,7 @@ probes:
 
 struct World {
     matcher: Arc<Matcher>,
+    health: Arc<HealthKeeper>,
     clock: Arc<FakeClock>,
     config: crate::config::Config,
     key: SigningKey,
@@ -34,16 +40,19 @@ impl World {
     fn new() -> World {
         let clock = Arc::new(FakeClock::new(T0));
         let ledger = LedgerThread::spawn(Ledger::in_memory().unwrap());
-        let matcher = Arc::new(Matcher::with_clock(ledger, Arc::new(Metrics::new()), clock.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let matcher = Arc::new(Matcher::with_clock(ledger.clone(), metrics.clone(), clock.clone()));
+        let health = Arc::new(HealthKeeper::new(ledger, metrics, clock.clone()));
+        matcher.register(health.clone());
         let config = crate::config::parse(YAML, &HashMap::new()).unwrap();
         for r in &config.routes {
             matcher.add_route(r);
         }
-        matcher.configure_health(&config);
+        health.configure(&config);
         for i in ["i", "j"] {
             matcher.inbox_caught_up(i);
         }
-        World { matcher, clock, config, key: SigningKey::new(Secret::new("0123456789abcdef")) }
+        World { matcher, health, clock, config, key: SigningKey::new(Secret::new("0123456789abcdef")) }
     }
 
     /// A canary of every route accepted now; their tokens, by probe.
@@ -72,7 +81,7 @@ impl World {
     }
 
     fn steering(&self) -> crate::steer::Steering {
-        (**self.matcher.steering().borrow()).clone()
+        (**self.health.steering().borrow()).clone()
     }
 }
 
@@ -98,7 +107,7 @@ async fn no_signal_points_into_a_black_hole_after_its_first_overdue_canary() {
         for (_, token) in due.iter().filter(|(at, _)| *at == second) {
             w.see(token).await;
         }
-        w.matcher.tick().await;
+        w.health.decide(&w.matcher.tick().await).await;
         let s = w.steering();
         let a = s.get("a").unwrap().clone();
         if a.drain {
@@ -113,7 +122,7 @@ async fn no_signal_points_into_a_black_hole_after_its_first_overdue_canary() {
                 a.drain || a.weight_percent <= crate::steer::SUSPECT_WEIGHT_PERCENT,
                 "HAProxy at {second} s: {a:?}"
             );
-            assert_eq!(w.matcher.providers()[0].provider, "b", "best first at {second} s");
+            assert_eq!(w.health.providers()[0].provider, "b", "best first at {second} s");
         }
         w.clock.advance(Duration::from_secs(1));
     }
