@@ -122,7 +122,7 @@ impl HealthKeeper {
     }
 
     /// Every provider's health, best first; application send paths too.
-    pub fn providers(&self) -> Vec<ProviderHealth> {
+    pub fn providers(&self) -> Arc<Vec<ProviderHealth>> {
         self.board().providers()
     }
 
@@ -136,7 +136,15 @@ impl HealthKeeper {
     fn steer(&self) {
         let ranked = self.board().providers();
         let previous = self.steering.borrow().clone();
-        self.steering.send_replace(Arc::new(crate::steer::decide(&ranked, Some(&previous))));
+        let next = crate::steer::decide(&ranked, Some(&previous));
+        // Those who follow the decision hear of it only when it changes.
+        self.steering.send_if_modified(|current| {
+            let changed = **current != next;
+            if changed {
+                *current = Arc::new(next);
+            }
+            changed
+        });
     }
 
     /// Stops deciding providers' states, for good: the service is stopping

@@ -132,13 +132,14 @@ struct Providers {
 }
 
 async fn providers(State(state): State<Arc<AppState>>) -> Response {
-    let (applications, providers) = state.health.providers().into_iter().partition(|p| p.application);
+    let (applications, providers) = state.health.providers().iter().cloned().partition(|p| p.application);
     json(&Providers { instance: state.instance.clone(), providers, applications })
 }
 
 /// For load balancers' health checks: 200 unless the provider is down.
 async fn provider_health(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    let Some(p) = state.health.providers().into_iter().find(|p| p.provider == name) else {
+    let providers = state.health.providers();
+    let Some(p) = providers.iter().find(|p| p.provider == name) else {
         return (StatusCode::NOT_FOUND, "no such provider\n").into_response();
     };
     let code = if p.state == HealthState::Down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };

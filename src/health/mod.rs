@@ -155,13 +155,16 @@ pub struct Board {
     nexthops: HashMap<String, String>,
     applications: Vec<String>,
     routes: HashMap<String, RouteEvidence>,
+    /// Each provider's probes, sorted: a decision reads a provider's
+    /// routes, never every route for every provider.
+    probes_of: HashMap<String, Vec<String>>,
     states: HashMap<String, (State, i64, String)>,
     /// Inboxes whose watcher cannot see them now.
     unseen: Vec<String>,
     /// Every provider as of the last decision, best first: what the API,
     /// the page and the steering signals read, so that a state, its reason
     /// and its routes always describe the same instant.
-    snapshot: Vec<ProviderHealth>,
+    snapshot: std::sync::Arc<Vec<ProviderHealth>>,
     /// Real traffic's evidence, beside the canaries' (traffic.rs).
     pub traffic: traffic::TrafficInput,
 }
@@ -187,11 +190,16 @@ impl Board {
         for (probe, provider, inbox) in routes {
             self.routes.entry(probe.clone()).or_insert_with(|| RouteEvidence::new(provider, inbox));
         }
+        self.probes_of.clear();
+        for (probe, r) in &self.routes {
+            self.probes_of.entry(r.provider.clone()).or_default().push(probe.clone());
+        }
+        self.probes_of.values_mut().for_each(|probes| probes.sort_unstable());
         self.states.retain(|p, _| providers.iter().any(|j| j.name == *p));
         for p in providers {
             self.states.entry(p.name.clone()).or_insert((State::Unknown, now_ms, "no canary settled yet".into()));
         }
-        self.snapshot = self.rank();
+        self.snapshot = std::sync::Arc::new(self.rank());
     }
 
     fn thresholds(&self, provider: &str) -> Thresholds {
@@ -215,8 +223,9 @@ impl Board {
     /// Each route's canaries in flight (acceptance time and age), and the
     /// inboxes a watcher sees now (the others' evidence is set aside).
     pub fn observe(&mut self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>, live: &[String]) {
+        let live: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
         let mut unseen: Vec<String> =
-            self.routes.values().map(|r| r.inbox.clone()).filter(|i| !live.contains(i)).collect();
+            self.routes.values().filter(|r| !live.contains(r.inbox.as_str())).map(|r| r.inbox.clone()).collect();
         unseen.sort_unstable();
         unseen.dedup();
         for (probe, r) in self.routes.iter_mut() {
@@ -246,13 +255,13 @@ impl Board {
 
     /// The routes of `provider` whose evidence counts, by probe name.
     fn usable<'a>(&'a self, provider: &str, suspect: &[String]) -> Vec<(&'a String, &'a RouteEvidence)> {
-        let mut usable: Vec<_> = self
-            .routes
-            .iter()
-            .filter(|(_, r)| r.provider == provider && r.has_evidence() && !suspect.contains(&r.inbox))
-            .collect();
-        usable.sort_by(|a, b| a.0.cmp(b.0));
-        usable
+        self.routes_of(provider).filter(|(_, r)| r.has_evidence() && !suspect.contains(&r.inbox)).collect()
+    }
+
+    /// The routes of `provider`, by probe name.
+    fn routes_of<'a>(&'a self, provider: &str) -> impl Iterator<Item = (&'a String, &'a RouteEvidence)> {
+        let probes = self.probes_of.get(provider).map_or(&[][..], Vec::as_slice);
+        probes.iter().filter_map(|probe| Some((probe, self.routes.get(probe)?)))
     }
 
     /// The state the evidence alone says, and why.
@@ -260,7 +269,7 @@ impl Board {
         let t = self.thresholds(provider);
         let usable = self.usable(provider, suspect);
         if usable.is_empty() {
-            let why = if self.routes.values().any(|r| r.provider == provider && r.has_evidence()) {
+            let why = if self.routes_of(provider).any(|(_, r)| r.has_evidence()) {
                 "every inbox it sends to is suspect (unreachable, or failing for every provider): no usable evidence"
             } else {
                 "no canary settled yet"
@@ -321,7 +330,7 @@ impl Board {
                 self.states.insert(provider, (state, since, reason));
             }
         }
-        self.snapshot = self.rank();
+        self.snapshot = std::sync::Arc::new(self.rank());
         changes
     }
 
@@ -331,7 +340,7 @@ impl Board {
         if let Some(s) = self.states.get_mut(provider) {
             *s = (State::Down, since_ms, reason);
         }
-        self.snapshot = self.rank();
+        self.snapshot = std::sync::Arc::new(self.rank());
     }
 
     /// Every provider's current state.
@@ -341,7 +350,7 @@ impl Board {
 
     /// Every provider and application send path as of the last decision,
     /// best first (see [`ProviderHealth::rank_key`]).
-    pub fn providers(&self) -> Vec<ProviderHealth> {
+    pub fn providers(&self) -> std::sync::Arc<Vec<ProviderHealth>> {
         self.snapshot.clone()
     }
 
@@ -364,10 +373,8 @@ impl Board {
         suspect: &[String],
     ) -> ProviderHealth {
         let t = self.thresholds(provider);
-        let mut routes: Vec<RouteHealth> = self
-            .routes
-            .iter()
-            .filter(|(_, r)| r.provider == provider)
+        let routes: Vec<RouteHealth> = self
+            .routes_of(provider)
             .map(|(probe, r)| RouteHealth {
                 probe: probe.clone(),
                 inbox: r.inbox.clone(),
@@ -377,7 +384,6 @@ impl Board {
                 overdue_seconds: r.overdue().map(|d| d.as_secs_f64()),
             })
             .collect();
-        routes.sort_by(|a, b| a.probe.cmp(&b.probe));
         let usable = self.usable(provider, suspect);
         let mut latencies: Vec<f64> = usable.iter().flat_map(|(_, r)| r.latencies.iter().copied()).collect();
         latencies.sort_by(f64::total_cmp);

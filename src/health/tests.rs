@@ -55,7 +55,7 @@ impl Fixture {
     }
 
     fn health(&self, provider: &str) -> ProviderHealth {
-        self.b.providers().into_iter().find(|p| p.provider == provider).unwrap()
+        self.b.providers().iter().find(|p| p.provider == provider).unwrap().clone()
     }
 }
 

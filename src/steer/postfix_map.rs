@@ -94,6 +94,9 @@ pub fn write(path: &Path, nexthop: Option<&str>) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// How soon a table that could not be written is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Keeps the table at `path` in step with the steering decision until
 /// `shutdown`: written when the next hop changes, and at start only when
 /// no table exists yet (an empty one) or the decision rests on evidence, so
@@ -108,8 +111,11 @@ pub async fn keep(path: PathBuf, mut steering: watch::Receiver<Arc<Steering>>, m
         if now.informed && written.as_ref() != Some(&now.nexthop) {
             save(&path, now.nexthop.as_deref(), &mut written);
         }
+        // A write that failed is tried again; the decision is sent only when it changes.
+        let behind = now.informed && written.as_ref() != Some(&now.nexthop);
         tokio::select! {
             changed = steering.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(RETRY), if behind => {}
             _ = stopped(&mut shutdown) => return,
         }
     }
@@ -121,7 +127,7 @@ fn save(path: &Path, nexthop: Option<&str>, written: &mut Option<Option<String>>
             tracing::info!(table = %cdb_path(path).display(), nexthop = nexthop.unwrap_or("(none: relayhost)"), "Postfix table written");
             *written = Some(nexthop.map(str::to_string));
         }
-        // Tried again at the next change; Postfix keeps the last table.
+        // Tried again after RETRY; meanwhile Postfix keeps the last table.
         Err(e) => tracing::error!(table = %cdb_path(path).display(), error = %e, "cannot write the Postfix table"),
     }
 }
