@@ -316,12 +316,17 @@ impl Matcher {
         for status in self.routes().values_mut() {
             let in_flight = per_route.get(&status.probe).map_or(&[][..], |v| v.as_slice());
             let count = in_flight.len();
-            let oldest = in_flight.iter().map(|(_, age)| *age).max().unwrap_or_default();
+            let oldest = in_flight.iter().map(|(_, age)| *age).max().unwrap_or_default().as_secs_f64();
+            // Most routes have nothing in flight most of the time: their
+            // gauges are left as they are, not looked up every second.
+            if status.in_flight == count && status.oldest_in_flight_seconds == oldest {
+                continue;
+            }
             status.in_flight = count;
-            status.oldest_in_flight_seconds = oldest.as_secs_f64();
+            status.oldest_in_flight_seconds = oldest;
             let l = labels(&status.probe, &status.provider, &status.inbox);
             self.metrics.in_flight.get_or_create(&l).set(count as i64);
-            self.metrics.oldest_in_flight.get_or_create(&l).set(oldest.as_secs_f64());
+            self.metrics.oldest_in_flight.get_or_create(&l).set(oldest);
         }
         Tick { in_flight: per_route, live_inboxes: self.book().live_inboxes(), now_ms }
     }
