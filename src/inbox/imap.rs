@@ -22,7 +22,7 @@ pub use meter::{Connection, Limits, TooLarge};
 use meter::{Meter, lock};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
@@ -82,7 +82,15 @@ pub struct ImapSession {
     selected: Option<(String, FolderState)>,
     /// Counts what the server sends; each command sets its limits.
     meter: Arc<Mutex<Meter>>,
+    /// Since `news` was last asked: the server said the selected folder
+    /// grew (EXISTS, RECENT), or a folder was selected, or IDLE ended.
+    news: bool,
+    /// When `news` was last asked.
+    asked: Instant,
 }
+
+/// However quiet the server, the selected folder is read again this often.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
 
 /// What a header fetch read.
 #[derive(Debug, Default)]
@@ -209,6 +217,8 @@ impl ImapSession {
             capabilities: Capabilities::default(),
             selected: None,
             meter,
+            news: true,
+            asked: Instant::now(),
         };
         let (session, meter) = this.command(Limits::SHORT)?;
         let caps = within(limit, "CAPABILITY", &meter, session.capabilities()).await?;
@@ -227,11 +237,26 @@ impl ImapSession {
         Ok((session, meter))
     }
 
-    /// Discards the server's unsolicited responses (we read state explicitly).
+    /// Reads the server's unsolicited responses: whether the selected
+    /// folder grew is kept for `news`, the rest is state read explicitly.
     fn drain(&mut self) {
         if let Some(s) = self.session.as_mut() {
-            while s.unsolicited_responses.try_recv().is_ok() {}
+            while let Ok(r) = s.unsolicited_responses.try_recv() {
+                use async_imap::types::UnsolicitedResponse::{Exists, Recent};
+                self.news |= matches!(r, Exists(_) | Recent(_));
+            }
         }
+    }
+
+    /// Whether the selected folder may hold something new since this was
+    /// last asked: the server said so (RFC 3501 §7.3.1: it must, when the
+    /// folder grows, in answer to any command, NOOP included), or a folder
+    /// was selected or IDLE ended since, or [`LOOK_AGAIN`] has passed. A
+    /// fast poll that finds no news costs one NOOP, not a NOOP and a search.
+    pub fn news(&mut self) -> bool {
+        let news = self.news || self.asked.elapsed() >= LOOK_AGAIN;
+        (self.news, self.asked) = (false, Instant::now());
+        news
     }
 
     /// UIDVALIDITY and UIDNEXT of `folder`, without selecting it.
@@ -252,6 +277,7 @@ impl ImapSession {
         self.drain();
         let state = folder_state(folder, mailbox.uid_validity, mailbox.uid_next)?;
         self.selected = Some((folder.to_string(), state));
+        self.news = true;
         Ok(state)
     }
 
@@ -461,6 +487,7 @@ impl ImapSession {
         let session = within(limit, "DONE", &meter, handle.done()).await?;
         self.session = Some(session);
         self.drain();
+        self.news = true;
         Ok(woken)
     }
 

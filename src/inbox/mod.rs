@@ -24,7 +24,8 @@ use crate::metrics::Metrics;
 use crate::oauth2::TokenSource;
 use crate::outcome::Placement;
 use imap::{ImapError, ImapSession};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_rustls::rustls::ClientConfig;
@@ -81,7 +82,11 @@ pub fn prepare(config: InboxConfig, bounces: bool, shared: Arc<Shared>) -> Resul
     // Long ago: no fast polling until the first send.
     let long_ago = Instant::now().checked_sub(shared.fast_poll.window).unwrap_or_else(Instant::now);
     let (sent, sent_rx) = watch::channel(long_ago);
-    Ok(Prepared { watcher: Watcher { config, bounces, tls, tokens, shared, sent: sent_rx, logged_in: None }, sent })
+    let cursors = Arc::default();
+    Ok(Prepared {
+        watcher: Watcher { config, bounces, tls, tokens, shared, sent: sent_rx, logged_in: None, cursors },
+        sent,
+    })
 }
 
 /// The TLS set-up and the OAuth2 client of an inbox, or why they cannot be
@@ -128,6 +133,10 @@ struct Watcher {
     sent: watch::Receiver<Instant>,
     /// When the current session logged in.
     logged_in: Option<Instant>,
+    /// Each folder's cursor as last read from or written to the ledger:
+    /// this watcher is its only writer, so a poll that finds nothing new
+    /// asks nothing of the ledger, and an unmoved cursor is not written.
+    cursors: Arc<Mutex<HashMap<String, (u32, u32)>>>,
 }
 
 /// Resolves when a canary is sent into this inbox. Once no route can send
@@ -264,10 +273,14 @@ impl Watcher {
     /// Reads every message of `folder` that arrived since the cursor.
     async fn scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
         // STATUS on the selected folder may answer from the session's stale
-        // view (Dovecot does): there, NOOP to sync and read from the cursor.
+        // view (Dovecot does): there, NOOP to sync and read from the cursor
+        // when the server says the folder grew (or has not for a while).
         let (uid_validity, uid_next) = match imap.selected() {
             Some((selected, state)) if selected == folder => {
                 imap.noop().await?;
+                if !imap.news() {
+                    return Ok(());
+                }
                 (state.uid_validity, None)
             }
             _ => {
@@ -275,12 +288,7 @@ impl Watcher {
                 (state.uid_validity, Some(state.uid_next))
             }
         };
-        let (inbox, f) = (self.name().to_string(), folder.to_string());
-        let cursor = self.shared.ledger.call(move |l| l.cursor(&inbox, &f)).await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "ledger read failed");
-            None
-        });
-        let from = match cursor {
+        let from = match self.cursor(folder).await {
             Some((validity, next)) if validity == uid_validity => {
                 if uid_next.is_some_and(|uid_next| next >= uid_next) {
                     return Ok(());
@@ -356,18 +364,52 @@ impl Watcher {
             self.read(imap, folder, placement, state.uid_validity, &imap::uid_set(&uids), 0).await?;
         }
         // What arrived after the SELECT is read from the cursor next time.
-        let (inbox, f) = (self.name().to_string(), folder.to_string());
-        let cursor = self.shared.ledger.call(move |l| l.cursor(&inbox, &f)).await.ok().flatten();
-        let next = cursor.filter(|(v, _)| *v == state.uid_validity).map_or(0, |(_, n)| n).max(state.uid_next);
+        let next = self
+            .cursor(folder)
+            .await
+            .filter(|(v, _)| *v == state.uid_validity)
+            .map_or(0, |(_, n)| n)
+            .max(state.uid_next);
         self.save_cursor(folder, state.uid_validity, next).await;
         Ok(())
     }
 
+    fn cursors(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, u32)>> {
+        self.cursors.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `folder`'s cursor (UID validity, next UID): the ledger is read once.
+    async fn cursor(&self, folder: &str) -> Option<(u32, u32)> {
+        if let Some(cursor) = self.cursors().get(folder) {
+            return Some(*cursor);
+        }
+        let (inbox, f) = (self.name().to_string(), folder.to_string());
+        match self.shared.ledger.call(move |l| l.cursor(&inbox, &f)).await {
+            Ok(cursor) => {
+                if let Some(cursor) = cursor {
+                    self.cursors().insert(folder.to_string(), cursor);
+                }
+                cursor
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ledger read failed");
+                None
+            }
+        }
+    }
+
     async fn save_cursor(&self, folder: &str, uid_validity: u32, next_uid: u32) {
-        let (inbox, folder) = (self.name().to_string(), folder.to_string());
-        let write = self.shared.ledger.call(move |l| l.set_cursor(&inbox, &folder, uid_validity, next_uid));
-        if let Err(e) = write.await {
-            tracing::error!(error = %e, "ledger write failed");
+        if self.cursors().get(folder) == Some(&(uid_validity, next_uid)) {
+            return;
+        }
+        let (inbox, f) = (self.name().to_string(), folder.to_string());
+        let write = self.shared.ledger.call(move |l| l.set_cursor(&inbox, &f, uid_validity, next_uid));
+        match write.await {
+            Ok(()) => {
+                self.cursors().insert(folder.to_string(), (uid_validity, next_uid));
+            }
+            // Not remembered: the next save tries again.
+            Err(e) => tracing::error!(error = %e, "ledger write failed"),
         }
     }
 }
