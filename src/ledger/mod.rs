@@ -85,6 +85,23 @@ fn run(db: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usiz
     db.prepare_cached(sql)?.execute(params)
 }
 
+/// Runs `f` all or nothing. A savepoint rather than a transaction: it
+/// nests in the batch the ledger's thread commits (thread.rs), and stands
+/// alone (committing when it ends) anywhere else.
+fn atomically<T>(db: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    db.execute_batch("SAVEPOINT atomically")?;
+    match f(db) {
+        Ok(value) => {
+            db.execute_batch("RELEASE atomically")?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = db.execute_batch("ROLLBACK TO atomically; RELEASE atomically");
+            Err(e)
+        }
+    }
+}
+
 /// One canary as the ledger has it.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -169,19 +186,21 @@ impl Ledger {
     /// one short transaction, so that other work waits for it only briefly.
     pub fn prune_batch(&self, before_ms: i64, limit: usize) -> Result<usize> {
         self.with(|db| {
-            db.execute(
-                "DELETE FROM canaries WHERE rowid IN (SELECT rowid FROM canaries
-                 WHERE created_ms < ?1 AND state NOT IN ('sending', 'sent') LIMIT ?2)",
-                params![before_ms, limit as i64],
-            )
-            .and_then(|n| {
-                // Keep each provider's last change: it is where it stands.
+            atomically(db, |db| {
                 db.execute(
-                    "DELETE FROM provider_transitions WHERE at_ms < ?1 AND rowid NOT IN
+                    "DELETE FROM canaries WHERE rowid IN (SELECT rowid FROM canaries
+                 WHERE created_ms < ?1 AND state NOT IN ('sending', 'sent') LIMIT ?2)",
+                    params![before_ms, limit as i64],
+                )
+                .and_then(|n| {
+                    // Keep each provider's last change: it is where it stands.
+                    db.execute(
+                        "DELETE FROM provider_transitions WHERE at_ms < ?1 AND rowid NOT IN
                      (SELECT max(rowid) FROM provider_transitions GROUP BY provider)",
-                    params![before_ms],
-                )?;
-                Ok(n)
+                        params![before_ms],
+                    )?;
+                    Ok(n)
+                })
             })
         })
     }

@@ -3,6 +3,14 @@
 //! Work is queued in order and done one job at a time; a job queued after
 //! another always sees what the earlier one wrote, which is what lets the
 //! matcher queue an outcome and then ask about the same canary.
+//!
+//! Jobs are done together in one transaction (a group commit): those that
+//! queued up while the thread was busy, and those that come within
+//! [`LINGER`] of the first. One sync to disk for all of them instead of one
+//! each: a canary's verdict and the inbox cursor moved past it, written a
+//! millisecond apart, cost one. No caller hears of its result before that
+//! transaction is committed, so what a caller is told was written is on
+//! disk as before, at most [`LINGER`] later.
 
 use super::Ledger;
 use std::sync::Arc;
@@ -16,9 +24,20 @@ pub enum LedgerError {
     /// The ledger's thread has ended (the process is stopping).
     #[error("the ledger is closed")]
     Closed,
+    /// The job ran, but the transaction it was done in was not committed.
+    #[error("the ledger could not commit: {0}")]
+    Commit(String),
 }
 
-type Job = Box<dyn FnOnce(&Ledger) + Send>;
+/// A job runs, then hears whether what it did was committed (`None`) or
+/// not (why), and only then answers its caller.
+type Job = Box<dyn FnOnce(&Ledger) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// At most this many jobs share a transaction.
+const BATCH: usize = 256;
+/// How long a job waits for others to share its transaction.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The service's way to the ledger: a queue to the thread that owns it.
 #[derive(Clone)]
@@ -34,8 +53,17 @@ impl LedgerThread {
         std::thread::Builder::new()
             .name("ledger".into())
             .spawn(move || {
-                for job in queue {
-                    job(&ledger);
+                for first in queue.iter() {
+                    let until = std::time::Instant::now() + LINGER;
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match queue.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
+                            Ok(job) => batch.push(job),
+                            // Time is up, or every handle is gone: this batch is the last.
+                            Err(_) => break,
+                        }
+                    }
+                    ledger.batch(batch);
                 }
             })
             .expect("spawn the ledger thread");
@@ -44,24 +72,60 @@ impl LedgerThread {
 
     /// Queues `f` now (before the returned future is first polled, so that
     /// anything queued after this call sees its effect) and resolves to its
-    /// result.
+    /// result once it is committed.
     pub fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Ledger) -> rusqlite::Result<T> + Send + 'static,
     ) -> impl Future<Output = Result<T, LedgerError>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let queued = self.jobs.send(Box::new(move |ledger: &Ledger| {
-            let _ = tx.send(f(ledger));
+        let queued = self.jobs.send(Box::new(move |ledger: &Ledger| -> Reply {
+            let result = f(ledger);
+            Box::new(move |uncommitted: Option<&str>| {
+                let _ = tx.send(match uncommitted {
+                    None => result.map_err(LedgerError::Db),
+                    Some(why) => Err(LedgerError::Commit(why.to_string())),
+                });
+            })
         }));
         async move {
             if queued.is_err() {
                 return Err(LedgerError::Closed);
             }
-            match rx.await {
-                Ok(result) => result.map_err(LedgerError::Db),
-                Err(_) => Err(LedgerError::Closed),
-            }
+            rx.await.unwrap_or(Err(LedgerError::Closed))
         }
+    }
+}
+
+impl Ledger {
+    /// Does `jobs` in order; more than one, in one transaction. A job that
+    /// fails leaves the others be (a failing statement undoes only itself;
+    /// jobs of several statements are `atomically`); a transaction that
+    /// cannot commit fails every job of it.
+    fn batch(&self, jobs: Vec<Job>) {
+        let grouped = jobs.len() > 1 && self.with(|db| db.execute_batch("BEGIN IMMEDIATE")).is_ok();
+        let replies: Vec<Reply> = jobs.into_iter().map(|job| job(self)).collect();
+        let uncommitted = grouped.then(|| self.commit()).flatten();
+        for reply in replies {
+            reply(uncommitted.as_deref());
+        }
+    }
+
+    /// Commits the open transaction, or says why it is not.
+    fn commit(&self) -> Option<String> {
+        self.with(|db| {
+            if db.is_autocommit() {
+                // SQLite rolled it back itself (the disk is full, say).
+                return Ok(Some("the transaction was rolled back".to_string()));
+            }
+            Ok(match db.execute_batch("COMMIT") {
+                Ok(()) => None,
+                Err(e) => {
+                    let _ = db.execute_batch("ROLLBACK");
+                    Some(e.to_string())
+                }
+            })
+        })
+        .unwrap_or_else(|e: rusqlite::Error| Some(e.to_string()))
     }
 }
 
@@ -97,5 +161,48 @@ mod tests {
         // Awaited in the opposite order: the second still sees the first.
         assert_eq!(second.await.unwrap(), Some((1, 10)));
         first.await.unwrap();
+    }
+
+    /// Holds the ledger's thread until the returned sender is dropped, so
+    /// that what is queued meanwhile is done as one batch.
+    fn hold(thread: &LedgerThread) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        drop(thread.call(move |_| {
+            let _ = held.recv();
+            Ok(())
+        }));
+        release
+    }
+
+    #[tokio::test]
+    async fn jobs_queued_together_share_one_transaction_and_fail_alone() {
+        let thread = LedgerThread::spawn(Ledger::in_memory().unwrap());
+        // Alone: no transaction of its own around it.
+        assert!(thread.call(|l| l.with(|db| Ok(db.is_autocommit()))).await.unwrap());
+        let release = hold(&thread);
+        let first = thread.call(|l| l.set_cursor("i", "INBOX", 1, 10));
+        let broken = thread.call(|l| l.with(|db| db.execute_batch("INSERT INTO no_such_table VALUES (1)")));
+        let inside = thread.call(|l| l.with(|db| Ok(db.is_autocommit())));
+        let second = thread.call(|l| l.set_cursor("i", "Junk", 2, 20));
+        drop(release);
+        first.await.unwrap();
+        assert!(matches!(broken.await, Err(LedgerError::Db(_))), "the failing job fails");
+        assert!(!inside.await.unwrap(), "queued behind others: inside their transaction");
+        second.await.unwrap();
+        let cursors = thread.call(|l| Ok((l.cursor("i", "INBOX")?, l.cursor("i", "Junk")?))).await.unwrap();
+        assert_eq!(cursors, (Some((1, 10)), Some((2, 20))), "the others are committed");
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_is_not_committed_fails_every_job_of_it() {
+        let thread = LedgerThread::spawn(Ledger::in_memory().unwrap());
+        let release = hold(&thread);
+        let written = thread.call(|l| l.set_cursor("i", "INBOX", 1, 10));
+        // What SQLite does to a transaction on a full disk, say.
+        let rollback = thread.call(|l| l.with(|db| db.execute_batch("ROLLBACK")));
+        drop(release);
+        assert!(matches!(written.await, Err(LedgerError::Commit(_))), "not told it was written");
+        assert!(matches!(rollback.await, Err(LedgerError::Commit(_))));
+        assert_eq!(thread.call(|l| l.cursor("i", "INBOX")).await.unwrap(), None, "and it was not");
     }
 }

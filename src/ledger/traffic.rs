@@ -66,37 +66,37 @@ impl Ledger {
     /// Records `writes` in one transaction (and the log cursors with them).
     pub fn record_traffic(&self, writes: &[TrafficWrite], now_ms: i64) -> Result<Vec<TrafficRecorded>> {
         self.with(|db| {
-            let tx = db.unchecked_transaction()?;
-            let mut out = Vec::with_capacity(writes.len());
-            for w in writes {
-                let mut done = TrafficRecorded::default();
-                if let Some(nonce) = &w.nonce
-                    && !fresh_nonce(&tx, w, nonce, now_ms)?
-                {
-                    done.replayed = true;
-                    out.push(done);
-                    continue;
-                }
-                for e in &w.events {
-                    match record_event(&tx, w, e, now_ms)? {
-                        Some(fx) => {
-                            done.recorded += 1;
-                            done.effects.push(fx);
-                        }
-                        None => done.duplicates += 1,
+            super::atomically(db, |tx| {
+                let mut out = Vec::with_capacity(writes.len());
+                for w in writes {
+                    let mut done = TrafficRecorded::default();
+                    if let Some(nonce) = &w.nonce
+                        && !fresh_nonce(tx, w, nonce, now_ms)?
+                    {
+                        done.replayed = true;
+                        out.push(done);
+                        continue;
                     }
-                }
-                if let Some(cursor) = &w.cursor {
-                    tx.prepare_cached(
-                        "INSERT INTO traffic_cursors (source, state) VALUES (?1, ?2)
+                    for e in &w.events {
+                        match record_event(tx, w, e, now_ms)? {
+                            Some(fx) => {
+                                done.recorded += 1;
+                                done.effects.push(fx);
+                            }
+                            None => done.duplicates += 1,
+                        }
+                    }
+                    if let Some(cursor) = &w.cursor {
+                        tx.prepare_cached(
+                            "INSERT INTO traffic_cursors (source, state) VALUES (?1, ?2)
                          ON CONFLICT (source) DO UPDATE SET state = ?2",
-                    )?
-                    .execute(params![w.source, cursor])?;
+                        )?
+                        .execute(params![w.source, cursor])?;
+                    }
+                    out.push(done);
                 }
-                out.push(done);
-            }
-            tx.commit()?;
-            Ok(out)
+                Ok(out)
+            })
         })
     }
 
