@@ -97,6 +97,8 @@ type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 /// Every metric mailcanary exports.
 pub struct Metrics {
     registry: Registry,
+    /// The size of the last exposition, to size the next one's buffer.
+    encoded_size: std::sync::atomic::AtomicUsize,
     pub canaries_sent: Family<RouteLabels, Counter>,
     pub send_failures: Family<ReasonLabels, Counter>,
     pub canaries_delivered: Family<PlacementLabels, Counter>,
@@ -273,8 +275,11 @@ impl Metrics {
     pub fn encode_openmetrics(&self) -> String {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         self.time.set(now.as_secs_f64());
-        let mut out = String::new();
+        // As large as the last one: 32,000 series are 3 MB, not to be grown into.
+        let last = self.encoded_size.load(std::sync::atomic::Ordering::Relaxed);
+        let mut out = String::with_capacity(last + last / 8);
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        self.encoded_size.store(out.len(), std::sync::atomic::Ordering::Relaxed);
         out
     }
 

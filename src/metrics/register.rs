@@ -7,6 +7,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("mailcanary");
         let detail = detail::DetailState::default();
         let m = Metrics {
+            encoded_size: Default::default(),
             canaries_sent: Family::default(),
             send_failures: Family::default(),
             canaries_delivered: Family::default(),
