@@ -337,8 +337,8 @@ fn cost_and_scrape(run: CostRun, smoke: bool) {
 /// Holds the smoke run to the figures recorded in benches/recorded. CPU
 /// time per canary is compared and reported, but it does not fail the
 /// run: on a shared 2-core machine it moved from 2.4 to 5.6 ms for the
-/// same build within an hour (the host's other guests are billed to ours
-/// when no steal time is reported). The work behind it holds still: the
+/// same build within an hour (most likely the host's other guests: no
+/// steal time is reported). The work behind it holds still: the
 /// wakeups and the read and write calls per canary, which every wasted
 /// poll, round trip or ledger write adds to, fail the run past 30 %.
 fn guard(cpu: f64, wakeups: f64, syscalls: f64) {
