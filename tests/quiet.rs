@@ -23,6 +23,23 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / 100.0
 }
 
+/// Times the process `pid` has gone to sleep and been woken (voluntary
+/// context switches, summed over its threads): what a loop that waits on
+/// nothing real, or polls too often, adds to, whatever the machine's speed.
+fn wakeups(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
 /// The shipped config's shape: a route, and a bounce inbox no route ends in.
 fn two_inboxes(dir: &std::path::Path, port: u16, proxy: &Proxy, instance: &str) -> String {
     format!(
@@ -47,18 +64,25 @@ fn an_idle_service_costs_next_to_nothing() {
 
     // Nothing to send for an hour: a window of rest.
     let window = Duration::from_secs(15);
-    let (lines, cpu) = (proxy.lines.load(Ordering::SeqCst), cpu_seconds(mc.pid()));
+    let (lines, cpu, woken) = (proxy.lines.load(Ordering::SeqCst), cpu_seconds(mc.pid()), wakeups(mc.pid()));
     let start = Instant::now();
     while start.elapsed() < window {
         std::thread::sleep(Duration::from_millis(250));
     }
     let lines = proxy.lines.load(Ordering::SeqCst) - lines;
     let cpu = cpu_seconds(mc.pid()) - cpu;
-    println!("at rest for {window:?}: {lines} IMAP command lines, {cpu:.2} s of CPU");
+    let woken = wakeups(mc.pid()) - woken;
+    println!("at rest for {window:?}: {lines} IMAP command lines, {woken} wakeups, {cpu:.2} s of CPU");
     // Per inbox and 15 s poll interval: IDLE, DONE, a STATUS and a NOOP;
     // a window of 15 s meets at most two intervals of each inbox.
     assert!(lines <= 20, "{lines} IMAP command lines in {window:?} at rest\n{}", mc.log());
-    assert!(cpu <= 0.15, "{cpu} s of CPU in {window:?} at rest (1% of a core is 0.15 s)");
+    // The ticker once a second, the sessions' IDLE, the runtime's timers:
+    // some 50. A loop that polls instead of waiting adds hundreds.
+    assert!(woken <= 150, "{woken} wakeups in {window:?} at rest (10 a second)");
+    // CPU time on a shared machine doubles with the neighbours (this debug
+    // build measured 0.07 to 0.40 s here, for one build): a loose bound
+    // that a spinning loop (a whole core: 15 s) cannot meet.
+    assert!(cpu <= 0.75, "{cpu} s of CPU in {window:?} at rest (5% of a core is 0.75 s)");
     assert_eq!(proxy.connections.load(Ordering::SeqCst), 2, "one session per inbox, kept");
 }
 
