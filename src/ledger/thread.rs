@@ -163,14 +163,18 @@ mod tests {
         first.await.unwrap();
     }
 
-    /// Holds the ledger's thread until the returned sender is dropped, so
-    /// that what is queued meanwhile is done as one batch.
+    /// Holds the ledger's thread (returns once it is held) until the
+    /// returned sender is dropped: what is queued meanwhile is waiting when
+    /// the thread is free again, and is done as one batch.
     fn hold(thread: &LedgerThread) -> std::sync::mpsc::Sender<()> {
         let (release, held) = std::sync::mpsc::channel::<()>();
+        let (holding, started) = std::sync::mpsc::channel::<()>();
         drop(thread.call(move |_| {
+            let _ = holding.send(());
             let _ = held.recv();
             Ok(())
         }));
+        started.recv().expect("the ledger's thread takes the hold");
         release
     }
 
