@@ -4,13 +4,10 @@
 //! another always sees what the earlier one wrote, which is what lets the
 //! matcher queue an outcome and then ask about the same canary.
 //!
-//! Jobs are done together in one transaction (a group commit): those that
-//! queued up while the thread was busy, and those that come within
-//! [`LINGER`] of the first. One sync to disk for all of them instead of one
-//! each: a canary's verdict and the inbox cursor moved past it, written a
-//! millisecond apart, cost one. No caller hears of its result before that
-//! transaction is committed, so what a caller is told was written is on
-//! disk as before, at most [`LINGER`] later.
+//! Jobs that queued up while the thread was busy are done together in one
+//! transaction (a group commit): one sync to disk for all of them instead
+//! of one each. No caller hears of its result before that transaction is
+//! committed, so what a caller is told was written is on disk as before.
 
 use super::Ledger;
 use std::sync::Arc;
@@ -36,8 +33,6 @@ type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// At most this many jobs share a transaction.
 const BATCH: usize = 256;
-/// How long a job waits for others to share its transaction.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The service's way to the ledger: a queue to the thread that owns it.
 #[derive(Clone)]
@@ -54,15 +49,7 @@ impl LedgerThread {
             .name("ledger".into())
             .spawn(move || {
                 for first in queue.iter() {
-                    let until = std::time::Instant::now() + LINGER;
-                    let mut batch = vec![first];
-                    while batch.len() < BATCH {
-                        match queue.recv_timeout(until.saturating_duration_since(std::time::Instant::now())) {
-                            Ok(job) => batch.push(job),
-                            // Time is up, or every handle is gone: this batch is the last.
-                            Err(_) => break,
-                        }
-                    }
+                    let batch: Vec<Job> = std::iter::once(first).chain(queue.try_iter().take(BATCH - 1)).collect();
                     ledger.batch(batch);
                 }
             })
