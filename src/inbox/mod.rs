@@ -13,6 +13,7 @@
 //! part in tagged.rs, the IMAP protocol in imap.rs.
 
 mod classify;
+mod cursor;
 pub mod imap;
 mod tagged;
 
@@ -372,44 +373,5 @@ impl Watcher {
             .max(state.uid_next);
         self.save_cursor(folder, state.uid_validity, next).await;
         Ok(())
-    }
-
-    fn cursors(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, u32)>> {
-        self.cursors.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `folder`'s cursor (UID validity, next UID): the ledger is read once.
-    async fn cursor(&self, folder: &str) -> Option<(u32, u32)> {
-        if let Some(cursor) = self.cursors().get(folder) {
-            return Some(*cursor);
-        }
-        let (inbox, f) = (self.name().to_string(), folder.to_string());
-        match self.shared.ledger.call(move |l| l.cursor(&inbox, &f)).await {
-            Ok(cursor) => {
-                if let Some(cursor) = cursor {
-                    self.cursors().insert(folder.to_string(), cursor);
-                }
-                cursor
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "ledger read failed");
-                None
-            }
-        }
-    }
-
-    async fn save_cursor(&self, folder: &str, uid_validity: u32, next_uid: u32) {
-        if self.cursors().get(folder) == Some(&(uid_validity, next_uid)) {
-            return;
-        }
-        let (inbox, f) = (self.name().to_string(), folder.to_string());
-        let write = self.shared.ledger.call(move |l| l.set_cursor(&inbox, &f, uid_validity, next_uid));
-        match write.await {
-            Ok(()) => {
-                self.cursors().insert(folder.to_string(), (uid_validity, next_uid));
-            }
-            // Not remembered: the next save tries again.
-            Err(e) => tracing::error!(error = %e, "ledger write failed"),
-        }
     }
 }
