@@ -76,7 +76,7 @@ pub async fn check(config_path: &Path, probe: &str) -> Result<Outcome, String> {
         None => println!("  sending through {} …", route.provider),
     }
     let start = Instant::now();
-    let verdict = match run_once(&probe, &ctx).await {
+    let verdict = match run_once(&probe, &ctx, false).await {
         None => Err("the canary could not be recorded; nothing was sent".to_string()),
         Some(id) => Ok(follow(&mut events, &id, &route.inbox, route.timeout, start).await),
     };

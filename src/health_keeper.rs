@@ -14,9 +14,13 @@ use crate::matcher::Tick;
 use crate::metrics::Metrics;
 use crate::settled::{Consumer, Settled};
 use crate::steer::Steering;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
+
+mod confirm;
+use confirm::Confirmer;
 
 pub struct HealthKeeper {
     board: Mutex<Board>,
@@ -28,13 +32,17 @@ pub struct HealthKeeper {
     /// Set once the service stops its watchers: from then on no provider
     /// changes state (`stop_judging`).
     stopping: AtomicBool,
+    /// Sends the confirmations a suspicion asks for (confirm.rs).
+    confirmer: Mutex<Confirmer>,
 }
 
 /// Every verdict but a late one is evidence (crate::outcome::OutcomeKind::evidence).
 impl Consumer for HealthKeeper {
     fn settled(&self, s: &Settled) {
-        if let Some(evidence) = s.outcome.kind().evidence() {
-            self.board().record(&s.route.probe, s.accepted, evidence, s.outcome.latency_seconds());
+        if let Some(evidence) = s.outcome.kind().evidence()
+            && let Some(bound) = self.board().record(&s.route.probe, s.accepted, evidence, s.outcome.latency_seconds())
+        {
+            self.metrics.overdue_bound.get_or_create(&s.route).set(bound.as_secs_f64());
         }
     }
 }
@@ -48,7 +56,17 @@ impl HealthKeeper {
             clock,
             steering: watch::channel(Arc::default()).0,
             stopping: AtomicBool::new(false),
+            confirmer: Mutex::default(),
         }
+    }
+
+    fn confirmer(&self) -> MutexGuard<'_, Confirmer> {
+        self.confirmer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A route started: the confirmations of its suspicions go through `confirm`.
+    pub fn route_started(&self, probe: &str, confirm: Arc<crate::probe::Confirm>) {
+        self.confirmer().register(probe, confirm);
     }
 
     fn board(&self) -> MutexGuard<'_, Board> {
@@ -91,6 +109,15 @@ impl HealthKeeper {
         for (provider, state) in health.states() {
             self.metrics.set_provider_state(&provider, state);
         }
+        let bounds: HashMap<String, std::time::Duration> = health.bounds().into_iter().collect();
+        for (probe, provider, inbox) in &routes {
+            let labels =
+                crate::metrics::RouteLabels { probe: probe.clone(), provider: provider.clone(), inbox: inbox.clone() };
+            self.metrics.overdue_bound.get_or_create(&labels).set(bounds[probe].as_secs_f64());
+        }
+        drop(health);
+        let probes: Vec<&str> = routes.iter().map(|(probe, _, _)| probe.as_str()).collect();
+        self.confirmer().configure(&probes, config.global.health.confirmations_max_per_minute);
     }
 
     /// Puts back the providers that were down when the service stopped.
@@ -163,12 +190,20 @@ impl HealthKeeper {
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let changes = {
+        let (changes, asks) = {
             let mut health = self.board();
-            health.observe(&tick.in_flight, &tick.live_inboxes);
-            health.decide(tick.now_ms)
+            let suspicions = health.observe(&tick.in_flight, &tick.live_inboxes);
+            let asks: Vec<_> = suspicions.iter().flat_map(|probe| health.confirmations(probe)).collect();
+            (health.decide(tick.now_ms), asks)
         };
         self.steer();
+        // Confirmations go before anything waits on the ledger: the sooner
+        // they are sent, the sooner the suspicion is settled either way.
+        if !asks.is_empty() {
+            for provider in self.confirmer().ask(&asks, self.clock.now()) {
+                self.metrics.confirmations.get_or_create(&crate::metrics::ProviderLabels { provider }).inc();
+            }
+        }
         for t in changes {
             // The ledger first, as for every outcome: what the metrics show is recorded.
             let record = t.clone();

@@ -121,6 +121,10 @@ pub struct Metrics {
     pub task_restarts: Family<TaskLabels, Counter>,
     pub provider_state: Family<ProviderStateLabels, Gauge>,
     pub provider_state_changes: Family<ProviderLabels, Counter>,
+    /// Each route's overdue bound in force (crate::health::learn).
+    pub overdue_bound: Family<RouteLabels, Gauge<f64, AtomicU64>>,
+    /// Confirmation canaries sent on suspicion, by provider.
+    pub confirmations: Family<ProviderLabels, Counter>,
     /// The real traffic's series (`traffic_*`).
     pub traffic: traffic::TrafficMetrics,
     /// The opt-in series in force (`global.metrics.detail`).
@@ -204,6 +208,7 @@ impl Metrics {
         self.in_flight.remove(route);
         self.oldest_in_flight.remove(route);
         self.last_delivery.remove(route);
+        self.overdue_bound.remove(route);
         self.remove_auth(route);
         self.remove_hops(route);
         self.task_restarts.remove(&TaskLabels { task: format!("route:{}", route.probe) });
@@ -220,6 +225,7 @@ impl Metrics {
     /// Shows `state` as the provider's current one (creating its series).
     pub fn set_provider_state(&self, provider: &str, state: crate::health::State) {
         let _ = self.provider_state_changes.get_or_create(&ProviderLabels { provider: provider.to_string() });
+        let _ = self.confirmations.get_or_create(&ProviderLabels { provider: provider.to_string() });
         for s in crate::health::State::ALL {
             let l = ProviderStateLabels { provider: provider.to_string(), state: s.as_str() };
             self.provider_state.get_or_create(&l).set(i64::from(s == state));
@@ -229,6 +235,7 @@ impl Metrics {
     /// Forgets a provider a reload removed.
     pub fn remove_provider(&self, provider: &str) {
         self.provider_state_changes.remove(&ProviderLabels { provider: provider.to_string() });
+        self.confirmations.remove(&ProviderLabels { provider: provider.to_string() });
         for s in crate::health::State::ALL {
             self.provider_state.remove(&ProviderStateLabels { provider: provider.to_string(), state: s.as_str() });
         }

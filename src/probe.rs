@@ -7,8 +7,9 @@ use crate::inbox::InboxHandle;
 use crate::matcher::Matcher;
 use crate::provider::{AnyProvider, Provider};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 /// A route with everything it needs to send.
 pub struct Probe {
@@ -19,6 +20,38 @@ pub struct Probe {
     pub to: String,
     /// The provider's bounce inbox address: the envelope sender.
     pub return_path: Option<String>,
+    /// Asks its schedule for a confirmation canary now (crate::health).
+    pub confirm: Arc<Confirm>,
+}
+
+/// A route's request for a confirmation canary, sent at once beside its
+/// schedule: at most one is asked for at a time, and the request stands
+/// until the canary it asked for has been handed to the provider.
+#[derive(Debug, Default)]
+pub struct Confirm {
+    wanted: AtomicBool,
+    notify: Notify,
+}
+
+impl Confirm {
+    /// Asks for one; false when one is asked for already and not yet sent.
+    pub fn ask(&self) -> bool {
+        if self.wanted.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.notify.notify_one();
+        true
+    }
+
+    /// Waits until a confirmation is asked for.
+    pub async fn asked(&self) {
+        self.notify.notified().await
+    }
+
+    /// The confirmation asked for was sent (or given up): another may be asked for.
+    pub fn done(&self) {
+        self.wanted.store(false, Ordering::Release);
+    }
 }
 
 /// What every probe shares.
@@ -31,9 +64,10 @@ pub struct ProbeContext {
     pub sends: Arc<Semaphore>,
 }
 
-/// Sends one canary on `probe`'s route; returns its id once the provider
-/// answered, or None if it could not even be recorded (then nothing is sent).
-pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
+/// Sends one canary on `probe`'s route (a confirmation, or one on its
+/// schedule); returns its id once the provider answered, or None if it
+/// could not even be recorded (then nothing is sent).
+pub async fn run_once(probe: &Probe, ctx: &ProbeContext, confirmation: bool) -> Option<String> {
     // An application's trigger fires one at a time, an interval apart.
     let _turn = match &probe.route.trigger {
         Some(_) => {
@@ -52,6 +86,7 @@ pub async fn run_once(probe: &Probe, ctx: &ProbeContext) -> Option<String> {
         chrono::Utc::now(),
     );
     canary.return_path = probe.return_path.clone();
+    canary.confirmation = confirmation;
     if let Some(trigger) = &probe.route.trigger {
         let tag = crate::trigger::tag::new();
         let address = trigger.canary_address(&probe.to, &tag);

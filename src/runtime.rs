@@ -275,6 +275,7 @@ impl Routing {
         let (schedule, abort) = (watch::channel(false).0, watch::channel(false).0);
         let stop = Stop { schedule: schedule.subscribe(), abort: abort.subscribe() };
         let (route, to, return_path) = (probe.route.clone(), probe.to.clone(), probe.return_path.clone());
+        rt.health.route_started(&route.name, probe.confirm.clone());
         let task = crate::supervise::spawn(
             format!("route:{}", route.name),
             rt.metrics.clone(),
@@ -329,7 +330,15 @@ pub fn probe(
         (None, None) => return Err("validated config names a known provider".into()),
     };
     let return_path = return_path(config, route);
-    Ok(Probe { route: route.clone(), provider: sender, inbox: inbox.clone(), from, to, return_path })
+    Ok(Probe {
+        route: route.clone(),
+        provider: sender,
+        inbox: inbox.clone(),
+        from,
+        to,
+        return_path,
+        confirm: Arc::default(),
+    })
 }
 
 /// Counts lost canaries and refreshes gauges every `every`; with a

@@ -1,8 +1,9 @@
 //! Runs each route on its interval, with jitter, until it is stopped: the
 //! first canary soon after start (spread over up to 10 s so a thousand
 //! routes do not fire at once), then one per interval, on a cadence that
-//! does not drift with how long a send takes. Submissions are bounded by
-//! the probes' shared semaphore.
+//! does not drift with how long a send takes. A confirmation canary asked
+//! for (crate::probe::Confirm) goes at once, beside the schedule, which it
+//! does not move. Submissions are bounded by the probes' shared semaphore.
 
 use crate::probe::{Probe, ProbeContext, run_once};
 use std::sync::Arc;
@@ -38,13 +39,18 @@ pub fn spawn(probe: Arc<Probe>, ctx: Arc<ProbeContext>, stop: Stop) -> tokio::ta
 pub async fn run(probe: Arc<Probe>, ctx: Arc<ProbeContext>, mut stop: Stop) {
     let mut next = Instant::now() + probe.route.interval.min(FIRST_SPREAD).mul_f64(crate::random::unit());
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
+        let confirmation = tokio::select! {
+            _ = tokio::time::sleep_until(next) => false,
+            _ = probe.confirm.asked() => true,
             _ = stopped(&mut stop.schedule) => return,
-        }
+        };
         tokio::select! {
-            _ = run_once(&probe, &ctx) => {}
-            _ = stopped(&mut stop.abort) => return,
+            _ = run_once(&probe, &ctx, confirmation) => {}
+            _ = stopped(&mut stop.abort) => { probe.confirm.done(); return }
+        }
+        if confirmation {
+            probe.confirm.done();
+            continue;
         }
         // The next canary is due an interval after this one was, however
         // long this one took; if it took longer, the next goes at once.

@@ -48,6 +48,9 @@ pub struct Canary {
     pub created_ms: i64,
     /// The whole message, CRLF line endings.
     pub raw: Vec<u8>,
+    /// Sent at once to confirm a suspicion (crate::health), not on the
+    /// route's schedule.
+    pub confirmation: bool,
 }
 
 impl Canary {
@@ -120,6 +123,7 @@ impl Canary {
             body,
             created_ms,
             raw,
+            confirmation: false,
         }
     }
 }

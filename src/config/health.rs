@@ -3,7 +3,7 @@
 //! its other keys (crate::provider).
 
 use super::duration;
-use crate::health::Thresholds;
+use crate::health::{Learning, Thresholds};
 use crate::provider::{HealthOverrides, ProviderConfig};
 use serde::Deserialize;
 use std::time::Duration;
@@ -12,38 +12,152 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthDefaults {
-    /// A canary in flight this long counts against its route, before its timeout.
-    #[serde(default = "default_overdue_after", deserialize_with = "duration::deserialize")]
-    pub overdue_after: Duration,
+    /// A canary in flight this long counts against its route. Written
+    /// alone, it pins every route's bound; without it (or with `learn`)
+    /// each route learns its own, and this (90 s) is the bound until it has.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub overdue_after: Option<Duration>,
+    /// How routes learn their overdue bound from their deliveries.
+    #[serde(default)]
+    pub learn: Option<LearnConfig>,
     /// Failures in a row (refused, bounced, lost, overdue) that make a route fail.
     #[serde(default = "default_down_after")]
     pub down_after: u32,
     /// Canaries in a row delivered in time that bring a provider back from down.
     #[serde(default = "default_up_after")]
     pub up_after: u32,
+    /// Confirmation canaries a provider may be sent per minute when its
+    /// canaries are overdue (0: none).
+    #[serde(default = "default_confirmations_per_minute")]
+    pub confirmations_per_minute: u32,
+    /// Confirmation canaries the whole prober may send per minute, over
+    /// every provider: what a mailbox outage across many providers costs.
+    #[serde(default = "default_confirmations_max_per_minute")]
+    pub confirmations_max_per_minute: u32,
 }
 
 impl Default for HealthDefaults {
     fn default() -> Self {
         HealthDefaults {
-            overdue_after: default_overdue_after(),
+            overdue_after: None,
+            learn: None,
             down_after: default_down_after(),
             up_after: default_up_after(),
+            confirmations_per_minute: default_confirmations_per_minute(),
+            confirmations_max_per_minute: default_confirmations_max_per_minute(),
+        }
+    }
+}
+
+/// `health.learn`: every key optional, over the defaults of
+/// [`crate::health::Learning`] (the ceiling's default is `overdue_after`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(try_from = "RawLearn")]
+pub struct LearnConfig {
+    pub quantile: Option<f64>,
+    pub margin: Option<f64>,
+    pub floor: Option<Duration>,
+    pub ceiling: Option<Duration>,
+    pub window: Option<usize>,
+    pub min_deliveries: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLearn {
+    #[serde(default)]
+    quantile: Option<f64>,
+    #[serde(default)]
+    margin: Option<f64>,
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    floor: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    ceiling: Option<Duration>,
+    #[serde(default)]
+    window: Option<usize>,
+    #[serde(default)]
+    min_deliveries: Option<usize>,
+}
+
+impl TryFrom<RawLearn> for LearnConfig {
+    type Error = String;
+
+    /// What `run` could not learn with is refused when the config is read.
+    fn try_from(r: RawLearn) -> Result<Self, String> {
+        if let Some(q) = r.quantile.filter(|q| !(q.is_finite() && *q > 0.0 && *q <= 1.0)) {
+            return Err(format!("quantile {q} must be above 0 and at most 1, e.g. 0.99"));
+        }
+        if let Some(m) = r.margin.filter(|m| !(m.is_finite() && *m >= 1.0)) {
+            return Err(format!("margin {m} must be at least 1: the bound is above the latencies seen"));
+        }
+        if let (Some(f), Some(c)) = (r.floor, r.ceiling)
+            && f > c
+        {
+            return Err("floor must not be above ceiling".into());
+        }
+        if r.window == Some(0) {
+            return Err("window counts deliveries: at least 1".into());
+        }
+        if let (Some(m), w) = (r.min_deliveries, r.window.unwrap_or(Learning::default().window))
+            && m > w
+        {
+            return Err(format!("min_deliveries {m} is more than the window ({w}) ever holds"));
+        }
+        Ok(LearnConfig {
+            quantile: r.quantile,
+            margin: r.margin,
+            floor: r.floor,
+            ceiling: r.ceiling,
+            window: r.window,
+            min_deliveries: r.min_deliveries,
+        })
+    }
+}
+
+impl LearnConfig {
+    /// These settings over `base`; the ceiling defaults to `fixed`.
+    fn over(&self, base: Option<&LearnConfig>, fixed: Duration) -> Learning {
+        let d = Learning::default();
+        let b = base.copied().unwrap_or_default();
+        Learning {
+            quantile: self.quantile.or(b.quantile).unwrap_or(d.quantile),
+            margin: self.margin.or(b.margin).unwrap_or(d.margin),
+            floor: self.floor.or(b.floor).unwrap_or(d.floor),
+            ceiling: self.ceiling.or(b.ceiling).unwrap_or(fixed),
+            window: self.window.or(b.window).unwrap_or(d.window),
+            min_deliveries: self.min_deliveries.or(b.min_deliveries).unwrap_or(d.min_deliveries),
         }
     }
 }
 
 impl HealthDefaults {
-    /// The thresholds of a provider with `overrides`.
+    /// The thresholds of a provider with `overrides`. An `overdue_after`
+    /// written without `learn` pins the bound; the provider's own words
+    /// win over the global ones.
     pub fn with(&self, overrides: Option<&HealthOverrides>) -> Thresholds {
         let o = overrides.cloned().unwrap_or_default();
+        let fixed = o.overdue_after.or(self.overdue_after).unwrap_or(DEFAULT_OVERDUE_AFTER);
+        let learning = match (&o.learn, o.overdue_after, &self.learn, self.overdue_after) {
+            (Some(l), _, global, _) => Some(l.over(global.as_ref(), fixed)),
+            (None, Some(_), _, _) => None,
+            (None, None, Some(l), _) => Some(l.over(None, fixed)),
+            (None, None, None, Some(_)) => None,
+            (None, None, None, None) => Some(LearnConfig::default().over(None, fixed)),
+        };
         Thresholds {
-            overdue_after: o.overdue_after.unwrap_or(self.overdue_after),
+            overdue_after: fixed,
+            learning,
             down_after: o.down_after.unwrap_or(self.down_after),
             up_after: o.up_after.unwrap_or(self.up_after),
+            confirmations_per_minute: o.confirmations_per_minute.unwrap_or(self.confirmations_per_minute),
         }
     }
 }
+
+/// The bound before a route has learned its own, and the ceiling of what
+/// it learns, unless the config says otherwise: the latency objective the
+/// shipped alerts used before bounds were learned.
+const DEFAULT_OVERDUE_AFTER: Duration = Duration::from_secs(90);
 
 /// The global health thresholds apply to every provider, over which its
 /// own `health` block wins: that is the config's to say, so this lives here.
@@ -74,8 +188,11 @@ pub struct GlobalFailover {
     pub socketmap: Option<String>,
 }
 
-fn default_overdue_after() -> Duration {
-    Duration::from_secs(90)
+fn default_confirmations_per_minute() -> u32 {
+    6
+}
+fn default_confirmations_max_per_minute() -> u32 {
+    60
 }
 fn default_down_after() -> u32 {
     2

@@ -24,8 +24,10 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+mod learn;
 mod route;
 pub mod traffic;
+pub use learn::{BoundSource, Learned, Learning};
 pub use route::Evidence;
 use route::RouteEvidence;
 
@@ -69,14 +71,27 @@ impl State {
 /// The thresholds of `global.health` and `providers[].health`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
+    /// The fixed overdue bound: pinned when `learning` is None, else the
+    /// bound of a route until it has learned its own, and the age past
+    /// which a delivery is late whatever was learned.
     pub overdue_after: Duration,
+    /// How each route learns its bound; None when the config pins it.
+    pub learning: Option<Learning>,
     pub down_after: u32,
     pub up_after: u32,
+    /// Confirmation canaries the provider may be sent per minute.
+    pub confirmations_per_minute: u32,
 }
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { overdue_after: Duration::from_secs(90), down_after: 2, up_after: 2 }
+        Thresholds {
+            overdue_after: Duration::from_secs(90),
+            learning: Some(Learning::default()),
+            down_after: 2,
+            up_after: 2,
+            confirmations_per_minute: 6,
+        }
     }
 }
 
@@ -129,8 +144,13 @@ pub struct RouteHealth {
     pub failing: bool,
     /// Bad canaries in a row, counted from the newest decided one.
     pub bad_in_a_row: u32,
-    /// The age of its oldest canary in flight past `overdue_after`.
+    /// The age of its oldest canary in flight past its bound.
     pub overdue_seconds: Option<f64>,
+    /// The bound in force: a canary in flight longer is overdue.
+    pub overdue_bound_seconds: f64,
+    /// Where that bound comes from: `learned`, `default` (not enough
+    /// deliveries yet) or `configured`.
+    pub bound: BoundSource,
 }
 
 /// A change of a provider's state.
@@ -141,6 +161,15 @@ pub struct Transition {
     pub to: State,
     pub at_ms: i64,
     pub reason: String,
+}
+
+/// A confirmation canary the board asks for: on which route (by probe),
+/// through which provider, and the provider's budget per minute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirmation {
+    pub probe: String,
+    pub provider: String,
+    pub per_minute: u32,
 }
 
 /// "1 inbox", "2 inboxes".
@@ -184,11 +213,17 @@ impl Board {
     /// runs; keeps what is known of those that stay.
     pub fn configure(&mut self, providers: &[Judged], routes: &[(String, String, String)], now_ms: i64) {
         self.thresholds = providers.iter().map(|p| (p.name.clone(), p.thresholds)).collect();
+        let thresholds = &self.thresholds;
         self.nexthops = providers.iter().filter_map(|p| Some((p.name.clone(), p.nexthop.clone()?))).collect();
         self.applications = providers.iter().filter(|p| p.application).map(|p| p.name.clone()).collect();
         self.routes.retain(|probe, r| routes.iter().any(|(n, p, i)| n == probe && *p == r.provider && *i == r.inbox));
         for (probe, provider, inbox) in routes {
-            self.routes.entry(probe.clone()).or_insert_with(|| RouteEvidence::new(provider, inbox));
+            let t = thresholds.get(provider).copied().unwrap_or_default();
+            let r = self
+                .routes
+                .entry(probe.clone())
+                .or_insert_with(|| RouteEvidence::new(provider, inbox, Learned::new(t.overdue_after, t.learning)));
+            r.learned.configure(t.overdue_after, t.learning);
         }
         self.probes_of.clear();
         for (probe, r) in &self.routes {
@@ -207,32 +242,84 @@ impl Board {
     }
 
     /// A canary of `probe`, accepted at `accepted`, settled. A delivery
-    /// slower than its provider's `overdue_after` is not in time.
-    pub fn record(&mut self, probe: &str, accepted: Instant, evidence: Evidence, latency_seconds: Option<f64>) {
-        let Some(provider) = self.routes.get(probe).map(|r| r.provider.clone()) else { return };
-        let overdue_after = self.thresholds(&provider).overdue_after.as_secs_f64();
+    /// slower than its provider's fixed `overdue_after` is not in time (the
+    /// learned bound decides only when a canary in flight is suspect).
+    /// Returns the route's bound when this delivery moved it.
+    pub fn record(
+        &mut self,
+        probe: &str,
+        accepted: Instant,
+        evidence: Evidence,
+        latency_seconds: Option<f64>,
+    ) -> Option<Duration> {
+        let r = self.routes.get_mut(probe)?;
+        let late_after = r.learned.fixed().as_secs_f64();
         let evidence = match (evidence, latency_seconds) {
-            (Evidence::Good, Some(l)) if l > overdue_after => Evidence::Slow,
+            (Evidence::Good, Some(l)) if l > late_after => Evidence::Slow,
             _ => evidence,
         };
-        if let Some(r) = self.routes.get_mut(probe) {
-            r.record(accepted, evidence, latency_seconds);
-        }
+        let before = r.learned.bound();
+        r.record(accepted, evidence, latency_seconds);
+        Some(r.learned.bound()).filter(|b| *b != before)
+    }
+
+    /// Each route's bound in force now, by probe.
+    pub fn bounds(&self) -> Vec<(String, Duration)> {
+        self.routes.iter().map(|(probe, r)| (probe.clone(), r.learned.bound())).collect()
     }
 
     /// Each route's canaries in flight (acceptance time and age), and the
     /// inboxes a watcher sees now (the others' evidence is set aside).
-    pub fn observe(&mut self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>, live: &[String]) {
+    /// Returns the routes that raised a suspicion, by probe, sorted: their
+    /// newest canary is overdue, and confirmations should go at once.
+    pub fn observe(&mut self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>, live: &[String]) -> Vec<String> {
         let live: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
         let mut unseen: Vec<String> =
             self.routes.values().filter(|r| !live.contains(r.inbox.as_str())).map(|r| r.inbox.clone()).collect();
         unseen.sort_unstable();
         unseen.dedup();
+        let mut suspicions = Vec::new();
         for (probe, r) in self.routes.iter_mut() {
-            let overdue_after = self.thresholds.get(&r.provider).copied().unwrap_or_default().overdue_after;
-            r.observe(in_flight.get(probe).map_or(&[][..], |v| v.as_slice()), overdue_after);
+            let down_after = self.thresholds.get(&r.provider).copied().unwrap_or_default().down_after;
+            if r.observe(in_flight.get(probe).map_or(&[][..], |v| v.as_slice()), down_after)
+                && !unseen.contains(&r.inbox)
+            {
+                suspicions.push(probe.clone());
+            }
         }
         self.unseen = unseen;
+        suspicions.sort_unstable();
+        suspicions
+    }
+
+    /// Where the confirmations of `probe`'s suspicion go: the route itself,
+    /// and where the matrix allows, one route of another provider into the
+    /// same inbox (is it the mailbox?) and one of the same provider into
+    /// another inbox (is it the provider?), the first by name of each.
+    /// Never a route whose own canary is on its way already (one in flight
+    /// per route), nor one into an inbox nobody watches.
+    pub fn confirmations(&self, probe: &str) -> Vec<Confirmation> {
+        let Some(suspect) = self.routes.get(probe) else { return Vec::new() };
+        // An application's send path fires on its own turns (crate::trigger): never asked.
+        let open = |r: &RouteEvidence| {
+            !r.young_in_flight() && !self.unseen.contains(&r.inbox) && !self.applications.contains(&r.provider)
+        };
+        let ask = |probe: &str, r: &RouteEvidence| Confirmation {
+            probe: probe.to_string(),
+            provider: r.provider.clone(),
+            per_minute: self.thresholds(&r.provider).confirmations_per_minute,
+        };
+        let mut out = Vec::new();
+        if open(suspect) {
+            out.push(ask(probe, suspect));
+        }
+        let mut others: Vec<(&String, &RouteEvidence)> =
+            self.routes.iter().filter(|(p, r)| *p != probe && open(r)).collect();
+        others.sort_unstable_by_key(|(p, _)| *p);
+        let same_inbox = others.iter().find(|(_, r)| r.inbox == suspect.inbox && r.provider != suspect.provider);
+        let same_provider = others.iter().find(|(_, r)| r.provider == suspect.provider && r.inbox != suspect.inbox);
+        out.extend(same_inbox.into_iter().chain(same_provider).map(|(p, r)| ask(p, r)));
+        out
     }
 
     /// Inboxes whose evidence is set aside.
@@ -382,6 +469,8 @@ impl Board {
                 failing: r.failing(t.down_after),
                 bad_in_a_row: r.bad_run().0,
                 overdue_seconds: r.overdue().map(|d| d.as_secs_f64()),
+                overdue_bound_seconds: r.learned.bound().as_secs_f64(),
+                bound: r.learned.source(),
             })
             .collect();
         let usable = self.usable(provider, suspect);
@@ -395,7 +484,7 @@ impl Board {
             since_ms: *since_ms,
             reason: reason.clone(),
             p95_latency_seconds: p95,
-            newest_failing_routes: usable.iter().filter(|(_, r)| r.newest_bad()).count(),
+            newest_failing_routes: usable.iter().filter(|(_, r)| r.newest_bad(t.down_after)).count(),
             routes,
             nexthop: self.nexthops.get(provider).cloned(),
             application: self.applications.iter().any(|a| a == provider),
@@ -405,3 +494,6 @@ impl Board {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod detection_tests;

@@ -4,6 +4,7 @@
 //! the path works now, whatever older canaries are still in flight, and a
 //! run of bad canaries is counted from the newest backwards.
 
+use super::learn::Learned;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,20 @@ pub use crate::outcome::Evidence;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Verdict {
     Settled(Evidence),
-    Overdue(Duration),
+    /// In flight past its route's bound: its age, and whether it is past
+    /// the fixed `overdue_after` too (evidence on its own), or only past a
+    /// learned bound (a suspicion, as likely a spike as a fault).
+    Overdue(Duration, Strength),
+}
+
+/// How much an overdue canary says on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strength {
+    /// Past the learned bound only: it counts towards a failing run, but
+    /// alone it moves no steering signal.
+    Suspicion,
+    /// Past the fixed `overdue_after` (or the bound the config pins).
+    Evidence,
 }
 
 impl Verdict {
@@ -24,7 +38,10 @@ impl Verdict {
     /// What happened to it, to end "the newest canary to x …".
     fn describe(self) -> String {
         match self {
-            Verdict::Overdue(age) => format!("is {:.0} s overdue", age.as_secs_f64()),
+            Verdict::Overdue(age, Strength::Evidence) => format!("is {:.0} s overdue", age.as_secs_f64()),
+            Verdict::Overdue(age, Strength::Suspicion) => {
+                format!("is {:.1} s in flight, past its route's learned bound", age.as_secs_f64())
+            }
             Verdict::Settled(Evidence::Good) => "arrived in time".into(),
             Verdict::Settled(Evidence::Slow) => "arrived late".into(),
             Verdict::Settled(Evidence::Refused) => "was refused".into(),
@@ -48,8 +65,17 @@ pub(super) struct RouteEvidence {
     pub inbox: String,
     /// Settled canaries by acceptance time, oldest first.
     settled: VecDeque<(Instant, Evidence)>,
-    /// Canaries in flight past `overdue_after`: acceptance time and age.
-    overdue: Vec<(Instant, Duration)>,
+    /// Canaries in flight past the route's bound: acceptance time, age,
+    /// and whether they are past the fixed `overdue_after` too.
+    overdue: Vec<(Instant, Duration, Strength)>,
+    /// A canary younger than the route's bound is in flight: its verdict is
+    /// on its way, and a confirmation would ask the same question again.
+    young_in_flight: bool,
+    /// The newest canary that raised a suspicion (by acceptance time): each
+    /// raises one, however long it stays overdue.
+    suspected: Option<Instant>,
+    /// The route's overdue bound, learned from its deliveries (learn.rs).
+    pub learned: Learned,
     /// Whether any canary of this route ever arrived in time.
     ever_good: bool,
     /// Latencies of recent in-time deliveries (seconds), newest last.
@@ -57,13 +83,17 @@ pub(super) struct RouteEvidence {
 }
 
 impl RouteEvidence {
-    pub fn new(provider: &str, inbox: &str) -> Self {
-        RouteEvidence { provider: provider.to_string(), inbox: inbox.to_string(), ..Default::default() }
+    pub fn new(provider: &str, inbox: &str, learned: Learned) -> Self {
+        RouteEvidence { provider: provider.to_string(), inbox: inbox.to_string(), learned, ..Default::default() }
     }
 
-    /// A canary accepted at `accepted` settled.
+    /// A canary accepted at `accepted` settled. A delivery, in time or
+    /// late, teaches the route's bound.
     pub fn record(&mut self, accepted: Instant, evidence: Evidence, latency_seconds: Option<f64>) {
-        self.overdue.retain(|(at, _)| *at != accepted);
+        self.overdue.retain(|(at, _, _)| *at != accepted);
+        if let (Evidence::Good | Evidence::Slow, Some(l)) = (evidence, latency_seconds) {
+            self.learned.learn(l);
+        }
         let at = self.settled.iter().rposition(|(t, _)| *t <= accepted).map_or(0, |i| i + 1);
         self.settled.insert(at, (accepted, evidence));
         if self.settled.len() > HISTORY {
@@ -80,11 +110,31 @@ impl RouteEvidence {
         }
     }
 
-    /// The canaries in flight now, with their ages; those at least
-    /// `overdue_after` old count as bad until they settle.
-    pub fn observe(&mut self, in_flight: &[(Instant, Duration)], overdue_after: Duration) {
-        self.overdue = in_flight.iter().copied().filter(|(_, age)| *age >= overdue_after).collect();
-        self.overdue.sort_by_key(|(at, _)| *at);
+    /// The canaries in flight now, with their ages; those at least the
+    /// route's bound old count as bad until they settle. Returns whether a
+    /// suspicion was raised: the newest canary in flight became overdue
+    /// (none younger is on its way), it raised none before, and the route
+    /// is not failing already (its scheduled canaries say enough then).
+    pub fn observe(&mut self, in_flight: &[(Instant, Duration)], down_after: u32) -> bool {
+        let (bound, fixed) = (self.learned.bound(), self.learned.fixed());
+        self.overdue = in_flight
+            .iter()
+            .filter(|(_, age)| *age >= bound)
+            .map(|(at, age)| (*at, *age, if *age >= fixed { Strength::Evidence } else { Strength::Suspicion }))
+            .collect();
+        self.overdue.sort_by_key(|(at, _, _)| *at);
+        self.young_in_flight = in_flight.iter().any(|(_, age)| *age < bound);
+        let Some(&(newest, _, _)) = self.overdue.last() else { return false };
+        if self.young_in_flight || self.suspected.is_some_and(|s| s >= newest) || self.failing(down_after) {
+            return false;
+        }
+        self.suspected = Some(newest);
+        true
+    }
+
+    /// A canary of its own is in flight and not yet overdue.
+    pub fn young_in_flight(&self) -> bool {
+        self.young_in_flight
     }
 
     /// Decided canaries, newest first.
@@ -93,7 +143,7 @@ impl RouteEvidence {
             .settled
             .iter()
             .map(|(at, e)| (*at, Verdict::Settled(*e)))
-            .chain(self.overdue.iter().map(|(at, age)| (*at, Verdict::Overdue(*age))))
+            .chain(self.overdue.iter().map(|(at, age, strength)| (*at, Verdict::Overdue(*age, *strength))))
             .collect();
         all.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
         all.into_iter().map(|(_, v)| v).collect()
@@ -113,7 +163,7 @@ impl RouteEvidence {
 
     /// The age of its oldest overdue canary, if any.
     pub fn overdue(&self) -> Option<Duration> {
-        self.overdue.iter().map(|(_, age)| *age).max()
+        self.overdue.iter().map(|(_, age, _)| *age).max()
     }
 
     pub fn has_evidence(&self) -> bool {
@@ -124,9 +174,15 @@ impl RouteEvidence {
         self.ever_good
     }
 
-    /// Its newest decided canary failed.
-    pub fn newest_bad(&self) -> bool {
-        self.bad_run().0 > 0
+    /// Its newest decided canary failed: a suspicion alone (overdue by the
+    /// learned bound only) does not count until the run makes the route
+    /// fail, so that a spike whose confirmation arrives moves no traffic.
+    pub fn newest_bad(&self, down_after: u32) -> bool {
+        match self.bad_run() {
+            (0, _) => false,
+            (run, Some(Verdict::Overdue(_, Strength::Suspicion))) => run >= down_after,
+            _ => true,
+        }
     }
 
     /// Its newest decided canary failed in a way that may be its inbox's

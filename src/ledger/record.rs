@@ -16,9 +16,17 @@ impl Ledger {
         self.with(|db| {
             super::run(
                 db,
-                "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms)
-                 VALUES (?1, ?2, ?3, ?4, 'sending', ?5, ?6)",
-                params![canary.id, canary.probe, canary.provider, canary.inbox, canary.created_ms, deadline_ms],
+                "INSERT INTO canaries (id, probe, provider, inbox, state, created_ms, deadline_ms, confirmation)
+                 VALUES (?1, ?2, ?3, ?4, 'sending', ?5, ?6, ?7)",
+                params![
+                    canary.id,
+                    canary.probe,
+                    canary.provider,
+                    canary.inbox,
+                    canary.created_ms,
+                    deadline_ms,
+                    canary.confirmation.then_some(1)
+                ],
             )
             .map(drop)
         })

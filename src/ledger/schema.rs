@@ -112,12 +112,14 @@ const LATER_INDEXES: &str =
 const MIGRATIONS: [&str; 1] = ["UPDATE canaries SET state = 'refused' WHERE state = 'failed'"];
 
 /// Columns added after the first release, with their types.
-const ADDED_COLUMNS: [(&str, &str); 5] = [
+const ADDED_COLUMNS: [(&str, &str); 6] = [
     ("bounce_status", "TEXT"),
     ("bounce_detail", "TEXT"),
     ("hops", "TEXT"),
     ("observed", "TEXT"),
     ("expectation", "TEXT"),
+    // 1 for a confirmation canary (sent at once on a suspicion), else NULL.
+    ("confirmation", "INTEGER"),
 ];
 
 impl Ledger {

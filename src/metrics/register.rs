@@ -30,6 +30,8 @@ impl Metrics {
             task_restarts: Family::default(),
             provider_state: Family::default(),
             provider_state_changes: Family::default(),
+            overdue_bound: Family::default(),
+            confirmations: Family::default(),
             traffic: traffic::TrafficMetrics::default(),
             detail,
             time: Gauge::default(),
@@ -70,6 +72,16 @@ impl Metrics {
             "oldest_in_flight_seconds",
             "Age of the oldest in-flight canary, 0 when none",
             m.oldest_in_flight.clone(),
+        );
+        r.register(
+            "overdue_bound_seconds",
+            "Age past which the route's canary in flight is overdue: learned from its recent deliveries, or fixed",
+            m.overdue_bound.clone(),
+        );
+        r.register(
+            "confirmations",
+            "Confirmation canaries sent at once because a canary of the provider's was overdue",
+            m.confirmations.clone(),
         );
         r.register(
             "last_delivery_timestamp_seconds",

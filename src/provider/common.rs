@@ -87,9 +87,13 @@ pub struct HealthOverrides {
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub overdue_after: Option<Duration>,
     #[serde(default)]
+    pub learn: Option<crate::config::LearnConfig>,
+    #[serde(default)]
     pub down_after: Option<u32>,
     #[serde(default)]
     pub up_after: Option<u32>,
+    #[serde(default)]
+    pub confirmations_per_minute: Option<u32>,
 }
 
 /// `providers[].failover`: what Postfix is told while this provider is the best.

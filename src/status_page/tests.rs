@@ -96,6 +96,8 @@ fn served_to(settings: &Settings, audience: Audience, key: &[u8; 32]) -> Snapsho
             failing: true,
             bad_in_a_row: 2,
             overdue_seconds: None,
+            overdue_bound_seconds: 90.0,
+            bound: crate::health::BoundSource::Default,
         }],
         nexthop: Some("[smtp.secret.example]:587".into()),
         newest_failing_routes: 1,
