@@ -174,6 +174,7 @@ impl Metrics {
         let _ = self.in_flight.get_or_create(route);
         let _ = self.oldest_in_flight.get_or_create(route);
         let _ = self.last_delivery.get_or_create(route);
+        let _ = self.overdue_bound.get_or_create(route);
         self.init_detail(route, *detail);
     }
 
