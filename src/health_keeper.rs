@@ -14,13 +14,16 @@ use crate::matcher::Tick;
 use crate::metrics::Metrics;
 use crate::settled::{Consumer, Settled};
 use crate::steer::Steering;
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 mod confirm;
 use confirm::Confirmer;
+
+/// How far back a restart reads the routes' deliveries to learn from: a
+/// day, whatever the window (at one canary a minute, 1,000 take 17 hours).
+const LEARN_LOOKBACK_MS: i64 = 24 * 3600 * 1000;
 
 pub struct HealthKeeper {
     board: Mutex<Board>,
@@ -109,19 +112,39 @@ impl HealthKeeper {
         for (provider, state) in health.states() {
             self.metrics.set_provider_state(&provider, state);
         }
-        let bounds: HashMap<String, std::time::Duration> = health.bounds().into_iter().collect();
-        for (probe, provider, inbox) in &routes {
-            let labels =
-                crate::metrics::RouteLabels { probe: probe.clone(), provider: provider.clone(), inbox: inbox.clone() };
-            self.metrics.overdue_bound.get_or_create(&labels).set(bounds[probe].as_secs_f64());
-        }
+        let bounds = health.bounds();
         drop(health);
+        self.show_bounds(bounds);
         let probes: Vec<&str> = routes.iter().map(|(probe, _, _)| probe.as_str()).collect();
         self.confirmer().configure(&probes, config.global.health.confirmations_max_per_minute);
     }
 
-    /// Puts back the providers that were down when the service stopped.
+    /// Each route's bound in force, on its gauge.
+    fn show_bounds(&self, bounds: Vec<(String, String, String, std::time::Duration)>) {
+        for (probe, provider, inbox, bound) in bounds {
+            let labels = crate::metrics::RouteLabels { probe, provider, inbox };
+            self.metrics.overdue_bound.get_or_create(&labels).set(bound.as_secs_f64());
+        }
+    }
+
+    /// Puts back the providers that were down when the service stopped,
+    /// and what each route delivered lately (what its bound is learned
+    /// from), so that a restart does not wait on the fixed bound until
+    /// every route has delivered enough again.
     pub async fn restore(&self) -> Result<(), LedgerError> {
+        let windows = self.board().learning_windows();
+        if let Some(per_route) = windows.iter().map(|(_, w)| *w).max() {
+            let probes: Vec<String> = windows.iter().map(|(p, _)| p.clone()).collect();
+            let since_ms = self.clock.wall_ms() - LEARN_LOOKBACK_MS;
+            let history = self.ledger.call(move |l| l.recent_latencies(&probes, since_ms, per_route)).await?;
+            let mut health = self.board();
+            for (probe, latencies) in &history {
+                health.learn_history(probe, latencies);
+            }
+            let bounds = health.bounds();
+            drop(health);
+            self.show_bounds(bounds);
+        }
         let last = self.ledger.call(|l| l.last_transitions()).await?;
         let mut health = self.board();
         for t in last.into_iter().filter(|t| t.to == crate::health::State::Down) {
@@ -190,12 +213,16 @@ impl HealthKeeper {
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
-        let (changes, asks) = {
+        let (changes, asks, runs) = {
             let mut health = self.board();
             let suspicions = health.observe(&tick.in_flight, &tick.live_inboxes);
             let asks: Vec<_> = suspicions.iter().flat_map(|probe| health.confirmations(probe)).collect();
-            (health.decide(tick.now_ms), asks)
+            (health.decide(tick.now_ms), asks, health.take_overdue_runs())
         };
+        for r in runs {
+            let labels = crate::metrics::RouteLabels { probe: r.probe, provider: r.provider, inbox: r.inbox };
+            self.metrics.overdue_in_a_row.get_or_create(&labels).set(i64::from(r.run));
+        }
         self.steer();
         // Confirmations go before anything waits on the ledger: the sooner
         // they are sent, the sooner the suspicion is settled either way.

@@ -123,6 +123,8 @@ pub struct Metrics {
     pub provider_state_changes: Family<ProviderLabels, Counter>,
     /// Each route's overdue bound in force (crate::health::learn).
     pub overdue_bound: Family<RouteLabels, Gauge<f64, AtomicU64>>,
+    /// Each route's canaries in flight past its bound, in a row from the newest.
+    pub overdue_in_a_row: Family<RouteLabels, Gauge>,
     /// Confirmation canaries sent on suspicion, by provider.
     pub confirmations: Family<ProviderLabels, Counter>,
     /// The real traffic's series (`traffic_*`).
@@ -175,6 +177,7 @@ impl Metrics {
         let _ = self.oldest_in_flight.get_or_create(route);
         let _ = self.last_delivery.get_or_create(route);
         let _ = self.overdue_bound.get_or_create(route);
+        let _ = self.overdue_in_a_row.get_or_create(route);
         self.init_detail(route, *detail);
     }
 
@@ -210,6 +213,7 @@ impl Metrics {
         self.oldest_in_flight.remove(route);
         self.last_delivery.remove(route);
         self.overdue_bound.remove(route);
+        self.overdue_in_a_row.remove(route);
         self.remove_auth(route);
         self.remove_hops(route);
         self.task_restarts.remove(&TaskLabels { task: format!("route:{}", route.probe) });

@@ -103,7 +103,13 @@ fn a_confirmed_suspicion_fails_the_route_and_asks_no_more() {
     let mut in_flight = flying("a-to-x", &[(a, 2.6), (c, 1.1)]);
     in_flight.extend(flying("a-to-y", &[(a, 2.6), (c, 1.1)]));
     assert!(b.observe(&in_flight, &live()).is_empty(), "failing: the schedule says enough");
+    b.take_overdue_runs();
     b.decide(3);
+    let mut runs: Vec<(String, u32)> = b.take_overdue_runs().into_iter().map(|r| (r.probe, r.run)).collect();
+    runs.sort();
+    assert_eq!(runs, vec![("a-to-x".to_string(), 2), ("a-to-y".to_string(), 2)], "the metrics hear of the change");
+    b.decide(4);
+    assert!(b.take_overdue_runs().is_empty(), "and only of a change");
     let h = health(&b, "a");
     assert_eq!(h.state, State::Down, "{}", h.reason);
     assert!(h.reason.contains("past its route's learned bound"), "{}", h.reason);

@@ -138,6 +138,18 @@ impl Learned {
         self.recompute();
     }
 
+    /// What the route delivered before a restart, oldest first: learned at
+    /// once, the bound worked out once.
+    pub fn learn_history(&mut self, latencies: &[f64]) {
+        let Some(learning) = self.learning else { return };
+        let ok = latencies.iter().filter(|l| l.is_finite() && **l >= 0.0);
+        self.latencies.extend(ok.map(|l| *l as f32));
+        while self.latencies.len() > learning.window.max(1) {
+            self.latencies.pop_front();
+        }
+        self.recompute();
+    }
+
     /// The bound in force.
     pub fn bound(&self) -> Duration {
         self.bound
@@ -211,6 +223,18 @@ mod tests {
         assert_eq!((l.bound(), l.source()), (Duration::from_secs(90), BoundSource::Default));
         let l = learned(std::iter::repeat_n(0.05, 20));
         assert_eq!((l.bound(), l.source()), (Duration::from_secs(1), BoundSource::Learned), "the floor");
+    }
+
+    #[test]
+    fn history_learned_at_once_is_what_learning_one_by_one_gives() {
+        let history: Vec<f64> = (0..1500).map(|i| 0.05 + (i % 37) as f64 / 10.0).collect();
+        let mut at_once = Learned::new(Duration::from_secs(90), Some(Learning::default()));
+        at_once.learn_history(&history);
+        let one_by_one = learned(history.iter().copied());
+        assert_eq!((at_once.bound(), at_once.deliveries()), (one_by_one.bound(), 1000));
+        let mut pinned = Learned::new(Duration::from_secs(8), None);
+        pinned.learn_history(&history);
+        assert_eq!((pinned.deliveries(), pinned.bound()), (0, Duration::from_secs(8)));
     }
 
     #[test]

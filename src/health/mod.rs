@@ -24,12 +24,16 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+mod evidence;
 mod learn;
 mod route;
+mod snapshot;
 pub mod traffic;
+pub use evidence::{Confirmation, OverdueRun};
 pub use learn::{BoundSource, Learned, Learning};
 pub use route::Evidence;
 use route::RouteEvidence;
+pub use snapshot::{ProviderHealth, RouteHealth};
 
 /// What a provider's canaries say of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -95,64 +99,6 @@ impl Default for Thresholds {
     }
 }
 
-/// A provider's decided state.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProviderHealth {
-    pub provider: String,
-    pub state: State,
-    /// Unix ms of the last change of state (of the start, before any).
-    pub since_ms: i64,
-    /// One sentence an operator can act on.
-    pub reason: String,
-    /// The recent p95 delivery latency over its usable routes, in seconds.
-    pub p95_latency_seconds: Option<f64>,
-    /// Usable routes whose newest decided canary failed (overdue, late,
-    /// refused, bounced, lost): ranked after those whose newest arrived.
-    pub newest_failing_routes: usize,
-    pub routes: Vec<RouteHealth>,
-    /// Postfix's next hop for this provider, when it is SMTP-reachable.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nexthop: Option<String>,
-    /// An application's send path (a trigger), not a sending provider:
-    /// judged alike, never ranked among providers nor steered to.
-    #[serde(skip)]
-    pub application: bool,
-}
-
-impl ProviderHealth {
-    /// Best first: never down before usable, never a provider whose newest
-    /// canaries failed before one whose newest arrived, then by state, then
-    /// by recent p95 latency.
-    pub fn rank_key(&self) -> (bool, bool, u8, f64) {
-        (
-            self.state == State::Down,
-            self.newest_failing_routes > 0,
-            self.state.rank(),
-            self.p95_latency_seconds.unwrap_or(f64::MAX),
-        )
-    }
-}
-
-/// One route's evidence, as the providers API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RouteHealth {
-    pub probe: String,
-    pub inbox: String,
-    /// Its inbox's evidence is set aside (the inbox is at fault or unseen).
-    pub inbox_suspect: bool,
-    /// `down_after` bad canaries in a row.
-    pub failing: bool,
-    /// Bad canaries in a row, counted from the newest decided one.
-    pub bad_in_a_row: u32,
-    /// The age of its oldest canary in flight past its bound.
-    pub overdue_seconds: Option<f64>,
-    /// The bound in force: a canary in flight longer is overdue.
-    pub overdue_bound_seconds: f64,
-    /// Where that bound comes from: `learned`, `default` (not enough
-    /// deliveries yet) or `configured`.
-    pub bound: BoundSource,
-}
-
 /// A change of a provider's state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {
@@ -161,15 +107,6 @@ pub struct Transition {
     pub to: State,
     pub at_ms: i64,
     pub reason: String,
-}
-
-/// A confirmation canary the board asks for: on which route (by probe),
-/// through which provider, and the provider's budget per minute.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Confirmation {
-    pub probe: String,
-    pub provider: String,
-    pub per_minute: u32,
 }
 
 /// "1 inbox", "2 inboxes".
@@ -187,6 +124,8 @@ pub struct Board {
     /// Each provider's probes, sorted: a decision reads a provider's
     /// routes, never every route for every provider.
     probes_of: HashMap<String, Vec<String>>,
+    /// Each inbox's probes, sorted: where a suspicion's confirmations go.
+    probes_into: HashMap<String, Vec<String>>,
     states: HashMap<String, (State, i64, String)>,
     /// Inboxes whose watcher cannot see them now.
     unseen: Vec<String>,
@@ -196,6 +135,8 @@ pub struct Board {
     snapshot: std::sync::Arc<Vec<ProviderHealth>>,
     /// Real traffic's evidence, beside the canaries' (traffic.rs).
     pub traffic: traffic::TrafficInput,
+    /// Routes whose overdue run changed at the last decision (`take_overdue_runs`).
+    overdue_runs: Vec<OverdueRun>,
 }
 
 /// A provider of a config: its name, thresholds, Postfix next hop, and
@@ -226,10 +167,12 @@ impl Board {
             r.learned.configure(t.overdue_after, t.learning);
         }
         self.probes_of.clear();
+        self.probes_into.clear();
         for (probe, r) in &self.routes {
             self.probes_of.entry(r.provider.clone()).or_default().push(probe.clone());
+            self.probes_into.entry(r.inbox.clone()).or_default().push(probe.clone());
         }
-        self.probes_of.values_mut().for_each(|probes| probes.sort_unstable());
+        self.probes_of.values_mut().chain(self.probes_into.values_mut()).for_each(|probes| probes.sort_unstable());
         self.states.retain(|p, _| providers.iter().any(|j| j.name == *p));
         for p in providers {
             self.states.entry(p.name.clone()).or_insert((State::Unknown, now_ms, "no canary settled yet".into()));
@@ -239,87 +182,6 @@ impl Board {
 
     fn thresholds(&self, provider: &str) -> Thresholds {
         self.thresholds.get(provider).copied().unwrap_or_default()
-    }
-
-    /// A canary of `probe`, accepted at `accepted`, settled. A delivery
-    /// slower than its provider's fixed `overdue_after` is not in time (the
-    /// learned bound decides only when a canary in flight is suspect).
-    /// Returns the route's bound when this delivery moved it.
-    pub fn record(
-        &mut self,
-        probe: &str,
-        accepted: Instant,
-        evidence: Evidence,
-        latency_seconds: Option<f64>,
-    ) -> Option<Duration> {
-        let r = self.routes.get_mut(probe)?;
-        let late_after = r.learned.fixed().as_secs_f64();
-        let evidence = match (evidence, latency_seconds) {
-            (Evidence::Good, Some(l)) if l > late_after => Evidence::Slow,
-            _ => evidence,
-        };
-        let before = r.learned.bound();
-        r.record(accepted, evidence, latency_seconds);
-        Some(r.learned.bound()).filter(|b| *b != before)
-    }
-
-    /// Each route's bound in force now, by probe.
-    pub fn bounds(&self) -> Vec<(String, Duration)> {
-        self.routes.iter().map(|(probe, r)| (probe.clone(), r.learned.bound())).collect()
-    }
-
-    /// Each route's canaries in flight (acceptance time and age), and the
-    /// inboxes a watcher sees now (the others' evidence is set aside).
-    /// Returns the routes that raised a suspicion, by probe, sorted: their
-    /// newest canary is overdue, and confirmations should go at once.
-    pub fn observe(&mut self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>, live: &[String]) -> Vec<String> {
-        let live: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
-        let mut unseen: Vec<String> =
-            self.routes.values().filter(|r| !live.contains(r.inbox.as_str())).map(|r| r.inbox.clone()).collect();
-        unseen.sort_unstable();
-        unseen.dedup();
-        let mut suspicions = Vec::new();
-        for (probe, r) in self.routes.iter_mut() {
-            let down_after = self.thresholds.get(&r.provider).copied().unwrap_or_default().down_after;
-            if r.observe(in_flight.get(probe).map_or(&[][..], |v| v.as_slice()), down_after)
-                && !unseen.contains(&r.inbox)
-            {
-                suspicions.push(probe.clone());
-            }
-        }
-        self.unseen = unseen;
-        suspicions.sort_unstable();
-        suspicions
-    }
-
-    /// Where the confirmations of `probe`'s suspicion go: the route itself,
-    /// and where the matrix allows, one route of another provider into the
-    /// same inbox (is it the mailbox?) and one of the same provider into
-    /// another inbox (is it the provider?), the first by name of each.
-    /// Never a route whose own canary is on its way already (one in flight
-    /// per route), nor one into an inbox nobody watches.
-    pub fn confirmations(&self, probe: &str) -> Vec<Confirmation> {
-        let Some(suspect) = self.routes.get(probe) else { return Vec::new() };
-        // An application's send path fires on its own turns (crate::trigger): never asked.
-        let open = |r: &RouteEvidence| {
-            !r.young_in_flight() && !self.unseen.contains(&r.inbox) && !self.applications.contains(&r.provider)
-        };
-        let ask = |probe: &str, r: &RouteEvidence| Confirmation {
-            probe: probe.to_string(),
-            provider: r.provider.clone(),
-            per_minute: self.thresholds(&r.provider).confirmations_per_minute,
-        };
-        let mut out = Vec::new();
-        if open(suspect) {
-            out.push(ask(probe, suspect));
-        }
-        let mut others: Vec<(&String, &RouteEvidence)> =
-            self.routes.iter().filter(|(p, r)| *p != probe && open(r)).collect();
-        others.sort_unstable_by_key(|(p, _)| *p);
-        let same_inbox = others.iter().find(|(_, r)| r.inbox == suspect.inbox && r.provider != suspect.provider);
-        let same_provider = others.iter().find(|(_, r)| r.provider == suspect.provider && r.inbox != suspect.inbox);
-        out.extend(same_inbox.into_iter().chain(same_provider).map(|(p, r)| ask(p, r)));
-        out
     }
 
     /// Inboxes whose evidence is set aside.
@@ -417,6 +279,14 @@ impl Board {
                 self.states.insert(provider, (state, since, reason));
             }
         }
+        for (probe, r) in self.routes.iter_mut() {
+            let run = r.overdue_run();
+            if run != r.shown_overdue_run {
+                r.shown_overdue_run = run;
+                let (provider, inbox) = (r.provider.clone(), r.inbox.clone());
+                self.overdue_runs.push(OverdueRun { probe: probe.clone(), provider, inbox, run });
+            }
+        }
         self.snapshot = std::sync::Arc::new(self.rank());
         changes
     }
@@ -439,56 +309,6 @@ impl Board {
     /// best first (see [`ProviderHealth::rank_key`]).
     pub fn providers(&self) -> std::sync::Arc<Vec<ProviderHealth>> {
         self.snapshot.clone()
-    }
-
-    /// Every provider now, best first.
-    fn rank(&self) -> Vec<ProviderHealth> {
-        let suspect = self.suspect();
-        let mut out: Vec<ProviderHealth> =
-            self.states.iter().map(|(provider, current)| self.health(provider, current, &suspect)).collect();
-        out.sort_by(|a, b| {
-            let (ka, kb) = (a.rank_key(), b.rank_key());
-            (ka.0, ka.1, ka.2).cmp(&(kb.0, kb.1, kb.2)).then(ka.3.total_cmp(&kb.3)).then(a.provider.cmp(&b.provider))
-        });
-        out
-    }
-
-    fn health(
-        &self,
-        provider: &str,
-        (state, since_ms, reason): &(State, i64, String),
-        suspect: &[String],
-    ) -> ProviderHealth {
-        let t = self.thresholds(provider);
-        let routes: Vec<RouteHealth> = self
-            .routes_of(provider)
-            .map(|(probe, r)| RouteHealth {
-                probe: probe.clone(),
-                inbox: r.inbox.clone(),
-                inbox_suspect: suspect.contains(&r.inbox),
-                failing: r.failing(t.down_after),
-                bad_in_a_row: r.bad_run().0,
-                overdue_seconds: r.overdue().map(|d| d.as_secs_f64()),
-                overdue_bound_seconds: r.learned.bound().as_secs_f64(),
-                bound: r.learned.source(),
-            })
-            .collect();
-        let usable = self.usable(provider, suspect);
-        let mut latencies: Vec<f64> = usable.iter().flat_map(|(_, r)| r.latencies.iter().copied()).collect();
-        latencies.sort_by(f64::total_cmp);
-        let p95 = (!latencies.is_empty())
-            .then(|| latencies[((latencies.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)]);
-        ProviderHealth {
-            provider: provider.to_string(),
-            state: *state,
-            since_ms: *since_ms,
-            reason: reason.clone(),
-            p95_latency_seconds: p95,
-            newest_failing_routes: usable.iter().filter(|(_, r)| r.newest_bad(t.down_after)).count(),
-            routes,
-            nexthop: self.nexthops.get(provider).cloned(),
-            application: self.applications.iter().any(|a| a == provider),
-        }
     }
 }
 

@@ -76,6 +76,8 @@ pub(super) struct RouteEvidence {
     suspected: Option<Instant>,
     /// The route's overdue bound, learned from its deliveries (learn.rs).
     pub learned: Learned,
+    /// Its overdue run as the metrics last showed it (Board::decide).
+    pub shown_overdue_run: u32,
     /// Whether any canary of this route ever arrived in time.
     ever_good: bool,
     /// Latencies of recent in-time deliveries (seconds), newest last.
@@ -159,6 +161,14 @@ impl RouteEvidence {
     /// In-time deliveries in a row from the newest decided canary.
     pub fn good_run(&self) -> u32 {
         self.decided().iter().take_while(|v| v.good()).count() as u32
+    }
+
+    /// Canaries in flight past the bound, in a row from the newest decided
+    /// one: 1 is a suspicion, `down_after` a confirmed one (or a run past
+    /// the fixed bound).
+    pub fn overdue_run(&self) -> u32 {
+        let newest_settled = self.settled.back().map(|(at, _)| *at);
+        self.overdue.iter().filter(|(at, _, _)| newest_settled.is_none_or(|s| *at > s)).count() as u32
     }
 
     /// The age of its oldest overdue canary, if any.

@@ -135,6 +135,40 @@ impl Ledger {
             .collect()
         })
     }
+
+    /// The delivery latencies (seconds) of each of `probes`' newest
+    /// deliveries, in time or late, sent since `since_ms`: up to
+    /// `per_route` each, oldest first. What a restarted service learns its
+    /// routes' overdue bounds from (crate::health::learn). Reads the
+    /// history index newest first and stops once every route has its fill.
+    pub fn recent_latencies(
+        &self,
+        probes: &[String],
+        since_ms: i64,
+        per_route: usize,
+    ) -> Result<HashMap<String, Vec<f64>>> {
+        self.with(|db| {
+            let mut stmt = db.prepare_cached(
+                "SELECT probe, latency_ms FROM canaries INDEXED BY canaries_history
+                 WHERE created_ms >= ?1 AND state IN ('delivered', 'late') AND latency_ms IS NOT NULL
+                 ORDER BY created_ms DESC",
+            )?;
+            let mut rows = stmt.query([since_ms])?;
+            let mut out: HashMap<String, Vec<f64>> = probes.iter().map(|p| (p.clone(), Vec::new())).collect();
+            let mut unfilled = if per_route == 0 { 0 } else { out.len() };
+            while unfilled > 0
+                && let Some(row) = rows.next()?
+            {
+                let probe: String = row.get(0)?;
+                if let Some(v) = out.get_mut(&probe).filter(|v| v.len() < per_route) {
+                    v.push(row.get::<_, i64>(1)?.max(0) as f64 / 1000.0);
+                    unfilled -= usize::from(v.len() == per_route);
+                }
+            }
+            out.values_mut().for_each(|v| v.reverse());
+            Ok(out)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +201,32 @@ mod tests {
             })
             .unwrap();
         ledger
+    }
+
+    #[test]
+    fn recent_latencies_are_each_routes_newest_deliveries_oldest_first() {
+        let ledger = ledger();
+        let probes: Vec<String> = ["a", "b", "gone"].map(String::from).to_vec();
+        let since = 100 * 60_000;
+        let got = ledger.recent_latencies(&probes, since, 50).unwrap();
+        for probe in ["a", "b"] {
+            let want: Vec<f64> = ledger
+                .with(|db| {
+                    db.prepare(
+                        "SELECT latency_ms FROM canaries WHERE probe = ?1 AND created_ms >= ?2
+                         AND state IN ('delivered', 'late') ORDER BY created_ms DESC LIMIT 50",
+                    )?
+                    .query_map(params![probe, since], |r| Ok(r.get::<_, i64>(0)? as f64 / 1000.0))?
+                    .collect()
+                })
+                .unwrap();
+            let want: Vec<f64> = want.into_iter().rev().collect();
+            assert_eq!(want.len(), 50, "the fixture has enough");
+            assert_eq!(got[probe], want, "{probe}");
+        }
+        assert!(got["gone"].is_empty(), "a route without deliveries learns nothing");
+        assert!(!got.contains_key("c"), "only the routes asked for");
+        assert!(ledger.recent_latencies(&probes, since, 0).unwrap().values().all(Vec::is_empty));
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl Metrics {
             provider_state: Family::default(),
             provider_state_changes: Family::default(),
             overdue_bound: Family::default(),
+            overdue_in_a_row: Family::default(),
             confirmations: Family::default(),
             traffic: traffic::TrafficMetrics::default(),
             detail,
@@ -77,6 +78,11 @@ impl Metrics {
             "overdue_bound_seconds",
             "Age past which the route's canary in flight is overdue: learned from its recent deliveries, or fixed",
             m.overdue_bound.clone(),
+        );
+        r.register(
+            "overdue_in_a_row",
+            "The route's canaries in flight past its overdue bound, in a row from the newest: 1 a suspicion, 2 a confirmed one",
+            m.overdue_in_a_row.clone(),
         );
         r.register(
             "confirmations",
