@@ -16,6 +16,9 @@
 #                                  relay A (or B) accepts, or stop; release delivers them
 #   scripts/mailstack.sh refuse-relay a|b   relay A (or B) refuses every message (554);
 #                                  unhold-relay ends it
+#   scripts/mailstack.sh hold-route a|b REGEX | unhold-route a|b   hold what relay A (or B)
+#                                  accepts for recipients matching REGEX: one route's
+#                                  delay (greylisting, a backlog); release delivers it
 #   scripts/mailstack.sh app-mta [table|socketmap]   a second Postfix, an application's
 #                                  MTA, on $APP_MTA_PORT: it relays through relay A unless
 #                                  mailcanary names another next hop, in the table
@@ -300,6 +303,8 @@ CONF
   : >"$p/hold_access"
   : >"$p/hold_relay_a"
   : >"$p/hold_relay_b"
+  : >"$p/hold_route_a"
+  : >"$p/hold_route_b"
   printf '/^undeliverable-/ error:5.1.1 Mailbox unavailable\n' >"$p/transport"
   cat >"$p/recipient_access" <<'MAP'
 /^nobody@/ 550 5.1.1 Recipient address rejected: User unknown
@@ -311,8 +316,8 @@ MAP
 $LISTEN:$SMTP_PORT inet n - n - - smtpd
 $LISTEN:$SUBMISSION_PORT inet n - n - - smtpd -o smtpd_tls_security_level=encrypt $auth
 $LISTEN:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes $auth
-$LISTEN:$RELAY_A_PORT inet n - n - - smtpd -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_a
-$LISTEN:$RELAY_B_PORT inet n - n - - smtpd -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_b
+$LISTEN:$RELAY_A_PORT inet n - n - - smtpd -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_a,check_recipient_access,regexp:$p/hold_route_a
+$LISTEN:$RELAY_B_PORT inet n - n - - smtpd -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_b,check_recipient_access,regexp:$p/hold_route_b
 pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
@@ -521,5 +526,12 @@ case "${1:-}" in
       unhold-relay) ;;
     esac >"$DIR/postfix/hold_relay_$2"
     postfix -c "$DIR/postfix" reload 2>/dev/null ;;
-  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | refuse-relay a|b | unhold-relay a|b | app-mta [table|socketmap]" >&2; exit 2 ;;
+  hold-route|unhold-route)
+    case "${2:-}" in a|b) ;; *) die "usage: $0 $1 a|b [REGEX]" ;; esac
+    if [ "$1" = hold-route ]; then
+      [ -n "${3:-}" ] || die "usage: $0 hold-route a|b REGEX"
+      printf '/%s/ HOLD\n' "$3"
+    fi >"$DIR/postfix/hold_route_$2"
+    postfix -c "$DIR/postfix" reload 2>/dev/null ;;
+  *) echo "usage: $0 install | up | down | status | dovecot-stop | dovecot-start | kick USER | release | hold REGEX | unhold | hold-relay a|b | refuse-relay a|b | unhold-relay a|b | hold-route a|b REGEX | unhold-route a|b | app-mta [table|socketmap]" >&2; exit 2 ;;
 esac

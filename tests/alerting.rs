@@ -313,6 +313,11 @@ fn time_to_page_with_shipped_defaults() {
     mc.wait_until("a first delivery", Duration::from_secs(60), |m| {
         m.value("mailcanary_canaries_delivered_total", &[("probe", "black-hole"), ("placement", "inbox")]) >= 1.0
     });
+    // The route learns its overdue bound from its first 20 deliveries (10
+    // minutes at 30 s); the black hole opens on a route that has.
+    mc.wait_until("the route's bound learned", Duration::from_secs(900), |m| {
+        m.value("mailcanary_overdue_bound_seconds", &[("probe", "black-hole")]) < 90.0
+    });
     std::thread::sleep(Duration::from_secs(45));
     assert!(webhook.alerts().is_empty(), "a healthy stack paged: {:?}", webhook.alerts());
     let broken_at = Instant::now();

@@ -25,11 +25,15 @@ fn providers(port: u16) -> serde_json::Value {
 /// 5 deliveries, so that the test need not wait for the default 20); waits
 /// until every route has learned its bound and both relays are healthy.
 fn start(name: &str) -> (Mailcanary, u16) {
+    start_with(name, "{ learn: { min_deliveries: 5 } }")
+}
+
+fn start_with(name: &str, health: &str) -> (Mailcanary, u16) {
     let s = stack();
     let dir = temp_dir(name);
     let port = free_port();
     let config = format!(
-        "{}  health: {{ learn: {{ min_deliveries: 5 }} }}\nproviders:\n  - {{ name: relay-a, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\n  - {{ name: relay-b, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\ninboxes:\n{}{}probes:\n  - matrix: {{ providers: [relay-a, relay-b], inboxes: [x, y] }}\n",
+        "{}  health: {health}\nproviders:\n  - {{ name: relay-a, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\n  - {{ name: relay-b, type: smtp, host: 127.0.0.1, port: {}, tls: none, from: canary@mailcanary.test }}\ninboxes:\n{}{}probes:\n  - matrix: {{ providers: [relay-a, relay-b], inboxes: [x, y] }}\n",
         global(name, port, &dir, &format!("{INTERVAL}s"), "2m"),
         s.relay_a,
         s.relay_b,
@@ -99,6 +103,25 @@ fn a_black_hole_relay_is_down_within_seconds_and_the_other_stays_healthy() {
 }
 
 #[test]
+fn a_restart_keeps_the_bounds_its_routes_learned() {
+    // Relays A and B must deliver while it learns: not while another test breaks one.
+    let _relays = relays();
+    let (mut mc, port) = start("t-det-restart");
+    let dir = mc.dir.clone();
+    assert!(mc.stop().success());
+    let mc = Mailcanary::restart(&dir, port, std::path::Path::new(env!("CARGO_BIN_EXE_mailcanary")), None);
+    // The first scrape: nothing delivered since the start, every bound learned already.
+    let m = mc.wait_until("the first scrape", WAIT, |_| true);
+    for p in ["relay-a", "relay-b"] {
+        for i in ["x", "y"] {
+            let probe = format!("{p}-to-{i}");
+            let bound = m.value("mailcanary_overdue_bound_seconds", &route(&probe, p, i));
+            assert!(bound < 90.0, "{probe}: {bound} s\n{}", m.0);
+        }
+    }
+}
+
+#[test]
 fn a_broken_inbox_is_told_apart_within_seconds_and_no_provider_goes_down() {
     let _relays = relays();
     let name = "t-det-inbox";
@@ -133,4 +156,94 @@ fn a_broken_inbox_is_told_apart_within_seconds_and_no_provider_goes_down() {
     assert!(asked >= 1.0, "{}", m.0);
     mailstack(&["unhold"]);
     mailstack(&["release"]);
+}
+
+/// A healthy hour with latency spikes, the shipped defaults: relays A and B
+/// × inboxes x and y at a 3 s interval; every 5 to 30 s one route (one
+/// relay's mail to one inbox, as greylisting and backlogs hold it) holds
+/// what it accepts for 5 to 20 s, then delivers it. Counts what an operator
+/// would have seen: providers `down` (a page), routes whose overdue canary
+/// was confirmed (`mailcanary_overdue_in_a_row` >= 2: what the overdue
+/// alert reads), providers `degraded`. A measurement:
+/// `MC_SPIKE_MINUTES=60 cargo test --test detection -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn spikes_in_a_healthy_hour() {
+    let _relays = relays();
+    let minutes: u64 = std::env::var("MC_SPIKE_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(60);
+    let name = "t-det-spikes";
+    let (mc, port) = start_with(name, "{}");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut down, mut degraded, mut confirmed) = (Vec::new(), 0u32, Vec::new());
+            let (mut was_degraded, mut was_confirmed) = (false, Vec::<String>::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(m) = http_get(port, "/metrics").map(Metrics) {
+                    for p in ["relay-a", "relay-b"] {
+                        if state(&m, p, "down") == 1.0 {
+                            down.push(p.to_string());
+                        }
+                    }
+                    let now_degraded = ["relay-a", "relay-b"].iter().any(|p| state(&m, p, "degraded") == 1.0);
+                    degraded += u32::from(now_degraded && !was_degraded);
+                    was_degraded = now_degraded;
+                    let mut now_confirmed = Vec::new();
+                    for p in ["relay-a", "relay-b"] {
+                        for i in ["x", "y"] {
+                            let probe = format!("{p}-to-{i}");
+                            if m.value("mailcanary_overdue_in_a_row", &route(&probe, p, i)) >= 2.0 {
+                                now_confirmed.push(probe);
+                            }
+                        }
+                    }
+                    confirmed.extend(now_confirmed.iter().filter(|p| !was_confirmed.contains(p)).cloned());
+                    was_confirmed = now_confirmed;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            (down, degraded, confirmed)
+        })
+    };
+    let mut x: u64 = std::process::id() as u64 | 1;
+    let mut random = |lo: u64, hi: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lo + x % (hi - lo + 1)
+    };
+    let until = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut spikes = Vec::new();
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_secs(random(5, 30)));
+        let (relay, inbox) = (["a", "b"][random(0, 1) as usize], ["x", "y"][random(0, 1) as usize]);
+        let hold = random(5, 20);
+        mailstack(&["hold-route", relay, &format!("^{}@", user(&format!("{name}-{inbox}")))]);
+        std::thread::sleep(Duration::from_secs(hold));
+        mailstack(&["unhold-route", relay]);
+        mailstack(&["release"]);
+        spikes.push(format!("relay-{relay}-to-{inbox} {hold}s"));
+    }
+    std::thread::sleep(Duration::from_secs(30));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (down, degraded, confirmed) = watcher.join().unwrap();
+    let m = mc.metrics().unwrap();
+    let asked: f64 =
+        ["relay-a", "relay-b"].iter().map(|p| m.value("mailcanary_confirmations_total", &[("provider", p)])).sum();
+    let bounds: Vec<String> = providers(port)["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["routes"].as_array().unwrap().iter().map(|r| format!("{} {}", r["probe"], r["overdue_bound_seconds"]))
+        })
+        .collect();
+    println!(
+        "{minutes} min, {} spikes: provider down {} times {down:?}; degraded {degraded} times; overdue confirmed (the overdue alert's condition) {} times {confirmed:?}; {asked} confirmations; bounds at the end {bounds:?}",
+        spikes.len(),
+        down.len(),
+        confirmed.len()
+    );
+    assert!(down.is_empty(), "no provider is down for a route's spike: {down:?}");
 }

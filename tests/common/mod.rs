@@ -363,7 +363,7 @@ pub fn http_with(port: u16, method: &str, path: &str, body: &str) -> Option<(u16
     Some((code, body.to_string()))
 }
 
-fn http_get(port: u16, path: &str) -> Option<String> {
+pub fn http_get(port: u16, path: &str) -> Option<String> {
     http(port, "GET", path).filter(|(code, _)| *code == 200).map(|(_, body)| body)
 }
 

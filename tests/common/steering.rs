@@ -123,6 +123,7 @@ pub fn relays() -> Relays {
     let guard = RELAYS.lock().unwrap_or_else(|p| p.into_inner());
     for r in ["a", "b"] {
         mailstack(&["unhold-relay", r]);
+        mailstack(&["unhold-route", r]);
     }
     Relays(guard)
 }
@@ -131,6 +132,8 @@ impl Drop for Relays {
     fn drop(&mut self) {
         for r in ["a", "b"] {
             mailstack(&["unhold-relay", r]);
+            mailstack(&["unhold-route", r]);
+            mailstack(&["unhold-route", r]);
         }
         mailstack(&["release"]);
     }
