@@ -69,6 +69,13 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[NOTHING_TO_MONITOR, r#"global.status_page.listen: 127.0.0.1:9925 is already in use by this config (line 3)"#],
     ),
     (
+        "learn",
+        &[
+            "global.health.learn: health.learn.quantile 2 must be above 0 and at most 1, e.g. 0.99 (line 2)",
+            "providers[0]: health.learn.floor must not be above health.learn.ceiling (line 4)",
+        ],
+    ),
+    (
         "health",
         &[
             r#"global.health.down_after: down_after counts canaries in a row: at least 1 (line 2)"#,

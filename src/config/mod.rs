@@ -27,7 +27,7 @@ mod yaml;
 
 use crate::canary::SigningKey;
 pub use global::{Defaults, FastPoll, Global, WebConfig, default_instance};
-pub use health::{GlobalFailover, HealthDefaults, LearnConfig};
+pub use health::{GlobalFailover, HealthDefaults};
 pub use inbox::{Cleanup, Folders, ImapConfig, InboxConfig};
 pub use metrics::{DetailName, MetricsConfig};
 pub use probe::{Matrix, ProbeEntry, Route};

@@ -26,11 +26,13 @@ use std::time::{Duration, Instant};
 
 mod evidence;
 mod learn;
+mod learn_config;
 mod route;
 mod snapshot;
 pub mod traffic;
 pub use evidence::{Confirmation, OverdueRun};
 pub use learn::{BoundSource, Learned, Learning};
+pub use learn_config::LearnConfig;
 pub use route::Evidence;
 use route::RouteEvidence;
 pub use snapshot::{ProviderHealth, RouteHealth};

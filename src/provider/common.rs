@@ -87,7 +87,7 @@ pub struct HealthOverrides {
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub overdue_after: Option<Duration>,
     #[serde(default)]
-    pub learn: Option<crate::config::LearnConfig>,
+    pub learn: Option<crate::health::LearnConfig>,
     #[serde(default)]
     pub down_after: Option<u32>,
     #[serde(default)]
