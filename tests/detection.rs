@@ -24,11 +24,12 @@ fn providers(port: u16) -> serde_json::Value {
 /// relay-a, relay-b × inboxes x, y at a 3 s interval, bounds learned (from
 /// 5 deliveries, so that the test need not wait for the default 20); waits
 /// until every route has learned its bound and both relays are healthy.
-fn start(name: &str) -> (Mailcanary, u16) {
+/// Its directory too, which lives as long as the caller keeps it.
+fn start(name: &str) -> (Mailcanary, u16, TempDir) {
     start_with(name, "{ learn: { min_deliveries: 5 } }")
 }
 
-fn start_with(name: &str, health: &str) -> (Mailcanary, u16) {
+fn start_with(name: &str, health: &str) -> (Mailcanary, u16, TempDir) {
     let s = stack();
     let dir = temp_dir(name);
     let port = free_port();
@@ -62,13 +63,13 @@ fn start_with(name: &str, health: &str) -> (Mailcanary, u16) {
         assert!(since.elapsed() < Duration::from_secs(10), "the API never said learned: {}", providers(port));
         std::thread::sleep(Duration::from_millis(100));
     }
-    (mc, port)
+    (mc, port, dir)
 }
 
 #[test]
 fn a_black_hole_relay_is_down_within_seconds_and_the_other_stays_healthy() {
     let _relays = relays();
-    let (mc, port) = start("t-det-hole");
+    let (mc, port, _dir) = start("t-det-hole");
     mailstack(&["hold-relay", "a"]);
     let broke = Instant::now();
     let b_down = std::cell::Cell::new(false);
@@ -106,8 +107,7 @@ fn a_black_hole_relay_is_down_within_seconds_and_the_other_stays_healthy() {
 fn a_restart_keeps_the_bounds_its_routes_learned() {
     // Relays A and B must deliver while it learns: not while another test breaks one.
     let _relays = relays();
-    let (mut mc, port) = start("t-det-restart");
-    let dir = mc.dir.clone();
+    let (mut mc, port, dir) = start("t-det-restart");
     assert!(mc.stop().success());
     let mc = Mailcanary::restart(&dir, port, std::path::Path::new(env!("CARGO_BIN_EXE_mailcanary")), None);
     // The first scrape: nothing delivered since the start, every bound learned already.
@@ -125,7 +125,7 @@ fn a_restart_keeps_the_bounds_its_routes_learned() {
 fn a_broken_inbox_is_told_apart_within_seconds_and_no_provider_goes_down() {
     let _relays = relays();
     let name = "t-det-inbox";
-    let (mc, port) = start(name);
+    let (mc, port, _dir) = start(name);
     mailstack(&["hold", &format!("^{}@", user(&format!("{name}-x")))]);
     let broke = Instant::now();
     let suspect =
@@ -172,7 +172,7 @@ fn spikes_in_a_healthy_hour() {
     let _relays = relays();
     let minutes: u64 = std::env::var("MC_SPIKE_MINUTES").ok().and_then(|m| m.parse().ok()).unwrap_or(60);
     let name = "t-det-spikes";
-    let (mc, port) = start_with(name, "{}");
+    let (mc, port, _dir) = start_with(name, "{}");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let stop = stop.clone();
