@@ -24,6 +24,10 @@ use confirm::Confirmer;
 /// How far back a restart reads the routes' deliveries to learn from: a
 /// day, whatever the window (at one canary a minute, 1,000 take 17 hours).
 const LEARN_LOOKBACK_MS: i64 = 24 * 3600 * 1000;
+/// At most this many deliveries per route are read at a restart, over
+/// every route: more than a bound needs (20), without reading the whole
+/// day for a route that never fills its window.
+const LEARN_ROWS_PER_ROUTE: usize = 100;
 
 pub struct HealthKeeper {
     board: Mutex<Board>,
@@ -37,6 +41,8 @@ pub struct HealthKeeper {
     stopping: AtomicBool,
     /// Sends the confirmations a suspicion asks for (confirm.rs).
     confirmer: Mutex<Confirmer>,
+    /// When this process began keeping health (wall clock, ms).
+    started_ms: i64,
 }
 
 /// Every verdict but a late one is evidence (crate::outcome::OutcomeKind::evidence).
@@ -52,6 +58,7 @@ impl Consumer for HealthKeeper {
 
 impl HealthKeeper {
     pub fn new(ledger: LedgerThread, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> HealthKeeper {
+        let started_ms = clock.wall_ms();
         HealthKeeper {
             board: Mutex::new(Board::default()),
             ledger,
@@ -60,6 +67,7 @@ impl HealthKeeper {
             steering: watch::channel(Arc::default()).0,
             stopping: AtomicBool::new(false),
             confirmer: Mutex::default(),
+            started_ms,
         }
     }
 
@@ -135,8 +143,10 @@ impl HealthKeeper {
         let windows = self.board().learning_windows();
         if let Some(per_route) = windows.iter().map(|(_, w)| *w).max() {
             let probes: Vec<String> = windows.iter().map(|(p, _)| p.clone()).collect();
-            let since_ms = self.clock.wall_ms() - LEARN_LOOKBACK_MS;
-            let history = self.ledger.call(move |l| l.recent_latencies(&probes, since_ms, per_route)).await?;
+            // Sent before this process started: what it sent since, it learns live.
+            let window = (self.started_ms - LEARN_LOOKBACK_MS, self.started_ms);
+            let max_rows = probes.len().saturating_mul(LEARN_ROWS_PER_ROUTE);
+            let history = self.ledger.call(move |l| l.recent_latencies(&probes, window, per_route, max_rows)).await?;
             let mut health = self.board();
             for (probe, latencies) in &history {
                 health.learn_history(probe, latencies);

@@ -37,6 +37,10 @@ pub fn spawn(probe: Arc<Probe>, ctx: Arc<ProbeContext>, stop: Stop) -> tokio::ta
 
 /// `probe`'s schedule, until told to stop.
 pub async fn run(probe: Arc<Probe>, ctx: Arc<ProbeContext>, mut stop: Stop) {
+    // Started again after a panic in a confirmation's send: that request
+    // is over, and a route whose request stood for ever would never be
+    // asked for a confirmation again.
+    probe.confirm.done();
     let mut next = Instant::now() + probe.route.interval.min(FIRST_SPREAD).mul_f64(crate::random::unit());
     loop {
         let confirmation = tokio::select! {

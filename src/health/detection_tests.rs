@@ -134,3 +134,52 @@ fn a_pinned_bound_is_not_learned_and_a_learned_one_makes_no_delivery_late() {
     let bad: u32 = health(&b, "a").routes.iter().map(|r| r.bad_in_a_row).sum();
     assert_eq!(bad, 1, "late past overdue_after");
 }
+
+#[test]
+fn one_suspicion_never_fails_a_route_whatever_down_after_says() {
+    let t = Thresholds { down_after: 1, ..Thresholds::default() };
+    let (mut b, last) = board(t, 20);
+    let (a, c) = (last + Duration::from_secs(1), last + Duration::from_millis(2500));
+    let mut in_flight = flying("a-to-x", &[(a, 1.5)]);
+    in_flight.extend(flying("a-to-y", &[(a, 1.5)]));
+    assert_eq!(b.observe(&in_flight, &live()).len(), 2, "each asks for its confirmation");
+    b.decide(1);
+    assert_eq!(health(&b, "a").state, State::Healthy, "a spike on every route is not an outage");
+    let mut in_flight = flying("a-to-x", &[(a, 2.6), (c, 1.1)]);
+    in_flight.extend(flying("a-to-y", &[(a, 2.6), (c, 1.1)]));
+    b.observe(&in_flight, &live());
+    b.decide(2);
+    assert_eq!(health(&b, "a").state, State::Down, "confirmed");
+}
+
+#[test]
+fn suspicions_into_every_route_of_an_inbox_set_nothing_aside_until_confirmed() {
+    let (mut b, last) = board(Thresholds::default(), 20);
+    let a = last + Duration::from_secs(1);
+    let mut in_flight = flying("a-to-x", &[(a, 1.5)]);
+    in_flight.extend(flying("b-to-x", &[(a, 1.5)]));
+    b.observe(&in_flight, &live());
+    b.decide(1);
+    assert!(health(&b, "a").routes.iter().all(|r| !r.inbox_suspect), "an IMAP hiccup blames no inbox");
+    let c = a + Duration::from_millis(1500);
+    let mut in_flight = flying("a-to-x", &[(a, 2.6), (c, 1.1)]);
+    in_flight.extend(flying("b-to-x", &[(a, 2.6), (c, 1.1)]));
+    b.observe(&in_flight, &live());
+    b.decide(2);
+    let h = health(&b, "a");
+    assert!(h.routes.iter().any(|r| r.inbox == "x" && r.inbox_suspect), "confirmed on both: the inbox's fault");
+    assert_eq!(h.state, State::Healthy, "{}", h.reason);
+}
+
+#[test]
+fn an_old_canary_asks_nothing_after_a_newer_one_arrived_nor_while_its_inbox_is_unseen() {
+    let (mut b, last) = board(Thresholds::default(), 20);
+    let a = last + Duration::from_secs(1);
+    // A newer canary arrived: the older one still in flight is no news.
+    b.record("a-to-x", a + Duration::from_secs(3), Evidence::Good, Some(FAST));
+    assert!(b.observe(&flying("a-to-x", &[(a, 5.0)]), &live()).is_empty());
+    // Unseen, a canary raises no suspicion; seen again, it does.
+    let later = a + Duration::from_secs(10);
+    assert!(b.observe(&flying("a-to-y", &[(later, 1.5)]), &["x".to_string()]).is_empty());
+    assert_eq!(b.observe(&flying("a-to-y", &[(later, 1.6)]), &live()), vec!["a-to-y".to_string()]);
+}

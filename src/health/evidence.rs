@@ -78,9 +78,8 @@ impl Board {
         let mut suspicions = Vec::new();
         for (probe, r) in self.routes.iter_mut() {
             let down_after = self.thresholds.get(&r.provider).copied().unwrap_or_default().down_after;
-            if r.observe(in_flight.get(probe).map_or(&[][..], |v| v.as_slice()), down_after)
-                && !unseen.contains(&r.inbox)
-            {
+            let seen = unseen.binary_search(&r.inbox).is_err();
+            if r.observe(in_flight.get(probe).map_or(&[][..], |v| v.as_slice()), down_after, seen) {
                 suspicions.push(probe.clone());
             }
         }

@@ -4,7 +4,7 @@
 //! is a number nobody chose from data: on a path that delivers in 50 ms it
 //! waits minutes for a black hole, and on a path a mailbox provider
 //! greylists it cries wolf. So by default each route learns its bound: a
-//! high quantile of the latencies of its last deliveries (late ones too, so
+//! high quantile of the latencies of its last deliveries (slow ones too, so
 //! that the bound takes the route's tail into account and moves with it),
 //! times a margin, between a floor and a ceiling. Until a route has
 //! delivered enough canaries to say, the fixed `overdue_after` holds, and
@@ -15,25 +15,28 @@
 //! for minutes, those latencies enter the window, but the bound never grows
 //! past the ceiling, so detection is never slower than with the fixed bound.
 //!
-//! # Why these defaults: spikes never make a route fail
+//! # Why these defaults, and what a spike costs
 //!
 //! The bound is only a suspicion. A route fails on canaries overdue by it
-//! only when the suspected canary *and* the `health.confirmations` (2)
-//! sent on the same route after it are all overdue: three holds in a row
-//! (crate::health::route). Model a route whose canaries are each held
-//! with probability `p`, independently, for 5 to 20 s (greylisting, queue
-//! backlogs), sent every 3 s: 1,200 canaries an hour.
+//! only when the suspected canary *and* the confirmation sent at once
+//! after it are both overdue (crate::health::route): two in a row, never
+//! fewer whatever `down_after` says. Model a route whose mail is held now
+//! and then for 5 to 20 s (greylisting, a queue backlog), 3 s apart.
 //!
-//! - Three in a row held past the bound: at most `p³` per canary.
-//! - The bound is below a hold only while the window holds fewer than two
-//!   holds (then the 0.999 quantile of 1,000 sits on a fast delivery, and
-//!   the bound on its 1 s floor), or while at most one of them is 10 s or
-//!   more (the bound is twice the second largest). With `p` of 1 % or
-//!   more the window holds about ten and the bound covers every hold.
-//! - Worked out over `p` (docs/failover.md, "Spikes"), the worst is near
-//!   `p` = 0.3 to 0.5 %: about 7·10⁻⁶ false failing routes per route-hour;
-//!   at 1 %, 9·10⁻⁷; at 2 % and more, below 10⁻⁸. The window of 100 and
-//!   two overdue in a row this replaced gave 0.09 at 1 % and 0.2 at 2 %.
+//! - Held one canary at a time, independently with probability `p`: both
+//!   held is `p²` per canary, and only while the bound is below a hold.
+//! - Held for a while (an episode: the confirmation a second later is held
+//!   too): the first episode on a route that has never been held fails it
+//!   for that episode, since nothing outside can yet tell a 20 s hold from
+//!   a black hole's first 20 s. Its latencies then enter the window, and
+//!   with two holds in it the 0.999 quantile is at least the smaller and
+//!   the bound twice that: the next episodes stay suspicions.
+//! - A failing route makes its provider `degraded`; `down` needs every
+//!   usable route of the provider failing at once, which is what an outage
+//!   looks like. A suspicion alone moves no steering signal.
+//!
+//! `spikes_in_a_healthy_hour` (tests/detection.rs) measures it on the
+//! local stack; docs/failover.md has the figures.
 //!
 //! The price is honest: a route that held mail for 20 s in its last 1,000
 //! deliveries waits up to 40 s before it suspects, since a shorter wait
@@ -140,10 +143,12 @@ impl Learned {
 
     /// What the route delivered before a restart, oldest first: learned at
     /// once, the bound worked out once.
+    /// They come before whatever it learned since the start.
     pub fn learn_history(&mut self, latencies: &[f64]) {
         let Some(learning) = self.learning else { return };
-        let ok = latencies.iter().filter(|l| l.is_finite() && **l >= 0.0);
-        self.latencies.extend(ok.map(|l| *l as f32));
+        let ok = latencies.iter().filter(|l| l.is_finite() && **l >= 0.0).map(|l| *l as f32);
+        let since_start = std::mem::take(&mut self.latencies);
+        self.latencies = ok.chain(since_start).collect();
         while self.latencies.len() > learning.window.max(1) {
             self.latencies.pop_front();
         }

@@ -115,9 +115,10 @@ impl RouteEvidence {
     /// The canaries in flight now, with their ages; those at least the
     /// route's bound old count as bad until they settle. Returns whether a
     /// suspicion was raised: the newest canary in flight became overdue
-    /// (none younger is on its way), it raised none before, and the route
-    /// is not failing already (its scheduled canaries say enough then).
-    pub fn observe(&mut self, in_flight: &[(Instant, Duration)], down_after: u32) -> bool {
+    /// (none younger is on its way), after the newest that settled, it
+    /// raised none before, its inbox is watched (`seen`), and the route is
+    /// not failing already (its scheduled canaries say enough then).
+    pub fn observe(&mut self, in_flight: &[(Instant, Duration)], down_after: u32, seen: bool) -> bool {
         let (bound, fixed) = (self.learned.bound(), self.learned.fixed());
         self.overdue = in_flight
             .iter()
@@ -127,11 +128,14 @@ impl RouteEvidence {
         self.overdue.sort_by_key(|(at, _, _)| *at);
         self.young_in_flight = in_flight.iter().any(|(_, age)| *age < bound);
         let Some(&(newest, _, _)) = self.overdue.last() else { return false };
-        if self.young_in_flight || self.suspected.is_some_and(|s| s >= newest) || self.failing(down_after) {
+        let newer_settled = self.settled.back().is_some_and(|(at, _)| *at > newest);
+        if self.young_in_flight || newer_settled || !seen || self.suspected.is_some_and(|s| s >= newest) {
             return false;
         }
+        // Decided now, asked for or not: a route failing already asks for
+        // nothing, and the same canary asks nothing once it recovers.
         self.suspected = Some(newest);
-        true
+        !self.failing(down_after)
     }
 
     /// A canary of its own is in flight and not yet overdue.
@@ -188,22 +192,37 @@ impl RouteEvidence {
     /// learned bound only) does not count until the run makes the route
     /// fail, so that a spike whose confirmation arrives moves no traffic.
     pub fn newest_bad(&self, down_after: u32) -> bool {
-        match self.bad_run() {
-            (0, _) => false,
-            (run, Some(Verdict::Overdue(_, Strength::Suspicion))) => run >= down_after,
-            _ => true,
-        }
+        let (run, _) = self.bad_run();
+        run > 0 && (self.failing(down_after) || !self.newest_is_a_suspicion())
     }
 
     /// Its newest decided canary failed in a way that may be its inbox's
-    /// fault: anything but a refusal (which the provider said itself).
+    /// fault: anything but a refusal (which the provider said itself), and
+    /// no suspicion until its confirmation is overdue too.
     pub fn newest_bad_past_the_provider(&self) -> bool {
-        matches!(self.bad_run(), (1.., Some(v)) if v != Verdict::Settled(Evidence::Refused))
+        match self.bad_run() {
+            (_, Some(Verdict::Overdue(_, Strength::Suspicion))) => self.confirmed(),
+            (run, Some(v)) => run > 0 && v != Verdict::Settled(Evidence::Refused),
+            (_, None) => false,
+        }
     }
 
-    /// `down_after` bad canaries in a row.
+    /// `down_after` bad canaries in a row; when the newest is a suspicion
+    /// (past the learned bound only), never fewer than two: the suspected
+    /// canary and its confirmation, whatever `down_after` says.
     pub fn failing(&self, down_after: u32) -> bool {
-        self.bad_run().0 >= down_after
+        let run = self.bad_run().0;
+        run >= down_after && (!self.newest_is_a_suspicion() || self.confirmed())
+    }
+
+    /// Its newest decided canary is overdue by the learned bound only.
+    fn newest_is_a_suspicion(&self) -> bool {
+        matches!(self.bad_run().1, Some(Verdict::Overdue(_, Strength::Suspicion)))
+    }
+
+    /// At least two of its newest decided canaries in a row are overdue.
+    fn confirmed(&self) -> bool {
+        self.overdue_run() >= 2
     }
 
     /// One sentence on why this route counts against its provider, or None

@@ -137,28 +137,34 @@ impl Ledger {
     }
 
     /// The delivery latencies (seconds) of each of `probes`' newest
-    /// deliveries, in time or late, sent since `since_ms`: up to
-    /// `per_route` each, oldest first. What a restarted service learns its
-    /// routes' overdue bounds from (crate::health::learn). Reads the
-    /// history index newest first and stops once every route has its fill.
+    /// deliveries (within their timeout, as live learning sees them), sent
+    /// in `[since_ms, until_ms)`: up to `per_route` each, oldest first.
+    /// What a restarted service learns its routes' overdue bounds from
+    /// (crate::health::learn). Reads the history index newest first and
+    /// stops once every route has its fill or `max_rows` were read (a dead
+    /// route never fills: the day is not read whole for it).
     pub fn recent_latencies(
         &self,
         probes: &[String],
-        since_ms: i64,
+        (since_ms, until_ms): (i64, i64),
         per_route: usize,
+        max_rows: usize,
     ) -> Result<HashMap<String, Vec<f64>>> {
         self.with(|db| {
             let mut stmt = db.prepare_cached(
                 "SELECT probe, latency_ms FROM canaries INDEXED BY canaries_history
-                 WHERE created_ms >= ?1 AND state IN ('delivered', 'late') AND latency_ms IS NOT NULL
+                 WHERE created_ms >= ?1 AND created_ms < ?2 AND state = 'delivered' AND latency_ms IS NOT NULL
                  ORDER BY created_ms DESC",
             )?;
-            let mut rows = stmt.query([since_ms])?;
+            let mut rows = stmt.query([since_ms, until_ms])?;
             let mut out: HashMap<String, Vec<f64>> = probes.iter().map(|p| (p.clone(), Vec::new())).collect();
             let mut unfilled = if per_route == 0 { 0 } else { out.len() };
+            let mut read = 0;
             while unfilled > 0
+                && read < max_rows
                 && let Some(row) = rows.next()?
             {
+                read += 1;
                 let probe: String = row.get(0)?;
                 if let Some(v) = out.get_mut(&probe).filter(|v| v.len() < per_route) {
                     v.push(row.get::<_, i64>(1)?.max(0) as f64 / 1000.0);
@@ -208,13 +214,13 @@ mod tests {
         let ledger = ledger();
         let probes: Vec<String> = ["a", "b", "gone"].map(String::from).to_vec();
         let since = 100 * 60_000;
-        let got = ledger.recent_latencies(&probes, since, 50).unwrap();
+        let got = ledger.recent_latencies(&probes, (since, i64::MAX), 50, usize::MAX).unwrap();
         for probe in ["a", "b"] {
             let want: Vec<f64> = ledger
                 .with(|db| {
                     db.prepare(
                         "SELECT latency_ms FROM canaries WHERE probe = ?1 AND created_ms >= ?2
-                         AND state IN ('delivered', 'late') ORDER BY created_ms DESC LIMIT 50",
+                         AND state = 'delivered' ORDER BY created_ms DESC LIMIT 50",
                     )?
                     .query_map(params![probe, since], |r| Ok(r.get::<_, i64>(0)? as f64 / 1000.0))?
                     .collect()
@@ -226,7 +232,15 @@ mod tests {
         }
         assert!(got["gone"].is_empty(), "a route without deliveries learns nothing");
         assert!(!got.contains_key("c"), "only the routes asked for");
-        assert!(ledger.recent_latencies(&probes, since, 0).unwrap().values().all(Vec::is_empty));
+        assert!(
+            ledger.recent_latencies(&probes, (since, i64::MAX), 0, usize::MAX).unwrap().values().all(Vec::is_empty)
+        );
+        // Rows past the cap are not read: the newest 10 of the window, over a and b.
+        let capped = ledger.recent_latencies(&probes, (since, i64::MAX), 50, 10).unwrap();
+        assert!(capped.values().map(Vec::len).sum::<usize>() <= 10);
+        let until = 250 * 60_000;
+        let older = ledger.recent_latencies(&probes, (since, until), 50, usize::MAX).unwrap();
+        assert_ne!(older["a"], got["a"], "only those sent before `until`");
     }
 
     #[test]
