@@ -60,7 +60,7 @@ fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
     assert_eq!(m.get("mailcanary_canaries_lost_total", &labels), Some(0.0));
     assert_eq!(m.get("mailcanary_canaries_late_total", &labels), Some(0.0));
     // What a route costs by default (docs/metrics.md), its two hops seen.
-    assert_eq!(route_series(&m, "deliver"), 30, "{}", m.0);
+    assert_eq!(route_series(&m, "deliver"), 32, "{}", m.0);
 
     let status = mc.status();
     let r = &status["routes"][0];
@@ -507,6 +507,6 @@ fn authentication_results_and_hops_are_counted_and_shown() {
         mc.wait_until("the opt-in series removed", WAIT, |m| m.get("mailcanary_auth_results_total", &labels).is_none());
     assert_eq!(m.get("mailcanary_hop_delay_seconds_count", &labels), None);
     assert_eq!(m.get("mailcanary_config_last_reload_successful", &[]), Some(1.0));
-    assert_eq!(route_series(&m, "insight"), 30, "{}", m.0);
+    assert_eq!(route_series(&m, "insight"), 32, "{}", m.0);
     assert_eq!(mc.status()["routes"][0]["last_hops"].as_array().unwrap().len(), 2);
 }
