@@ -42,7 +42,8 @@ fn start_with(name: &str, health: &str) -> (Mailcanary, u16, TempDir) {
         inbox("y", &format!("{name}-y")),
     );
     let mc = Mailcanary::start(&dir, port, &config);
-    mc.wait_until("every route's bound learned, both relays healthy", WAIT, |m| {
+    // The shipped default learns from 20 deliveries: a minute at 3 s.
+    mc.wait_until("every route's bound learned, both relays healthy", WAIT + Duration::from_secs(90), |m| {
         let learned = ["relay-a", "relay-b"].iter().all(|p| {
             ["x", "y"]
                 .iter()
