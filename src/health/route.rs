@@ -52,6 +52,11 @@ impl Verdict {
     }
 }
 
+/// Overdue by the learned bound only.
+fn is_suspicion(v: Option<Verdict>) -> bool {
+    matches!(v, Some(Verdict::Overdue(_, Strength::Suspicion)))
+}
+
 /// The settled canaries kept per route: more than any `down_after` or
 /// `up_after` needs.
 const HISTORY: usize = 32;
@@ -192,8 +197,8 @@ impl RouteEvidence {
     /// learned bound only) does not count until the run makes the route
     /// fail, so that a spike whose confirmation arrives moves no traffic.
     pub fn newest_bad(&self, down_after: u32) -> bool {
-        let (run, _) = self.bad_run();
-        run > 0 && (self.failing(down_after) || !self.newest_is_a_suspicion())
+        let (run, newest) = self.bad_run();
+        run > 0 && (!is_suspicion(newest) || self.run_fails(run, newest, down_after))
     }
 
     /// Its newest decided canary failed in a way that may be its inbox's
@@ -211,13 +216,13 @@ impl RouteEvidence {
     /// (past the learned bound only), never fewer than two: the suspected
     /// canary and its confirmation, whatever `down_after` says.
     pub fn failing(&self, down_after: u32) -> bool {
-        let run = self.bad_run().0;
-        run >= down_after && (!self.newest_is_a_suspicion() || self.confirmed())
+        let (run, newest) = self.bad_run();
+        self.run_fails(run, newest, down_after)
     }
 
-    /// Its newest decided canary is overdue by the learned bound only.
-    fn newest_is_a_suspicion(&self) -> bool {
-        matches!(self.bad_run().1, Some(Verdict::Overdue(_, Strength::Suspicion)))
+    /// Whether a bad run of `run` ending in `newest` makes the route fail.
+    fn run_fails(&self, run: u32, newest: Option<Verdict>, down_after: u32) -> bool {
+        run >= down_after && (!is_suspicion(newest) || self.confirmed())
     }
 
     /// At least two of its newest decided canaries in a row are overdue.
