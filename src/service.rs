@@ -93,6 +93,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
     stop_tx.send_replace(true);
     futures::future::join_all(tasks).await;
     rt.matcher.tick().await;
+    // What was written behind (cursors, acceptances) is on disk before the end.
+    if let Err(e) = rt.ledger.flush().await {
+        tracing::error!(error = %e, "ledger: the last writes may be lost");
+    }
     tracing::info!(
         in_flight = rt.matcher.in_flight(),
         "stopped; canaries still in flight are picked up from the ledger at the next start"

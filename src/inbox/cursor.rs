@@ -31,18 +31,14 @@ impl Watcher {
         }
     }
 
-    pub(super) async fn save_cursor(&self, folder: &str, uid_validity: u32, next_uid: u32) {
-        if self.cursors().get(folder) == Some(&(uid_validity, next_uid)) {
+    /// Moves `folder`'s cursor. Nobody waits for the write (the ledger
+    /// syncs it with its next durable one): lost in a power cut, it costs a
+    /// few messages read again, which the matcher knows already.
+    pub(super) fn save_cursor(&self, folder: &str, uid_validity: u32, next_uid: u32) {
+        if self.cursors().insert(folder.to_string(), (uid_validity, next_uid)) == Some((uid_validity, next_uid)) {
             return;
         }
         let (inbox, f) = (self.name().to_string(), folder.to_string());
-        let write = self.shared.ledger.call(move |l| l.set_cursor(&inbox, &f, uid_validity, next_uid));
-        match write.await {
-            Ok(()) => {
-                self.cursors().insert(folder.to_string(), (uid_validity, next_uid));
-            }
-            // Not remembered: the next save tries again.
-            Err(e) => tracing::error!(error = %e, "ledger write failed"),
-        }
+        self.shared.ledger.write_behind("cursor", move |l| l.set_cursor(&inbox, &f, uid_validity, next_uid));
     }
 }

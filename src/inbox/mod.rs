@@ -325,11 +325,11 @@ impl Watcher {
             let at = self.shared.matcher.sight();
             tracing::debug!(inbox = %self.name(), folder, from, fetched = batch.messages.len(), "new messages");
             if let Err((uid, e)) = self.process(imap, folder, placement, &batch.messages, at).await {
-                self.save_cursor(folder, uid_validity, uid).await;
+                self.save_cursor(folder, uid_validity, uid);
                 return Err(e);
             }
             if let Some(next) = batch.next_uid() {
-                self.save_cursor(folder, uid_validity, next).await;
+                self.save_cursor(folder, uid_validity, next);
                 from = next;
             }
             if let Some(oversized) = batch.oversized {
@@ -371,7 +371,7 @@ impl Watcher {
             .filter(|(v, _)| *v == state.uid_validity)
             .map_or(0, |(_, n)| n)
             .max(state.uid_next);
-        self.save_cursor(folder, state.uid_validity, next).await;
+        self.save_cursor(folder, state.uid_validity, next);
         Ok(())
     }
 }

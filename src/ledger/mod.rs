@@ -136,6 +136,9 @@ pub type Result<T> = rusqlite::Result<T>;
 
 pub struct Ledger {
     db: Mutex<Connection>,
+    /// Whether commits wait for the disk now (`PRAGMA synchronous`; the
+    /// ledger's thread switches it, see thread.rs).
+    synced_commits: std::sync::atomic::AtomicBool,
 }
 
 /// The columns `row` reads, in its order.

@@ -135,7 +135,8 @@ impl Ledger {
         let db = Connection::open(state_dir.join(super::private::LEDGER))?;
         // WAL with FULL sync: every committed transition (above all "sending",
         // written before anything leaves) is on disk before the call returns,
-        // across a crash of the process and a loss of power alike.
+        // across a crash of the process and a loss of power alike (the few
+        // writes that need not be are the ledger thread's `call_unsynced`).
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         // Someone else may hold the file for a while (a backup, a report):
@@ -172,7 +173,7 @@ impl Ledger {
             tx.pragma_update(None, "user_version", n as i64)?;
             tx.commit()?;
         }
-        Ok(Ledger { db: Mutex::new(db) })
+        Ok(Ledger { db: Mutex::new(db), synced_commits: std::sync::atomic::AtomicBool::new(true) })
     }
 }
 

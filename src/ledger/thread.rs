@@ -8,6 +8,12 @@
 //! transaction (a group commit): one sync to disk for all of them instead
 //! of one each. No caller hears of its result before that transaction is
 //! committed, so what a caller is told was written is on disk as before.
+//!
+//! A few writes are not worth a sync of their own (a watcher's cursor, a
+//! canary's acceptance): lost in a power cut, they cost a folder read again
+//! or a canary restored as `sending`, which the service handles anyway.
+//! They are committed at once (a crash of the process keeps them) but
+//! synced with the next write that is, or at SQLite's next checkpoint.
 
 use super::Ledger;
 use std::sync::Arc;
@@ -28,7 +34,11 @@ pub enum LedgerError {
 
 /// A job runs, then hears whether what it did was committed (`None`) or
 /// not (why), and only then answers its caller.
-type Job = Box<dyn FnOnce(&Ledger) -> Reply + Send>;
+struct Job {
+    run: Box<dyn FnOnce(&Ledger) -> Reply + Send>,
+    /// Its commit must be on disk before its caller hears of it.
+    synced: bool,
+}
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// At most this many jobs share a transaction.
@@ -65,7 +75,7 @@ impl LedgerThread {
         f: impl FnOnce(&Ledger) -> rusqlite::Result<T> + Send + 'static,
     ) -> impl Future<Output = Result<T, LedgerError>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let queued = self.jobs.send(Box::new(move |ledger: &Ledger| -> Reply {
+        let run = Box::new(move |ledger: &Ledger| -> Reply {
             let result = f(ledger);
             Box::new(move |uncommitted: Option<&str>| {
                 let _ = tx.send(match uncommitted {
@@ -73,12 +83,38 @@ impl LedgerThread {
                     Some(why) => Err(LedgerError::Commit(why.to_string())),
                 });
             })
-        }));
+        });
+        let queued = self.jobs.send(Job { run, synced: true });
         async move {
             if queued.is_err() {
                 return Err(LedgerError::Closed);
             }
             rx.await.unwrap_or(Err(LedgerError::Closed))
+        }
+    }
+
+    /// Resolves once everything queued before it, written behind or not,
+    /// is committed and on disk.
+    pub async fn flush(&self) -> Result<(), LedgerError> {
+        // A checkpoint syncs the log first, with whatever it holds.
+        self.call(|l| l.with(|db| db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())))).await
+    }
+
+    /// Queues a write nobody waits for, whose loss in a power cut costs
+    /// nothing lasting: committed, but synced to disk only with the next
+    /// write that must be (see the module's documentation). Anything
+    /// queued after it sees it; its failure is logged here, as `what`.
+    pub fn write_behind(&self, what: &'static str, f: impl FnOnce(&Ledger) -> rusqlite::Result<()> + Send + 'static) {
+        let run = Box::new(move |ledger: &Ledger| -> Reply {
+            let result = f(ledger);
+            Box::new(move |uncommitted: Option<&str>| match (result, uncommitted) {
+                (Err(e), _) => tracing::error!(error = %e, what, "ledger write failed"),
+                (Ok(()), Some(why)) => tracing::error!(error = why, what, "ledger write not committed"),
+                (Ok(()), None) => {}
+            })
+        });
+        if self.jobs.send(Job { run, synced: false }).is_err() {
+            tracing::warn!(what, "ledger write dropped: the ledger is closed");
         }
     }
 }
@@ -89,11 +125,26 @@ impl Ledger {
     /// jobs of several statements are `atomically`); a transaction that
     /// cannot commit fails every job of it.
     fn batch(&self, jobs: Vec<Job>) {
+        self.sync_commits(jobs.iter().any(|job| job.synced));
         let grouped = jobs.len() > 1 && self.with(|db| db.execute_batch("BEGIN IMMEDIATE")).is_ok();
-        let replies: Vec<Reply> = jobs.into_iter().map(|job| job(self)).collect();
+        let replies: Vec<Reply> = jobs.into_iter().map(|job| (job.run)(self)).collect();
         let uncommitted = grouped.then(|| self.commit()).flatten();
         for reply in replies {
             reply(uncommitted.as_deref());
+        }
+    }
+
+    /// Whether the commits that follow wait for the disk: with the ledger's
+    /// write-ahead log, `NORMAL` leaves the sync to the next `FULL` commit
+    /// (or checkpoint), which syncs the log with everything before it.
+    fn sync_commits(&self, synced: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.synced_commits.load(Relaxed) == synced {
+            return;
+        }
+        let level = if synced { "FULL" } else { "NORMAL" };
+        if self.with(|db| db.pragma_update(None, "synchronous", level)).is_ok() {
+            self.synced_commits.store(synced, Relaxed);
         }
     }
 
@@ -182,6 +233,32 @@ mod tests {
         second.await.unwrap();
         let cursors = thread.call(|l| Ok((l.cursor("i", "INBOX")?, l.cursor("i", "Junk")?))).await.unwrap();
         assert_eq!(cursors, (Some((1, 10)), Some((2, 20))), "the others are committed");
+    }
+
+    #[tokio::test]
+    async fn a_write_behind_alone_waits_for_no_sync_and_shares_one_when_batched_with_a_synced_one() {
+        let thread = LedgerThread::spawn(Ledger::in_memory().unwrap());
+        // PRAGMA synchronous: 1 is NORMAL (no sync at commit), 2 is FULL.
+        let level = |l: &Ledger| l.with(|db| db.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0)));
+        let (tx, levels) = std::sync::mpsc::channel();
+        let behind = |tx: std::sync::mpsc::Sender<i64>| {
+            move |l: &Ledger| {
+                tx.send(level(l)?).unwrap();
+                Ok(())
+            }
+        };
+        // Alone in the queue (nothing is queued until it has run).
+        thread.write_behind("test", behind(tx.clone()));
+        assert_eq!(levels.recv(), Ok(1), "alone, it commits with no sync");
+        assert_eq!(thread.call(level).await.unwrap(), 2);
+        thread.write_behind("test", behind(tx.clone()));
+        assert_eq!(levels.recv(), Ok(1), "and again after a synced one");
+        let release = hold(&thread);
+        thread.write_behind("test", behind(tx));
+        let synced = thread.call(level);
+        drop(release);
+        assert_eq!(synced.await.unwrap(), 2);
+        assert_eq!(levels.try_recv(), Ok(2), "committed with the synced write of its batch");
     }
 
     #[tokio::test]

@@ -192,14 +192,17 @@ impl Matcher {
     /// The provider took it: from now on its latency and deadline run.
     pub async fn accepted(&self, id: &str, accepted: &Accepted, send_duration: Duration) {
         let (now, now_ms) = (self.clock.now(), self.clock.wall_ms());
-        let (l, write, early) = {
+        let (l, early) = {
             let mut book = self.book();
             let Some(c) = book.in_flight.get_mut(id) else { return };
             c.accept(now, now_ms);
             let (id2, provider_id, deadline_ms) = (id.to_string(), accepted.provider_id.clone(), c.deadline_ms);
             let send_ms = send_duration.as_millis() as i64;
-            let write =
-                self.ledger.call(move |l| l.record_sent(&id2, now_ms, send_ms, provider_id.as_deref(), deadline_ms));
+            // Nobody waits for it: lost in a power cut, the canary is
+            // restored as `sending`, which one whose answer never came is anyway.
+            self.ledger.write_behind("sent", move |l| {
+                l.record_sent(&id2, now_ms, send_ms, provider_id.as_deref(), deadline_ms).map(drop)
+            });
             let l = c.labels.clone();
             // Seen before the answer came: settled now, with no wait to speak of.
             let early = match c.early.take() {
@@ -209,9 +212,8 @@ impl Matcher {
                 }
                 None => None,
             };
-            (l, write, early)
+            (l, early)
         };
-        log_err(write.await);
         self.metrics.accepted(&l, send_duration.as_secs_f64());
         if let Some(status) = self.routes().get_mut(&l.probe) {
             status.sent += 1;
@@ -345,12 +347,6 @@ impl Matcher {
     /// drain may usefully wait for.
     pub fn in_flight_watched(&self) -> usize {
         self.book().watched()
-    }
-}
-
-fn log_err<T>(result: Result<T, LedgerError>) {
-    if let Err(e) = result {
-        tracing::error!(error = %e, "ledger write failed");
     }
 }
 
