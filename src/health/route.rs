@@ -149,27 +149,40 @@ impl RouteEvidence {
     }
 
     /// Decided canaries, newest first.
-    fn decided(&self) -> Vec<Verdict> {
-        let mut all: Vec<(Instant, Verdict)> = self
-            .settled
-            .iter()
-            .map(|(at, e)| (*at, Verdict::Settled(*e)))
-            .chain(self.overdue.iter().map(|(at, age, strength)| (*at, Verdict::Overdue(*age, *strength))))
-            .collect();
-        all.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-        all.into_iter().map(|(_, v)| v).collect()
+    fn decided(&self) -> impl Iterator<Item = Verdict> + '_ {
+        // Both are kept in the order their canaries were accepted: merged
+        // from the newest, with nothing allocated (asked of every route at
+        // every tick).
+        let mut settled = self.settled.iter().rev().peekable();
+        let mut overdue = self.overdue.iter().rev().peekable();
+        std::iter::from_fn(move || {
+            let settled_first = match (settled.peek(), overdue.peek()) {
+                (Some((s, _)), Some((o, _, _))) => s >= o,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if settled_first {
+                settled.next().map(|(_, e)| Verdict::Settled(*e))
+            } else {
+                overdue.next().map(|(_, age, strength)| Verdict::Overdue(*age, *strength))
+            }
+        })
     }
 
     /// Bad canaries in a row from the newest decided one, and the newest.
     pub fn bad_run(&self) -> (u32, Option<Verdict>) {
-        let decided = self.decided();
-        let run = decided.iter().take_while(|v| !v.good()).count() as u32;
-        (run, decided.first().copied())
+        let mut decided = self.decided();
+        let newest = decided.next();
+        let run = match newest {
+            Some(v) if !v.good() => 1 + decided.take_while(|v| !v.good()).count() as u32,
+            _ => 0,
+        };
+        (run, newest)
     }
 
     /// In-time deliveries in a row from the newest decided canary.
     pub fn good_run(&self) -> u32 {
-        self.decided().iter().take_while(|v| v.good()).count() as u32
+        self.decided().take_while(|v| v.good()).count() as u32
     }
 
     /// Canaries in flight past the bound, in a row from the newest decided
