@@ -7,6 +7,7 @@
 mod detail;
 mod register;
 mod settled;
+mod text;
 pub mod traffic;
 
 use crate::insight::Insight;
@@ -285,8 +286,7 @@ impl Metrics {
 
     /// The exposition in OpenMetrics text, with the wall clock read now.
     pub fn encode_openmetrics(&self) -> String {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        self.time.set(now.as_secs_f64());
+        self.time.set(wall_seconds());
         // As large as the last one: 32,000 series are 3 MB, not to be grown into.
         let last = self.encoded_size.load(std::sync::atomic::Ordering::Relaxed);
         let mut out = String::with_capacity(last + last / 8);
@@ -298,29 +298,18 @@ impl Metrics {
     /// The exposition in the Prometheus text format 0.0.4, for scrapers and
     /// tools (`promtool check metrics`) that do not ask for OpenMetrics.
     pub fn encode_text(&self) -> String {
-        to_prometheus_text(&self.encode_openmetrics())
+        self.time.set(wall_seconds());
+        let last = self.encoded_size.load(std::sync::atomic::Ordering::Relaxed);
+        let mut out = text::PrometheusText::with_capacity(last + last / 8);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        let out = out.finish();
+        self.encoded_size.store(out.len(), std::sync::atomic::Ordering::Relaxed);
+        out
     }
 }
 
-/// OpenMetrics → Prometheus text 0.0.4: counter families are named with
-/// their `_total` suffix, and `# UNIT` / `# EOF` are dropped.
-fn to_prometheus_text(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> =
-        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line.starts_with("# UNIT ") || line == "# EOF" {
-            continue;
-        }
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        out.push_str(renamed.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
+fn wall_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
 
 #[cfg(test)]
@@ -338,6 +327,34 @@ mod tests {
         assert!(text.contains("# TYPE mailcanary_delivery_latency_seconds histogram\n"));
         assert!(!text.contains("# EOF"));
         assert!(m.encode_openmetrics().ends_with("# EOF\n"));
+    }
+
+    /// Every line of OpenMetrics but the comments comes through unchanged,
+    /// in order: the text format is the OpenMetrics one with its counter
+    /// families renamed and `# UNIT` and `# EOF` dropped.
+    #[test]
+    fn text_format_is_the_openmetrics_samples_with_prometheus_comments() {
+        let m = Metrics::new();
+        for (probe, provider, inbox) in [("p", "s", "i"), ("q", "t", "j")] {
+            let route = RouteLabels { probe: probe.into(), provider: provider.into(), inbox: inbox.into() };
+            m.init_route(&route);
+            m.accepted(&route, 0.25);
+        }
+        let samples = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.starts_with("mailcanary_time_seconds "))
+                .map(String::from)
+                .collect()
+        };
+        let (openmetrics, text) = (m.encode_openmetrics(), m.encode_text());
+        assert_eq!(samples(&text), samples(&openmetrics));
+        assert!(samples(&text).len() > 50);
+        let comments = |text: &str| text.lines().filter(|l| l.starts_with('#')).count();
+        let units = openmetrics.lines().filter(|l| l.starts_with("# UNIT ")).count();
+        assert_eq!(comments(&text), comments(&openmetrics) - units - 1, "one HELP and one TYPE a family");
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ") && l.ends_with(" counter")) {
+            assert!(line.strip_suffix(" counter").unwrap().ends_with("_total"), "{line}");
+        }
     }
 
     #[test]
