@@ -169,11 +169,7 @@ fn usage(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    let hz: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let hz = clock_ticks();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let hwm = status
         .lines()
@@ -238,8 +234,52 @@ fn work(pid: u32) -> (f64, f64) {
     (wakeups, field("syscr:") + field("syscw:"))
 }
 
-fn cost_and_scrape(run: CostRun, smoke: bool) {
-    let CostRun { minutes, providers, inboxes, interval } = run;
+/// The CPU time (s) the local mail stack has spent so far: Postfix and
+/// Dovecot, their masters (with the children they have reaped) and the
+/// children they run now. It does the same work for every canary whatever
+/// mailcanary does (an SMTP session, a queue, a delivery, IMAP commands),
+/// on the same cores at the same time: CPU per canary divided by the
+/// stack's is a figure that does not move with the host's other guests as
+/// CPU time alone does (docs/performance.md, 2b).
+fn stack_cpu() -> f64 {
+    let ticks = |pid: &str, children_too: bool| -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<f64> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
+            .unwrap_or_default();
+        // After the state field: utime is the 12th value, then stime, cutime, cstime.
+        let take = if children_too { 4 } else { 2 };
+        fields.iter().skip(10).take(take).sum()
+    };
+    let dir = stack().dir.clone();
+    let masters: Vec<String> = ["postfix-spool/pid/master.pid", "dovecot/run/master.pid"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+        .map(|p| p.trim().to_string())
+        .collect();
+    let mut total = 0.0;
+    for proc in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = proc.file_name().to_string_lossy().to_string();
+        if masters.contains(&pid) {
+            total += ticks(&pid, true);
+            continue;
+        }
+        let status = std::fs::read_to_string(proc.path().join("status")).unwrap_or_default();
+        let parent = status.lines().find_map(|l| l.strip_prefix("PPid:")).map(str::trim);
+        if parent.is_some_and(|p| masters.iter().any(|m| m == p)) {
+            total += ticks(&pid, false);
+        }
+    }
+    total / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    String::from_utf8(Command::new("getconf").arg("CLK_TCK").output().unwrap().stdout).unwrap().trim().parse().unwrap()
+}
+
+fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
+    let &CostRun { minutes, providers, inboxes, interval } = run;
     let dir = temp_dir("bench-cost");
     let port = free_port();
     let mut provider_list = String::new();
@@ -275,6 +315,7 @@ fn cost_and_scrape(run: CostRun, smoke: bool) {
     let start = Instant::now();
     let (mut peak_sockets, mut scrape_ms, mut scrape_bytes) = (0, Vec::new(), 0);
     let mut warmed: Option<(f64, f64, (f64, f64))> = None;
+    let mut warm_stack = 0.0;
     while start.elapsed() < run {
         std::thread::sleep(Duration::from_secs(2));
         peak_sockets = peak_sockets.max(sockets(pid));
@@ -284,10 +325,12 @@ fn cost_and_scrape(run: CostRun, smoke: bool) {
             scrape_bytes = body.len();
             if warmed.is_none() && start.elapsed() >= warm {
                 warmed = Some((usage(pid).0, sum(&Metrics(body), "mailcanary_canaries_delivered_total{"), work(pid)));
+                warm_stack = stack_cpu();
             }
         }
     }
     let (cpu, rss_kb) = usage(pid);
+    let stack_cpu = stack_cpu() - warm_stack;
     let (wakeups, syscalls) = work(pid);
     let m = mc.metrics().unwrap();
     let delivered = sum(&m, "mailcanary_canaries_delivered_total{");
@@ -295,6 +338,9 @@ fn cost_and_scrape(run: CostRun, smoke: bool) {
     let measured = (delivered - warm_delivered).max(1.0);
     let steady = (cpu - warm_cpu) * 1000.0 / measured;
     let (wakeups, syscalls) = ((wakeups - warm_wakeups) / measured, (syscalls - warm_syscalls) / measured);
+    // Against the mail stack's CPU for the same canaries, at the same time.
+    let stack_steady = stack_cpu * 1000.0 / measured;
+    let to_stack = steady / stack_steady;
     let sent = sum(&m, "mailcanary_canaries_sent_total{");
     let failed = sum(&m, "mailcanary_send_failures_total{");
     // Every canary sent so far ends delivered or lost (within its 60 s
@@ -315,6 +361,8 @@ fn cost_and_scrape(run: CostRun, smoke: bool) {
         cpu * 1000.0 / delivered.max(1.0)
     );
     println!("| CPU per delivered canary, steady (after the first quarter) | {steady:.2} ms |");
+    println!("| the mail stack's CPU per delivered canary, the same time | {stack_steady:.2} ms |");
+    println!("| mailcanary's CPU per canary ÷ the mail stack's | {to_stack:.3} |");
     println!("| wakeups / read and write calls per delivered canary, steady | {wakeups:.1} / {syscalls:.1} |");
     println!("| CPU total | {cpu:.1} s over {:.0} s |", start.elapsed().as_secs_f64());
     println!("| peak RSS | {:.1} MB |", rss_kb as f64 / 1024.0);
@@ -329,39 +377,38 @@ fn cost_and_scrape(run: CostRun, smoke: bool) {
     let series = m.0.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
     let route_series = m.0.lines().filter(|l| !l.starts_with('#') && l.contains("probe=\"")).count();
     println!("| series | {series}, of which per route {:.1} |", route_series as f64 / routes as f64);
-    if smoke {
-        guard(steady, wakeups, syscalls);
-    }
+    if smoke { guard(to_stack, wakeups, syscalls) } else { Ok(()) }
 }
 
-/// Holds the smoke run to the figures recorded in benches/recorded. CPU
-/// time per canary is compared and reported, but it does not fail the
-/// run: on a shared 2-core machine it moved from 2.4 to 5.6 ms for the
-/// same build within an hour (most likely the host's other guests: no
-/// steal time is reported). The work behind it holds still: the
-/// wakeups and the read and write calls per canary, which every wasted
-/// poll, round trip or ledger write adds to, fail the run past 30 %.
-fn guard(cpu: f64, wakeups: f64, syscalls: f64) {
+/// Holds the smoke run to the figures recorded in benches/recorded: the
+/// CPU per canary at the machine's recorded speed (CPU time alone moved
+/// from 2.4 to 5.6 ms for the same build within an hour on a shared 2-core
+/// machine; the reference work beside it moves with it), the wakeups and
+/// the read and write calls per canary (every wasted poll, round trip or
+/// ledger write adds to them). Past 30 %: what grew, or `Ok`.
+fn guard(cpu: f64, wakeups: f64, syscalls: f64) -> Result<(), String> {
     let mut grown = Vec::new();
     for (key, what, value) in [
-        ("smoke_cpu_ms_per_canary", "ms CPU", cpu),
+        ("smoke_cpu_to_stack", "CPU (÷ the mail stack's)", cpu),
         ("smoke_wakeups_per_canary", "wakeups", wakeups),
         ("smoke_syscalls_per_canary", "read and write calls", syscalls),
     ] {
         let limit = recorded(key);
         let growth = value / limit - 1.0;
         println!("cost: {value:.2} {what} per canary, recorded {limit:.2} ({:+.0} %)", growth * 100.0);
-        if growth > GROWTH_ALLOWED && key != "smoke_cpu_ms_per_canary" {
+        if growth > GROWTH_ALLOWED {
             grown.push(format!("{what} per canary grew from the recorded {limit:.2} to {value:.2}"));
         }
     }
-    assert!(
-        grown.is_empty(),
+    if grown.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
         "{} (more than {:.0} %): find where it goes (docs/performance.md), or record the new figures in \
          benches/recorded with the reason",
         grown.join("; "),
         GROWTH_ALLOWED * 100.0
-    );
+    ))
 }
 
 /// Runs `command` under GNU time: (wall s, CPU s, max RSS kB, stdout).
@@ -488,7 +535,12 @@ fn main() {
     if want("cost") || want("scrape") {
         if smoke {
             // 100 routes at 5 s: about 900 canaries measured in 45 s.
-            cost_and_scrape(CostRun { minutes: 1.0, providers: 10, inboxes: 10, interval: "5s" }, true);
+            let run = CostRun { minutes: 1.0, providers: 10, inboxes: 10, interval: "5s" };
+            // A neighbour's burst passes; a regression is there again.
+            if let Err(grown) = cost_and_scrape(&run, true) {
+                println!("cost: {grown}; measuring once more ...");
+                cost_and_scrape(&run, true).unwrap_or_else(|grown| panic!("{grown}"));
+            }
         } else {
             let run = CostRun {
                 minutes: env_usize("MC_BENCH_MINUTES", 3) as f64,
@@ -496,7 +548,7 @@ fn main() {
                 inboxes: env_usize("MC_BENCH_INBOXES", 100),
                 interval: "60s",
             };
-            cost_and_scrape(run, false);
+            cost_and_scrape(&run, false).expect("no guard outside the smoke run");
         }
     }
     if want("peer") {
