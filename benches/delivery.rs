@@ -395,7 +395,7 @@ fn guard(cpu: f64, wakeups: f64, syscalls: f64) -> Result<(), String> {
     ] {
         let limit = recorded(key);
         let growth = value / limit - 1.0;
-        println!("cost: {value:.2} {what} per canary, recorded {limit:.2} ({:+.0} %)", growth * 100.0);
+        println!("cost: {value:.3} {what} per canary, recorded {limit:.3} ({:+.0} %)", growth * 100.0);
         if growth > GROWTH_ALLOWED {
             grown.push(format!("{what} per canary grew from the recorded {limit:.2} to {value:.2}"));
         }
