@@ -248,7 +248,8 @@ fn stack_cpu() -> f64 {
             .rsplit_once(')')
             .map(|(_, rest)| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
             .unwrap_or_default();
-        // After the state field: utime is the 12th value, then stime, cutime, cstime.
+        // After the state (a letter, not kept): ppid, ..., cmajflt (10 values), then
+        // utime, stime, cutime, cstime.
         let take = if children_too { 4 } else { 2 };
         fields.iter().skip(10).take(take).sum()
     };
@@ -258,6 +259,7 @@ fn stack_cpu() -> f64 {
         .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok())
         .map(|p| p.trim().to_string())
         .collect();
+    assert_eq!(masters.len(), 2, "the mail stack's Postfix and Dovecot pid files under {}", dir.display());
     let mut total = 0.0;
     for proc in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let pid = proc.file_name().to_string_lossy().to_string();
@@ -339,6 +341,7 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
     let steady = (cpu - warm_cpu) * 1000.0 / measured;
     let (wakeups, syscalls) = ((wakeups - warm_wakeups) / measured, (syscalls - warm_syscalls) / measured);
     // Against the mail stack's CPU for the same canaries, at the same time.
+    assert!(stack_cpu > 0.0, "the mail stack's CPU was not read");
     let stack_steady = stack_cpu * 1000.0 / measured;
     let to_stack = steady / stack_steady;
     let sent = sum(&m, "mailcanary_canaries_sent_total{");
@@ -397,7 +400,7 @@ fn guard(cpu: f64, wakeups: f64, syscalls: f64) -> Result<(), String> {
         let growth = value / limit - 1.0;
         println!("cost: {value:.3} {what} per canary, recorded {limit:.3} ({:+.0} %)", growth * 100.0);
         if growth > GROWTH_ALLOWED {
-            grown.push(format!("{what} per canary grew from the recorded {limit:.2} to {value:.2}"));
+            grown.push(format!("{what} per canary grew from the recorded {limit:.3} to {value:.3}"));
         }
     }
     if grown.is_empty() {

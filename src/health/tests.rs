@@ -292,3 +292,17 @@ fn refusals_by_every_provider_blame_the_providers_not_the_inbox() {
     assert_eq!((f.state("a"), f.state("b")), (State::Down, State::Down));
     assert!(!f.health("a").routes[0].inbox_suspect);
 }
+
+/// Of two canaries accepted at the same instant (canaries resumed after a
+/// restart get their instants from millisecond ages), the one decided
+/// later is the newer.
+#[test]
+fn of_two_canaries_accepted_at_once_the_one_decided_later_is_newer() {
+    let at = Instant::now();
+    let mut r = route::RouteEvidence::new("p", "i", learn::Learned::new(Duration::from_secs(90), None));
+    r.record(at, Evidence::Lost, None);
+    r.record(at, Evidence::Good, Some(0.1));
+    assert_eq!(r.bad_run(), (0, Some(route::Verdict::Settled(Evidence::Good))));
+    r.record(at, Evidence::Lost, None);
+    assert_eq!(r.bad_run(), (1, Some(route::Verdict::Settled(Evidence::Lost))));
+}

@@ -39,6 +39,14 @@ impl Watcher {
             return;
         }
         let (inbox, f) = (self.name().to_string(), folder.to_string());
-        self.shared.ledger.write_behind("cursor", move |l| l.set_cursor(&inbox, &f, uid_validity, next_uid));
+        // Not written: forgotten here too, so that the next save writes it.
+        let (cursors, forget) = (self.cursors.clone(), folder.to_string());
+        self.shared.ledger.write_behind(
+            "cursor",
+            move |l| l.set_cursor(&inbox, &f, uid_validity, next_uid),
+            move || {
+                cursors.lock().unwrap_or_else(|p| p.into_inner()).remove(&forget);
+            },
+        );
     }
 }

@@ -136,7 +136,7 @@ impl Ledger {
         // WAL with FULL sync: every committed transition (above all "sending",
         // written before anything leaves) is on disk before the call returns,
         // across a crash of the process and a loss of power alike (the few
-        // writes that need not be are the ledger thread's `call_unsynced`).
+        // writes that need not be are the ledger thread's `write_behind`).
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         // Someone else may hold the file for a while (a backup, a report):

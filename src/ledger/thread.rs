@@ -99,7 +99,20 @@ impl LedgerThread {
         // A checkpoint syncs the log first, with whatever it holds. It
         // cannot run inside a batch's transaction (SQLite says "locked"):
         // then once more, alone (at a stop, nothing else is queued).
-        let checkpoint = |l: &Ledger| l.with(|db| db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())));
+        let checkpoint = |l: &Ledger| {
+            l.with(|db| {
+                // (busy, frames in the log, frames checkpointed): busy when
+                // a reader (a `report`, a backup) holds the log back.
+                let busy: i64 = db.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(0))?;
+                match busy {
+                    0 => Ok(()),
+                    _ => Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        Some("another reader holds the ledger's log".into()),
+                    )),
+                }
+            })
+        };
         match self.call(checkpoint).await {
             Ok(()) => Ok(()),
             Err(_) => self.call(checkpoint).await,
@@ -110,12 +123,24 @@ impl LedgerThread {
     /// nothing lasting: committed, but synced to disk only with the next
     /// write that must be (see the module's documentation). Anything
     /// queued after it sees it; its failure is logged here, as `what`.
-    pub fn write_behind(&self, what: &'static str, f: impl FnOnce(&Ledger) -> rusqlite::Result<()> + Send + 'static) {
+    /// `failed` runs (on the ledger's thread) when it was not written.
+    pub fn write_behind(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Ledger) -> rusqlite::Result<()> + Send + 'static,
+        failed: impl FnOnce() + Send + 'static,
+    ) {
         let run = Box::new(move |ledger: &Ledger| -> Reply {
             let result = f(ledger);
             Box::new(move |uncommitted: Option<&str>| match (result, uncommitted) {
-                (Err(e), _) => tracing::error!(error = %e, what, "ledger write failed"),
-                (Ok(()), Some(why)) => tracing::error!(error = why, what, "ledger write not committed"),
+                (Err(e), _) => {
+                    tracing::error!(error = %e, what, "ledger write failed");
+                    failed();
+                }
+                (Ok(()), Some(why)) => {
+                    tracing::error!(error = why, what, "ledger write not committed");
+                    failed();
+                }
                 (Ok(()), None) => {}
             })
         });
@@ -254,13 +279,13 @@ mod tests {
             }
         };
         // Alone in the queue (nothing is queued until it has run).
-        thread.write_behind("test", behind(tx.clone()));
+        thread.write_behind("test", behind(tx.clone()), || {});
         assert_eq!(levels.recv(), Ok(1), "alone, it commits with no sync");
         assert_eq!(thread.call(level).await.unwrap(), 2);
-        thread.write_behind("test", behind(tx.clone()));
+        thread.write_behind("test", behind(tx.clone()), || {});
         assert_eq!(levels.recv(), Ok(1), "and again after a synced one");
         let release = hold(&thread);
-        thread.write_behind("test", behind(tx));
+        thread.write_behind("test", behind(tx), || {});
         let synced = thread.call(level);
         drop(release);
         assert_eq!(synced.await.unwrap(), 2);
@@ -268,18 +293,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_write_behind_that_fails_says_so() {
+        let thread = LedgerThread::spawn(Ledger::in_memory().unwrap());
+        let (tx, failed) = std::sync::mpsc::channel();
+        let broken = |l: &Ledger| l.with(|db| db.execute_batch("INSERT INTO no_such_table VALUES (1)"));
+        thread.write_behind("test", broken, move || tx.send(()).unwrap());
+        assert_eq!(failed.recv(), Ok(()));
+    }
+
+    #[tokio::test]
     async fn a_flush_checkpoints_what_was_written_behind_even_when_batched() {
         let dir = std::env::temp_dir().join(format!("mailcanary-ledger-flush-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let thread = LedgerThread::spawn(Ledger::open(&dir).unwrap());
-        thread.write_behind("test", |l| l.set_cursor("i", "INBOX", 1, 10));
+        thread.write_behind("test", |l| l.set_cursor("i", "INBOX", 1, 10), || {});
         thread.flush().await.expect("alone");
         let wal =
             || std::fs::metadata(dir.join(format!("{}-wal", super::super::private::LEDGER))).map_or(0, |m| m.len());
         assert!(wal() > 0, "the log holds what was written");
         // Queued behind a held job with another one: inside their transaction.
         let release = hold(&thread);
-        thread.write_behind("test", |l| l.set_cursor("i", "INBOX", 1, 11));
+        thread.write_behind("test", |l| l.set_cursor("i", "INBOX", 1, 11), || {});
         let flushed = thread.flush();
         drop(release);
         flushed.await.expect("tried again alone");

@@ -200,9 +200,11 @@ impl Matcher {
             let send_ms = send_duration.as_millis() as i64;
             // Nobody waits for it: lost in a power cut, the canary is
             // restored as `sending`, which one whose answer never came is anyway.
-            self.ledger.write_behind("sent", move |l| {
-                l.record_sent(&id2, now_ms, send_ms, provider_id.as_deref(), deadline_ms).map(drop)
-            });
+            self.ledger.write_behind(
+                "sent",
+                move |l| l.record_sent(&id2, now_ms, send_ms, provider_id.as_deref(), deadline_ms).map(drop),
+                || {},
+            );
             let l = c.labels.clone();
             // Seen before the answer came: settled now, with no wait to speak of.
             let early = match c.early.take() {

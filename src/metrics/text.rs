@@ -33,11 +33,15 @@ impl PrometheusText {
     }
 
     pub fn finish(mut self) -> String {
+        self.flush_help();
+        self.out
+    }
+
+    fn flush_help(&mut self) {
         if let Some(help) = self.help.take() {
             self.out.push_str(&help);
             self.out.push('\n');
         }
-        self.out
     }
 
     /// A whole comment line, without its newline.
@@ -47,10 +51,8 @@ impl PrometheusText {
             return;
         }
         if line.starts_with("# HELP ") {
-            if let Some(help) = self.help.replace(line) {
-                self.out.push_str(&help);
-                self.out.push('\n');
-            }
+            self.flush_help();
+            self.help = Some(line);
         } else if let Some(name) = line.strip_prefix("# TYPE ").and_then(|l| l.strip_suffix(" counter")) {
             let name = name.to_string();
             if let Some(help) = self.help.take() {
@@ -66,10 +68,7 @@ impl PrometheusText {
             }
             let _ = writeln!(self.out, "# TYPE {name}_total counter");
         } else {
-            if let Some(help) = self.help.take() {
-                self.out.push_str(&help);
-                self.out.push('\n');
-            }
+            self.flush_help();
             self.out.push_str(&line);
             self.out.push('\n');
         }
@@ -82,6 +81,10 @@ impl Write for PrometheusText {
             if self.line_start {
                 self.in_comment = s.starts_with('#');
                 self.line_start = false;
+                if !self.in_comment {
+                    // A HELP with no TYPE after it stays above its samples.
+                    self.flush_help();
+                }
             }
             let (part, rest, ends) = match s.find('\n') {
                 Some(i) => (&s[..i], &s[i + 1..], true),
@@ -136,5 +139,11 @@ mod tests {
         for pieces in [1, 2, 3, 7, 64, 10_000] {
             assert_eq!(convert(openmetrics, pieces), expected, "written {pieces} bytes at a time");
         }
+    }
+
+    #[test]
+    fn a_help_with_no_type_stays_above_its_samples() {
+        let openmetrics = "# HELP d Untyped.\nd 1\n# HELP e Last.\n";
+        assert_eq!(convert(openmetrics, 3), "# HELP d Untyped.\nd 1\n# HELP e Last.\n");
     }
 }
