@@ -174,8 +174,10 @@ impl Ledger {
             return;
         }
         let level = if synced { "FULL" } else { "NORMAL" };
-        if self.with(|db| db.pragma_update(None, "synchronous", level)).is_ok() {
-            self.synced_commits.store(synced, Relaxed);
+        match self.with(|db| db.pragma_update(None, "synchronous", level)) {
+            Ok(()) => self.synced_commits.store(synced, Relaxed),
+            // Tried again at the next batch that asks for a change.
+            Err(e) => tracing::error!(error = %e, level, "ledger: cannot set how commits sync"),
         }
     }
 
@@ -308,9 +310,6 @@ mod tests {
         let thread = LedgerThread::spawn(Ledger::open(&dir).unwrap());
         thread.write_behind("test", |l| l.set_cursor("i", "INBOX", 1, 10), || {});
         thread.flush().await.expect("alone");
-        let wal =
-            || std::fs::metadata(dir.join(format!("{}-wal", super::super::private::LEDGER))).map_or(0, |m| m.len());
-        assert!(wal() > 0, "the log holds what was written");
         // Queued behind a held job with another one: inside their transaction.
         let release = hold(&thread);
         thread.write_behind("test", |l| l.set_cursor("i", "INBOX", 1, 11), || {});
