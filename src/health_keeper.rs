@@ -16,6 +16,7 @@ use crate::settled::{Consumer, Settled};
 use crate::steer::Steering;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::watch;
 
 mod confirm;
@@ -216,18 +217,29 @@ impl HealthKeeper {
         self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Between ticks, at the deadline the last decision gave: decides now
+    /// if a canary in flight has passed its route's bound since (a
+    /// suspicion is acted on when it is one, not up to a tick later), and
+    /// says when to look next. Costs the canaries in flight, not the routes.
+    pub async fn look(&self, tick: &Tick) -> Option<Duration> {
+        let (passed, next) = self.board().due(&tick.in_flight);
+        if passed { self.decide(tick).await } else { next }
+    }
+
     /// Decides every provider's state from the evidence so far (the
     /// verdicts consumed, and what the matcher's `tick` found in flight);
-    /// records, counts and logs each change.
-    pub async fn decide(&self, tick: &Tick) {
+    /// records, counts and logs each change. Returns how long until a
+    /// canary in flight now passes its route's bound (`look` then).
+    pub async fn decide(&self, tick: &Tick) -> Option<Duration> {
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
+            return None;
         }
-        let (changes, asks, runs) = {
+        let (changes, asks, runs, next) = {
             let mut health = self.board();
             let suspicions = health.observe(&tick.in_flight, &tick.live_inboxes);
             let asks: Vec<_> = suspicions.iter().flat_map(|probe| health.confirmations(probe)).collect();
-            (health.decide(tick.now_ms), asks, health.take_overdue_runs())
+            let next = health.due(&tick.in_flight).1;
+            (health.decide(tick.now_ms), asks, health.take_overdue_runs(), next)
         };
         for r in runs {
             let labels = crate::metrics::RouteLabels { probe: r.probe, provider: r.provider, inbox: r.inbox };
@@ -258,6 +270,7 @@ impl HealthKeeper {
                 tracing::info!(provider = %t.provider, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "provider state changed");
             }
         }
+        next
     }
 }
 

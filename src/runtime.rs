@@ -353,12 +353,27 @@ fn ticker(rt: &Runtime, every: Duration, retention: Option<Duration>, stop: watc
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_prune: Option<Instant> = None;
+            // When a canary in flight passes its route's bound: looked at
+            // then, between ticks (crate::health_keeper::HealthKeeper::look).
+            let mut due: Option<Duration> = None;
             loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
+                // A millisecond past it: an age equal to the bound is past it.
+                let deadline = async move {
+                    match due {
+                        Some(d) => tokio::time::sleep(d + Duration::from_millis(1)).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let regular = tokio::select! {
+                    _ = tick.tick() => true,
+                    _ = deadline => false,
                     _ = stopped(&mut stop) => return,
+                };
+                let found = matcher.tick().await;
+                due = if regular { health.decide(&found).await } else { health.look(&found).await };
+                if !regular {
+                    continue;
                 }
-                health.decide(&matcher.tick().await).await;
                 let Some(retention) = retention else { continue };
                 if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
                     last_prune = Some(Instant::now());

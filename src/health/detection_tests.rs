@@ -183,3 +183,24 @@ fn an_old_canary_asks_nothing_after_a_newer_one_arrived_nor_while_its_inbox_is_u
     assert!(b.observe(&flying("a-to-y", &[(later, 1.5)]), &["x".to_string()]).is_empty());
     assert_eq!(b.observe(&flying("a-to-y", &[(later, 1.6)]), &live()), vec!["a-to-y".to_string()]);
 }
+
+#[test]
+fn the_board_says_when_the_next_canary_in_flight_passes_its_bound() {
+    let (mut b, last) = board(Thresholds::default(), 20);
+    let (a, c) = (last + Duration::from_secs(1), last + Duration::from_secs(2));
+    // Bounds of 1 s: the youngest on a-to-x passes in 0.7 s, b-to-y's in 0.4 s.
+    let mut in_flight = flying("a-to-x", &[(a, 0.3)]);
+    in_flight.extend(flying("b-to-y", &[(c, 0.6)]));
+    b.observe(&in_flight, &live());
+    assert_eq!(b.due(&in_flight), (false, Some(Duration::from_millis(400))));
+    // b-to-y's passed it since: a decision is due, a-to-x's comes next.
+    let mut later = flying("a-to-x", &[(a, 0.8)]);
+    later.extend(flying("b-to-y", &[(c, 1.1)]));
+    assert_eq!(b.due(&later), (true, Some(Duration::from_millis(200))));
+    // Decided: what the last look saw past its bound is no news.
+    assert_eq!(b.observe(&later, &live()), vec!["b-to-y".to_string()]);
+    assert_eq!(b.due(&later), (false, Some(Duration::from_millis(200))));
+    // Nothing in flight, nothing to look at; a route unknown to the board neither.
+    assert_eq!(b.due(&HashMap::new()), (false, None));
+    assert_eq!(b.due(&flying("c-to-x", &[(a, 5.0)])), (false, None));
+}

@@ -88,6 +88,25 @@ impl Board {
         suspicions
     }
 
+    /// What the canaries in flight ask of the board between ticks: whether
+    /// one has passed its route's bound since the last `observe` (decide
+    /// now), and how long until the next one will. Costs the canaries in
+    /// flight, not the routes: looked at again at each such deadline, so
+    /// that a suspicion is seen when it is one, not up to a tick later.
+    pub fn due(&self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>) -> (bool, Option<Duration>) {
+        let (mut now, mut next) = (false, None::<Duration>);
+        for (probe, canaries) in in_flight {
+            let Some(r) = self.routes.get(probe) else { continue };
+            let (passed, until) = r.due(canaries);
+            now |= passed;
+            next = match (next, until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        (now, next)
+    }
+
     /// Where the confirmations of `probe`'s suspicion go: the route itself,
     /// and where the matrix allows, one route of another provider into the
     /// same inbox (is it the mailbox?) and one of the same provider into

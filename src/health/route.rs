@@ -143,6 +143,15 @@ impl RouteEvidence {
         !self.failing(down_after)
     }
 
+    /// Of these canaries in flight: whether one has passed the bound since
+    /// the last `observe` (a decision is due now), and how long until the
+    /// first one not yet past it will.
+    pub fn due(&self, in_flight: &[(Instant, Duration)]) -> (bool, Option<Duration>) {
+        let bound = self.learned.bound();
+        let now = in_flight.iter().any(|(at, age)| *age >= bound && !self.overdue.iter().any(|(o, _, _)| o == at));
+        (now, in_flight.iter().filter(|(_, age)| *age < bound).map(|(_, age)| bound - *age).min())
+    }
+
     /// A canary of its own is in flight and not yet overdue.
     pub fn young_in_flight(&self) -> bool {
         self.young_in_flight

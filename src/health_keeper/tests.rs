@@ -134,3 +134,25 @@ async fn no_signal_points_into_a_black_hole_after_its_first_overdue_canary() {
     assert_eq!(back_at, 480 + 2, "back after up_after deliveries");
     assert!(w.matcher.in_flight() >= 4, "the swallowed canaries are still in flight");
 }
+
+/// The ticker looks again when the next canary in flight passes its bound
+/// (the fixed 90 s here), and decides then: not up to a tick later.
+#[tokio::test]
+async fn a_canary_passing_its_bound_between_ticks_is_decided_on_then() {
+    let w = World::new();
+    for (provider, token) in w.send_all().await {
+        if provider == "b" {
+            w.see(&token).await;
+        }
+    }
+    let failing = |w: &World| w.health.providers().iter().find(|p| p.provider == "a").unwrap().newest_failing_routes;
+    w.clock.advance(Duration::from_millis(300));
+    let due = w.health.decide(&w.matcher.tick().await).await;
+    assert_eq!(due, Some(Duration::from_millis(89_700)), "a's two canaries pass the bound then");
+    w.clock.advance(Duration::from_millis(89_000));
+    let early = w.health.look(&w.matcher.tick().await).await;
+    assert_eq!((early, failing(&w)), (Some(Duration::from_millis(700)), 0), "too early: nothing decided");
+    w.clock.advance(Duration::from_millis(700));
+    let at = w.health.look(&w.matcher.tick().await).await;
+    assert_eq!((at, failing(&w)), (None, 2), "decided at the deadline; nothing else in flight");
+}
