@@ -281,9 +281,9 @@ impl Matcher {
 
     /// Counts as lost every canary past its deadline whose inbox has been
     /// seen since (or that was held as long as it may be), and refreshes
-    /// the in-flight gauges. Called once a second, and when a canary in flight passes its route's
-    /// bound; what it found in
-    /// flight is provider health's to decide on (crate::health_keeper).
+    /// the in-flight gauges. Called once a second, and when a canary in
+    /// flight passes its route's bound; what it found in flight is provider
+    /// health's to decide on (crate::health_keeper).
     pub async fn tick(&self) -> Tick {
         let (now, now_ms) = (self.clock.now(), self.clock.wall_ms());
         let (settling, per_route) = {
