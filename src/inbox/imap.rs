@@ -83,7 +83,7 @@ pub struct ImapSession {
     /// Counts what the server sends; each command sets its limits.
     meter: Arc<Mutex<Meter>>,
     /// Since `news` was last asked: the server said the selected folder
-    /// grew (EXISTS, RECENT), or a folder was selected, or IDLE ended.
+    /// grew (EXISTS), or a folder was selected, or IDLE ended.
     news: bool,
     /// When `news` was last asked.
     asked: Instant,
@@ -242,8 +242,10 @@ impl ImapSession {
     fn drain(&mut self) {
         if let Some(s) = self.session.as_mut() {
             while let Ok(r) = s.unsolicited_responses.try_recv() {
-                use async_imap::types::UnsolicitedResponse::{Exists, Recent};
-                self.news |= matches!(r, Exists(_) | Recent(_));
+                // EXISTS only: a server must send it when the folder grows
+                // (RFC 3501 §7.3.1). RECENT comes with it then, but also
+                // alone after each EXPUNGE (Dovecot does), when it is no news.
+                self.news |= matches!(r, async_imap::types::UnsolicitedResponse::Exists(_));
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::matcher::Matcher;
 use crate::metrics::Metrics;
 use crate::oauth2::TokenSource;
 use crate::outcome::Placement;
-use imap::{ImapError, ImapSession};
+use imap::{ImapError, ImapSession, Woken};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -204,7 +204,13 @@ impl Watcher {
         let mut refused: Vec<String> = Vec::new();
         let mut last_send = *self.sent.borrow();
         let mut fast_delay = self.shared.fast_poll.interval;
+        // Woken by a send: the canary was accepted a moment ago and cannot
+        // be in the folder yet, so the first look waits for the first fast poll.
+        let mut just_sent = false;
         loop {
+            if std::mem::take(&mut just_sent) {
+                tokio::time::sleep(FAST_START.min(self.shared.fast_poll.interval)).await;
+            }
             self.scan_all(&mut imap, &folders, &mut refused).await?;
             // Everything there is has been seen; what comes next will wake us.
             self.shared.matcher.inbox_caught_up(self.name());
@@ -223,6 +229,21 @@ impl Watcher {
                 fast_delay = (fast_delay * 2).min(fast.interval);
                 continue;
             }
+            // Nothing awaited, but canaries come here often: the next send
+            // is likely before IDLE would pay for itself (IDLE and DONE, two
+            // round trips a canary). Wait for it, or for the window's end,
+            // and then IDLE: entering IDLE reports what arrived meanwhile.
+            let window_left = fast.window.saturating_sub(sent.elapsed());
+            if !window_left.is_zero() {
+                let sent_again = tokio::select! {
+                    _ = tokio::time::sleep(window_left) => false,
+                    _ = next_send(&mut self.sent) => true,
+                };
+                if sent_again {
+                    just_sent = true;
+                    continue;
+                }
+            }
             if imap.selected().map(|(f, _)| f) != Some(self.config.folders.inbox.as_str()) {
                 if refused.contains(&self.config.folders.inbox) {
                     // Nothing to IDLE on: wait, then look again.
@@ -235,12 +256,13 @@ impl Watcher {
                 imap.select(&self.config.folders.inbox).await?;
             }
             if imap.capabilities.idle {
-                imap.idle(self.config.imap.poll_interval, next_send(&mut self.sent)).await?;
+                let woken = imap.idle(self.config.imap.poll_interval, next_send(&mut self.sent)).await?;
+                just_sent = woken == Woken::Interrupted;
             } else {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.config.imap.poll_interval) => {}
-                    _ = next_send(&mut self.sent) => {}
-                }
+                just_sent = tokio::select! {
+                    _ = tokio::time::sleep(self.config.imap.poll_interval) => false,
+                    _ = next_send(&mut self.sent) => true,
+                };
                 imap.noop().await?;
             }
         }

@@ -77,6 +77,11 @@ impl PrometheusText {
 
 impl Write for PrometheusText {
     fn write_str(&mut self, mut s: &str) -> std::fmt::Result {
+        // Most of a scrape is samples, written a few bytes at a time.
+        if !self.line_start && !self.in_comment && !s.as_bytes().contains(&b'\n') {
+            self.out.push_str(s);
+            return Ok(());
+        }
         while !s.is_empty() {
             if self.line_start {
                 self.in_comment = s.starts_with('#');
@@ -86,7 +91,7 @@ impl Write for PrometheusText {
                     self.flush_help();
                 }
             }
-            let (part, rest, ends) = match s.find('\n') {
+            let (part, rest, ends) = match s.as_bytes().iter().position(|b| *b == b'\n') {
                 Some(i) => (&s[..i], &s[i + 1..], true),
                 None => (s, "", false),
             };
