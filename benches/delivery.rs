@@ -189,10 +189,6 @@ fn sockets(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-fn sum(m: &Metrics, prefix: &str) -> f64 {
-    m.0.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
 /// What `cost_and_scrape` runs: routes, their interval, for how long.
 struct CostRun {
     minutes: f64,
@@ -326,7 +322,7 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
             scrape_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             scrape_bytes = body.len();
             if warmed.is_none() && start.elapsed() >= warm {
-                warmed = Some((usage(pid).0, sum(&Metrics(body), "mailcanary_canaries_delivered_total{"), work(pid)));
+                warmed = Some((usage(pid).0, Metrics(body).sum("mailcanary_canaries_delivered_total{"), work(pid)));
                 warm_stack = stack_cpu();
             }
         }
@@ -335,7 +331,7 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
     let stack_cpu = stack_cpu() - warm_stack;
     let (wakeups, syscalls) = work(pid);
     let m = mc.metrics().unwrap();
-    let delivered = sum(&m, "mailcanary_canaries_delivered_total{");
+    let delivered = m.sum("mailcanary_canaries_delivered_total{");
     let (warm_cpu, warm_delivered, (warm_wakeups, warm_syscalls)) = warmed.expect("a scrape after the warm-up");
     let measured = (delivered - warm_delivered).max(1.0);
     let steady = (cpu - warm_cpu) * 1000.0 / measured;
@@ -344,16 +340,16 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
     assert!(stack_cpu > 0.0, "the mail stack's CPU was not read");
     let stack_steady = stack_cpu * 1000.0 / measured;
     let to_stack = steady / stack_steady;
-    let sent = sum(&m, "mailcanary_canaries_sent_total{");
-    let failed = sum(&m, "mailcanary_send_failures_total{");
+    let sent = m.sum("mailcanary_canaries_sent_total{");
+    let failed = m.sum("mailcanary_send_failures_total{");
     // Every canary sent so far ends delivered or lost (within its 60 s
     // timeout) before lost ones are counted; canaries sent later only add.
     println!("cost: waiting for {:.0} canaries in flight to be delivered or lost (60 s at most) ...", sent - delivered);
     let m = mc.wait_until("every canary sent to be delivered or lost", Duration::from_secs(75), |m| {
-        sum(m, "mailcanary_canaries_delivered_total{") + sum(m, "mailcanary_canaries_lost_total{") >= sent
+        m.sum("mailcanary_canaries_delivered_total{") + m.sum("mailcanary_canaries_lost_total{") >= sent
     });
-    let lost = sum(&m, "mailcanary_canaries_lost_total{");
-    let up = sum(&m, "mailcanary_inbox_up{");
+    let lost = m.sum("mailcanary_canaries_lost_total{");
+    let up = m.sum("mailcanary_inbox_up{");
     mc.stop();
     let (s50, _, s99, smax) = percentiles(scrape_ms.clone());
     println!("\n## cost: {routes} routes ({providers} providers × {inboxes} inboxes) at {interval}, {minutes} min");

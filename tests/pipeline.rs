@@ -93,6 +93,33 @@ fn delivered_to_the_inbox_with_latency_and_cleaned_up() {
     assert!(s.messages("t-deliver", "").len() <= 1, "canaries left behind");
 }
 
+/// Canaries close together into one inbox are cleaned up together
+/// (src/inbox/cleanup.rs): while more are on their way a resolved one waits
+/// for them, and whatever waits is cleaned up before the watcher waits
+/// itself: none is left behind once sends stop.
+#[test]
+fn canaries_close_together_are_cleaned_up_and_none_is_left() {
+    let s = stack();
+    let dir = temp_dir("close");
+    let port = free_port();
+    let relays: String = (0..6).map(|i| relay(&format!("r{i}"))).collect();
+    let names: Vec<String> = (0..6).map(|i| format!("r{i}")).collect();
+    let config = format!(
+        "{}providers:\n{relays}inboxes:\n{}probes:\n  - matrix: {{ providers: [{}], inboxes: [box] }}\n",
+        global("t-close", port, &dir, "1s", "1m"),
+        inbox("box", "t-close"),
+        names.join(", "),
+    );
+    let mut mc = Mailcanary::start(&dir, port, &config);
+    let m = mc.wait_until("60 canaries delivered", WAIT, |m| m.sum("mailcanary_canaries_delivered_total{") >= 60.0);
+    assert_eq!(m.sum("mailcanary_canaries_lost_total{"), 0.0, "{}", m.0);
+    // The stop waits for the canaries in flight, and the last one resolved
+    // cleans up those that waited for it.
+    assert!(mc.stop().success());
+    let left = s.messages("t-close", "").len();
+    assert!(left <= 1, "{left} canaries left behind");
+}
+
 #[test]
 fn spam_placement_is_reported() {
     let dir = temp_dir("spam");

@@ -6,7 +6,6 @@
 use super::Watcher;
 use super::imap::{Fetched, ImapError, ImapSession};
 use crate::canary::{ConflictingTokens, Rejection, Token, check_instance, extract_token};
-use crate::config::Cleanup;
 use crate::matcher::{Disposition, Sight, Sighting};
 use crate::outcome::{Placement, Unmatched};
 use std::sync::Arc;
@@ -74,7 +73,7 @@ impl Watcher {
         // silent one, the canaries resolved before it stay in the mailbox,
         // as after any failed cleanup; they are counted already.
         if result.as_ref().err().is_none_or(|(_, e)| e.refused) {
-            self.cleanup(imap, &resolved, folder).await;
+            self.resolved(imap, &resolved, folder).await;
         }
         result
     }
@@ -171,16 +170,5 @@ impl Watcher {
             None => tracing::debug!(inbox = %self.name(), uid, "a canary of mailcanary check left to it"),
         }
         Kind::LeftAlone
-    }
-
-    async fn cleanup(&self, imap: &mut ImapSession, uids: &[u32], folder: &str) {
-        let result = match &self.config.cleanup {
-            Cleanup::Keep => Ok(()),
-            Cleanup::Delete => imap.delete(uids).await,
-            Cleanup::Move(to) => imap.move_to(uids, to).await,
-        };
-        if let Err(e) = result {
-            tracing::warn!(inbox = %self.name(), folder, error = %e, "cleanup of seen canaries failed; they stay in the mailbox");
-        }
     }
 }

@@ -13,8 +13,10 @@
 //! part in tagged.rs, the IMAP protocol in imap.rs.
 
 mod classify;
+mod cleanup;
 mod cursor;
 pub mod imap;
+mod scan;
 mod tagged;
 
 use crate::canary::{SigningKey, TOKEN_HEADER};
@@ -83,9 +85,19 @@ pub fn prepare(config: InboxConfig, bounces: bool, shared: Arc<Shared>) -> Resul
     // Long ago: no fast polling until the first send.
     let long_ago = Instant::now().checked_sub(shared.fast_poll.window).unwrap_or_else(Instant::now);
     let (sent, sent_rx) = watch::channel(long_ago);
-    let cursors = Arc::default();
+    let (cursors, cleanup_waiting) = (Arc::default(), Arc::default());
     Ok(Prepared {
-        watcher: Watcher { config, bounces, tls, tokens, shared, sent: sent_rx, logged_in: None, cursors },
+        watcher: Watcher {
+            config,
+            bounces,
+            tls,
+            tokens,
+            shared,
+            sent: sent_rx,
+            logged_in: None,
+            cursors,
+            cleanup_waiting,
+        },
         sent,
     })
 }
@@ -138,6 +150,8 @@ struct Watcher {
     /// this watcher is its only writer, so a poll that finds nothing new
     /// asks nothing of the ledger, and an unmoved cursor is not written.
     cursors: Arc<Mutex<HashMap<String, (u32, u32)>>>,
+    /// Resolved canaries whose cleanup waits for the next ones (cleanup.rs).
+    cleanup_waiting: Arc<Mutex<cleanup::Waiting>>,
 }
 
 /// Resolves when a canary is sent into this inbox. Once no route can send
@@ -225,10 +239,12 @@ impl Watcher {
             if sent.elapsed() < fast.window && self.shared.matcher.waiting_in(self.name()) > 0 {
                 // Local delivery takes milliseconds, a provider's seconds: poll
                 // soon, then less often, up to the configured interval.
+                self.clean_waiting(&mut imap, false).await;
                 tokio::time::sleep(fast_delay).await;
                 fast_delay = (fast_delay * 2).min(fast.interval);
                 continue;
             }
+            self.clean_waiting(&mut imap, true).await;
             // Nothing awaited, but canaries come here often: the next send
             // is likely before IDLE would pay for itself (IDLE and DONE, two
             // round trips a canary). Wait for it, or for the window's end,
@@ -254,6 +270,7 @@ impl Watcher {
                     continue;
                 }
                 imap.select(&self.config.folders.inbox).await?;
+                self.clean_waiting(&mut imap, true).await;
             }
             if imap.capabilities.idle {
                 let woken = imap.idle(self.config.imap.poll_interval, next_send(&mut self.sent)).await?;
@@ -266,134 +283,5 @@ impl Watcher {
                 imap.noop().await?;
             }
         }
-    }
-
-    /// Scans every watched folder; a folder the server refuses is counted
-    /// once, skipped, and looked at again at the next round.
-    async fn scan_all(
-        &self,
-        imap: &mut ImapSession,
-        folders: &[(String, Placement)],
-        refused: &mut Vec<String>,
-    ) -> Result<(), ImapError> {
-        for (folder, placement) in folders {
-            match self.scan(imap, folder, *placement).await {
-                Ok(()) => refused.retain(|f| f != folder),
-                Err(e) if e.refused => {
-                    // Counted once when it starts, not at every poll.
-                    if !refused.contains(folder) {
-                        self.shared.metrics.inbox_error(self.name(), e.reason);
-                        tracing::warn!(inbox = %self.name(), folder, error = %e.detail, "the server refuses a watched folder; skipping it until it is back");
-                        refused.push(folder.clone());
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads every message of `folder` that arrived since the cursor.
-    async fn scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
-        // STATUS on the selected folder may answer from the session's stale
-        // view (Dovecot does): there, NOOP to sync and read from the cursor
-        // when the server says the folder grew (or has not for a while).
-        let (uid_validity, uid_next) = match imap.selected() {
-            Some((selected, state)) if selected == folder => {
-                imap.noop().await?;
-                if !imap.news() {
-                    return Ok(());
-                }
-                (state.uid_validity, None)
-            }
-            _ => {
-                let state = imap.status(folder).await?;
-                (state.uid_validity, Some(state.uid_next))
-            }
-        };
-        let from = match self.cursor(folder).await {
-            Some((validity, next)) if validity == uid_validity => {
-                if uid_next.is_some_and(|uid_next| next >= uid_next) {
-                    return Ok(());
-                }
-                if uid_next.is_some() {
-                    imap.select(folder).await?;
-                }
-                next
-            }
-            _ => return self.first_scan(imap, folder, placement).await,
-        };
-        self.read(imap, folder, placement, uid_validity, &format!("{from}:*"), from).await
-    }
-
-    /// Reads the messages of the UID `set` from UID `from` on, a batch at a
-    /// time, moving the cursor after each: past a message whose headers are
-    /// larger than a canary's could be (the session ends with a `protocol`
-    /// error, counted once, and that message is never fetched again), and
-    /// onto a bounce that could not be read (read again next time).
-    async fn read(
-        &self,
-        imap: &mut ImapSession,
-        folder: &str,
-        placement: Placement,
-        uid_validity: u32,
-        set: &str,
-        mut from: u32,
-    ) -> Result<(), ImapError> {
-        loop {
-            let batch = imap.fetch_headers(set, from, self.fields()).await?;
-            // First sight of these messages: whatever is read of them next
-            // (a body, a link followed) is not their latency.
-            let at = self.shared.matcher.sight();
-            tracing::debug!(inbox = %self.name(), folder, from, fetched = batch.messages.len(), "new messages");
-            if let Err((uid, e)) = self.process(imap, folder, placement, &batch.messages, at).await {
-                self.save_cursor(folder, uid_validity, uid);
-                return Err(e);
-            }
-            if let Some(next) = batch.next_uid() {
-                self.save_cursor(folder, uid_validity, next);
-                from = next;
-            }
-            if let Some(oversized) = batch.oversized {
-                return Err(oversized.error);
-            }
-            if !batch.more {
-                return Ok(());
-            }
-        }
-    }
-
-    /// First sight of a folder (or it was recreated): the server finds the
-    /// canaries of the last day (by their token, or by the tags of the
-    /// application canaries in flight), so those sent before we connected
-    /// are seen, and only they are fetched, however much other mail the
-    /// folder holds.
-    async fn first_scan(&self, imap: &mut ImapSession, folder: &str, placement: Placement) -> Result<(), ImapError> {
-        let state = imap.select(folder).await?;
-        let since = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive();
-        let since = since.format("%-d-%b-%Y");
-        let mut wanted = vec![format!("HEADER {TOKEN_HEADER} \"\"")];
-        if self.bounces {
-            wanted.push("HEADER Content-Type \"report\"".to_string());
-        }
-        // Application canaries carry no token: their tags in flight are looked for.
-        wanted.extend(tagged::searches(&self.shared.matcher.tags_in(self.name())));
-        let mut uids = Vec::new();
-        for criteria in wanted {
-            uids.extend(imap.search(&format!("SINCE {since} {criteria}")).await?);
-        }
-        if !uids.is_empty() {
-            tracing::debug!(inbox = %self.name(), folder, found = uids.len(), "canaries of the last day");
-            self.read(imap, folder, placement, state.uid_validity, &imap::uid_set(&uids), 0).await?;
-        }
-        // What arrived after the SELECT is read from the cursor next time.
-        let next = self
-            .cursor(folder)
-            .await
-            .filter(|(v, _)| *v == state.uid_validity)
-            .map_or(0, |(_, n)| n)
-            .max(state.uid_next);
-        self.save_cursor(folder, state.uid_validity, next);
-        Ok(())
     }
 }
