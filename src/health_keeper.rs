@@ -220,7 +220,8 @@ impl HealthKeeper {
     /// Between ticks, at the deadline the last decision gave: decides now
     /// if a canary in flight has passed its route's bound since (a
     /// suspicion is acted on when it is one, not up to a tick later), and
-    /// says when to look next. Costs the canaries in flight, not the routes.
+    /// says when to look next. Unless one has, the board is asked only
+    /// about the canaries in flight: no decision over every route.
     pub async fn look(&self, tick: &Tick) -> Option<Duration> {
         let (passed, next) = self.board().due(&tick.in_flight);
         if passed { self.decide(tick).await } else { next }

@@ -259,6 +259,11 @@ impl Generation {
         futures::future::join_all(stopping).await;
     }
 
+    /// How many canaries seen by the watchers are not cleaned up yet.
+    pub fn cleanups(&self) -> usize {
+        self.watchers.values().map(|w| w.handle.cleanups()).sum()
+    }
+
     /// Stops the inbox watchers, cancelling whatever they were doing.
     pub async fn stop_watchers(&mut self) {
         for w in self.watchers.values() {
@@ -353,14 +358,13 @@ fn ticker(rt: &Runtime, every: Duration, retention: Option<Duration>, stop: watc
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_prune: Option<Instant> = None;
-            // When a canary in flight passes its route's bound: looked at
-            // then, between ticks (crate::health_keeper::HealthKeeper::look).
-            let mut due: Option<Duration> = None;
+            // When the next canary in flight passes its route's bound:
+            // looked at then, between ticks (HealthKeeper::look).
+            let mut due: Option<Instant> = None;
             loop {
-                // A millisecond past it: an age equal to the bound is past it.
                 let deadline = async move {
                     match due {
-                        Some(d) => tokio::time::sleep(d + Duration::from_millis(1)).await,
+                        Some(at) => tokio::time::sleep_until(at).await,
                         None => std::future::pending().await,
                     }
                 };
@@ -369,8 +373,12 @@ fn ticker(rt: &Runtime, every: Duration, retention: Option<Duration>, stop: watc
                     _ = deadline => false,
                     _ = stopped(&mut stop) => return,
                 };
+                // Ages are measured from here; a millisecond past the bound
+                // is past it, however long deciding takes.
+                let now = Instant::now();
                 let found = matcher.tick().await;
-                due = if regular { health.decide(&found).await } else { health.look(&found).await };
+                let next = if regular { health.decide(&found).await } else { health.look(&found).await };
+                due = next.map(|d| now + d + Duration::from_millis(1));
                 if !regular {
                     continue;
                 }

@@ -240,7 +240,8 @@ impl Reloads<'_> {
 }
 
 /// Stops scheduling and waits, up to DRAIN, for canaries in hand to be
-/// answered and watched ones in flight to arrive; a second signal stops
+/// answered, watched ones in flight to arrive and those seen to be
+/// cleaned up; a second signal stops
 /// at once. Then stops the routes and the watchers for good.
 async fn drain(rt: &Runtime, generation: &mut Generation, signals: &mut Signals) {
     tracing::info!(
@@ -251,8 +252,9 @@ async fn drain(rt: &Runtime, generation: &mut Generation, signals: &mut Signals)
     let deadline = Instant::now() + DRAIN;
     let waiting = async {
         generation.stop_routes(SEND_GRACE).await;
-        // Waiting is worth it only for canaries someone is watching for.
-        while rt.matcher.in_flight_watched() > 0 && Instant::now() < deadline {
+        // Waiting is worth it only for canaries someone is watching for,
+        // and for the cleanup of those seen (crate::inbox's cleanup.rs).
+        while (rt.matcher.in_flight_watched() > 0 || generation.cleanups() > 0) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };

@@ -90,9 +90,9 @@ impl Board {
 
     /// What the canaries in flight ask of the board between ticks: whether
     /// one has passed its route's bound since the last `observe` (decide
-    /// now), and how long until the next one will. Costs the canaries in
-    /// flight, not the routes: looked at again at each such deadline, so
-    /// that a suspicion is seen when it is one, not up to a tick later.
+    /// now), and how long until the next one will: the ticker looks again
+    /// then, so that a suspicion is seen when it is one, not up to a tick
+    /// later. Costs the canaries in flight, not the routes.
     pub fn due(&self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>) -> (bool, Option<Duration>) {
         let (mut now, mut next) = (false, None::<Duration>);
         for (probe, canaries) in in_flight {

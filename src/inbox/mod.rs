@@ -62,12 +62,18 @@ pub struct Shared {
 #[derive(Clone)]
 pub struct InboxHandle {
     sent: Arc<watch::Sender<Instant>>,
+    cleanups: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl InboxHandle {
     /// A canary was just accepted for this inbox: poll fast for a while.
     pub fn canary_sent(&self) {
         self.sent.send_replace(Instant::now());
+    }
+
+    /// How many canaries seen in this inbox are not cleaned up yet.
+    pub fn cleanups(&self) -> usize {
+        self.cleanups.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -97,6 +103,7 @@ pub fn prepare(config: InboxConfig, bounces: bool, shared: Arc<Shared>) -> Resul
             logged_in: None,
             cursors,
             cleanup_waiting,
+            cleanups: Arc::default(),
         },
         sent,
     })
@@ -121,6 +128,7 @@ impl Prepared {
     /// Starts watching, until `shutdown` says stop; a panic restarts it.
     pub fn start(self, shutdown: watch::Receiver<bool>) -> (InboxHandle, tokio::task::JoinHandle<()>) {
         let Prepared { watcher, sent } = self;
+        let cleanups = watcher.cleanups.clone();
         let name = watcher.config.name.clone();
         if watcher.config.imap.insecure_skip_verify {
             tracing::warn!(inbox = %name, "TLS certificate verification is OFF for this inbox (insecure_skip_verify)");
@@ -131,7 +139,7 @@ impl Prepared {
         let task = crate::supervise::spawn(format!("inbox:{name}"), metrics, stop, move || {
             watcher.clone().run(shutdown.clone())
         });
-        (InboxHandle { sent: Arc::new(sent) }, task)
+        (InboxHandle { sent: Arc::new(sent), cleanups }, task)
     }
 }
 
@@ -152,6 +160,9 @@ struct Watcher {
     cursors: Arc<Mutex<HashMap<String, (u32, u32)>>>,
     /// Resolved canaries whose cleanup waits for the next ones (cleanup.rs).
     cleanup_waiting: Arc<Mutex<cleanup::Waiting>>,
+    /// How many resolved canaries are not cleaned up yet (waiting, or
+    /// being cleaned up): a stop waits for them (`InboxHandle::cleanups`).
+    cleanups: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Resolves when a canary is sent into this inbox. Once no route can send
@@ -247,10 +258,12 @@ impl Watcher {
             self.clean_waiting(&mut imap, true).await;
             // Nothing awaited, but canaries come here often: the next send
             // is likely before IDLE would pay for itself (IDLE and DONE, two
-            // round trips a canary). Wait for it, or for the window's end,
-            // and then IDLE: entering IDLE reports what arrived meanwhile.
-            let window_left = fast.window.saturating_sub(sent.elapsed());
-            if !window_left.is_zero() {
+            // round trips a canary). Wait for it, or for the window's end
+            // (never past `poll_interval`), and then IDLE: entering IDLE
+            // reports what arrived meanwhile. A bounce inbox IDLEs at once:
+            // its bounces come unannounced.
+            let window_left = fast.window.saturating_sub(sent.elapsed()).min(self.config.imap.poll_interval);
+            if !window_left.is_zero() && !self.bounces {
                 let sent_again = tokio::select! {
                     _ = tokio::time::sleep(window_left) => false,
                     _ = next_send(&mut self.sent) => true,

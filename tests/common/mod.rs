@@ -335,13 +335,13 @@ impl Metrics {
         (!values.is_empty()).then(|| values.iter().sum())
     }
 
-    /// Like `get`, 0 when the series is missing.
     /// The sum of every sample whose line starts with `prefix`
     /// (`"name{"`: the family's series, whatever their labels).
     pub fn sum(&self, prefix: &str) -> f64 {
         self.0.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
     }
 
+    /// Like `get`, 0 when the series is missing.
     pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.get(name, labels).unwrap_or(0.0)
     }
