@@ -38,6 +38,7 @@ pub mod socketmap;
 pub mod status_page;
 pub mod steer;
 pub mod supervise;
+mod ticker;
 pub mod tls;
 pub mod traffic;
 pub mod traffic_event;
