@@ -7,8 +7,9 @@
 //! a STORE and an EXPUNGE (or a MOVE) for the lot rather than for each.
 //! Whatever waits is cleaned up before the watcher waits itself (IDLE, or
 //! for the next send), and before another folder is selected; a stop
-//! waits for them (`InboxHandle::cleanups`, crate::service's drain). A
-//! session that fails keeps them for the next one, which cleans them up
+//! waits for them (`InboxHandle::cleanups`, crate::service's drain)
+//! while a session is up to clean them up. A session that fails keeps
+//! them for the next one, which cleans them up
 //! once it selects the same folder with the same UIDVALIDITY; if the
 //! process dies meanwhile they stay in the mailbox, as after a cleanup
 //! that failed: seen and counted already, never counted again (the
@@ -18,7 +19,7 @@
 use super::Watcher;
 use super::imap::ImapSession;
 use crate::config::Cleanup;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The longest a resolved canary waits for its cleanup.
@@ -26,17 +27,8 @@ const WAIT_AT_MOST: Duration = Duration::from_secs(1);
 /// The most resolved canaries that wait together.
 const AT_MOST: usize = 64;
 
-/// Counts `n` canaries cleaned up (or given up on) when dropped: also when
-/// a stop cancels the cleanup midway.
-struct Done<'a>(&'a AtomicUsize, usize);
-
-impl Drop for Done<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(self.1, Ordering::Relaxed);
-    }
-}
-
-/// Canaries resolved in the inbox folder whose cleanup waits.
+/// Resolved canaries not cleaned up yet: those that wait, and those being
+/// cleaned up now.
 #[derive(Debug, Default)]
 pub(super) struct Waiting {
     uids: Vec<u32>,
@@ -44,11 +36,49 @@ pub(super) struct Waiting {
     /// UIDs name other messages, never ours to touch.
     validity: u32,
     since: Option<Instant>,
+    /// How many are being cleaned up now.
+    busy: usize,
+    /// Whether a session is up that will clean up `uids`: while none is,
+    /// a stop has nothing to wait for.
+    session_up: bool,
+}
+
+impl Waiting {
+    /// How many a stop should wait for.
+    pub(super) fn pending(&self) -> usize {
+        self.busy + if self.session_up { self.uids.len() } else { 0 }
+    }
+}
+
+fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
+    waiting.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `n` canaries being cleaned up, until dropped: also when a stop cancels
+/// the cleanup midway.
+struct Busy<'a>(&'a Mutex<Waiting>, usize);
+
+impl<'a> Busy<'a> {
+    fn start(waiting: &'a Mutex<Waiting>, n: usize) -> Busy<'a> {
+        lock(waiting).busy += n;
+        Busy(waiting, n)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        lock(self.0).busy -= self.1;
+    }
 }
 
 impl Watcher {
     fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
-        self.cleanup_waiting.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.cleanup_waiting)
+    }
+
+    /// The session ended: what waits is cleaned up by the next one.
+    pub(super) fn session_ended(&self) {
+        self.waiting().session_up = false;
     }
 
     /// Cleans up `uids`, resolved in `folder` (the one selected): at once,
@@ -58,24 +88,23 @@ impl Watcher {
             return;
         }
         let validity = imap.selected().map(|(_, s)| s.uid_validity);
-        self.cleanups.fetch_add(uids.len(), Ordering::Relaxed);
         if folder != self.config.folders.inbox || validity.is_none() {
-            let _done = Done(&self.cleanups, uids.len());
+            let _busy = Busy::start(&self.cleanup_waiting, uids.len());
             return self.cleanup(imap, uids, folder).await;
         }
         {
             let mut waiting = self.waiting();
+            waiting.session_up = true;
             if Some(waiting.validity) != validity {
                 if !waiting.uids.is_empty() {
                     tracing::debug!(inbox = %self.name(), dropped = waiting.uids.len(), "the folder's UIDVALIDITY changed: canaries waiting for cleanup are not ours to touch now");
                 }
-                let _dropped = Done(&self.cleanups, waiting.uids.len());
-                *waiting = Waiting { validity: validity.unwrap_or_default(), ..Waiting::default() };
+                waiting.uids.clear();
+                waiting.since = None;
+                waiting.validity = validity.unwrap_or_default();
             }
             waiting.uids.extend_from_slice(uids);
-            if !waiting.uids.is_empty() {
-                waiting.since.get_or_insert_with(Instant::now);
-            }
+            waiting.since.get_or_insert_with(Instant::now);
         }
         let more_coming = self.shared.matcher.waiting_in(self.name()) > 0;
         self.clean_waiting(imap, !more_coming).await;
@@ -91,6 +120,7 @@ impl Watcher {
         }
         let uids = {
             let mut waiting = self.waiting();
+            waiting.session_up = true;
             let due =
                 now || waiting.uids.len() >= AT_MOST || waiting.since.is_some_and(|t| t.elapsed() >= WAIT_AT_MOST);
             if waiting.uids.is_empty() || !due || waiting.validity != state.uid_validity {
@@ -100,7 +130,7 @@ impl Watcher {
             std::mem::take(&mut waiting.uids)
         };
         let folder = folder.to_string();
-        let _done = Done(&self.cleanups, uids.len());
+        let _busy = Busy::start(&self.cleanup_waiting, uids.len());
         self.cleanup(imap, &uids, &folder).await;
     }
 
@@ -113,5 +143,26 @@ impl Watcher {
         if let Err(e) = result {
             tracing::warn!(inbox = %self.name(), folder, error = %e, "cleanup of seen canaries failed; they stay in the mailbox");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_waits_for_what_a_session_is_up_to_clean_up_and_for_what_is_being_cleaned_up() {
+        let waiting = Mutex::new(Waiting { uids: vec![7, 8], session_up: true, ..Waiting::default() });
+        assert_eq!(lock(&waiting).pending(), 2);
+        {
+            let _busy = Busy::start(&waiting, 3);
+            assert_eq!(lock(&waiting).pending(), 5);
+            // The session fails meanwhile: what waits is the next session's,
+            // and a stop does not wait for a session that may never come.
+            lock(&waiting).session_up = false;
+            assert_eq!(lock(&waiting).pending(), 3, "the cleanup under way is still waited for");
+        }
+        assert_eq!(lock(&waiting).pending(), 0, "a cleanup cancelled midway is no longer waited for");
+        assert_eq!(lock(&waiting).uids, [7, 8], "kept for the next session");
     }
 }

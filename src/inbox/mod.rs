@@ -62,7 +62,7 @@ pub struct Shared {
 #[derive(Clone)]
 pub struct InboxHandle {
     sent: Arc<watch::Sender<Instant>>,
-    cleanups: Arc<std::sync::atomic::AtomicUsize>,
+    cleanup: Arc<Mutex<cleanup::Waiting>>,
 }
 
 impl InboxHandle {
@@ -71,9 +71,10 @@ impl InboxHandle {
         self.sent.send_replace(Instant::now());
     }
 
-    /// How many canaries seen in this inbox are not cleaned up yet.
+    /// How many canaries seen in this inbox are not cleaned up yet, of
+    /// those a session is up to clean up.
     pub fn cleanups(&self) -> usize {
-        self.cleanups.load(std::sync::atomic::Ordering::Relaxed)
+        self.cleanup.lock().unwrap_or_else(|p| p.into_inner()).pending()
     }
 }
 
@@ -103,7 +104,6 @@ pub fn prepare(config: InboxConfig, bounces: bool, shared: Arc<Shared>) -> Resul
             logged_in: None,
             cursors,
             cleanup_waiting,
-            cleanups: Arc::default(),
         },
         sent,
     })
@@ -128,7 +128,7 @@ impl Prepared {
     /// Starts watching, until `shutdown` says stop; a panic restarts it.
     pub fn start(self, shutdown: watch::Receiver<bool>) -> (InboxHandle, tokio::task::JoinHandle<()>) {
         let Prepared { watcher, sent } = self;
-        let cleanups = watcher.cleanups.clone();
+        let cleanup = watcher.cleanup_waiting.clone();
         let name = watcher.config.name.clone();
         if watcher.config.imap.insecure_skip_verify {
             tracing::warn!(inbox = %name, "TLS certificate verification is OFF for this inbox (insecure_skip_verify)");
@@ -139,7 +139,7 @@ impl Prepared {
         let task = crate::supervise::spawn(format!("inbox:{name}"), metrics, stop, move || {
             watcher.clone().run(shutdown.clone())
         });
-        (InboxHandle { sent: Arc::new(sent), cleanups }, task)
+        (InboxHandle { sent: Arc::new(sent), cleanup }, task)
     }
 }
 
@@ -158,11 +158,10 @@ struct Watcher {
     /// this watcher is its only writer, so a poll that finds nothing new
     /// asks nothing of the ledger, and an unmoved cursor is not written.
     cursors: Arc<Mutex<HashMap<String, (u32, u32)>>>,
-    /// Resolved canaries whose cleanup waits for the next ones (cleanup.rs).
+    /// Resolved canaries not cleaned up yet: waiting for the next ones, or
+    /// being cleaned up (cleanup.rs). A stop waits for them
+    /// (`InboxHandle::cleanups`).
     cleanup_waiting: Arc<Mutex<cleanup::Waiting>>,
-    /// How many resolved canaries are not cleaned up yet (waiting, or
-    /// being cleaned up): a stop waits for them (`InboxHandle::cleanups`).
-    cleanups: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Resolves when a canary is sent into this inbox. Once no route can send
@@ -193,6 +192,7 @@ impl Watcher {
                 result = self.session() => result,
                 _ = crate::shutdown::stopped(&mut shutdown) => break,
             };
+            self.session_ended();
             self.shared.matcher.inbox_behind(self.name());
             self.shared.metrics.set_inbox_up(self.name(), false);
             let e = match result {
