@@ -131,7 +131,8 @@ impl HealthKeeper {
     /// Each route's bound in force, on its gauge.
     fn show_bounds(&self, bounds: Vec<(String, String, String, std::time::Duration)>) {
         for (probe, provider, inbox, bound) in bounds {
-            let labels = crate::metrics::RouteLabels { probe, provider, inbox };
+            let labels =
+                crate::metrics::RouteLabels { probe: probe.into(), provider: provider.into(), inbox: inbox.into() };
             self.metrics.overdue_bound.get_or_create(&labels).set(bound.as_secs_f64());
         }
     }
@@ -243,7 +244,11 @@ impl HealthKeeper {
             (health.decide(tick.now_ms), asks, health.take_overdue_runs(), next)
         };
         for r in runs {
-            let labels = crate::metrics::RouteLabels { probe: r.probe, provider: r.provider, inbox: r.inbox };
+            let labels = crate::metrics::RouteLabels {
+                probe: r.probe.into(),
+                provider: r.provider.into(),
+                inbox: r.inbox.into(),
+            };
             self.metrics.overdue_in_a_row.get_or_create(&labels).set(i64::from(r.run));
         }
         self.steer();

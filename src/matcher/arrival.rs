@@ -76,7 +76,7 @@ impl Matcher {
     /// if so what its email must look like (None: nothing).
     pub fn tag_in_flight(&self, tag: &str) -> Option<Option<Arc<crate::trigger::Expect>>> {
         let probe = self.book().in_flight.get(tag).map(|c| c.labels.probe.clone())?;
-        Some(self.expectations().get(&probe).cloned())
+        Some(self.expectations().get(&*probe).cloned())
     }
 
     /// An application's email to the canary address tagged `tag`: matched

@@ -177,7 +177,7 @@ impl Book {
     /// How many canaries in flight could be seen as they arrive: their
     /// inbox is being watched.
     pub fn watched(&self) -> usize {
-        self.in_flight.values().filter(|c| self.inboxes.get(&c.labels.inbox) == Some(&Watch::Live)).count()
+        self.in_flight.values().filter(|c| self.inboxes.get(&*c.labels.inbox) == Some(&Watch::Live)).count()
     }
 
     /// The inboxes being watched now.

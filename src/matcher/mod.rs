@@ -55,7 +55,7 @@ impl Consumer for broadcast::Sender<Event> {
     fn settled(&self, s: &Settled) {
         let _ = self.send(Event::Settled {
             canary: s.canary.clone(),
-            probe: s.route.probe.clone(),
+            probe: s.route.probe.to_string(),
             outcome: s.outcome.clone(),
             insight: s.insight.clone(),
         });
@@ -94,7 +94,7 @@ pub struct Matcher {
 }
 
 fn labels(probe: &str, provider: &str, inbox: &str) -> RouteLabels {
-    RouteLabels { probe: probe.to_string(), provider: provider.to_string(), inbox: inbox.to_string() }
+    RouteLabels { probe: probe.into(), provider: provider.into(), inbox: inbox.into() }
 }
 
 fn secs(ms: i64) -> f64 {
@@ -217,13 +217,13 @@ impl Matcher {
             (l, early)
         };
         self.metrics.accepted(&l, send_duration.as_secs_f64());
-        if let Some(status) = self.routes().get_mut(&l.probe) {
+        if let Some(status) = self.routes().get_mut(&*l.probe) {
             status.sent += 1;
             status.last_sent_ms = Some(now_ms);
         }
         let _ = self.events.send(Event::Sent {
             canary: id.to_string(),
-            probe: l.probe.clone(),
+            probe: l.probe.to_string(),
             provider_id: accepted.provider_id.clone(),
             send_seconds: send_duration.as_secs_f64(),
         });
@@ -311,7 +311,7 @@ impl Matcher {
             let mut per_route: HashMap<String, Vec<(std::time::Instant, Duration)>> = HashMap::new();
             for c in book.in_flight.values().filter(|c| c.accepted) {
                 per_route
-                    .entry(c.labels.probe.clone())
+                    .entry(c.labels.probe.to_string())
                     .or_default()
                     .push((c.since, now.saturating_duration_since(c.since)));
             }

@@ -43,7 +43,7 @@ impl Matcher {
     /// except while canaries of theirs are in flight (they are forgotten
     /// at a later reload, once settled).
     pub fn retain_routes(&self, routes: &[Route]) {
-        let busy: Vec<String> = self.book().in_flight.values().map(|c| c.labels.probe.clone()).collect();
+        let busy: Vec<String> = self.book().in_flight.values().map(|c| c.labels.probe.to_string()).collect();
         self.routes().retain(|name, status| {
             let keep =
                 routes.iter().any(|r| &r.name == name && r.provider == status.provider && r.inbox == status.inbox)

@@ -70,7 +70,7 @@ impl Routes {
 
 impl Consumer for Routes {
     fn settled(&self, s: &Settled) {
-        if let Some(status) = self.lock().get_mut(&s.route.probe) {
+        if let Some(status) = self.lock().get_mut(&*s.route.probe) {
             status.settled(&s.outcome, &s.insight, s.at_ms);
         }
     }
