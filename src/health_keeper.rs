@@ -131,8 +131,7 @@ impl HealthKeeper {
     /// Each route's bound in force, on its gauge.
     fn show_bounds(&self, bounds: Vec<(String, String, String, std::time::Duration)>) {
         for (probe, provider, inbox, bound) in bounds {
-            let labels =
-                crate::metrics::RouteLabels { probe: probe.into(), provider: provider.into(), inbox: inbox.into() };
+            let labels = crate::metrics::RouteLabels::new(probe, provider, inbox);
             self.metrics.overdue_bound.get_or_create(&labels).set(bound.as_secs_f64());
         }
     }
@@ -244,11 +243,7 @@ impl HealthKeeper {
             (health.decide(tick.now_ms), asks, health.take_overdue_runs(), next)
         };
         for r in runs {
-            let labels = crate::metrics::RouteLabels {
-                probe: r.probe.into(),
-                provider: r.provider.into(),
-                inbox: r.inbox.into(),
-            };
+            let labels = crate::metrics::RouteLabels::new(r.probe, r.provider, r.inbox);
             self.metrics.overdue_in_a_row.get_or_create(&labels).set(i64::from(r.run));
         }
         self.steer();

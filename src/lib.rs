@@ -27,6 +27,7 @@ mod random;
 pub mod redact;
 pub mod report;
 pub mod report_command;
+pub mod route_labels;
 pub mod runtime;
 pub mod scheduler;
 pub mod secret;

@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn text_format_names_counters_with_total() {
         let m = Metrics::new();
-        m.init_route(&RouteLabels { probe: "p".into(), provider: "s".into(), inbox: "i".into() });
+        m.init_route(&RouteLabels::new("p", "s", "i"));
         let text = m.encode_text();
         assert!(text.contains("# TYPE mailcanary_canaries_sent_total counter\n"), "{text}");
         assert!(text.contains("# HELP mailcanary_canaries_sent_total Canaries accepted by the provider.\n"));
@@ -336,7 +336,7 @@ mod tests {
     fn text_format_is_the_openmetrics_samples_with_prometheus_comments() {
         let m = Metrics::new();
         for (probe, provider, inbox) in [("p", "s", "i"), ("q", "t", "j")] {
-            let route = RouteLabels { probe: probe.into(), provider: provider.into(), inbox: inbox.into() };
+            let route = RouteLabels::new(probe, provider, inbox);
             m.init_route(&route);
             m.accepted(&route, 0.25);
         }

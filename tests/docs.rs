@@ -242,7 +242,7 @@ fn exported_metrics() -> BTreeSet<String> {
     use mailcanary::metrics::{Detail, Metrics, RouteLabels};
     let m = Metrics::new();
     m.set_detail(Detail::ALL, &[]);
-    let route = RouteLabels { probe: "p".into(), provider: "s".into(), inbox: "i".into() };
+    let route = RouteLabels::new("p", "s", "i");
     m.init_route(&route);
     m.init_expectations(&route, &mailcanary::outcome::Expectation::ALL);
     m.init_inbox("i");

@@ -94,7 +94,7 @@ pub struct Matcher {
 }
 
 fn labels(probe: &str, provider: &str, inbox: &str) -> RouteLabels {
-    RouteLabels { probe: probe.into(), provider: provider.into(), inbox: inbox.into() }
+    RouteLabels::new(probe, provider, inbox)
 }
 
 fn secs(ms: i64) -> f64 {

@@ -122,7 +122,7 @@ mod tests {
     use crate::outcome::{Observed, Outcome, Placement};
 
     fn route(probe: &str) -> RouteLabels {
-        RouteLabels { probe: probe.into(), provider: "relay".into(), inbox: "box".into() }
+        RouteLabels::new(probe, "relay", "box")
     }
 
     /// What one canary seen on the local stack carries: three verdicts and

@@ -1,0 +1,193 @@
+//! A route's names as every part of mailcanary holds them, and as the
+//! metrics label each of its series: [`RouteLabels`] (`probe`, `provider`,
+//! `inbox`) and the shared [`Name`] each is.
+
+/// `probe`, `provider`, `inbox`: one route (also the metrics' label set).
+#[derive(Clone)]
+pub struct RouteLabels {
+    pub probe: Name,
+    pub provider: Name,
+    pub inbox: Name,
+    /// `probe="…",provider="…",inbox`, escaped: every series of the route
+    /// writes its labels from it, a third of the work of a scrape otherwise.
+    encoded: Name,
+}
+
+impl RouteLabels {
+    pub fn new(probe: impl Into<Name>, provider: impl Into<Name>, inbox: impl Into<Name>) -> Self {
+        let (probe, provider, inbox) = (probe.into(), provider.into(), inbox.into());
+        let encoded = format!("probe=\"{}\",provider=\"{}\",inbox", escape(&probe), escape(&provider)).into();
+        RouteLabels { probe, provider, inbox, encoded }
+    }
+}
+
+/// A label value as the exposition formats write it.
+fn escape(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.into();
+    }
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
+}
+
+impl std::fmt::Debug for RouteLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteLabels")
+            .field("probe", &self.probe)
+            .field("provider", &self.provider)
+            .field("inbox", &self.inbox)
+            .finish()
+    }
+}
+
+impl PartialEq for RouteLabels {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.probe, &self.provider, &self.inbox) == (&other.probe, &other.provider, &other.inbox)
+    }
+}
+
+impl Eq for RouteLabels {}
+
+impl std::hash::Hash for RouteLabels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (&self.probe, &self.provider, &self.inbox).hash(state);
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelSet for RouteLabels {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelSetEncoder) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeLabelValue;
+        use std::fmt::Write;
+        // The first two labels and the third's key in one piece.
+        let mut label = encoder.encode_label();
+        let mut key = label.encode_label_key()?;
+        key.write_str(&self.encoded)?;
+        let mut value = key.encode_label_value()?;
+        self.inbox.encode(&mut value)?;
+        value.finish()
+    }
+}
+
+/// A name from the config (a probe's, a provider's, an inbox's): one copy,
+/// shared by every series, record and event of its route. At 1,000 routes
+/// their series alone held some 60,000 copies.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Name(std::sync::Arc<str>);
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        Name(s.into())
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Self {
+        Name(s.into())
+    }
+}
+
+impl From<&String> for Name {
+    fn from(s: &String) -> Self {
+        Name(s.as_str().into())
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> std::fmt::Result {
+        use std::fmt::Write;
+        encoder.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::metrics::{counter::Counter, family::Family};
+    use prometheus_client::registry::Registry;
+
+    fn encode(registry: &Registry) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+        out
+    }
+
+    /// What the label set writes is what prometheus-client's own encoding
+    /// of three string labels writes, escapes included.
+    #[test]
+    fn a_route_writes_its_labels_as_three_escaped_labels() {
+        #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+        struct Plain {
+            probe: String,
+            provider: String,
+            inbox: String,
+        }
+        let names = [("p", "s", "i"), ("a \"quoted\" one", "back\\slash", "new\nline"), ("é", "", "x,y=\"z\"")];
+        for (probe, provider, inbox) in names {
+            let ours = Family::<RouteLabels, Counter>::default();
+            ours.get_or_create(&RouteLabels::new(probe, provider, inbox)).inc();
+            let theirs = Family::<Plain, Counter>::default();
+            theirs.get_or_create(&Plain { probe: probe.into(), provider: provider.into(), inbox: inbox.into() }).inc();
+            let (mut a, mut b) = (Registry::default(), Registry::default());
+            a.register("sent", "Sent", ours);
+            b.register("sent", "Sent", theirs);
+            assert_eq!(encode(&a), encode(&b), "{probe:?} {provider:?} {inbox:?}");
+        }
+    }
+
+    #[test]
+    fn a_route_is_its_three_names() {
+        let (a, b) = (RouteLabels::new("p", "s", "i"), RouteLabels::new(String::from("p"), "s", "i"));
+        assert_eq!(a, b);
+        let state = std::collections::hash_map::RandomState::new();
+        assert_eq!(std::hash::BuildHasher::hash_one(&state, &a), std::hash::BuildHasher::hash_one(&state, &b));
+        assert_ne!(a, RouteLabels::new("p", "s", "j"));
+    }
+}
