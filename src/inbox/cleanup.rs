@@ -48,20 +48,48 @@ impl Waiting {
     pub(super) fn pending(&self) -> usize {
         self.busy + if self.session_up { self.uids.len() } else { 0 }
     }
+
+    /// The inbox folder is selected under `validity`: what waits from
+    /// under another names other messages now, never ours to touch.
+    fn selected(&mut self, validity: u32, inbox: &str) {
+        self.session_up = true;
+        if self.validity != validity {
+            if !self.uids.is_empty() {
+                tracing::debug!(
+                    inbox,
+                    dropped = self.uids.len(),
+                    "the folder's UIDVALIDITY changed: canaries waiting for cleanup are not ours to touch now"
+                );
+            }
+            *self = Waiting { validity, busy: self.busy, session_up: true, ..Waiting::default() };
+        }
+    }
 }
 
 fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
     waiting.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `n` canaries being cleaned up, until dropped: also when a stop cancels
-/// the cleanup midway.
+/// `n` canaries being cleaned up, counted in `busy` until dropped: also
+/// when a stop cancels the cleanup midway.
 struct Busy<'a>(&'a Mutex<Waiting>, usize);
 
 impl<'a> Busy<'a> {
-    fn start(waiting: &'a Mutex<Waiting>, n: usize) -> Busy<'a> {
-        lock(waiting).busy += n;
-        Busy(waiting, n)
+    /// Counts `n` in `waiting`, whose lock the caller holds: taken from
+    /// `uids` and counted in one step, they are never out of a stop's count.
+    fn start(mutex: &'a Mutex<Waiting>, waiting: &mut Waiting, n: usize) -> Busy<'a> {
+        waiting.busy += n;
+        Busy(mutex, n)
+    }
+}
+
+/// Whether a session is up to clean up what waits, until dropped (also
+/// when a panic unwinds the watcher): while none is, a stop waits for none.
+pub(super) struct SessionUp(pub(super) std::sync::Arc<Mutex<Waiting>>);
+
+impl Drop for SessionUp {
+    fn drop(&mut self) {
+        lock(&self.0).session_up = false;
     }
 }
 
@@ -76,11 +104,6 @@ impl Watcher {
         lock(&self.cleanup_waiting)
     }
 
-    /// The session ended: what waits is cleaned up by the next one.
-    pub(super) fn session_ended(&self) {
-        self.waiting().session_up = false;
-    }
-
     /// Cleans up `uids`, resolved in `folder` (the one selected): at once,
     /// or with the next ones when more canaries are on their way here.
     pub(super) async fn resolved(&self, imap: &mut ImapSession, uids: &[u32], folder: &str) {
@@ -88,21 +111,13 @@ impl Watcher {
             return;
         }
         let validity = imap.selected().map(|(_, s)| s.uid_validity);
-        if folder != self.config.folders.inbox || validity.is_none() {
-            let _busy = Busy::start(&self.cleanup_waiting, uids.len());
+        let Some(validity) = validity.filter(|_| folder == self.config.folders.inbox) else {
+            let _busy = Busy::start(&self.cleanup_waiting, &mut self.waiting(), uids.len());
             return self.cleanup(imap, uids, folder).await;
-        }
+        };
         {
             let mut waiting = self.waiting();
-            waiting.session_up = true;
-            if Some(waiting.validity) != validity {
-                if !waiting.uids.is_empty() {
-                    tracing::debug!(inbox = %self.name(), dropped = waiting.uids.len(), "the folder's UIDVALIDITY changed: canaries waiting for cleanup are not ours to touch now");
-                }
-                waiting.uids.clear();
-                waiting.since = None;
-                waiting.validity = validity.unwrap_or_default();
-            }
+            waiting.selected(validity, self.name());
             waiting.uids.extend_from_slice(uids);
             waiting.since.get_or_insert_with(Instant::now);
         }
@@ -118,19 +133,20 @@ impl Watcher {
         if folder != self.config.folders.inbox {
             return;
         }
-        let uids = {
+        let (uids, _busy) = {
             let mut waiting = self.waiting();
-            waiting.session_up = true;
+            waiting.selected(state.uid_validity, self.name());
             let due =
                 now || waiting.uids.len() >= AT_MOST || waiting.since.is_some_and(|t| t.elapsed() >= WAIT_AT_MOST);
-            if waiting.uids.is_empty() || !due || waiting.validity != state.uid_validity {
+            if waiting.uids.is_empty() || !due {
                 return;
             }
             waiting.since = None;
-            std::mem::take(&mut waiting.uids)
+            let uids = std::mem::take(&mut waiting.uids);
+            let busy = Busy::start(&self.cleanup_waiting, &mut waiting, uids.len());
+            (uids, busy)
         };
         let folder = folder.to_string();
-        let _busy = Busy::start(&self.cleanup_waiting, uids.len());
         self.cleanup(imap, &uids, &folder).await;
     }
 
@@ -155,7 +171,7 @@ mod tests {
         let waiting = Mutex::new(Waiting { uids: vec![7, 8], session_up: true, ..Waiting::default() });
         assert_eq!(lock(&waiting).pending(), 2);
         {
-            let _busy = Busy::start(&waiting, 3);
+            let _busy = Busy::start(&waiting, &mut lock(&waiting), 3);
             assert_eq!(lock(&waiting).pending(), 5);
             // The session fails meanwhile: what waits is the next session's,
             // and a stop does not wait for a session that may never come.
@@ -164,5 +180,16 @@ mod tests {
         }
         assert_eq!(lock(&waiting).pending(), 0, "a cleanup cancelled midway is no longer waited for");
         assert_eq!(lock(&waiting).uids, [7, 8], "kept for the next session");
+    }
+
+    #[test]
+    fn what_waits_from_under_another_uidvalidity_is_dropped_when_the_folder_is_selected() {
+        let mut waiting = Waiting { uids: vec![7, 8], validity: 1, busy: 1, ..Waiting::default() };
+        waiting.selected(1, "box");
+        assert_eq!((waiting.uids.len(), waiting.pending()), (2, 3), "the same folder: kept, and waited for");
+        waiting.session_up = false;
+        waiting.selected(2, "box");
+        assert!(waiting.uids.is_empty() && waiting.since.is_none(), "another folder now: not ours to touch");
+        assert_eq!((waiting.validity, waiting.pending()), (2, 1), "only the cleanup under way is waited for");
     }
 }

@@ -188,11 +188,14 @@ impl Watcher {
         let mut backoff = BACKOFF_START;
         loop {
             self.logged_in = None;
-            let result = tokio::select! {
-                result = self.session() => result,
-                _ = crate::shutdown::stopped(&mut shutdown) => break,
+            let result = {
+                // Down when the session ends, fails or panics.
+                let _up = cleanup::SessionUp(self.cleanup_waiting.clone());
+                tokio::select! {
+                    result = self.session() => result,
+                    _ = crate::shutdown::stopped(&mut shutdown) => break,
+                }
             };
-            self.session_ended();
             self.shared.matcher.inbox_behind(self.name());
             self.shared.metrics.set_inbox_up(self.name(), false);
             let e = match result {
