@@ -128,6 +128,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Run { config } => {
+            mailcanary::service::return_large_buffers();
             init_logs(cli.log_format, "info", std::io::stderr);
             match runtime().block_on(mailcanary::service::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,

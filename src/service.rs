@@ -62,10 +62,14 @@ async fn start_signals(
 /// own to the largest one freed, so after the first scrape each worker
 /// thread's heap keeps a `/metrics` exposition's worth (3 MB at 1,000
 /// routes) for good. With the threshold fixed, a buffer past 1 MB is mapped
-/// for its use and unmapped after: peak RSS at 1,000 routes 40.8 -> 37.5 MB.
-fn return_large_buffers() {
+/// for its use and unmapped after (docs/performance.md, 2e). To be called
+/// before any thread is started: glibc's parameters are not guarded
+/// against threads that allocate meanwhile.
+pub fn return_large_buffers() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only sets one of the allocator's parameters.
+    // SAFETY: called while the process has one thread (main, before the
+    // runtime and the log are set up); mallopt only sets a parameter, and
+    // returns 0 for one it does not know, which changes nothing.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
@@ -77,7 +81,6 @@ pub async fn run(config_path: PathBuf) -> Result<(), String> {
         Ok(limit) => tracing::debug!(limit, "open files limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
     }
-    return_large_buffers();
     let mut config = config::load(&config_path).map_err(|e| e.to_string())?;
     preflight(&config)?;
     let rt = resume(&config).await?;
