@@ -50,7 +50,7 @@ pub struct HealthKeeper {
 impl Consumer for HealthKeeper {
     fn settled(&self, s: &Settled) {
         if let Some(evidence) = s.outcome.kind().evidence()
-            && let Some(bound) = self.board().record(&s.route.probe, s.accepted, evidence, s.outcome.latency_seconds())
+            && let Some(bound) = self.board().record(s.route.probe(), s.accepted, evidence, s.outcome.latency_seconds())
         {
             self.metrics.overdue_bound.get_or_create(&s.route).set(bound.as_secs_f64());
         }

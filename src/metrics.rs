@@ -217,7 +217,7 @@ impl Metrics {
         self.overdue_in_a_row.remove(route);
         self.remove_auth(route);
         self.remove_hops(route);
-        self.task_restarts.remove(&TaskLabels { task: format!("route:{}", route.probe) });
+        self.task_restarts.remove(&TaskLabels { task: format!("route:{}", route.probe()) });
     }
 
     /// Counts a canary the provider accepted after `seconds` of submission.

@@ -39,7 +39,7 @@ pub struct Log;
 
 impl Consumer for Log {
     fn settled(&self, s: &Settled) {
-        let (probe, canary) = (&s.route.probe, &s.canary);
+        let (probe, canary) = (&s.route.probe(), &s.canary);
         match &s.outcome {
             Outcome::Delivered { placement, latency_seconds, observed } => {
                 tracing::info!(probe = %probe, canary = %canary, placement = placement.as_str(), latency_seconds, observed = observed.as_str(), "canary delivered")

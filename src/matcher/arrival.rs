@@ -75,7 +75,7 @@ impl Matcher {
     /// Whether the application canary tagged `tag` is in flight here, and
     /// if so what its email must look like (None: nothing).
     pub fn tag_in_flight(&self, tag: &str) -> Option<Option<Arc<crate::trigger::Expect>>> {
-        let probe = self.book().in_flight.get(tag).map(|c| c.labels.probe.clone())?;
+        let probe = self.book().in_flight.get(tag).map(|c| c.labels.probe().clone())?;
         Some(self.expectations().get(&*probe).cloned())
     }
 

@@ -130,7 +130,7 @@ impl Book {
     /// comes of them now is seen as it happens.
     pub fn caught_up(&mut self, inbox: &str) {
         if self.inboxes.insert(inbox.to_string(), Watch::Live) != Some(Watch::Live) {
-            for c in self.in_flight.values_mut().filter(|c| c.labels.inbox == inbox) {
+            for c in self.in_flight.values_mut().filter(|c| c.labels.inbox() == inbox) {
                 c.resumed = false;
                 c.gap = false;
             }
@@ -146,7 +146,7 @@ impl Book {
             None => None,
         };
         self.inboxes.insert(inbox.to_string(), Watch::Behind { seen_up_to });
-        for c in self.in_flight.values_mut().filter(|c| c.labels.inbox == inbox) {
+        for c in self.in_flight.values_mut().filter(|c| c.labels.inbox() == inbox) {
             c.gap = true;
         }
     }
@@ -168,7 +168,7 @@ impl Book {
             .iter()
             .filter(|(_, c)| c.accepted && c.claimed.is_none() && c.deadline <= now)
             .filter(|(_, c)| {
-                self.seen_up_to(&c.labels.inbox, now).is_some_and(|seen| seen >= c.deadline) || c.hold_until <= now
+                self.seen_up_to(c.labels.inbox(), now).is_some_and(|seen| seen >= c.deadline) || c.hold_until <= now
             })
             .map(|(id, _)| id.clone())
             .collect()
@@ -177,7 +177,7 @@ impl Book {
     /// How many canaries in flight could be seen as they arrive: their
     /// inbox is being watched.
     pub fn watched(&self) -> usize {
-        self.in_flight.values().filter(|c| self.inboxes.get(&*c.labels.inbox) == Some(&Watch::Live)).count()
+        self.in_flight.values().filter(|c| self.inboxes.get(&**c.labels.inbox()) == Some(&Watch::Live)).count()
     }
 
     /// The inboxes being watched now.
@@ -187,11 +187,11 @@ impl Book {
 
     /// How many canaries sent into `inbox` are waiting to be seen.
     pub fn waiting_in(&self, inbox: &str) -> usize {
-        self.in_flight.values().filter(|c| c.labels.inbox == inbox && c.claimed.is_none()).count()
+        self.in_flight.values().filter(|c| c.labels.inbox() == inbox && c.claimed.is_none()).count()
     }
 
     /// The ids of the canaries in flight into `inbox`.
     pub fn ids_in(&self, inbox: &str) -> Vec<String> {
-        self.in_flight.iter().filter(|(_, c)| c.labels.inbox == inbox).map(|(id, _)| id.clone()).collect()
+        self.in_flight.iter().filter(|(_, c)| c.labels.inbox() == inbox).map(|(id, _)| id.clone()).collect()
     }
 }

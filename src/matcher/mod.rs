@@ -55,7 +55,7 @@ impl Consumer for broadcast::Sender<Event> {
     fn settled(&self, s: &Settled) {
         let _ = self.send(Event::Settled {
             canary: s.canary.clone(),
-            probe: s.route.probe.to_string(),
+            probe: s.route.probe().to_string(),
             outcome: s.outcome.clone(),
             insight: s.insight.clone(),
         });
@@ -146,6 +146,15 @@ impl Matcher {
         self.routes.lock()
     }
 
+    /// The route's labels as its series hold them, or new ones for a route
+    /// no longer tracked.
+    fn route_labels(&self, probe: &str, provider: &str, inbox: &str) -> RouteLabels {
+        match self.routes().get(probe) {
+            Some(s) if s.provider == provider && s.inbox == inbox => s.labels.clone(),
+            _ => labels(probe, provider, inbox),
+        }
+    }
+
     fn expectations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<crate::trigger::Expect>>> {
         self.expectations.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -164,12 +173,15 @@ impl Matcher {
     pub async fn resume(&self) -> Result<usize, LedgerError> {
         let pending = self.ledger.call(|l| l.pending()).await?;
         let (now, now_ms) = (self.clock.now(), self.clock.wall_ms());
-        let mut book = self.book();
-        for p in &pending {
-            let since_ms = p.accepted_ms.unwrap_or(p.created_ms);
-            let c = InFlight::resumed(labels(&p.probe, &p.provider, &p.inbox), since_ms, p.deadline_ms, now, now_ms);
-            book.in_flight.insert(p.id.clone(), c);
-        }
+        let resumed: Vec<_> = pending
+            .iter()
+            .map(|p| {
+                let since_ms = p.accepted_ms.unwrap_or(p.created_ms);
+                let labels = self.route_labels(&p.probe, &p.provider, &p.inbox);
+                (p.id.clone(), InFlight::resumed(labels, since_ms, p.deadline_ms, now, now_ms))
+            })
+            .collect();
+        self.book().in_flight.extend(resumed);
         Ok(pending.len())
     }
 
@@ -180,7 +192,7 @@ impl Matcher {
         let record = canary.clone();
         self.ledger.call(move |l| l.record_sending(&record, deadline_ms)).await?;
         let c = InFlight::new(
-            labels(&canary.probe, &canary.provider, &canary.inbox),
+            self.route_labels(&canary.probe, &canary.provider, &canary.inbox),
             timeout,
             self.clock.now(),
             canary.created_ms,
@@ -217,13 +229,13 @@ impl Matcher {
             (l, early)
         };
         self.metrics.accepted(&l, send_duration.as_secs_f64());
-        if let Some(status) = self.routes().get_mut(&*l.probe) {
+        if let Some(status) = self.routes().get_mut(&**l.probe()) {
             status.sent += 1;
             status.last_sent_ms = Some(now_ms);
         }
         let _ = self.events.send(Event::Sent {
             canary: id.to_string(),
-            probe: l.probe.to_string(),
+            probe: l.probe().to_string(),
             provider_id: accepted.provider_id.clone(),
             send_seconds: send_duration.as_secs_f64(),
         });
@@ -311,7 +323,7 @@ impl Matcher {
             let mut per_route: HashMap<String, Vec<(std::time::Instant, Duration)>> = HashMap::new();
             for c in book.in_flight.values().filter(|c| c.accepted) {
                 per_route
-                    .entry(c.labels.probe.to_string())
+                    .entry(c.labels.probe().to_string())
                     .or_default()
                     .push((c.since, now.saturating_duration_since(c.since)));
             }
@@ -329,9 +341,8 @@ impl Matcher {
             }
             status.in_flight = count;
             status.oldest_in_flight_seconds = oldest;
-            let l = labels(&status.probe, &status.provider, &status.inbox);
-            self.metrics.in_flight.get_or_create(&l).set(count as i64);
-            self.metrics.oldest_in_flight.get_or_create(&l).set(oldest);
+            self.metrics.in_flight.get_or_create(&status.labels).set(count as i64);
+            self.metrics.oldest_in_flight.get_or_create(&status.labels).set(oldest);
         }
         Tick { in_flight: per_route, live_inboxes: self.book().live_inboxes(), now_ms }
     }

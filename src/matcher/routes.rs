@@ -9,7 +9,7 @@ impl Matcher {
     /// Exports the opt-in series `detail` names, for the routes tracked now
     /// and those added later.
     pub fn configure_metrics(&self, detail: crate::metrics::Detail) {
-        let routes: Vec<_> = self.routes().values().map(|s| labels(&s.probe, &s.provider, &s.inbox)).collect();
+        let routes: Vec<_> = self.routes().values().map(|s| s.labels.clone()).collect();
         self.metrics.set_detail(detail, &routes);
     }
 
@@ -35,6 +35,7 @@ impl Matcher {
             probe: route.name.clone(),
             provider: route.provider.clone(),
             inbox: route.inbox.clone(),
+            labels: l.clone(),
             ..Default::default()
         });
     }
@@ -43,13 +44,13 @@ impl Matcher {
     /// except while canaries of theirs are in flight (they are forgotten
     /// at a later reload, once settled).
     pub fn retain_routes(&self, routes: &[Route]) {
-        let busy: Vec<String> = self.book().in_flight.values().map(|c| c.labels.probe.to_string()).collect();
+        let busy: Vec<String> = self.book().in_flight.values().map(|c| c.labels.probe().to_string()).collect();
         self.routes().retain(|name, status| {
             let keep =
                 routes.iter().any(|r| &r.name == name && r.provider == status.provider && r.inbox == status.inbox)
                     || busy.contains(name);
             if !keep {
-                self.metrics.remove_route(&labels(&status.probe, &status.provider, &status.inbox));
+                self.metrics.remove_route(&status.labels);
             }
             keep
         });

@@ -14,6 +14,10 @@ pub struct RouteStatus {
     pub probe: String,
     pub provider: String,
     pub inbox: String,
+    /// The same names as the route's series hold them: its canaries and
+    /// gauges take these, not copies.
+    #[serde(skip)]
+    pub labels: crate::settled::RouteLabels,
     pub in_flight: usize,
     pub oldest_in_flight_seconds: f64,
     pub last_sent_ms: Option<i64>,
@@ -70,7 +74,7 @@ impl Routes {
 
 impl Consumer for Routes {
     fn settled(&self, s: &Settled) {
-        if let Some(status) = self.lock().get_mut(&*s.route.probe) {
+        if let Some(status) = self.lock().get_mut(&**s.route.probe()) {
             status.settled(&s.outcome, &s.insight, s.at_ms);
         }
     }
