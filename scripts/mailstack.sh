@@ -53,7 +53,9 @@ SMTP_PORT=${MAILSTACK_SMTP_PORT:-10025}             # plain, no AUTH needed from
 SUBMISSION_PORT=${MAILSTACK_SUBMISSION_PORT:-10587} # STARTTLS required, AUTH required
 SMTPS_PORT=${MAILSTACK_SMTPS_PORT:-10465}           # implicit TLS, AUTH required
 RELAY_A_PORT=${MAILSTACK_RELAY_A_PORT:-10026}       # plain, like SMTP: two relays for failover tests,
-RELAY_B_PORT=${MAILSTACK_RELAY_B_PORT:-10027}       # each of which can be made a black hole alone
+RELAY_B_PORT=${MAILSTACK_RELAY_B_PORT:-10027}       # each of which can be made a black hole alone;
+                                                    # each names itself relay-a or relay-b.$DOMAIN
+                                                    # in its Received header
 APP_MTA_PORT=${MAILSTACK_APP_MTA_PORT:-10028}       # the "application's MTA" (app-mta), plain
 SOCKETMAP_PORT=${MAILSTACK_SOCKETMAP_PORT:-10030}   # where app-mta asks mailcanary for its relay
 IMAP_PORT=${MAILSTACK_IMAP_PORT:-10143}             # plain and STARTTLS
@@ -298,6 +300,11 @@ smtpd_peername_lookup = no
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 5s
+# A reload or a release while a message is being delivered can hand it to a
+# second delivery agent, which stops at its lock ("shared lock ... Resource
+# temporarily unavailable"); master then holds that service back for this
+# long, 60 s by default: all local delivery would stop for a minute.
+service_throttle_time = 1s
 CONF
   printf '/^[^@]+@%s$/ OK\n' "${DOMAIN//./\\.}" >"$p/mailboxes"
   : >"$p/hold_access"
@@ -316,8 +323,8 @@ MAP
 $LISTEN:$SMTP_PORT inet n - n - - smtpd
 $LISTEN:$SUBMISSION_PORT inet n - n - - smtpd -o smtpd_tls_security_level=encrypt $auth
 $LISTEN:$SMTPS_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes $auth
-$LISTEN:$RELAY_A_PORT inet n - n - - smtpd -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_a,check_recipient_access,regexp:$p/hold_route_a
-$LISTEN:$RELAY_B_PORT inet n - n - - smtpd -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_b,check_recipient_access,regexp:$p/hold_route_b
+$LISTEN:$RELAY_A_PORT inet n - n - - smtpd -o myhostname=relay-a.$DOMAIN -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_a,check_recipient_access,regexp:$p/hold_route_a
+$LISTEN:$RELAY_B_PORT inet n - n - - smtpd -o myhostname=relay-b.$DOMAIN -o smtpd_data_restrictions=check_client_access,regexp:$p/hold_relay_b,check_recipient_access,regexp:$p/hold_route_b
 pickup    unix n - n 60 1 pickup
 cleanup   unix n - n - 0 cleanup
 qmgr      unix n - n 300 1 qmgr
@@ -454,6 +461,7 @@ smtp_connection_cache_on_demand = no
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 5s
+service_throttle_time = 1s
 CONF
   # Until mailcanary writes it, an empty table: Postfix uses its relayhost.
   [ "$how" != table ] || [ -f "$p/relay.cdb" ] || printf '%2048s' '' | tr ' ' '\0' >"$p/relay.cdb"
