@@ -38,6 +38,9 @@ impl Watcher {
         messages: &[Fetched],
         at: Sight,
     ) -> Result<(), (u32, ImapError)> {
+        // From the moment the matcher has a canary until its cleanup is
+        // counted, a stop waits for it: it no longer counts as in flight.
+        let _seen = self.cleanup_pending(messages.len());
         let mut resolved = Vec::new();
         let mut result = Ok(());
         for message in messages {

@@ -72,7 +72,7 @@ fn lock(waiting: &Mutex<Waiting>) -> std::sync::MutexGuard<'_, Waiting> {
 
 /// `n` canaries being cleaned up, counted in `busy` until dropped: also
 /// when a stop cancels the cleanup midway.
-struct Busy<'a>(&'a Mutex<Waiting>, usize);
+pub(super) struct Busy<'a>(&'a Mutex<Waiting>, usize);
 
 impl<'a> Busy<'a> {
     /// Counts `n` in `waiting`, whose lock the caller holds: taken from
@@ -102,6 +102,12 @@ impl Drop for Busy<'_> {
 impl Watcher {
     fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
         lock(&self.cleanup_waiting)
+    }
+
+    /// Counts `n` messages as cleanups to come until dropped: while they
+    /// are handed to the matcher, and until those it resolves are counted.
+    pub(super) fn cleanup_pending(&self, n: usize) -> Busy<'_> {
+        Busy::start(&self.cleanup_waiting, &mut self.waiting(), n)
     }
 
     /// Cleans up `uids`, resolved in `folder` (the one selected): at once,
