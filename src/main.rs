@@ -128,7 +128,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Run { config } => {
-            mailcanary::service::return_large_buffers();
+            // SAFETY: main's only thread so far (no runtime, no log yet).
+            unsafe { mailcanary::service::return_large_buffers() };
             init_logs(cli.log_format, "info", std::io::stderr);
             match runtime().block_on(mailcanary::service::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,

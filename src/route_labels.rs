@@ -94,7 +94,7 @@ impl prometheus_client::encoding::EncodeLabelSet for RouteLabels {
 }
 
 /// A name from the config (a probe's, a provider's, an inbox's): one copy,
-/// shared by the route's series, its status and its canaries in flight. At
+/// shared by the route's series, its status and the canaries it sends. At
 /// 1,000 routes the series alone held some 60,000 copies before.
 #[derive(Clone, Debug, Default, Hash, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Name(std::sync::Arc<str>);

@@ -62,14 +62,17 @@ async fn start_signals(
 /// own to the largest one freed, so after the first scrape each worker
 /// thread's heap keeps a `/metrics` exposition's worth (3 MB at 1,000
 /// routes) for good. With the threshold fixed, a buffer past 1 MB is mapped
-/// for its use and unmapped after (docs/performance.md, 2e). To be called
-/// before any thread is started: glibc's parameters are not guarded
-/// against threads that allocate meanwhile.
-pub fn return_large_buffers() {
+/// for its use and unmapped after (docs/performance.md, 2e).
+///
+/// # Safety
+///
+/// To be called while the process has one thread: glibc's parameters are
+/// not guarded against threads that allocate meanwhile.
+pub unsafe fn return_large_buffers() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: called while the process has one thread (main, before the
-    // runtime and the log are set up); mallopt only sets a parameter, and
-    // returns 0 for one it does not know, which changes nothing.
+    // SAFETY: the caller runs it before any other thread exists; mallopt
+    // only sets a parameter, and returns 0 for one it does not know, which
+    // changes nothing.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
