@@ -49,9 +49,12 @@ pub struct HealthKeeper {
 /// Every verdict but a late one is evidence (crate::outcome::OutcomeKind::evidence).
 impl Consumer for HealthKeeper {
     fn settled(&self, s: &Settled) {
+        let mut board = self.board();
         if let Some(evidence) = s.outcome.kind().evidence()
-            && let Some(bound) = self.board().record(s.route.probe(), s.accepted, evidence, s.outcome.latency_seconds())
+            && board.judges(&s.route)
+            && let Some(bound) = board.record(s.route.probe(), s.accepted, evidence, s.outcome.latency_seconds())
         {
+            drop(board);
             self.metrics.overdue_bound.get_or_create(&s.route).set(bound.as_secs_f64());
         }
     }

@@ -48,6 +48,15 @@ impl Board {
         Some(r.learned.bound()).filter(|b| *b != before)
     }
 
+    /// Whether the route these labels name is one this board judges: a
+    /// route a reload retired (its name now through another provider or
+    /// into another inbox) is not, and its canaries are no evidence.
+    pub fn judges(&self, route: &crate::settled::RouteLabels) -> bool {
+        self.routes
+            .get(&**route.probe())
+            .is_some_and(|r| *r.provider == **route.provider() && *r.inbox == **route.inbox())
+    }
+
     /// Each learning route and how many deliveries it learns from.
     pub fn learning_windows(&self) -> Vec<(String, usize)> {
         self.routes.iter().filter_map(|(p, r)| Some((p.clone(), r.learned.window()?))).collect()

@@ -306,3 +306,18 @@ fn of_two_canaries_accepted_at_once_the_one_decided_later_is_newer() {
     r.record(at, Evidence::Lost, None);
     assert_eq!(r.bad_run(), (1, Some(route::Verdict::Settled(Evidence::Lost))));
 }
+
+#[test]
+fn a_route_is_judged_by_the_provider_and_inbox_its_name_goes_through_now() {
+    let mut f = Fixture::new(&["a", "b"], &["x"]);
+    let labels = |provider: &str| crate::settled::RouteLabels::new("a-to-x", provider, "x");
+    assert!(f.b.judges(&labels("a")));
+    // A reload gives the name to provider b: a's canaries still in flight
+    // under it are evidence of nothing b does.
+    let judged =
+        |p: &str| Judged { name: p.into(), thresholds: Thresholds::default(), nexthop: None, application: false };
+    f.b.configure(&[judged("a"), judged("b")], &[("a-to-x".into(), "b".into(), "x".into())], 0);
+    assert!(!f.b.judges(&labels("a")));
+    assert!(f.b.judges(&labels("b")));
+    assert!(!f.b.judges(&crate::settled::RouteLabels::new("a-to-x", "b", "y")), "nor another inbox's");
+}

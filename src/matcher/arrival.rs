@@ -191,7 +191,7 @@ impl Matcher {
         match (explained, row) {
             (Ok(true), Some(row)) => {
                 tracing::warn!(probe = %row.probe, canary = %row.id, status = %bounce.status, detail = %bounce.summary(), "a canary counted lost bounced");
-                if let Some(s) = self.routes().get_mut(&row.probe) {
+                if let Some(s) = self.routes().find_mut(&row.probe, &row.provider, &row.inbox) {
                     s.last_bounce = Some(bounce);
                 }
                 Disposition::Resolved

@@ -142,16 +142,16 @@ impl Matcher {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteStatus>> {
+    fn routes(&self) -> std::sync::MutexGuard<'_, status::Table> {
         self.routes.lock()
     }
 
     /// The route's labels as its series hold them, or new ones for a route
     /// no longer tracked.
     fn route_labels(&self, probe: &str, provider: &str, inbox: &str) -> RouteLabels {
-        match self.routes().get(probe) {
-            Some(s) if s.provider == provider && s.inbox == inbox => s.labels.clone(),
-            _ => labels(probe, provider, inbox),
+        match self.routes().find_mut(probe, provider, inbox) {
+            Some(s) => s.labels.clone(),
+            None => labels(probe, provider, inbox),
         }
     }
 
@@ -229,7 +229,7 @@ impl Matcher {
             (l, early)
         };
         self.metrics.accepted(&l, send_duration.as_secs_f64());
-        if let Some(status) = self.routes().get_mut(&**l.probe()) {
+        if let Some(status) = self.routes().get_mut(&l) {
             status.sent += 1;
             status.last_sent_ms = Some(now_ms);
         }
@@ -320,18 +320,16 @@ impl Matcher {
                 let e = c.early.take().expect("just checked");
                 settling.push(self.settle_early(&id, c, e, now_ms));
             }
-            let mut per_route: HashMap<String, Vec<(std::time::Instant, Duration)>> = HashMap::new();
+            let mut per_route: HashMap<RouteLabels, Vec<(std::time::Instant, Duration)>> = HashMap::new();
             for c in book.in_flight.values().filter(|c| c.accepted) {
-                per_route
-                    .entry(c.labels.probe().to_string())
-                    .or_default()
-                    .push((c.since, now.saturating_duration_since(c.since)));
+                per_route.entry(c.labels.clone()).or_default().push((c.since, now.saturating_duration_since(c.since)));
             }
             (settling, per_route)
         };
         futures::future::join_all(settling).await;
-        for status in self.routes().values_mut() {
-            let in_flight = per_route.get(&status.probe).map_or(&[][..], |v| v.as_slice());
+        let mut routes = self.routes();
+        for status in routes.all_mut() {
+            let in_flight = per_route.get(&status.labels).map_or(&[][..], |v| v.as_slice());
             let count = in_flight.len();
             let oldest = in_flight.iter().map(|(_, age)| *age).max().unwrap_or_default().as_secs_f64();
             // Most routes have nothing in flight most of the time: their
@@ -344,7 +342,16 @@ impl Matcher {
             self.metrics.in_flight.get_or_create(&status.labels).set(count as i64);
             self.metrics.oldest_in_flight.get_or_create(&status.labels).set(oldest);
         }
-        Tick { in_flight: per_route, live_inboxes: self.book().live_inboxes(), now_ms }
+        // Provider health judges the routes of the config in force: the
+        // canaries of a route retired by a reload say nothing of the
+        // provider its name goes through now.
+        let in_flight = per_route
+            .into_iter()
+            .filter(|(l, _)| routes.current(l.probe()).is_none_or(|s| s.labels == *l))
+            .map(|(l, v)| (l.probe().to_string(), v))
+            .collect();
+        drop(routes);
+        Tick { in_flight, live_inboxes: self.book().live_inboxes(), now_ms }
     }
 
     /// How many canaries sent into `inbox` are waiting to be seen.

@@ -3,13 +3,15 @@
 
 use super::{Matcher, RouteStatus, labels};
 use crate::config::Route;
+use crate::settled::RouteLabels;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 impl Matcher {
     /// Exports the opt-in series `detail` names, for the routes tracked now
     /// and those added later.
     pub fn configure_metrics(&self, detail: crate::metrics::Detail) {
-        let routes: Vec<_> = self.routes().values().map(|s| s.labels.clone()).collect();
+        let routes: Vec<_> = self.routes().currents().map(|s| s.labels.clone()).collect();
         self.metrics.set_detail(detail, &routes);
     }
 
@@ -31,35 +33,28 @@ impl Matcher {
         } else {
             self.expectations().remove(&route.name);
         }
-        self.routes().entry(route.name.clone()).or_insert_with(|| RouteStatus {
-            probe: route.name.clone(),
-            provider: route.provider.clone(),
-            inbox: route.inbox.clone(),
-            labels: l.clone(),
-            ..Default::default()
-        });
+        self.routes().add(&l);
     }
 
-    /// Keeps only `routes`: the others' series and status are forgotten,
-    /// except while canaries of theirs are in flight (they are forgotten
-    /// at a later reload, once settled).
+    /// Keeps only `routes`. The others (a route removed, or whose name now
+    /// goes through another provider or into another inbox) are retired:
+    /// their series and status are forgotten, except while canaries of
+    /// theirs are in flight (they are forgotten at a later reload, once
+    /// settled). Runs after `add_route` for each of `routes`.
     pub fn retain_routes(&self, routes: &[Route]) {
-        let busy: Vec<String> = self.book().in_flight.values().map(|c| c.labels.probe().to_string()).collect();
-        self.routes().retain(|name, status| {
-            let keep =
-                routes.iter().any(|r| &r.name == name && r.provider == status.provider && r.inbox == status.inbox)
-                    || busy.contains(name);
-            if !keep {
-                self.metrics.remove_route(&status.labels);
-            }
-            keep
-        });
+        let busy: HashSet<RouteLabels> = self.book().in_flight.values().map(|c| c.labels.clone()).collect();
+        let names: HashSet<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+        let forgotten = self.routes().retain(|name| names.contains(name), &busy);
+        for labels in &forgotten {
+            self.metrics.remove_route(labels);
+        }
     }
 
-    /// Every route's status, by probe name.
+    /// Every route's status, by probe name (a retired route beside the
+    /// current one of its name).
     pub fn status(&self) -> Vec<RouteStatus> {
-        let mut routes: Vec<RouteStatus> = self.routes().values().cloned().collect();
-        routes.sort_by(|a, b| a.probe.cmp(&b.probe));
+        let mut routes: Vec<RouteStatus> = self.routes().all().cloned().collect();
+        routes.sort_by(|a, b| (&a.probe, &a.provider, &a.inbox).cmp(&(&b.probe, &b.provider, &b.inbox)));
         routes
     }
 }

@@ -4,9 +4,10 @@
 use crate::bounce::Bounce;
 use crate::insight::{Hop, Insight, Verdict};
 use crate::outcome::{Expectation, Observed, Outcome, OutcomeKind, Placement, SendReason};
+use crate::settled::RouteLabels;
 use crate::settled::{Consumer, Settled};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// One route, as `/api/v1/status` shows it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -62,20 +63,115 @@ pub struct RouteStatus {
     pub mismatched: u64,
 }
 
-/// Every route's status, by probe name: kept by the verdicts it consumes.
+/// Every route's status: kept by the verdicts it consumes.
 #[derive(Default)]
-pub struct Routes(std::sync::Mutex<HashMap<String, RouteStatus>>);
+pub struct Routes(std::sync::Mutex<Table>);
 
 impl Routes {
-    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RouteStatus>> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Consumer for Routes {
     fn settled(&self, s: &Settled) {
-        if let Some(status) = self.lock().get_mut(&**s.route.probe()) {
+        if let Some(status) = self.lock().get_mut(&s.route) {
             status.settled(&s.outcome, &s.insight, s.at_ms);
+        }
+    }
+}
+
+/// The routes of the config in force, by probe name, and those a reload
+/// retired while canaries of theirs were in flight: a route removed, or
+/// whose name now goes through another provider or into another inbox.
+/// A retired route's canaries count to it, never to its successor of the
+/// same name; it is forgotten at the first reload that finds none in flight.
+#[derive(Default)]
+pub struct Table {
+    current: HashMap<String, RouteStatus>,
+    retired: Vec<RouteStatus>,
+}
+
+impl Table {
+    /// The route (current or retired) these labels name.
+    pub fn get_mut(&mut self, l: &RouteLabels) -> Option<&mut RouteStatus> {
+        self.find_mut(l.probe(), l.provider(), l.inbox())
+    }
+
+    /// The route (current or retired) of this probe, provider and inbox.
+    pub fn find_mut(&mut self, probe: &str, provider: &str, inbox: &str) -> Option<&mut RouteStatus> {
+        let same = |s: &RouteStatus| s.probe == probe && s.provider == provider && s.inbox == inbox;
+        if self.current.get(probe).is_some_and(same) {
+            return self.current.get_mut(probe);
+        }
+        self.retired.iter_mut().find(|s| same(s))
+    }
+
+    /// The current route of this name.
+    pub fn current(&self, probe: &str) -> Option<&RouteStatus> {
+        self.current.get(probe)
+    }
+
+    /// The routes of the config in force.
+    pub fn currents(&self) -> impl Iterator<Item = &RouteStatus> {
+        self.current.values()
+    }
+
+    /// Every route, current and retired.
+    pub fn all(&self) -> impl Iterator<Item = &RouteStatus> {
+        self.current.values().chain(&self.retired)
+    }
+
+    pub fn all_mut(&mut self) -> impl Iterator<Item = &mut RouteStatus> {
+        self.current.values_mut().chain(&mut self.retired)
+    }
+
+    /// Makes the route these labels name current. Its status goes on
+    /// when it is current already, or was retired; the route its name
+    /// named before, through another provider or into another inbox, is
+    /// retired.
+    pub fn add(&mut self, labels: &RouteLabels) {
+        if self.current.get(&**labels.probe()).is_some_and(|s| s.labels == *labels) {
+            return;
+        }
+        let status = match self.retired.iter().position(|s| s.labels == *labels) {
+            Some(i) => self.retired.swap_remove(i),
+            None => RouteStatus::new(labels.clone()),
+        };
+        if let Some(before) = self.current.insert(labels.probe().to_string(), status) {
+            self.retired.push(before);
+        }
+    }
+
+    /// Retires the current routes whose name `keep` refuses, and forgets
+    /// the retired routes with no canary in flight (`busy`, by route):
+    /// returns their labels, whose series go with them.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool, busy: &HashSet<RouteLabels>) -> Vec<RouteLabels> {
+        let gone: Vec<String> = self.current.keys().filter(|name| !keep(name)).cloned().collect();
+        for name in gone {
+            self.retired.extend(self.current.remove(&name));
+        }
+        let mut forgotten = Vec::new();
+        self.retired.retain(|s| {
+            let keep = busy.contains(&s.labels);
+            if !keep {
+                forgotten.push(s.labels.clone());
+            }
+            keep
+        });
+        forgotten
+    }
+}
+
+impl RouteStatus {
+    /// A route with nothing sent yet.
+    pub fn new(labels: RouteLabels) -> RouteStatus {
+        RouteStatus {
+            probe: labels.probe().to_string(),
+            provider: labels.provider().to_string(),
+            inbox: labels.inbox().to_string(),
+            labels,
+            ..Default::default()
         }
     }
 }

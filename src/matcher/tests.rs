@@ -324,6 +324,63 @@ async fn routes_a_reload_removed_lose_their_series_once_settled() {
     assert!(f.matcher.status().is_empty());
 }
 
+/// The route's status by provider, as `/api/v1/status` lists it:
+/// (provider, sent, delivered, in flight).
+fn statuses(m: &Matcher) -> Vec<(String, u64, u64, usize)> {
+    m.status().into_iter().map(|s| (s.provider, s.sent, s.delivered, s.in_flight)).collect()
+}
+
+#[tokio::test]
+async fn a_reload_that_gives_a_route_name_another_provider_starts_it_anew_and_keeps_the_old_one_while_it_flies() {
+    let mut f = fixture();
+    let via = |provider: &str| Route { provider: provider.into(), ..f.route.clone() };
+    let (p, q) = (via("p"), via("q"));
+    let reload = |f: &Fixture, route: &Route| {
+        f.matcher.add_route(route);
+        f.matcher.retain_routes(std::slice::from_ref(route));
+    };
+    let series = |f: &Fixture, provider: &str| f.metrics.encode_text().contains(&format!("provider=\"{provider}\""));
+    let entry = |provider: &str, sent, delivered, in_flight| (provider.to_string(), sent, delivered, in_flight);
+
+    // Nothing in flight: the route goes on through q, with nothing of p's.
+    let (_, token) = f.sent().await;
+    f.matcher.seen(&token, f.seen_at(None)).await;
+    assert_eq!(statuses(&f.matcher), [entry("p", 1, 1, 0)]);
+    reload(&f, &q);
+    assert_eq!(statuses(&f.matcher), [entry("q", 0, 0, 0)]);
+    assert!(series(&f, "q") && !series(&f, "p"), "{}", f.metrics.encode_text());
+
+    // Back through p with a canary of q's in flight: q's route is retired,
+    // not lost, and what its canary does counts to it alone.
+    f.route = q.clone();
+    let (_, flying) = f.sent().await;
+    reload(&f, &p);
+    f.clock.advance(Duration::from_secs(1));
+    let tick = f.matcher.tick().await;
+    assert!(tick.in_flight.is_empty(), "q's canary says nothing of p, which the name goes through now: {tick:?}");
+    assert_eq!(statuses(&f.matcher), [entry("p", 0, 0, 0), entry("q", 1, 0, 1)]);
+    assert!(series(&f, "p") && series(&f, "q"));
+    f.matcher.seen(&flying, f.seen_at(None)).await;
+    f.matcher.tick().await;
+    assert_eq!(statuses(&f.matcher), [entry("p", 0, 0, 0), entry("q", 1, 1, 0)]);
+    // Settled: the next reload forgets q.
+    reload(&f, &p);
+    assert_eq!(statuses(&f.matcher), [entry("p", 0, 0, 0)]);
+    assert!(series(&f, "p") && !series(&f, "q"), "{}", f.metrics.encode_text());
+
+    // A retired route the name comes back to goes on where it was.
+    f.route = p.clone();
+    let (_, flying) = f.sent().await;
+    reload(&f, &q);
+    reload(&f, &p);
+    let tick = f.matcher.tick().await;
+    assert_eq!(tick.in_flight.get("r").map(Vec::len), Some(1), "p's own canary is p's again");
+    assert_eq!(statuses(&f.matcher), [entry("p", 1, 0, 1)], "and q, with nothing in flight, is forgotten");
+    f.matcher.seen(&flying, f.seen_at(None)).await;
+    f.matcher.tick().await;
+    assert_eq!(statuses(&f.matcher), [entry("p", 1, 1, 0)]);
+}
+
 #[tokio::test]
 async fn an_application_canary_is_matched_by_its_tag_after_a_restart() {
     let f = fixture();
