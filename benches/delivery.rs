@@ -14,7 +14,9 @@
 //!
 //! Sizes: MC_BENCH_CANARIES (accuracy, 300), MC_BENCH_MINUTES (cost, 3),
 //! MC_BENCH_PROVIDERS × MC_BENCH_INBOXES (cost, 10 × 100),
-//! MC_BENCH_PEER_RUNS (peer, 20), MC_BENCH_SHARE_SECONDS (share, 300).
+//! MC_BENCH_PEER_RUNS (peer, 20), MC_BENCH_SHARE_SECONDS (share, 300);
+//! MC_BENCH_SCRAPE_SECONDS (cost: how often /metrics is scraped, 2; the
+//! shipped Prometheus scrapes every 15).
 //! MC_BENCH_BINARY runs the cost part with another build of mailcanary.
 //! `--smoke` runs all parts tiny, for CI.
 
@@ -296,7 +298,8 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
         names("i", inboxes),
     );
     let routes = providers * inboxes;
-    println!("cost: {routes} routes at {interval} for {:.0} s, scraping /metrics every 2 s ...", minutes * 60.0);
+    let every = env_usize("MC_BENCH_SCRAPE_SECONDS", 2).max(1) as u64;
+    println!("cost: {routes} routes at {interval} for {:.0} s, scraping /metrics every {every} s ...", minutes * 60.0);
     // Another build side by side (MC_BENCH_BINARY): the same run, the same stack.
     let mut mc = match std::env::var_os("MC_BENCH_BINARY") {
         Some(binary) => {
@@ -315,7 +318,7 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
     let mut warmed: Option<(f64, f64, (f64, f64))> = None;
     let mut warm_stack = 0.0;
     while start.elapsed() < run {
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(every));
         peak_sockets = peak_sockets.max(sockets(pid));
         let t = Instant::now();
         if let Some((200, body)) = http(port, "GET", "/metrics") {
@@ -352,7 +355,7 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
     let up = m.sum("mailcanary_inbox_up{");
     mc.stop();
     let (s50, _, s99, smax) = percentiles(scrape_ms.clone());
-    println!("\n## cost: {routes} routes ({providers} providers × {inboxes} inboxes) at {interval}, {minutes} min");
+    println!("\n## cost: {routes} routes ({providers} providers × {inboxes} inboxes) at {interval}, {minutes} min, /metrics scraped every {every} s");
     println!("| measure | value |\n|---|---|");
     println!("| canaries sent / delivered / refused | {sent:.0} / {delivered:.0} / {failed:.0} |");
     println!(

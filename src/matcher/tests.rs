@@ -334,7 +334,7 @@ fn statuses(m: &Matcher) -> Vec<(String, u64, u64, usize)> {
 async fn a_reload_that_gives_a_route_name_another_provider_starts_it_anew_and_keeps_the_old_one_while_it_flies() {
     let mut f = fixture();
     let via = |provider: &str| Route { provider: provider.into(), ..f.route.clone() };
-    let (p, q) = (via("p"), via("q"));
+    let (p, q, z) = (via("p"), via("q"), via("z"));
     let reload = |f: &Fixture, route: &Route| {
         f.matcher.add_route(route);
         f.matcher.retain_routes(std::slice::from_ref(route));
@@ -354,6 +354,10 @@ async fn a_reload_that_gives_a_route_name_another_provider_starts_it_anew_and_ke
     // not lost, and what its canary does counts to it alone.
     f.route = q.clone();
     let (_, flying) = f.sent().await;
+    // A retired route is listed after the current one of its name, which
+    // a lookup by name (the status page's badge) finds first.
+    reload(&f, &z);
+    assert_eq!(statuses(&f.matcher), [entry("z", 0, 0, 0), entry("q", 1, 0, 0)]);
     reload(&f, &p);
     f.clock.advance(Duration::from_secs(1));
     let tick = f.matcher.tick().await;
