@@ -355,7 +355,9 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
     let up = m.sum("mailcanary_inbox_up{");
     mc.stop();
     let (s50, _, s99, smax) = percentiles(scrape_ms.clone());
-    println!("\n## cost: {routes} routes ({providers} providers × {inboxes} inboxes) at {interval}, {minutes} min, /metrics scraped every {every} s");
+    println!(
+        "\n## cost: {routes} routes ({providers} providers × {inboxes} inboxes) at {interval}, {minutes} min, /metrics scraped every {every} s"
+    );
     println!("| measure | value |\n|---|---|");
     println!("| canaries sent / delivered / refused | {sent:.0} / {delivered:.0} / {failed:.0} |");
     println!(

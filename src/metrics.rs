@@ -5,6 +5,7 @@
 //! `detail`'s tests: the default keeps only what alerts and dashboards read.
 
 mod detail;
+mod exposition;
 mod register;
 mod settled;
 mod text;
@@ -17,10 +18,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 pub use detail::{Detail, SendHistogram};
+pub use exposition::Format;
 
 pub use crate::settled::RouteLabels;
 
@@ -97,9 +98,8 @@ type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric mailcanary exports.
 pub struct Metrics {
-    registry: Registry,
-    /// The size of the last exposition, to size the next one's buffer.
-    encoded_size: std::sync::atomic::AtomicUsize,
+    /// Every family, a part each (exposition.rs).
+    parts: exposition::Parts,
     pub canaries_sent: Family<RouteLabels, Counter>,
     pub send_failures: Family<ReasonLabels, Counter>,
     pub canaries_delivered: Family<PlacementLabels, Counter>,
@@ -282,29 +282,6 @@ impl Metrics {
 
     pub fn set_inbox_up(&self, inbox: &str, up: bool) {
         self.inbox_up.get_or_create(&InboxLabels { inbox: inbox.to_string() }).set(i64::from(up));
-    }
-
-    /// The exposition in OpenMetrics text, with the wall clock read now.
-    pub fn encode_openmetrics(&self) -> String {
-        self.time.set(wall_seconds());
-        // As large as the last one: 32,000 series are 3 MB, not to be grown into.
-        let last = self.encoded_size.load(std::sync::atomic::Ordering::Relaxed);
-        let mut out = String::with_capacity(last + last / 8);
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
-        self.encoded_size.store(out.len(), std::sync::atomic::Ordering::Relaxed);
-        out
-    }
-
-    /// The exposition in the Prometheus text format 0.0.4, for scrapers and
-    /// tools (`promtool check metrics`) that do not ask for OpenMetrics.
-    pub fn encode_text(&self) -> String {
-        self.time.set(wall_seconds());
-        let last = self.encoded_size.load(std::sync::atomic::Ordering::Relaxed);
-        let mut out = text::PrometheusText::with_capacity(last + last / 8);
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
-        let out = out.finish();
-        self.encoded_size.store(out.len(), std::sync::atomic::Ordering::Relaxed);
-        out
     }
 }
 

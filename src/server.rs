@@ -14,6 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,18 +83,22 @@ pub async fn serve_status_page(
 }
 
 /// OpenMetrics for scrapers that ask for it, Prometheus text otherwise.
+/// Streamed a family at a time (crate::metrics::Format): each is encoded
+/// when the connection can take more, so a scrape holds one family's text,
+/// not the whole exposition.
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    use crate::metrics::Format;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if accept.contains("application/openmetrics-text") {
-        (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-            state.metrics.encode_openmetrics(),
-        )
-            .into_response()
+    let (format, content_type) = if accept.contains("application/openmetrics-text") {
+        (Format::OpenMetrics, "application/openmetrics-text; version=1.0.0; charset=utf-8")
     } else {
-        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode_text())
-            .into_response()
-    }
+        (Format::Text, "text/plain; version=0.0.4; charset=utf-8")
+    };
+    let metrics = state.metrics.clone();
+    let parts = futures::stream::iter(0..metrics.parts())
+        .map(move |i| Ok::<_, std::convert::Infallible>(metrics.part(i, format)))
+        .filter(|part| std::future::ready(!matches!(part, Ok(p) if p.is_empty())));
+    ([(header::CONTENT_TYPE, content_type)], axum::body::Body::from_stream(parts)).into_response()
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {

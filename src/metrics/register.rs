@@ -1,13 +1,12 @@
 //! The registry: every `mailcanary_*` family, made and registered once.
 
 use super::*;
+use exposition::{Parts, Register};
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("mailcanary");
         let detail = detail::DetailState::default();
         let m = Metrics {
-            encoded_size: Default::default(),
             canaries_sent: Family::default(),
             send_failures: Family::default(),
             canaries_delivered: Family::default(),
@@ -36,16 +35,22 @@ impl Metrics {
             traffic: traffic::TrafficMetrics::default(),
             detail,
             time: Gauge::default(),
-            registry: Registry::default(),
+            parts: Parts::default(),
         };
-        m.register_canaries(&mut registry);
-        m.register_process(&mut registry);
-        m.traffic.register(&mut registry);
-        Metrics { registry, ..m }
+        let mut parts = Parts::default();
+        m.register_all(&mut parts);
+        Metrics { parts, ..m }
+    }
+
+    /// Every family, in the order the exposition has them.
+    pub(super) fn register_all(&self, r: &mut impl Register) {
+        self.register_canaries(r);
+        self.register_process(r);
+        self.traffic.register(r);
     }
 
     /// The canaries' outcomes, latency and what is in flight.
-    fn register_canaries(&self, r: &mut Registry) {
+    fn register_canaries(&self, r: &mut impl Register) {
         let m = self;
         r.register("canaries_sent", "Canaries accepted by the provider", m.canaries_sent.clone());
         r.register("send_failures", "Canaries the provider did not accept, by reason", m.send_failures.clone());
@@ -98,7 +103,7 @@ impl Metrics {
 
     /// The inboxes, the receiving servers' verdicts, the providers' states
     /// and the process itself.
-    fn register_process(&self, r: &mut Registry) {
+    fn register_process(&self, r: &mut impl Register) {
         let m = self;
         r.register("inbox_up", "1 while the inbox's IMAP session is healthy", m.inbox_up.clone());
         r.register("inbox_errors", "IMAP session failures, by reason", m.inbox_errors.clone());

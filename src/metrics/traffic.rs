@@ -7,7 +7,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -65,7 +64,7 @@ impl Default for TrafficMetrics {
 }
 
 impl TrafficMetrics {
-    pub fn register(&self, r: &mut Registry) {
+    pub fn register(&self, r: &mut impl super::exposition::Register) {
         r.register(
             "traffic_messages",
             "Real messages by the outcome they reached: each counted once under delivered, bounced, rejected or \

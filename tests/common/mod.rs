@@ -366,7 +366,22 @@ pub fn http_with(port: u16, method: &str, path: &str, body: &str) -> Option<(u16
     s.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
+    let chunked = head.lines().any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+    Some((code, if chunked { dechunk(body)? } else { body.to_string() }))
+}
+
+/// A body sent in chunks (RFC 9112 §7.1), whole; `None` when cut short.
+fn dechunk(mut chunks: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, rest) = chunks.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(rest.get(..size)?);
+        chunks = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 pub fn http_get(port: u16, path: &str) -> Option<String> {
