@@ -217,7 +217,20 @@ impl Metrics {
         self.overdue_in_a_row.remove(route);
         self.remove_auth(route);
         self.remove_hops(route);
-        self.task_restarts.remove(&TaskLabels { task: format!("route:{}", route.probe()) });
+    }
+
+    /// Forgets the task series of a route name no config has any more (a
+    /// name whose route only moved keeps its task, and its series).
+    pub fn remove_route_task(&self, probe: &str) {
+        self.task_restarts.remove(&TaskLabels { task: format!("route:{probe}") });
+    }
+
+    /// A route a reload retired is judged no more: its overdue gauges go at
+    /// once, not when its last canary settles (an alert reading them would
+    /// fire on for a route that no longer runs).
+    pub fn retire_route(&self, route: &RouteLabels) {
+        self.overdue_bound.remove(route);
+        self.overdue_in_a_row.remove(route);
     }
 
     /// Counts a canary the provider accepted after `seconds` of submission.

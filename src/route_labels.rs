@@ -191,8 +191,6 @@ mod tests {
         out
     }
 
-    /// What the label set writes is what prometheus-client's own encoding
-    /// of three string labels writes, escapes included.
     #[test]
     fn a_route_is_one_pointer_wide_wherever_its_series_are_kept() {
         assert_eq!(std::mem::size_of::<RouteLabels>(), std::mem::size_of::<usize>());
@@ -201,6 +199,8 @@ mod tests {
         assert_ne!(a, RouteLabels::new("p", "s", "j"));
     }
 
+    /// What the label set writes is what prometheus-client's own encoding
+    /// of three string labels writes, escapes included.
     #[test]
     fn a_route_writes_its_labels_as_three_escaped_labels() {
         #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]

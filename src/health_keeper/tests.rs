@@ -156,3 +156,40 @@ async fn a_canary_passing_its_bound_between_ticks_is_decided_on_then() {
     let at = w.health.look(&w.matcher.tick().await).await;
     assert_eq!((at, failing(&w)), (None, 2), "decided at the deadline; nothing else in flight");
 }
+
+/// A reload gives route `r` (through a, swallowed) to provider b: the
+/// canaries a swallowed, lost after the reload, are no evidence against b.
+#[tokio::test]
+async fn a_route_moved_to_another_provider_is_not_judged_by_what_the_old_one_lost() {
+    let through = |provider: &str| {
+        let yaml = YAML.replace(
+            "  - matrix: { providers: [a, b], inboxes: [i, j] }",
+            &format!("  - {{ name: r, provider: {provider}, inbox: i }}"),
+        );
+        crate::config::parse(&yaml, &HashMap::new()).unwrap()
+    };
+    let mut w = World::new();
+    w.config = through("a");
+    let reload = |w: &World| {
+        for r in &w.config.routes {
+            w.matcher.add_route(r);
+        }
+        w.matcher.retain_routes(&w.config.routes);
+        w.health.configure(&w.config);
+    };
+    reload(&w);
+    let state = |w: &World, p: &str| w.health.providers().iter().find(|h| h.provider == p).unwrap().state;
+    for _ in 0..3 {
+        w.send_all().await;
+        w.clock.advance(Duration::from_secs(60));
+        w.health.decide(&w.matcher.tick().await).await;
+    }
+    w.config = through("b");
+    reload(&w);
+    // Past their 10 min timeout: the three are lost now, under r's name.
+    w.clock.advance(Duration::from_secs(600));
+    w.health.decide(&w.matcher.tick().await).await;
+    let lost = w.matcher.status().iter().find(|s| s.provider == "a").map(|s| s.lost);
+    assert_eq!(lost, Some(3), "counted to the retired route through a");
+    assert_eq!(state(&w, "b"), crate::health::State::Unknown, "b has sent nothing yet");
+}

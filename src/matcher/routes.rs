@@ -11,7 +11,7 @@ impl Matcher {
     /// Exports the opt-in series `detail` names, for the routes tracked now
     /// and those added later.
     pub fn configure_metrics(&self, detail: crate::metrics::Detail) {
-        let routes: Vec<_> = self.routes().currents().map(|s| s.labels.clone()).collect();
+        let routes: Vec<_> = self.routes().all().map(|s| s.labels.clone()).collect();
         self.metrics.set_detail(detail, &routes);
     }
 
@@ -33,7 +33,10 @@ impl Matcher {
         } else {
             self.expectations().remove(&route.name);
         }
-        self.routes().add(&l);
+        let retired = self.routes().add(&l);
+        if let Some(retired) = retired {
+            self.metrics.retire_route(&retired);
+        }
     }
 
     /// Keeps only `routes`. The others (a route removed, or whose name now
@@ -44,9 +47,15 @@ impl Matcher {
     pub fn retain_routes(&self, routes: &[Route]) {
         let busy: HashSet<RouteLabels> = self.book().in_flight.values().map(|c| c.labels.clone()).collect();
         let names: HashSet<&str> = routes.iter().map(|r| r.name.as_str()).collect();
-        let forgotten = self.routes().retain(|name| names.contains(name), &busy);
+        let (retired, forgotten) = self.routes().retain(|name| names.contains(name), &busy);
+        for labels in &retired {
+            self.metrics.retire_route(labels);
+        }
         for labels in &forgotten {
             self.metrics.remove_route(labels);
+            if !names.contains(&**labels.probe()) {
+                self.metrics.remove_route_task(labels.probe());
+            }
         }
     }
 

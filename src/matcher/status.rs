@@ -19,6 +19,10 @@ pub struct RouteStatus {
     /// gauges take these, not copies.
     #[serde(skip)]
     pub labels: crate::settled::RouteLabels,
+    /// A route a reload retired (removed, or its name given to another
+    /// provider or inbox), listed while canaries of its own are in flight.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
     pub in_flight: usize,
     pub oldest_in_flight_seconds: f64,
     pub last_sent_ms: Option<i64>,
@@ -112,11 +116,6 @@ impl Table {
         self.current.get(probe)
     }
 
-    /// The routes of the config in force.
-    pub fn currents(&self) -> impl Iterator<Item = &RouteStatus> {
-        self.current.values()
-    }
-
     /// Every route, current and retired.
     pub fn all(&self) -> impl Iterator<Item = &RouteStatus> {
         self.current.values().chain(&self.retired)
@@ -129,27 +128,49 @@ impl Table {
     /// Makes the route these labels name current. Its status goes on
     /// when it is current already, or was retired; the route its name
     /// named before, through another provider or into another inbox, is
-    /// retired.
-    pub fn add(&mut self, labels: &RouteLabels) {
+    /// retired (and returned).
+    pub fn add(&mut self, labels: &RouteLabels) -> Option<RouteLabels> {
         if self.current.get(&**labels.probe()).is_some_and(|s| s.labels == *labels) {
-            return;
+            return None;
         }
-        let status = match self.retired.iter().position(|s| s.labels == *labels) {
+        let mut status = match self.retired.iter().position(|s| s.labels == *labels) {
             Some(i) => self.retired.swap_remove(i),
             None => RouteStatus::new(labels.clone()),
         };
-        if let Some(before) = self.current.insert(labels.probe().to_string(), status) {
-            self.retired.push(before);
-        }
+        status.retired = false;
+        let before = self.current.insert(labels.probe().to_string(), status)?;
+        let retired = before.labels.clone();
+        self.retire(before);
+        Some(retired)
     }
 
-    /// Retires the current routes whose name `keep` refuses, and forgets
-    /// the retired routes with no canary in flight (`busy`, by route):
-    /// returns their labels, whose series go with them.
-    pub fn retain(&mut self, keep: impl Fn(&str) -> bool, busy: &HashSet<RouteLabels>) -> Vec<RouteLabels> {
+    fn retire(&mut self, mut status: RouteStatus) {
+        status.retired = true;
+        self.retired.push(status);
+    }
+
+    /// Retires the current routes whose name `keep` refuses (returned
+    /// first), and forgets the retired routes with no canary in flight
+    /// (`busy`, by route; a canary of a route none knows, resumed after a
+    /// restart, makes a retired route of its own): returns their labels,
+    /// whose series go with them.
+    pub fn retain(
+        &mut self,
+        keep: impl Fn(&str) -> bool,
+        busy: &HashSet<RouteLabels>,
+    ) -> (Vec<RouteLabels>, Vec<RouteLabels>) {
         let gone: Vec<String> = self.current.keys().filter(|name| !keep(name)).cloned().collect();
+        let mut retired = Vec::new();
         for name in gone {
-            self.retired.extend(self.current.remove(&name));
+            if let Some(status) = self.current.remove(&name) {
+                retired.push(status.labels.clone());
+                self.retire(status);
+            }
+        }
+        for labels in busy {
+            if self.find_mut(labels.probe(), labels.provider(), labels.inbox()).is_none() {
+                self.retire(RouteStatus::new(labels.clone()));
+            }
         }
         let mut forgotten = Vec::new();
         self.retired.retain(|s| {
@@ -159,7 +180,7 @@ impl Table {
             }
             keep
         });
-        forgotten
+        (retired, forgotten)
     }
 }
 

@@ -341,6 +341,7 @@ async fn a_reload_that_gives_a_route_name_another_provider_starts_it_anew_and_ke
     };
     let series = |f: &Fixture, provider: &str| f.metrics.encode_text().contains(&format!("provider=\"{provider}\""));
     let entry = |provider: &str, sent, delivered, in_flight| (provider.to_string(), sent, delivered, in_flight);
+    f.metrics.task_started("route:r");
 
     // Nothing in flight: the route goes on through q, with nothing of p's.
     let (_, token) = f.sent().await;
@@ -363,7 +364,15 @@ async fn a_reload_that_gives_a_route_name_another_provider_starts_it_anew_and_ke
     let tick = f.matcher.tick().await;
     assert!(tick.in_flight.is_empty(), "q's canary says nothing of p, which the name goes through now: {tick:?}");
     assert_eq!(statuses(&f.matcher), [entry("p", 0, 0, 0), entry("q", 1, 0, 1)]);
+    let retired: Vec<bool> = f.matcher.status().iter().map(|s| s.retired).collect();
+    assert_eq!(retired, [false, true], "the API says which is which");
     assert!(series(&f, "p") && series(&f, "q"));
+    let text = f.metrics.encode_text();
+    assert!(
+        !text.lines().any(|l| l.starts_with("mailcanary_overdue") && l.contains("provider=\"q\"")),
+        "a retired route is judged no more, and no alert reads its overdue gauges: {text}"
+    );
+    assert!(text.contains("mailcanary_task_restarts_total{task=\"route:r\"} 0"), "the name's task runs on: {text}");
     f.matcher.seen(&flying, f.seen_at(None)).await;
     f.matcher.tick().await;
     assert_eq!(statuses(&f.matcher), [entry("p", 0, 0, 0), entry("q", 1, 1, 0)]);
@@ -383,6 +392,31 @@ async fn a_reload_that_gives_a_route_name_another_provider_starts_it_anew_and_ke
     f.matcher.seen(&flying, f.seen_at(None)).await;
     f.matcher.tick().await;
     assert_eq!(statuses(&f.matcher), [entry("p", 1, 1, 0)]);
+    // Removed: its task's series goes with the rest.
+    f.matcher.retain_routes(&[]);
+    assert!(!f.metrics.encode_text().contains("route:r"));
+}
+
+#[tokio::test]
+async fn a_canary_resumed_for_a_route_the_config_no_longer_has_keeps_a_status_until_it_settles() {
+    let f = fixture();
+    let (_, token) = f.sent().await;
+    // Restarted with r through another provider.
+    let metrics = Arc::new(Metrics::new());
+    let restarted = Matcher::with_clock(f.ledger.clone(), metrics.clone(), f.clock.clone());
+    restarted.register(metrics.clone());
+    assert_eq!(restarted.resume().await.unwrap(), 1);
+    let moved = Route { provider: "q".into(), ..f.route.clone() };
+    restarted.add_route(&moved);
+    restarted.retain_routes(std::slice::from_ref(&moved));
+    restarted.inbox_caught_up("i");
+    restarted.tick().await;
+    assert_eq!(statuses(&restarted), [("q".to_string(), 0, 0, 0), ("p".to_string(), 0, 0, 1)]);
+    restarted.seen(&token, f.seen_at(None)).await;
+    assert_eq!(statuses(&restarted), [("q".to_string(), 0, 0, 0), ("p".to_string(), 0, 1, 1)]);
+    restarted.retain_routes(std::slice::from_ref(&moved));
+    assert_eq!(statuses(&restarted), [("q".to_string(), 0, 0, 0)]);
+    assert!(!metrics.encode_text().contains("provider=\"p\""), "and its series went with it");
 }
 
 #[tokio::test]
