@@ -65,7 +65,13 @@ fn tls_and_basic_auth_from_a_web_config_file() {
     assert_eq!(curl(&["--cacert", cacert, "-u", "prometheus:wrong", &url]).0, 401, "a wrong password");
     let (code, body) = curl(&["--cacert", cacert, "-u", "prometheus:scrape-secret-9q", &url]);
     assert_eq!(code, 200);
-    assert!(body.contains("mailcanary_build_info"), "{body}");
+    assert!(body.contains("mailcanary_build_info") && !body.contains("# EOF"), "{body}");
+    // Streamed a family at a time: OpenMetrics still ends once, at the end.
+    let accept = "Accept: application/openmetrics-text; version=1.0.0";
+    let (code, body) = curl(&["--cacert", cacert, "-u", "prometheus:scrape-secret-9q", "-H", accept, &url]);
+    assert_eq!(code, 200);
+    assert!(body.ends_with("\n# EOF\n") && body.matches("# EOF").count() == 1, "{body}");
+    assert!(body.contains("# TYPE mailcanary_build_info gauge"), "{body}");
     assert_eq!(curl(&[&format!("http://localhost:{port}/metrics")]).0, 0, "no plain HTTP on a TLS listener");
     // With credentials on the listener, a caller may reload; a form post may not.
     let reload = format!("https://localhost:{port}/-/reload");
