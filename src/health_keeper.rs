@@ -146,13 +146,14 @@ impl HealthKeeper {
     pub async fn restore(&self) -> Result<(), LedgerError> {
         let windows = self.board().learning_windows();
         if let Some(per_route) = windows.iter().map(|(_, w)| *w).max() {
-            let probes: Vec<String> = windows.iter().map(|(p, _)| p.clone()).collect();
+            let routes: Vec<(String, String, String)> = windows.into_iter().map(|(r, _)| r).collect();
             // Sent before this process started: what it sent since, it learns live.
             let window = (self.started_ms - LEARN_LOOKBACK_MS, self.started_ms);
-            let max_rows = probes.len().saturating_mul(LEARN_ROWS_PER_ROUTE);
-            let history = self.ledger.call(move |l| l.recent_latencies(&probes, window, per_route, max_rows)).await?;
+            let max_rows = routes.len().saturating_mul(LEARN_ROWS_PER_ROUTE);
+            let asked = routes.clone();
+            let history = self.ledger.call(move |l| l.recent_latencies(&asked, window, per_route, max_rows)).await?;
             let mut health = self.board();
-            for (probe, latencies) in &history {
+            for ((probe, _, _), latencies) in routes.iter().zip(&history) {
                 health.learn_history(probe, latencies);
             }
             let bounds = health.bounds();

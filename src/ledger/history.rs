@@ -136,42 +136,47 @@ impl Ledger {
         })
     }
 
-    /// The delivery latencies (seconds) of each of `probes`' newest
+    /// The delivery latencies (seconds) of each of `routes`' newest
     /// deliveries (within their timeout, as live learning sees them), sent
-    /// in `[since_ms, until_ms)`: up to `per_route` each, oldest first.
-    /// What a restarted service learns its routes' overdue bounds from
-    /// (crate::health::learn). Reads the history index newest first and
-    /// stops once every route has its fill or `max_rows` were read (a dead
-    /// route never fills: the day is not read whole for it).
+    /// in `[since_ms, until_ms)`: up to `per_route` each, oldest first, in
+    /// the order of `routes` (probe, provider, inbox: a name that went
+    /// through another provider or into another inbox before learns nothing
+    /// from then). What a restarted service learns its routes' overdue
+    /// bounds from (crate::health::learn). Reads the history index newest
+    /// first and stops once every route has its fill or `max_rows` were
+    /// read (a dead route never fills: the day is not read whole for it).
     pub fn recent_latencies(
         &self,
-        probes: &[String],
+        routes: &[(String, String, String)],
         (since_ms, until_ms): (i64, i64),
         per_route: usize,
         max_rows: usize,
-    ) -> Result<HashMap<String, Vec<f64>>> {
+    ) -> Result<Vec<Vec<f64>>> {
         self.with(|db| {
             let mut stmt = db.prepare_cached(
-                "SELECT probe, latency_ms FROM canaries INDEXED BY canaries_history
+                "SELECT probe, provider, inbox, latency_ms FROM canaries INDEXED BY canaries_history
                  WHERE created_ms >= ?1 AND created_ms < ?2 AND state = 'delivered' AND latency_ms IS NOT NULL
                  ORDER BY created_ms DESC",
             )?;
             let mut rows = stmt.query([since_ms, until_ms])?;
-            let mut out: HashMap<String, Vec<f64>> = probes.iter().map(|p| (p.clone(), Vec::new())).collect();
-            let mut unfilled = if per_route == 0 { 0 } else { out.len() };
+            let index: HashMap<(&str, &str, &str), usize> =
+                routes.iter().enumerate().map(|(i, (p, s, x))| ((p.as_str(), s.as_str(), x.as_str()), i)).collect();
+            let mut out: Vec<Vec<f64>> = vec![Vec::new(); routes.len()];
+            let mut unfilled = if per_route == 0 { 0 } else { index.len() };
             let mut read = 0;
             while unfilled > 0
                 && read < max_rows
                 && let Some(row) = rows.next()?
             {
                 read += 1;
-                let probe: String = row.get(0)?;
-                if let Some(v) = out.get_mut(&probe).filter(|v| v.len() < per_route) {
-                    v.push(row.get::<_, i64>(1)?.max(0) as f64 / 1000.0);
-                    unfilled -= usize::from(v.len() == per_route);
+                let (probe, provider, inbox): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                let Some(&i) = index.get(&(probe.as_str(), provider.as_str(), inbox.as_str())) else { continue };
+                if out[i].len() < per_route {
+                    out[i].push(row.get::<_, i64>(3)?.max(0) as f64 / 1000.0);
+                    unfilled -= usize::from(out[i].len() == per_route);
                 }
             }
-            out.values_mut().for_each(|v| v.reverse());
+            out.iter_mut().for_each(|v| v.reverse());
             Ok(out)
         })
     }
@@ -212,10 +217,12 @@ mod tests {
     #[test]
     fn recent_latencies_are_each_routes_newest_deliveries_oldest_first() {
         let ledger = ledger();
-        let probes: Vec<String> = ["a", "b", "gone"].map(String::from).to_vec();
+        let route = |probe: &str, provider: &str| (probe.to_string(), provider.to_string(), "i".to_string());
+        // The fixture's canaries all went through p into i.
+        let routes = [route("a", "p"), route("b", "p"), route("gone", "p"), route("a", "q")];
         let since = 100 * 60_000;
-        let got = ledger.recent_latencies(&probes, (since, i64::MAX), 50, usize::MAX).unwrap();
-        for probe in ["a", "b"] {
+        let got = ledger.recent_latencies(&routes, (since, i64::MAX), 50, usize::MAX).unwrap();
+        for (i, probe) in ["a", "b"].into_iter().enumerate() {
             let want: Vec<f64> = ledger
                 .with(|db| {
                     db.prepare(
@@ -228,19 +235,17 @@ mod tests {
                 .unwrap();
             let want: Vec<f64> = want.into_iter().rev().collect();
             assert_eq!(want.len(), 50, "the fixture has enough");
-            assert_eq!(got[probe], want, "{probe}");
+            assert_eq!(got[i], want, "{probe}");
         }
-        assert!(got["gone"].is_empty(), "a route without deliveries learns nothing");
-        assert!(!got.contains_key("c"), "only the routes asked for");
-        assert!(
-            ledger.recent_latencies(&probes, (since, i64::MAX), 0, usize::MAX).unwrap().values().all(Vec::is_empty)
-        );
+        assert!(got[2].is_empty(), "a route without deliveries learns nothing");
+        assert!(got[3].is_empty(), "nor a name from what it delivered through another provider");
+        assert!(ledger.recent_latencies(&routes, (since, i64::MAX), 0, usize::MAX).unwrap().iter().all(Vec::is_empty));
         // Rows past the cap are not read: the newest 10 of the window, over a and b.
-        let capped = ledger.recent_latencies(&probes, (since, i64::MAX), 50, 10).unwrap();
-        assert!(capped.values().map(Vec::len).sum::<usize>() <= 10);
+        let capped = ledger.recent_latencies(&routes, (since, i64::MAX), 50, 10).unwrap();
+        assert!(capped.iter().map(Vec::len).sum::<usize>() <= 10);
         let until = 250 * 60_000;
-        let older = ledger.recent_latencies(&probes, (since, until), 50, usize::MAX).unwrap();
-        assert_ne!(older["a"], got["a"], "only those sent before `until`");
+        let older = ledger.recent_latencies(&routes, (since, until), 50, usize::MAX).unwrap();
+        assert_ne!(older[0], got[0], "only those sent before `until`");
     }
 
     #[test]
