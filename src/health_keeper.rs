@@ -54,7 +54,7 @@ impl Consumer for HealthKeeper {
             && board.judges(&s.route)
             && let Some(bound) = board.record(s.route.probe(), s.accepted, evidence, s.outcome.latency_seconds())
         {
-            drop(board);
+            // Under the board's lock: see `configure`.
             self.metrics.overdue_bound.get_or_create(&s.route).set(bound.as_secs_f64());
         }
     }
@@ -120,7 +120,18 @@ impl HealthKeeper {
                 self.metrics.remove_provider(&provider);
             }
         }
+        // A route the board judges no more (removed, or its name given to
+        // another provider or inbox) loses its overdue gauges here, under
+        // the board's lock, so that no verdict or decision racing the
+        // reload brings them back (both set them under it).
+        let judged_before = health.bounds();
         health.configure(&providers, &routes, self.clock.wall_ms());
+        for (probe, provider, inbox, _) in judged_before {
+            let labels = crate::metrics::RouteLabels::new(probe, provider, inbox);
+            if !health.judges(&labels) {
+                self.metrics.retire_route(&labels);
+            }
+        }
         for (provider, state) in health.states() {
             self.metrics.set_provider_state(&provider, state);
         }
@@ -146,14 +157,14 @@ impl HealthKeeper {
     pub async fn restore(&self) -> Result<(), LedgerError> {
         let windows = self.board().learning_windows();
         if let Some(per_route) = windows.iter().map(|(_, w)| *w).max() {
-            let routes: Vec<(String, String, String)> = windows.into_iter().map(|(r, _)| r).collect();
+            let routes: Vec<(String, String)> = windows.into_iter().map(|(route, _)| route).collect();
             // Sent before this process started: what it sent since, it learns live.
             let window = (self.started_ms - LEARN_LOOKBACK_MS, self.started_ms);
             let max_rows = routes.len().saturating_mul(LEARN_ROWS_PER_ROUTE);
             let asked = routes.clone();
             let history = self.ledger.call(move |l| l.recent_latencies(&asked, window, per_route, max_rows)).await?;
             let mut health = self.board();
-            for ((probe, _, _), latencies) in routes.iter().zip(&history) {
+            for ((probe, _), latencies) in routes.iter().zip(&history) {
                 health.learn_history(probe, latencies);
             }
             let bounds = health.bounds();
@@ -239,17 +250,19 @@ impl HealthKeeper {
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
         }
-        let (changes, asks, runs, next) = {
+        let (changes, asks, next) = {
             let mut health = self.board();
             let suspicions = health.observe(&tick.in_flight, &tick.live_inboxes);
             let asks: Vec<_> = suspicions.iter().flat_map(|probe| health.confirmations(probe)).collect();
             let next = health.due(&tick.in_flight).1;
-            (health.decide(tick.now_ms), asks, health.take_overdue_runs(), next)
+            let changes = health.decide(tick.now_ms);
+            // Under the board's lock: see `configure`.
+            for r in health.take_overdue_runs() {
+                let labels = crate::metrics::RouteLabels::new(r.probe, r.provider, r.inbox);
+                self.metrics.overdue_in_a_row.get_or_create(&labels).set(i64::from(r.run));
+            }
+            (changes, asks, next)
         };
-        for r in runs {
-            let labels = crate::metrics::RouteLabels::new(r.probe, r.provider, r.inbox);
-            self.metrics.overdue_in_a_row.get_or_create(&labels).set(i64::from(r.run));
-        }
         self.steer();
         // Confirmations go before anything waits on the ledger: the sooner
         // they are sent, the sooner the suspicion is settled either way.

@@ -57,11 +57,10 @@ impl Board {
             .is_some_and(|r| *r.provider == **route.provider() && *r.inbox == **route.inbox())
     }
 
-    /// Each learning route (probe, provider, inbox) and how many
-    /// deliveries it learns from.
-    pub fn learning_windows(&self) -> Vec<((String, String, String), usize)> {
-        let route = |p: &String, r: &RouteEvidence| (p.clone(), r.provider.clone(), r.inbox.clone());
-        self.routes.iter().filter_map(|(p, r)| Some((route(p, r), r.learned.window()?))).collect()
+    /// Each learning route (probe, provider) and how many deliveries it
+    /// learns from.
+    pub fn learning_windows(&self) -> Vec<((String, String), usize)> {
+        self.routes.iter().filter_map(|(p, r)| Some(((p.clone(), r.provider.clone()), r.learned.window()?))).collect()
     }
 
     /// `probe` delivered these latencies before a restart, oldest first.

@@ -139,28 +139,29 @@ impl Ledger {
     /// The delivery latencies (seconds) of each of `routes`' newest
     /// deliveries (within their timeout, as live learning sees them), sent
     /// in `[since_ms, until_ms)`: up to `per_route` each, oldest first, in
-    /// the order of `routes` (probe, provider, inbox: a name that went
-    /// through another provider or into another inbox before learns nothing
-    /// from then). What a restarted service learns its routes' overdue
+    /// the order of `routes` (probe and provider: a name that went through
+    /// another provider before learns nothing from then; the inbox is not
+    /// in the history index, and reading the table for it at every start
+    /// would cost a lookup per row). What a restarted service learns its routes' overdue
     /// bounds from (crate::health::learn). Reads the history index newest
     /// first and stops once every route has its fill or `max_rows` were
     /// read (a dead route never fills: the day is not read whole for it).
     pub fn recent_latencies(
         &self,
-        routes: &[(String, String, String)],
+        routes: &[(String, String)],
         (since_ms, until_ms): (i64, i64),
         per_route: usize,
         max_rows: usize,
     ) -> Result<Vec<Vec<f64>>> {
         self.with(|db| {
             let mut stmt = db.prepare_cached(
-                "SELECT probe, provider, inbox, latency_ms FROM canaries INDEXED BY canaries_history
+                "SELECT probe, provider, latency_ms FROM canaries INDEXED BY canaries_history
                  WHERE created_ms >= ?1 AND created_ms < ?2 AND state = 'delivered' AND latency_ms IS NOT NULL
                  ORDER BY created_ms DESC",
             )?;
             let mut rows = stmt.query([since_ms, until_ms])?;
-            let index: HashMap<(&str, &str, &str), usize> =
-                routes.iter().enumerate().map(|(i, (p, s, x))| ((p.as_str(), s.as_str(), x.as_str()), i)).collect();
+            let index: HashMap<(&str, &str), usize> =
+                routes.iter().enumerate().map(|(i, (p, s))| ((p.as_str(), s.as_str()), i)).collect();
             let mut out: Vec<Vec<f64>> = vec![Vec::new(); routes.len()];
             let mut unfilled = if per_route == 0 { 0 } else { index.len() };
             let mut read = 0;
@@ -169,10 +170,10 @@ impl Ledger {
                 && let Some(row) = rows.next()?
             {
                 read += 1;
-                let (probe, provider, inbox): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-                let Some(&i) = index.get(&(probe.as_str(), provider.as_str(), inbox.as_str())) else { continue };
+                let (probe, provider): (String, String) = (row.get(0)?, row.get(1)?);
+                let Some(&i) = index.get(&(probe.as_str(), provider.as_str())) else { continue };
                 if out[i].len() < per_route {
-                    out[i].push(row.get::<_, i64>(3)?.max(0) as f64 / 1000.0);
+                    out[i].push(row.get::<_, i64>(2)?.max(0) as f64 / 1000.0);
                     unfilled -= usize::from(out[i].len() == per_route);
                 }
             }
@@ -217,8 +218,8 @@ mod tests {
     #[test]
     fn recent_latencies_are_each_routes_newest_deliveries_oldest_first() {
         let ledger = ledger();
-        let route = |probe: &str, provider: &str| (probe.to_string(), provider.to_string(), "i".to_string());
-        // The fixture's canaries all went through p into i.
+        let route = |probe: &str, provider: &str| (probe.to_string(), provider.to_string());
+        // The fixture's canaries all went through p.
         let routes = [route("a", "p"), route("b", "p"), route("gone", "p"), route("a", "q")];
         let since = 100 * 60_000;
         let got = ledger.recent_latencies(&routes, (since, i64::MAX), 50, usize::MAX).unwrap();
