@@ -79,8 +79,9 @@ impl State {
 }
 
 /// Runs `sql` through the connection's statement cache: a canary's
-/// transitions and the inboxes' cursors, written for every canary, are
-/// compiled once rather than at every write.
+/// transitions and the inboxes' cursors, written for every canary, and the
+/// statements around them (a batch's BEGIN and COMMIT, how commits sync, a
+/// savepoint) are compiled once rather than at every write.
 fn run(db: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
     db.prepare_cached(sql)?.execute(params)
 }
@@ -89,10 +90,10 @@ fn run(db: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usiz
 /// nests in the batch the ledger's thread commits (thread.rs), and stands
 /// alone (committing when it ends) anywhere else.
 fn atomically<T>(db: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    db.execute_batch("SAVEPOINT atomically")?;
+    run(db, "SAVEPOINT atomically", [])?;
     match f(db) {
         Ok(value) => {
-            db.execute_batch("RELEASE atomically")?;
+            run(db, "RELEASE atomically", [])?;
             Ok(value)
         }
         Err(e) => {

@@ -157,7 +157,7 @@ impl Ledger {
     /// cannot commit fails every job of it.
     fn batch(&self, jobs: Vec<Job>) {
         self.sync_commits(jobs.iter().any(|job| job.synced));
-        let grouped = jobs.len() > 1 && self.with(|db| db.execute_batch("BEGIN IMMEDIATE")).is_ok();
+        let grouped = jobs.len() > 1 && self.with(|db| super::run(db, "BEGIN IMMEDIATE", [])).is_ok();
         let replies: Vec<Reply> = jobs.into_iter().map(|job| (job.run)(self)).collect();
         let uncommitted = grouped.then(|| self.commit()).flatten();
         for reply in replies {
@@ -173,9 +173,10 @@ impl Ledger {
         if self.synced_commits.load(Relaxed) == synced {
             return;
         }
-        let level = if synced { "FULL" } else { "NORMAL" };
-        match self.with(|db| db.pragma_update(None, "synchronous", level)) {
-            Ok(()) => self.synced_commits.store(synced, Relaxed),
+        let (level, sql) =
+            if synced { ("FULL", "PRAGMA synchronous = FULL") } else { ("NORMAL", "PRAGMA synchronous = NORMAL") };
+        match self.with(|db| super::run(db, sql, [])) {
+            Ok(_) => self.synced_commits.store(synced, Relaxed),
             // Tried again at the next batch that asks for a change.
             Err(e) => tracing::error!(error = %e, level, "ledger: cannot set how commits sync"),
         }
@@ -188,8 +189,8 @@ impl Ledger {
                 // SQLite rolled it back itself (the disk is full, say).
                 return Ok(Some("the transaction was rolled back".to_string()));
             }
-            Ok(match db.execute_batch("COMMIT") {
-                Ok(()) => None,
+            Ok(match super::run(db, "COMMIT", []) {
+                Ok(_) => None,
                 Err(e) => {
                     let _ = db.execute_batch("ROLLBACK");
                     Some(e.to_string())
