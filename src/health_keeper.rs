@@ -198,7 +198,7 @@ impl HealthKeeper {
     }
 
     /// Every provider's health, best first; application send paths too.
-    pub fn providers(&self) -> Arc<Vec<ProviderHealth>> {
+    pub fn providers(&self) -> Arc<Vec<Arc<ProviderHealth>>> {
         self.board().providers()
     }
 

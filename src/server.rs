@@ -126,18 +126,19 @@ async fn status(State(state): State<Arc<AppState>>) -> Response {
 }
 
 #[derive(Serialize)]
-struct Providers {
+struct Providers<'a> {
     instance: String,
     /// Sending providers, best first: usable before down, newest canaries
     /// arrived before newest failed, then by state, then recent p95 latency.
-    providers: Vec<ProviderHealth>,
+    providers: Vec<&'a ProviderHealth>,
     /// Applications' own send paths (triggers), judged alike but not ranked
     /// among the providers: an application cannot send through another's.
-    applications: Vec<ProviderHealth>,
+    applications: Vec<&'a ProviderHealth>,
 }
 
 async fn providers(State(state): State<Arc<AppState>>) -> Response {
-    let (applications, providers) = state.health.providers().iter().cloned().partition(|p| p.application);
+    let ranked = state.health.providers();
+    let (applications, providers) = ranked.iter().map(|p| &**p).partition(|p| p.application);
     json(&Providers { instance: state.instance.clone(), providers, applications })
 }
 

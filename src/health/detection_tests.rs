@@ -41,7 +41,7 @@ fn flying(probe: &str, canaries: &[(Instant, f64)]) -> HashMap<String, Vec<(Inst
 }
 
 fn health(b: &Board, provider: &str) -> ProviderHealth {
-    b.providers().iter().find(|p| p.provider == provider).unwrap().clone()
+    b.providers().iter().find(|p| p.provider == provider).map(|p| (**p).clone()).unwrap()
 }
 
 #[test]

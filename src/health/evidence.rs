@@ -45,6 +45,7 @@ impl Board {
         };
         let before = r.learned.bound();
         r.record(accepted, evidence, latency_seconds);
+        self.changed.probes.insert(probe.to_string());
         Some(r.learned.bound()).filter(|b| *b != before)
     }
 
@@ -67,6 +68,7 @@ impl Board {
     pub fn learn_history(&mut self, probe: &str, latencies: &[f64]) {
         if let Some(r) = self.routes.get_mut(probe) {
             r.learned.learn_history(latencies);
+            self.changed.probes.insert(probe.to_string());
         }
     }
 
@@ -79,22 +81,39 @@ impl Board {
     /// inboxes a watcher sees now (the others' evidence is set aside).
     /// Returns the routes that raised a suspicion, by probe, sorted: their
     /// newest canary is overdue, and confirmations should go at once.
+    /// Looks at the routes with canaries in flight now or at the last look
+    /// only: a route with none has nothing new to show.
     pub fn observe(&mut self, in_flight: &HashMap<String, Vec<(Instant, Duration)>>, live: &[String]) -> Vec<String> {
-        let live: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
-        let mut unseen: Vec<String> =
-            self.routes.values().filter(|r| !live.contains(r.inbox.as_str())).map(|r| r.inbox.clone()).collect();
+        let live: HashSet<&str> = live.iter().map(String::as_str).collect();
+        let mut unseen: Vec<String> = self.probes_into.keys().filter(|i| !live.contains(i.as_str())).cloned().collect();
         unseen.sort_unstable();
-        unseen.dedup();
+        for inbox in unseen.iter().filter(|i| self.unseen.binary_search(i).is_err()) {
+            self.changed.inboxes.insert(inbox.clone());
+        }
+        for inbox in self.unseen.iter().filter(|i| unseen.binary_search(i).is_err()) {
+            self.changed.inboxes.insert(inbox.clone());
+        }
+        let mut probes: Vec<String> = std::mem::take(&mut self.busy).into_iter().collect();
+        probes.extend(in_flight.keys().filter(|p| self.routes.contains_key(*p)).cloned());
+        probes.sort_unstable();
+        probes.dedup();
         let mut suspicions = Vec::new();
-        for (probe, r) in self.routes.iter_mut() {
+        for probe in probes {
+            let Some(r) = self.routes.get_mut(&probe) else { continue };
             let down_after = self.thresholds.get(&r.provider).copied().unwrap_or_default().down_after;
             let seen = unseen.binary_search(&r.inbox).is_err();
-            if r.observe(in_flight.get(probe).map_or(&[][..], |v| v.as_slice()), down_after, seen) {
-                suspicions.push(probe.clone());
+            let look = r.observe(in_flight.get(&probe).map_or(&[][..], |v| v.as_slice()), down_after, seen);
+            if look.moved {
+                self.changed.probes.insert(probe.clone());
+            }
+            if r.busy() {
+                self.busy.insert(probe.clone());
+            }
+            if look.suspicion {
+                suspicions.push(probe);
             }
         }
         self.unseen = unseen;
-        suspicions.sort_unstable();
         suspicions
     }
 

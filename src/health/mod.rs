@@ -21,7 +21,8 @@
 //!   outage do not hold a repaired provider down.
 
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod evidence;
@@ -129,16 +130,41 @@ pub struct Board {
     /// Each inbox's probes, sorted: where a suspicion's confirmations go.
     probes_into: HashMap<String, Vec<String>>,
     states: HashMap<String, (State, i64, String)>,
-    /// Inboxes whose watcher cannot see them now.
+    /// Inboxes whose watcher cannot see them now, sorted.
     unseen: Vec<String>,
+    /// Inboxes whose evidence is set aside, as of the last decision.
+    suspect: HashSet<String>,
+    /// Routes whose last look found canaries in flight: the next look
+    /// visits them even when none are left (`observe`).
+    busy: HashSet<String>,
+    /// What moved since the last decision.
+    changed: Changed,
+    /// Each provider's health as of the last decision.
+    healths: HashMap<String, Arc<ProviderHealth>>,
     /// Every provider as of the last decision, best first: what the API,
     /// the page and the steering signals read, so that a state, its reason
     /// and its routes always describe the same instant.
-    snapshot: std::sync::Arc<Vec<ProviderHealth>>,
+    snapshot: Arc<Vec<Arc<ProviderHealth>>>,
     /// Real traffic's evidence, beside the canaries' (traffic.rs).
     pub traffic: traffic::TrafficInput,
     /// Routes whose overdue run changed at the last decision (`take_overdue_runs`).
     overdue_runs: Vec<OverdueRun>,
+}
+
+/// What moved since the last decision. A decision assesses again only the
+/// providers these can move (most routes have no canary in flight, or
+/// nothing new, at a given second): those of the routes that learned
+/// something, of the inboxes whose suspicion flipped, and those real
+/// traffic speaks of (its window moves with the clock). A reload or a
+/// restore moves everything. `decide_everything` in the tests is the oracle
+/// every decision is held to.
+#[derive(Debug, Default)]
+struct Changed {
+    everything: bool,
+    /// Routes, by probe, whose evidence or bound moved.
+    probes: HashSet<String>,
+    /// Inboxes whose watcher started or stopped seeing them.
+    inboxes: HashSet<String>,
 }
 
 /// A provider of a config: its name, thresholds, Postfix next hop, and
@@ -179,34 +205,41 @@ impl Board {
         for p in providers {
             self.states.entry(p.name.clone()).or_insert((State::Unknown, now_ms, "no canary settled yet".into()));
         }
-        self.snapshot = std::sync::Arc::new(self.rank());
+        self.busy.retain(|probe| self.routes.contains_key(probe));
+        self.show_everything();
+    }
+
+    /// Everything moved (a reload, a restore): the snapshot is made anew
+    /// from every provider, and the next decision assesses every one.
+    fn show_everything(&mut self) {
+        self.changed.everything = true;
+        self.suspect = self.probes_into.keys().filter(|inbox| self.suspect_now(inbox)).cloned().collect();
+        self.healths = self.states.keys().map(|p| (p.clone(), Arc::new(self.health(p)))).collect();
+        self.snapshot = Arc::new(self.ranked());
     }
 
     fn thresholds(&self, provider: &str) -> Thresholds {
         self.thresholds.get(provider).copied().unwrap_or_default()
     }
 
-    /// Inboxes whose evidence is set aside.
-    fn suspect(&self) -> Vec<String> {
-        let mut suspect = self.unseen.clone();
-        let mut by_inbox: HashMap<&str, Vec<&RouteEvidence>> = HashMap::new();
-        for r in self.routes.values().filter(|r| r.has_evidence()) {
-            by_inbox.entry(r.inbox.as_str()).or_default().push(r);
+    /// Whether `inbox`'s evidence is set aside now: its watcher cannot see
+    /// it, or every one of at least two providers fails into it.
+    fn suspect_now(&self, inbox: &str) -> bool {
+        if self.unseen.binary_search_by(|i| i.as_str().cmp(inbox)).is_ok() {
+            return true;
         }
-        for (inbox, routes) in by_inbox {
-            let mut providers: Vec<&str> = routes.iter().map(|r| r.provider.as_str()).collect();
-            providers.sort_unstable();
-            providers.dedup();
-            if providers.len() >= 2 && routes.iter().all(|r| r.newest_bad_past_the_provider()) {
-                suspect.push(inbox.to_string());
-            }
-        }
-        suspect
+        let probes = self.probes_into.get(inbox).map_or(&[][..], Vec::as_slice);
+        let routes: Vec<&RouteEvidence> =
+            probes.iter().filter_map(|p| self.routes.get(p)).filter(|r| r.has_evidence()).collect();
+        let mut providers: Vec<&str> = routes.iter().map(|r| r.provider.as_str()).collect();
+        providers.sort_unstable();
+        providers.dedup();
+        providers.len() >= 2 && routes.iter().all(|r| r.newest_bad_past_the_provider())
     }
 
     /// The routes of `provider` whose evidence counts, by probe name.
-    fn usable<'a>(&'a self, provider: &str, suspect: &[String]) -> Vec<(&'a String, &'a RouteEvidence)> {
-        self.routes_of(provider).filter(|(_, r)| r.has_evidence() && !suspect.contains(&r.inbox)).collect()
+    fn usable<'a>(&'a self, provider: &str) -> Vec<(&'a String, &'a RouteEvidence)> {
+        self.routes_of(provider).filter(|(_, r)| r.has_evidence() && !self.suspect.contains(&r.inbox)).collect()
     }
 
     /// The routes of `provider`, by probe name.
@@ -216,9 +249,9 @@ impl Board {
     }
 
     /// The state the evidence alone says, and why.
-    fn assess(&self, provider: &str, suspect: &[String]) -> (State, String) {
+    fn assess(&self, provider: &str) -> (State, String) {
         let t = self.thresholds(provider);
-        let usable = self.usable(provider, suspect);
+        let usable = self.usable(provider);
         if usable.is_empty() {
             let why = if self.routes_of(provider).any(|(_, r)| r.has_evidence()) {
                 "every inbox it sends to is suspect (unreachable, or failing for every provider): no usable evidence"
@@ -244,13 +277,45 @@ impl Board {
     }
 
     /// Decides every provider's state at `now_ms`; returns the changes.
+    /// Only the providers what moved since the last decision can move are
+    /// assessed (`Changed`): the others' evidence says what it said then.
     pub fn decide(&mut self, now_ms: i64) -> Vec<Transition> {
-        let suspect = self.suspect();
-        let mut changes = Vec::new();
-        let mut providers: Vec<String> = self.states.keys().cloned().collect();
+        let changed = std::mem::take(&mut self.changed);
+        let mut providers: HashSet<String> = HashSet::new();
+        let probes: Vec<String> = if changed.everything {
+            self.suspect = self.probes_into.keys().filter(|inbox| self.suspect_now(inbox)).cloned().collect();
+            providers.extend(self.states.keys().cloned());
+            self.routes.keys().cloned().collect()
+        } else {
+            let mut inboxes = changed.inboxes;
+            for r in changed.probes.iter().filter_map(|p| self.routes.get(p)) {
+                inboxes.insert(r.inbox.clone());
+                providers.insert(r.provider.clone());
+            }
+            // An inbox suspected or cleared moves every provider sending into it.
+            for inbox in inboxes {
+                let now = self.suspect_now(&inbox);
+                if now == self.suspect.contains(&inbox) {
+                    continue;
+                }
+                if now {
+                    self.suspect.insert(inbox.clone());
+                } else {
+                    self.suspect.remove(&inbox);
+                }
+                let probes = self.probes_into.get(&inbox).map_or(&[][..], Vec::as_slice);
+                providers.extend(probes.iter().filter_map(|p| Some(self.routes.get(p)?.provider.clone())));
+            }
+            // Real traffic's window moves with the clock.
+            providers.extend(self.traffic.providers().cloned());
+            changed.probes.into_iter().collect()
+        };
+        let mut providers: Vec<String> = providers.into_iter().filter(|p| self.states.contains_key(p)).collect();
         providers.sort_unstable();
-        for provider in providers {
-            let (mut state, mut reason) = self.assess(&provider, &suspect);
+        let mut changes = Vec::new();
+        for provider in &providers {
+            let provider = provider.clone();
+            let (mut state, mut reason) = self.assess(&provider);
             if matches!(state, State::Healthy | State::Unknown)
                 && let Some(why) = self.traffic.spike(&provider, now_ms)
             {
@@ -261,7 +326,7 @@ impl Board {
             // row (on one route, counted from the newest) bring it back; no
             // evidence (an unseen inbox, a restart) does not either.
             let up_after = self.thresholds(&provider).up_after;
-            let good_run = self.usable(&provider, &suspect).iter().map(|(_, r)| r.good_run()).max().unwrap_or(0);
+            let good_run = self.usable(&provider).iter().map(|(_, r)| r.good_run()).max().unwrap_or(0);
             if current == State::Down && state != State::Down && good_run < up_after {
                 state = State::Down;
                 reason = format!(
@@ -281,15 +346,20 @@ impl Board {
                 self.states.insert(provider, (state, since, reason));
             }
         }
-        for (probe, r) in self.routes.iter_mut() {
+        for probe in probes {
+            let Some(r) = self.routes.get_mut(&probe) else { continue };
             let run = r.overdue_run();
             if run != r.shown_overdue_run {
                 r.shown_overdue_run = run;
                 let (provider, inbox) = (r.provider.clone(), r.inbox.clone());
-                self.overdue_runs.push(OverdueRun { probe: probe.clone(), provider, inbox, run });
+                self.overdue_runs.push(OverdueRun { probe, provider, inbox, run });
             }
         }
-        self.snapshot = std::sync::Arc::new(self.rank());
+        for provider in providers {
+            let health = Arc::new(self.health(&provider));
+            self.healths.insert(provider, health);
+        }
+        self.snapshot = Arc::new(self.ranked());
         changes
     }
 
@@ -299,7 +369,7 @@ impl Board {
         if let Some(s) = self.states.get_mut(provider) {
             *s = (State::Down, since_ms, reason);
         }
-        self.snapshot = std::sync::Arc::new(self.rank());
+        self.show_everything();
     }
 
     /// Every provider's current state.
@@ -309,7 +379,7 @@ impl Board {
 
     /// Every provider and application send path as of the last decision,
     /// best first (see [`ProviderHealth::rank_key`]).
-    pub fn providers(&self) -> std::sync::Arc<Vec<ProviderHealth>> {
+    pub fn providers(&self) -> Arc<Vec<Arc<ProviderHealth>>> {
         self.snapshot.clone()
     }
 }
@@ -319,3 +389,6 @@ mod tests;
 
 #[cfg(test)]
 mod detection_tests;
+
+#[cfg(test)]
+mod incremental_tests;

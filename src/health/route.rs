@@ -52,6 +52,14 @@ impl Verdict {
     }
 }
 
+/// What a look at a route's canaries in flight found.
+pub(super) struct Look {
+    /// A suspicion was raised (`RouteEvidence::observe`).
+    pub suspicion: bool,
+    /// Its overdue canaries changed (or aged): it must be decided again.
+    pub moved: bool,
+}
+
 /// Overdue by the learned bound only.
 fn is_suspicion(v: Option<Verdict>) -> bool {
     matches!(v, Some(Verdict::Overdue(_, Strength::Suspicion)))
@@ -123,24 +131,32 @@ impl RouteEvidence {
     /// (none younger is on its way), after the newest that settled, it
     /// raised none before, its inbox is watched (`seen`), and the route is
     /// not failing already (its scheduled canaries say enough then).
-    pub fn observe(&mut self, in_flight: &[(Instant, Duration)], down_after: u32, seen: bool) -> bool {
+    pub fn observe(&mut self, in_flight: &[(Instant, Duration)], down_after: u32, seen: bool) -> Look {
         let (bound, fixed) = (self.learned.bound(), self.learned.fixed());
-        self.overdue = in_flight
+        let mut overdue: Vec<_> = in_flight
             .iter()
             .filter(|(_, age)| *age >= bound)
             .map(|(at, age)| (*at, *age, if *age >= fixed { Strength::Evidence } else { Strength::Suspicion }))
             .collect();
-        self.overdue.sort_by_key(|(at, _, _)| *at);
+        overdue.sort_by_key(|(at, _, _)| *at);
+        let moved = overdue != self.overdue;
+        self.overdue = overdue;
         self.young_in_flight = in_flight.iter().any(|(_, age)| *age < bound);
-        let Some(&(newest, _, _)) = self.overdue.last() else { return false };
+        let quiet = Look { suspicion: false, moved };
+        let Some(&(newest, _, _)) = self.overdue.last() else { return quiet };
         let newer_settled = self.settled.back().is_some_and(|(at, _)| *at > newest);
         if self.young_in_flight || newer_settled || !seen || self.suspected.is_some_and(|s| s >= newest) {
-            return false;
+            return quiet;
         }
         // Decided now, asked for or not: a route failing already asks for
         // nothing, and the same canary asks nothing once it recovers.
         self.suspected = Some(newest);
-        !self.failing(down_after)
+        Look { suspicion: !self.failing(down_after), moved }
+    }
+
+    /// It has canaries in flight, overdue or not, as of the last look.
+    pub fn busy(&self) -> bool {
+        self.young_in_flight || !self.overdue.is_empty()
     }
 
     /// Of these canaries in flight: whether one has passed the bound since

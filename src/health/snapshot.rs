@@ -63,11 +63,9 @@ pub struct RouteHealth {
 }
 
 impl Board {
-    /// Every provider now, best first.
-    pub(super) fn rank(&self) -> Vec<ProviderHealth> {
-        let suspect = self.suspect();
-        let mut out: Vec<ProviderHealth> =
-            self.states.iter().map(|(provider, current)| self.health(provider, current, &suspect)).collect();
+    /// Every provider as of the last decision, best first.
+    pub(super) fn ranked(&self) -> Vec<Arc<ProviderHealth>> {
+        let mut out: Vec<Arc<ProviderHealth>> = self.healths.values().cloned().collect();
         out.sort_by(|a, b| {
             let (ka, kb) = (a.rank_key(), b.rank_key());
             (ka.0, ka.1, ka.2).cmp(&(kb.0, kb.1, kb.2)).then(ka.3.total_cmp(&kb.3)).then(a.provider.cmp(&b.provider))
@@ -75,19 +73,16 @@ impl Board {
         out
     }
 
-    fn health(
-        &self,
-        provider: &str,
-        (state, since_ms, reason): &(State, i64, String),
-        suspect: &[String],
-    ) -> ProviderHealth {
+    /// `provider`'s health now, from its decided state and its routes.
+    pub(super) fn health(&self, provider: &str) -> ProviderHealth {
+        let (state, since_ms, reason) = &self.states[provider];
         let t = self.thresholds(provider);
         let routes: Vec<RouteHealth> = self
             .routes_of(provider)
             .map(|(probe, r)| RouteHealth {
                 probe: probe.clone(),
                 inbox: r.inbox.clone(),
-                inbox_suspect: suspect.contains(&r.inbox),
+                inbox_suspect: self.suspect.contains(&r.inbox),
                 failing: r.failing(t.down_after),
                 bad_in_a_row: r.bad_run().0,
                 overdue_seconds: r.overdue().map(|d| d.as_secs_f64()),
@@ -95,7 +90,7 @@ impl Board {
                 bound: r.learned.source(),
             })
             .collect();
-        let usable = self.usable(provider, suspect);
+        let usable = self.usable(provider);
         let mut latencies: Vec<f64> = usable.iter().flat_map(|(_, r)| r.latencies.iter().copied()).collect();
         latencies.sort_by(f64::total_cmp);
         let p95 = (!latencies.is_empty())

@@ -55,7 +55,7 @@ impl Fixture {
     }
 
     fn health(&self, provider: &str) -> ProviderHealth {
-        self.b.providers().iter().find(|p| p.provider == provider).unwrap().clone()
+        self.b.providers().iter().find(|p| p.provider == provider).map(|p| (**p).clone()).unwrap()
     }
 }
 

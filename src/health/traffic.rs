@@ -88,6 +88,11 @@ impl TrafficInput {
         }
     }
 
+    /// The providers real traffic was ever told of.
+    pub(super) fn providers(&self) -> impl Iterator<Item = &String> {
+        self.buckets.keys()
+    }
+
     /// Why `provider`'s real traffic says it is in trouble at `now_ms`, if it does.
     pub fn spike(&self, provider: &str, now_ms: i64) -> Option<String> {
         let t = &self.thresholds;

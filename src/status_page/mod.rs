@@ -157,7 +157,7 @@ struct Fresh {
     data: history::Data,
     /// The real traffic of each incident, by its start.
     traffic: HashMap<i64, TrafficCounts>,
-    providers: Arc<Vec<crate::health::ProviderHealth>>,
+    providers: Arc<Vec<Arc<crate::health::ProviderHealth>>>,
     routes: Vec<crate::matcher::RouteStatus>,
     now_ms: i64,
 }

@@ -120,7 +120,7 @@ fn served_to(settings: &Settings, audience: Audience, key: &[u8; 32]) -> Snapsho
         visibility: settings.visibility(audience),
         data: &data,
         traffic: &traffic,
-        providers: &[health],
+        providers: &[std::sync::Arc::new(health)],
         routes: &[route],
         now_ms: now,
     };

@@ -231,7 +231,7 @@ pub struct Inputs<'a> {
     pub data: &'a Data,
     /// The real traffic of incidents, by their start.
     pub traffic: &'a std::collections::HashMap<i64, TrafficCounts>,
-    pub providers: &'a [ProviderHealth],
+    pub providers: &'a [std::sync::Arc<ProviderHealth>],
     pub routes: &'a [RouteStatus],
     pub now_ms: i64,
 }

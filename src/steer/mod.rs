@@ -63,8 +63,8 @@ fn class(p: &ProviderHealth) -> (bool, bool, u8) {
 /// Decides every signal from `ranked` (best first, as
 /// [`crate::health::Board::providers`] orders them), keeping `previous`'s
 /// next hop while it is as good as the best.
-pub fn decide(ranked: &[ProviderHealth], previous: Option<&Steering>) -> Steering {
-    let sending: Vec<&ProviderHealth> = ranked.iter().filter(|p| !p.application).collect();
+pub fn decide(ranked: &[std::sync::Arc<ProviderHealth>], previous: Option<&Steering>) -> Steering {
+    let sending: Vec<&ProviderHealth> = ranked.iter().map(|p| &**p).filter(|p| !p.application).collect();
     let all_down = !sending.is_empty() && sending.iter().all(|p| p.state == State::Down);
     let drained = |p: &ProviderHealth| p.state == State::Down && !all_down;
     let someone_arrives = sending.iter().any(|p| !drained(p) && p.newest_failing_routes == 0);

@@ -16,12 +16,12 @@ fn p(name: &str, state: State, newest_failing: usize, p95: f64) -> ProviderHealt
     }
 }
 
-fn ranked(mut ps: Vec<ProviderHealth>) -> Vec<ProviderHealth> {
+fn ranked(mut ps: Vec<ProviderHealth>) -> Vec<std::sync::Arc<ProviderHealth>> {
     ps.sort_by(|a, b| {
         let (ka, kb) = (a.rank_key(), b.rank_key());
         (ka.0, ka.1, ka.2).cmp(&(kb.0, kb.1, kb.2)).then(ka.3.total_cmp(&kb.3))
     });
-    ps
+    ps.into_iter().map(std::sync::Arc::new).collect()
 }
 
 #[test]
@@ -39,7 +39,7 @@ fn the_last_provider_is_never_drained() {
     let s = decide(&ranked(vec![p("a", State::Down, 2, 0.1), p("b", State::Down, 2, 1.0)]), None);
     assert!(s.providers.iter().all(|s| !s.drain && s.weight_percent == 100), "{s:?}");
     assert!(s.nexthop.is_some(), "Postfix keeps a next hop");
-    let alone = decide(&[p("a", State::Down, 1, 0.1)], None);
+    let alone = decide(&[std::sync::Arc::new(p("a", State::Down, 1, 0.1))], None);
     assert_eq!(agent::answer(&alone, "a"), "ready 100%");
     assert_eq!(alone.nexthop.as_deref(), Some("[a.example]:587"));
 }
@@ -79,7 +79,7 @@ fn applications_are_never_steered_to() {
 fn no_evidence_informs_nothing() {
     let s = decide(&ranked(vec![p("a", State::Unknown, 0, 0.1), p("b", State::Unknown, 0, 1.0)]), None);
     assert!(!s.informed, "a fresh start keeps the last table");
-    assert!(decide(&[p("a", State::Healthy, 0, 0.1)], None).informed);
+    assert!(decide(&[std::sync::Arc::new(p("a", State::Healthy, 0, 0.1))], None).informed);
 }
 
 #[test]
