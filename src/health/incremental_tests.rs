@@ -24,32 +24,43 @@ enum Step {
     Watch { inbox: usize, seen: bool },
     /// Real traffic through a provider: this many messages, this many deferred.
     Traffic { provider: usize, messages: u64, deferred: u64 },
+    /// A reload: every route but `dropped` (its canaries still in flight).
+    Reload { dropped: Option<usize> },
+    /// A restart put a provider back down.
+    Restore { provider: usize },
 }
 
 fn step() -> impl Strategy<Value = Step> {
     let route = 0..PROVIDERS.len() * INBOXES.len();
     prop_oneof![
         3 => route.clone().prop_map(|route| Step::Send { route }),
-        3 => (route, 0..EVIDENCE.len(), 1u32..4_000)
+        3 => (route.clone(), 0..EVIDENCE.len(), 1u32..4_000)
             .prop_map(|(route, evidence, latency_ms)| Step::Settle { route, evidence, latency_ms }),
         4 => (0u32..4_000).prop_map(|millis| Step::Tick { millis }),
         1 => (0..INBOXES.len(), proptest::bool::weighted(0.7)).prop_map(|(inbox, seen)| Step::Watch { inbox, seen }),
         1 => (0..PROVIDERS.len(), 0u64..30, 0u64..30)
             .prop_map(|(provider, messages, deferred)| Step::Traffic { provider, messages, deferred }),
+        1 => proptest::option::of(route).prop_map(|dropped| Step::Reload { dropped }),
+        1 => (0..PROVIDERS.len()).prop_map(|provider| Step::Restore { provider }),
     ]
 }
 
-/// Both boards over the same config: `a` decides as the service does.
-fn boards(learning: bool) -> (Board, Board) {
+/// The providers judged, with these thresholds.
+fn judged(learning: bool) -> Vec<Judged> {
     let t = Thresholds {
         overdue_after: Duration::from_secs(6),
         learning: learning.then(|| Learning { min_deliveries: 3, ..Learning::default() }),
         ..Thresholds::default()
     };
-    let providers: Vec<Judged> = PROVIDERS
+    PROVIDERS
         .iter()
         .map(|p| Judged { name: p.to_string(), thresholds: t, nexthop: Some(format!("[{p}]:25")), application: false })
-        .collect();
+        .collect()
+}
+
+/// Both boards over the same config: `a` decides as the service does.
+fn boards(learning: bool) -> (Board, Board) {
+    let providers = judged(learning);
     let routes = routes();
     let board = || {
         let mut b = Board::default();
@@ -98,6 +109,17 @@ proptest! {
                     b.record(&routes[route].0, at, evidence, latency);
                 }
                 Step::Watch { inbox, seen } => live[inbox] = seen,
+                Step::Reload { dropped } => {
+                    let kept: Vec<_> = routes.iter().enumerate().filter(|(n, _)| Some(*n) != dropped).map(|(_, r)| r.clone()).collect();
+                    let now_ms = now.as_millis() as i64;
+                    a.configure(&judged(learning), &kept, now_ms);
+                    b.configure(&judged(learning), &kept, now_ms);
+                }
+                Step::Restore { provider } => {
+                    let now_ms = now.as_millis() as i64;
+                    a.restore_down(PROVIDERS[provider], now_ms, "down before a restart".into());
+                    b.restore_down(PROVIDERS[provider], now_ms, "down before a restart".into());
+                }
                 Step::Traffic { provider, messages, deferred } => {
                     let now_ms = now.as_millis() as i64;
                     let outcomes: Vec<(Outcome, i64)> = (0..messages)
