@@ -69,20 +69,18 @@ impl Metrics {
         };
         let last = size.load(Relaxed);
         let last_part = i + 1 == self.parts();
+        let mut out = String::with_capacity(last + last / 8);
+        encode_registry(&mut out, part).expect("writing to a String");
         let out = match format {
             Format::OpenMetrics => {
-                let mut out = String::with_capacity(last + last / 8);
-                encode_registry(&mut out, part).expect("writing to a String");
                 if last_part {
                     encode_eof(&mut out).expect("writing to a String");
                 }
                 out
             }
-            Format::Text => {
-                let mut out = text::PrometheusText::with_capacity(last + last / 8);
-                encode_registry(&mut out, part).expect("writing to a String");
-                out.finish()
-            }
+            // Converted once encoded: the encoder writes a few bytes at a
+            // time, and each piece read as it comes cost more than the copy.
+            Format::Text => text::from_openmetrics(&out),
         };
         size.store(out.len(), Relaxed);
         out

@@ -1,6 +1,7 @@
 //! The Prometheus text format 0.0.4, for scrapers and tools (`promtool check
-//! metrics`) that do not ask for OpenMetrics: written while the registry is
-//! encoded, so a scrape of 32,000 series fills one buffer, not two.
+//! metrics`) that do not ask for OpenMetrics: converted from a part of the
+//! exposition once it is encoded (a family: crate::metrics::exposition),
+//! its samples copied a run at a time.
 //!
 //! It differs from OpenMetrics in its comments only: a counter family is
 //! named with its `_total` suffix in `# HELP` and `# TYPE`, and there is no
@@ -72,6 +73,49 @@ impl PrometheusText {
             self.out.push_str(&line);
             self.out.push('\n');
         }
+    }
+}
+
+/// Prometheus text from OpenMetrics (a whole exposition or a part of one):
+/// the samples between comment lines are copied a run at a time, and only
+/// the comment lines are read. A line that starts with `#` is a comment:
+/// a label value's newline is escaped, so no sample line starts with one.
+pub fn from_openmetrics(openmetrics: &str) -> String {
+    let mut text = PrometheusText::with_capacity(openmetrics.len() + openmetrics.len() / 64);
+    let mut rest = openmetrics;
+    while !rest.is_empty() {
+        let samples = comment_start(rest).unwrap_or(rest.len());
+        if samples > 0 {
+            text.samples(&rest[..samples]);
+            rest = &rest[samples..];
+        }
+        let line = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        let _ = text.write_str(&rest[..line]);
+        rest = &rest[line..];
+    }
+    text.finish()
+}
+
+/// Where the first comment line of `s` starts, which starts a line itself.
+fn comment_start(s: &str) -> Option<usize> {
+    let mut from = 0;
+    loop {
+        let i = from + s[from..].find('#')?;
+        if i == 0 || s.as_bytes()[i - 1] == b'\n' {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+}
+
+impl PrometheusText {
+    /// Whole sample lines, from the start of a line.
+    fn samples(&mut self, lines: &str) {
+        debug_assert!(self.line_start, "samples start a line");
+        self.flush_help();
+        self.out.push_str(lines);
+        self.in_comment = false;
+        self.line_start = lines.ends_with('\n');
     }
 }
 
@@ -150,5 +194,20 @@ mod tests {
     fn a_help_with_no_type_stays_above_its_samples() {
         let openmetrics = "# HELP d Untyped.\nd 1\n# HELP e Last.\n";
         assert_eq!(convert(openmetrics, 3), "# HELP d Untyped.\nd 1\n# HELP e Last.\n");
+    }
+
+    #[test]
+    fn a_whole_exposition_converts_as_one_written_a_piece_at_a_time() {
+        let cases = [
+            "# HELP a_sent Canaries sent.\n# TYPE a_sent counter\na_sent_total{p=\"x # y\"} 1\n#x{q=\"#\"} 2\n# EOF\n",
+            "# HELP d Untyped.\nd 1\n# HELP e Last.\n",
+            "a 1\nb{l=\"#\"} 2",
+            "#",
+            "",
+            "# TYPE c counter\n# UNIT c seconds\nc_total 1\n# HELP c Late.\n",
+        ];
+        for openmetrics in cases {
+            assert_eq!(from_openmetrics(openmetrics), convert(openmetrics, 1), "{openmetrics:?}");
+        }
     }
 }
