@@ -123,11 +123,18 @@ fn routes(out: &mut String, snap: &Snapshot) {
     for r in &snap.routes {
         let outcome =
             r.last_outcome.map_or(if r.in_flight > 0 { "in flight" } else { "none yet" }, OutcomeKind::as_str);
+        // A route a reload retired: its last canaries, beside the current route of its name.
+        let retired = if r.retired {
+            " <small title=\"a reload gave this name to another provider or inbox; its own canaries still in flight settle here\">(retired)</small>"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "<tr data-route=\"{}\" data-outcome=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td><td>{}</td></tr>",
+            "<tr data-route=\"{}\" data-outcome=\"{}\"{}><th scope=\"row\">{}{retired}</th><td>{}</td><td>{}</td><td>{}</td><td class=\"hide-narrow\">{}</td><td>{}</td></tr>",
             escape(&r.name),
             escape(outcome),
+            if r.retired { " data-retired=\"true\"" } else { "" },
             escape(&r.name),
             escape(&r.provider),
             escape(&r.inbox),

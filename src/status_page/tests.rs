@@ -109,6 +109,9 @@ fn served_to(settings: &Settings, audience: Audience, key: &[u8; 32]) -> Snapsho
         inbox: "secret-inbox".into(),
         ..Default::default()
     };
+    // The same name through the provider it went through before a reload,
+    // with a canary of its own still in flight.
+    let retired = RouteStatus { provider: "old-relay".into(), retired: true, in_flight: 1, ..route.clone() };
     // Real mail through relay during each incident.
     let counts =
         crate::ledger::TrafficCounts { messages: 1_200, late: 30, deferred: 4, bounced: 2, ..Default::default() };
@@ -121,7 +124,7 @@ fn served_to(settings: &Settings, audience: Audience, key: &[u8; 32]) -> Snapsho
         data: &data,
         traffic: &traffic,
         providers: &[std::sync::Arc::new(health)],
-        routes: &[route],
+        routes: &[route, retired],
         now_ms: now,
     };
     build(&inputs)
@@ -159,6 +162,11 @@ fn public_mode_leaves_out_inboxes_reasons_hosts_diagnostics_and_the_instance() {
     }
     let internal = snapshot(false);
     let html = internal.html();
+    let rows: Vec<&str> = html.lines().filter(|l| l.contains("data-route=\"relay-to-secret-inbox\"")).collect();
+    assert_eq!(rows.len(), 2, "the current route and the one a reload retired: {html}");
+    assert!(!rows[0].contains("retired") && rows[0].contains("<td>relay</td>"), "{}", rows[0]);
+    assert!(rows[1].contains("data-retired=\"true\"") && rows[1].contains("(retired)</small>"), "{}", rows[1]);
+    assert!(rows[1].contains("<td>old-relay</td>") && rows[1].contains("in flight"), "{}", rows[1]);
     assert!(html.contains("secret-inbox") && html.contains("every route fails"), "internal mode shows them: {html}");
     assert_eq!(internal.providers[0].days.len(), 30);
     assert_eq!(internal.providers[0].days[28].share, Some(0.9));

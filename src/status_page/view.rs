@@ -96,6 +96,11 @@ pub struct RouteView {
     pub last_outcome_at: Option<String>,
     pub last_latency_seconds: Option<f64>,
     pub in_flight: usize,
+    /// A reload gave its name to another provider or inbox (or removed
+    /// it): listed while canaries of its own are in flight, beside the
+    /// current route of the name (`/api/v1/status` marks it alike).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -294,6 +299,7 @@ fn route_views(i: &Inputs<'_>) -> Vec<RouteView> {
                 .last_latency_seconds
                 .filter(|_| matches!(r.last_outcome, Some(OutcomeKind::Delivered | OutcomeKind::Late))),
             in_flight: r.in_flight,
+            retired: r.retired,
             name: r.probe.clone(),
             provider: r.provider.clone(),
             inbox: r.inbox.clone(),
