@@ -25,12 +25,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod changed;
 mod evidence;
 mod learn;
 mod learn_config;
 mod route;
 mod snapshot;
 pub mod traffic;
+use changed::Changed;
 pub use evidence::{Confirmation, OverdueRun};
 pub use learn::{BoundSource, Learned, Learning};
 pub use learn_config::LearnConfig;
@@ -151,22 +153,6 @@ pub struct Board {
     overdue_runs: Vec<OverdueRun>,
 }
 
-/// What moved since the last decision. A decision assesses again only the
-/// providers these can move (most routes have no canary in flight, or
-/// nothing new, at a given second): those of the routes that learned
-/// something, of the inboxes whose suspicion flipped, and those real
-/// traffic speaks of (its window moves with the clock). A reload or a
-/// restore moves everything. `decide_everything` in the tests is the oracle
-/// every decision is held to.
-#[derive(Debug, Default)]
-struct Changed {
-    everything: bool,
-    /// Routes, by probe, whose evidence or bound moved.
-    probes: HashSet<String>,
-    /// Inboxes whose watcher started or stopped seeing them.
-    inboxes: HashSet<String>,
-}
-
 /// A provider of a config: its name, thresholds, Postfix next hop, and
 /// whether it is an application's send path (a trigger).
 #[derive(Debug, Clone)]
@@ -280,38 +266,7 @@ impl Board {
     /// Only the providers what moved since the last decision can move are
     /// assessed (`Changed`): the others' evidence says what it said then.
     pub fn decide(&mut self, now_ms: i64) -> Vec<Transition> {
-        let changed = std::mem::take(&mut self.changed);
-        let mut providers: HashSet<String> = HashSet::new();
-        let probes: Vec<String> = if changed.everything {
-            self.suspect = self.probes_into.keys().filter(|inbox| self.suspect_now(inbox)).cloned().collect();
-            providers.extend(self.states.keys().cloned());
-            self.routes.keys().cloned().collect()
-        } else {
-            let mut inboxes = changed.inboxes;
-            for r in changed.probes.iter().filter_map(|p| self.routes.get(p)) {
-                inboxes.insert(r.inbox.clone());
-                providers.insert(r.provider.clone());
-            }
-            // An inbox suspected or cleared moves every provider sending into it.
-            for inbox in inboxes {
-                let now = self.suspect_now(&inbox);
-                if now == self.suspect.contains(&inbox) {
-                    continue;
-                }
-                if now {
-                    self.suspect.insert(inbox.clone());
-                } else {
-                    self.suspect.remove(&inbox);
-                }
-                let probes = self.probes_into.get(&inbox).map_or(&[][..], Vec::as_slice);
-                providers.extend(probes.iter().filter_map(|p| Some(self.routes.get(p)?.provider.clone())));
-            }
-            // Real traffic's window moves with the clock.
-            providers.extend(self.traffic.providers().cloned());
-            changed.probes.into_iter().collect()
-        };
-        let mut providers: Vec<String> = providers.into_iter().filter(|p| self.states.contains_key(p)).collect();
-        providers.sort_unstable();
+        let (providers, probes) = self.moved();
         let mut changes = Vec::new();
         for provider in &providers {
             let provider = provider.clone();
