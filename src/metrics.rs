@@ -132,6 +132,11 @@ pub struct Metrics {
     pub traffic: traffic::TrafficMetrics,
     /// The opt-in series in force (`global.metrics.detail`).
     detail: detail::DetailState,
+    /// The routes whose series exist (`init_route` to `remove_route`): a
+    /// verdict for any other (settled while a reload forgot its route, or
+    /// late after it went) is counted in the ledger, and makes no series
+    /// again. Taken before `detail` when both are.
+    routes: std::sync::Mutex<std::collections::HashSet<RouteLabels>>,
     /// The wall clock when scraped: Prometheus compares it with the scrape's
     /// own timestamp to tell a prober whose clock is off.
     pub time: Gauge<f64, AtomicU64>,
@@ -159,6 +164,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates every series of a route at 0, the opt-in ones when they are on.
     pub fn init_route(&self, route: &RouteLabels) {
+        let mut routes = self.routes();
+        routes.insert(route.clone());
         let detail = self.detail();
         let _ = self.canaries_sent.get_or_create(route);
         for reason in SendReason::ALL {
@@ -195,6 +202,8 @@ impl Metrics {
     /// Forgets every series of a route a reload removed, so that a dashboard
     /// shows no route that no longer runs.
     pub fn remove_route(&self, route: &RouteLabels) {
+        let mut routes = self.routes();
+        routes.remove(route);
         self.canaries_sent.remove(route);
         for reason in SendReason::ALL {
             self.send_failures.remove(&ReasonLabels { route: route.clone(), reason: reason.as_str() });
@@ -217,6 +226,11 @@ impl Metrics {
         self.overdue_in_a_row.remove(route);
         self.remove_auth(route);
         self.remove_hops(route);
+    }
+
+    /// The routes whose series exist, locked.
+    fn routes(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<RouteLabels>> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Forgets the task series of a route name no config has any more (a

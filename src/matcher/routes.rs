@@ -43,15 +43,22 @@ impl Matcher {
     /// goes through another provider or into another inbox) are retired:
     /// their series and status are forgotten, except while canaries of
     /// theirs are in flight (they are forgotten at a later reload, once
-    /// settled). Runs after `add_route` for each of `routes`.
+    /// settled; a verdict settled after makes no series again: the metrics
+    /// count only routes whose series exist). Runs after `add_route` for
+    /// each of `routes`.
     pub fn retain_routes(&self, routes: &[Route]) {
         let busy: HashSet<RouteLabels> = self.book().in_flight.values().map(|c| c.labels.clone()).collect();
         let names: HashSet<&str> = routes.iter().map(|r| r.name.as_str()).collect();
-        let (retired, forgotten) = self.routes().retain(|name| names.contains(name), &busy);
-        for labels in &retired {
+        let retained = self.routes().retain(|name| names.contains(name), &busy);
+        // A canary resumed for a route no config has: the route's series
+        // count it while it flies (it is judged no more: no overdue gauges).
+        for labels in &retained.adopted {
+            self.metrics.init_route(labels);
+        }
+        for labels in retained.retired.iter().chain(&retained.adopted) {
             self.metrics.retire_route(labels);
         }
-        for labels in &forgotten {
+        for labels in &retained.forgotten {
             self.metrics.remove_route(labels);
             if !names.contains(&**labels.probe()) {
                 self.metrics.remove_route_task(labels.probe());

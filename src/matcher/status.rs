@@ -149,16 +149,13 @@ impl Table {
         self.retired.push(status);
     }
 
-    /// Retires the current routes whose name `keep` refuses (returned
-    /// first), and forgets the retired routes with no canary in flight
-    /// (`busy`, by route; a canary of a route none knows, resumed after a
-    /// restart, makes a retired route of its own): returns their labels,
-    /// whose series go with them.
-    pub fn retain(
-        &mut self,
-        keep: impl Fn(&str) -> bool,
-        busy: &HashSet<RouteLabels>,
-    ) -> (Vec<RouteLabels>, Vec<RouteLabels>) {
+    /// Retires the current routes whose name `keep` refuses, and forgets
+    /// the retired routes with no canary in flight (`busy`, by route; a
+    /// canary of a route none knows, resumed after a restart, makes a
+    /// retired route of its own): returns the labels of the routes retired,
+    /// of those forgotten (whose series go with them) and of those made for
+    /// resumed canaries (whose series come with them).
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool, busy: &HashSet<RouteLabels>) -> Retained {
         let gone: Vec<String> = self.current.keys().filter(|name| !keep(name)).cloned().collect();
         let mut retired = Vec::new();
         for name in gone {
@@ -167,8 +164,10 @@ impl Table {
                 self.retire(status);
             }
         }
+        let mut adopted = Vec::new();
         for labels in busy {
             if self.find_mut(labels.probe(), labels.provider(), labels.inbox()).is_none() {
+                adopted.push(labels.clone());
                 self.retire(RouteStatus::new(labels.clone()));
             }
         }
@@ -180,8 +179,15 @@ impl Table {
             }
             keep
         });
-        (retired, forgotten)
+        Retained { retired, forgotten, adopted }
     }
+}
+
+/// What `Table::retain` did, by route.
+pub struct Retained {
+    pub retired: Vec<RouteLabels>,
+    pub forgotten: Vec<RouteLabels>,
+    pub adopted: Vec<RouteLabels>,
 }
 
 impl RouteStatus {

@@ -412,7 +412,16 @@ async fn a_canary_resumed_for_a_route_the_config_no_longer_has_keeps_a_status_un
     restarted.inbox_caught_up("i");
     restarted.tick().await;
     assert_eq!(statuses(&restarted), [("q".to_string(), 0, 0, 0), ("p".to_string(), 0, 0, 1)]);
+    let old = "probe=\"r\",provider=\"p\",inbox=\"i\"";
+    assert!(
+        metrics.encode_text().contains(&format!("mailcanary_canaries_in_flight{{{old}}} 1")),
+        "its series, while it flies"
+    );
+    assert!(!metrics.encode_text().contains(&format!("mailcanary_overdue_bound_seconds{{{old}}}")), "judged no more");
     restarted.seen(&token, f.seen_at(None)).await;
+    assert!(
+        metrics.encode_text().contains(&format!("mailcanary_canaries_delivered_total{{{old},placement=\"inbox\"}} 1"))
+    );
     assert_eq!(statuses(&restarted), [("q".to_string(), 0, 0, 0), ("p".to_string(), 0, 1, 1)]);
     restarted.retain_routes(std::slice::from_ref(&moved));
     assert_eq!(statuses(&restarted), [("q".to_string(), 0, 0, 0)]);

@@ -34,6 +34,7 @@ impl Metrics {
             confirmations: Family::default(),
             traffic: traffic::TrafficMetrics::default(),
             detail,
+            routes: Default::default(),
             time: Gauge::default(),
             parts: Parts::default(),
         };

@@ -5,9 +5,15 @@ use super::*;
 use crate::settled::{Consumer, Settled};
 
 impl Consumer for Metrics {
-    /// Counts an outcome the matcher settled.
+    /// Counts an outcome the matcher settled, on a route whose series
+    /// exist: under their lock, so that a reload forgetting the route now
+    /// cannot have its series made again.
     fn settled(&self, s: &Settled) {
         let (route, insight, at_ms) = (&s.route, &s.insight, s.at_ms);
+        let routes = self.routes();
+        if !routes.contains(route) {
+            return;
+        }
         match &s.outcome {
             Outcome::Delivered { placement, latency_seconds, .. } => {
                 let l = PlacementLabels { route: route.clone(), placement: placement.as_str() };
@@ -61,5 +67,39 @@ impl Metrics {
         if insight.unusable_hops > 0 {
             self.hop_unusable.get_or_create(route).inc_by(insight.unusable_hops as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_for_a_route_a_reload_forgot_makes_no_series_again() {
+        let m = Metrics::new();
+        let route = RouteLabels::new("gone", "relay", "box");
+        let lost = Settled {
+            canary: "c1".into(),
+            route: route.clone(),
+            accepted: std::time::Instant::now(),
+            outcome: Outcome::Lost,
+            insight: Insight::default(),
+            at_ms: 0,
+        };
+        m.init_route(&route);
+        // The reload forgets the route while its last canary is being
+        // settled (out of the book, its consumers not run yet).
+        m.remove_route(&route);
+        m.settled(&lost);
+        let text = m.encode_openmetrics();
+        assert!(!text.contains("probe=\"gone\""), "{text}");
+        // A route whose series exist counts it.
+        m.init_route(&route);
+        m.settled(&lost);
+        let text = m.encode_openmetrics();
+        assert!(
+            text.contains("mailcanary_canaries_lost_total{probe=\"gone\",provider=\"relay\",inbox=\"box\"} 1"),
+            "{text}"
+        );
     }
 }
