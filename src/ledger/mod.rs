@@ -80,8 +80,7 @@ impl State {
 
 /// Runs `sql` through the connection's statement cache: a canary's
 /// transitions and the inboxes' cursors, written for every canary, and the
-/// statements around them (a batch's BEGIN and COMMIT, how commits sync, a
-/// savepoint) are compiled once rather than at every write.
+/// statements around them (a batch's BEGIN and COMMIT, a savepoint) are compiled once rather than at every write.
 fn run(db: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
     db.prepare_cached(sql)?.execute(params)
 }

@@ -173,10 +173,11 @@ impl Ledger {
         if self.synced_commits.load(Relaxed) == synced {
             return;
         }
-        let (level, sql) =
-            if synced { ("FULL", "PRAGMA synchronous = FULL") } else { ("NORMAL", "PRAGMA synchronous = NORMAL") };
-        match self.with(|db| super::run(db, sql, [])) {
-            Ok(_) => self.synced_commits.store(synced, Relaxed),
+        let level = if synced { "FULL" } else { "NORMAL" };
+        // Never through the statement cache: SQLite may apply a pragma when
+        // it compiles the statement, not when it runs it again.
+        match self.with(|db| db.pragma_update(None, "synchronous", level)) {
+            Ok(()) => self.synced_commits.store(synced, Relaxed),
             // Tried again at the next batch that asks for a change.
             Err(e) => tracing::error!(error = %e, level, "ledger: cannot set how commits sync"),
         }
