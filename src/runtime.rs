@@ -209,12 +209,18 @@ impl Generation {
         }
         futures::future::join_all(stopping).await;
 
-        // 3. Start what is new.
-        self.start_watchers(prepared);
-        let ctx = Arc::new(rt.probe_context(config, config.global.max_concurrent_sends));
+        // 3. Start what is new: the routes' series and statuses before any
+        // watcher, so that no verdict a new watcher settles (a canary resumed
+        // from the ledger, found at its first look) finds its route unknown
+        // (the metrics count only routes whose series exist).
         rt.matcher.configure_metrics(config.global.metrics.detail());
         for route in &config.routes {
             rt.matcher.add_route(route);
+        }
+        rt.matcher.retain_routes(&config.routes);
+        self.start_watchers(prepared);
+        let ctx = Arc::new(rt.probe_context(config, config.global.max_concurrent_sends));
+        for route in &config.routes {
             if self.routes.contains_key(&route.name) {
                 continue;
             }
@@ -222,7 +228,6 @@ impl Generation {
             let provider = config.provider(&route.provider).cloned();
             self.routes.insert(route.name.clone(), Routing::start(probe, ctx.clone(), provider, rt));
         }
-        rt.matcher.retain_routes(&config.routes);
         rt.health.configure(config);
         Ok(())
     }
