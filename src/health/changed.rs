@@ -26,7 +26,7 @@ impl Board {
         let changed = std::mem::take(&mut self.changed);
         let mut providers: HashSet<String> = HashSet::new();
         let probes: Vec<String> = if changed.everything {
-            self.suspect = self.probes_into.keys().filter(|inbox| self.suspect_now(inbox)).cloned().collect();
+            self.suspect = self.suspect_everywhere();
             providers.extend(self.states.keys().cloned());
             self.routes.keys().cloned().collect()
         } else {

@@ -199,13 +199,18 @@ impl Board {
     /// from every provider, and the next decision assesses every one.
     fn show_everything(&mut self) {
         self.changed.everything = true;
-        self.suspect = self.probes_into.keys().filter(|inbox| self.suspect_now(inbox)).cloned().collect();
+        self.suspect = self.suspect_everywhere();
         self.healths = self.states.keys().map(|p| (p.clone(), Arc::new(self.health(p)))).collect();
         self.snapshot = Arc::new(self.ranked());
     }
 
     fn thresholds(&self, provider: &str) -> Thresholds {
         self.thresholds.get(provider).copied().unwrap_or_default()
+    }
+
+    /// Every inbox whose evidence is set aside now.
+    fn suspect_everywhere(&self) -> HashSet<String> {
+        self.probes_into.keys().filter(|inbox| self.suspect_now(inbox)).cloned().collect()
     }
 
     /// Whether `inbox`'s evidence is set aside now: its watcher cannot see
