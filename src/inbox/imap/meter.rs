@@ -12,7 +12,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufWriter, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -237,7 +237,10 @@ fn fetch_ids(prefix: &[u8]) -> (Option<u32>, Option<u32>) {
     (seq, uid)
 }
 
-/// The metered byte stream: plain TCP or TLS over it.
+/// The metered byte stream: plain TCP or TLS over it. What is written
+/// waits in a buffer until flushed: async-imap writes a command's tag, a
+/// space, the command and its line end one by one and then flushes, and
+/// each write would otherwise be a TLS record and a system call of its own.
 #[derive(Debug)]
 pub struct Connection {
     stream: Stream,
@@ -246,25 +249,32 @@ pub struct Connection {
 
 #[derive(Debug)]
 enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(BufWriter<TcpStream>),
+    Tls(Box<BufWriter<TlsStream<TcpStream>>>),
 }
+
+/// Room for a command: longer ones (a long UID set) go out in pieces.
+const WRITE_BUFFER: usize = 4 * 1024;
 
 impl Connection {
     /// Plain TCP, counted by `meter`.
     pub fn plain(tcp: TcpStream, meter: Arc<Mutex<Meter>>) -> Self {
-        Connection { stream: Stream::Plain(tcp), meter }
+        Connection { stream: Stream::Plain(BufWriter::with_capacity(WRITE_BUFFER, tcp)), meter }
     }
 
     /// TLS, counted by `meter`.
     pub fn tls(tls: TlsStream<TcpStream>, meter: Arc<Mutex<Meter>>) -> Self {
-        Connection { stream: Stream::Tls(Box::new(tls)), meter }
+        Connection { stream: Stream::Tls(Box::new(BufWriter::with_capacity(WRITE_BUFFER, tls))), meter }
     }
 
-    /// The TCP stream under a plain connection (for STARTTLS).
+    /// The TCP stream under a plain connection (for STARTTLS), once what
+    /// was written to it is flushed (async-imap flushes every command).
     pub fn into_plain(self) -> Option<TcpStream> {
         match self.stream {
-            Stream::Plain(tcp) => Some(tcp),
+            Stream::Plain(tcp) => {
+                debug_assert!(tcp.buffer().is_empty(), "STARTTLS after a command that was not flushed");
+                Some(tcp.into_inner())
+            }
             Stream::Tls(_) => None,
         }
     }
