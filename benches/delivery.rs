@@ -301,13 +301,10 @@ fn cost_and_scrape(run: &CostRun, smoke: bool) -> Result<(), String> {
     let every = env_usize("MC_BENCH_SCRAPE_SECONDS", 2).max(1) as u64;
     println!("cost: {routes} routes at {interval} for {:.0} s, scraping /metrics every {every} s ...", minutes * 60.0);
     // Another build side by side (MC_BENCH_BINARY): the same run, the same stack.
-    let mut mc = match std::env::var_os("MC_BENCH_BINARY") {
-        Some(binary) => {
-            std::fs::write(dir.join("probes.yaml"), &config).unwrap();
-            Mailcanary::restart(&dir, port, std::path::Path::new(&binary), None)
-        }
-        None => Mailcanary::start(&dir, port, &config),
-    };
+    // Logging as it ships: the tests' `debug` lines cost a deployment nothing.
+    std::fs::write(dir.join("probes.yaml"), &config).unwrap();
+    let binary = std::env::var_os("MC_BENCH_BINARY").unwrap_or_else(|| env!("CARGO_BIN_EXE_mailcanary").into());
+    let mut mc = Mailcanary::start_as_shipped(&dir, port, std::path::Path::new(&binary));
     let pid = mc.pid();
     let run = Duration::from_secs_f64(minutes * 60.0);
     // The steady state is measured from here: start-up and the first

@@ -401,15 +401,25 @@ impl Mailcanary {
     /// `open_files` descriptors (soft and hard, as a unit's `LimitNOFILE`
     /// sets them) when given.
     pub fn restart(dir: &Path, port: u16, binary: &Path, open_files: Option<u64>) -> Mailcanary {
+        Self::spawn(dir, port, binary, open_files, Some("mailcanary=debug"))
+    }
+
+    /// Starts `binary` on the config already in `dir` logging as it ships
+    /// (`info`, no `RUST_LOG`), for measuring what a deployment costs:
+    /// tests log at `debug` to say more when they fail.
+    pub fn start_as_shipped(dir: &Path, port: u16, binary: &Path) -> Mailcanary {
+        Self::spawn(dir, port, binary, None, None)
+    }
+
+    fn spawn(dir: &Path, port: u16, binary: &Path, open_files: Option<u64>, log_filter: Option<&str>) -> Mailcanary {
         use std::os::unix::process::CommandExt;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("mailcanary.log")).unwrap();
         let mut command = Command::new(binary);
-        command
-            .args(["run", "--config"])
-            .arg(dir.join("probes.yaml"))
-            .env("RUST_LOG", "mailcanary=debug")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+        command.args(["run", "--config"]).arg(dir.join("probes.yaml")).stdout(log.try_clone().unwrap()).stderr(log);
+        match log_filter {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
         if let Some(n) = open_files {
             // SAFETY: setrlimit is async-signal-safe and touches only the child.
             unsafe {
