@@ -1,12 +1,13 @@
 //! What becomes of a canary once the matcher resolved it (`cleanup`:
 //! deleted, moved or kept), and when.
 //!
-//! At once, unless canaries come to this inbox close together: then those
-//! resolved in the inbox folder wait for the ones after them, at most
-//! [`WAIT_AT_MOST`] and [`AT_MOST`] of them, and are cleaned up together,
-//! a STORE and an EXPUNGE (or a MOVE) for the lot rather than for each.
-//! Whatever waits is cleaned up before the watcher waits itself (IDLE, or
-//! for the next send), and before another folder is selected; a stop
+//! Canaries resolved in the inbox folder wait for the ones after them
+//! while canaries come here close together (the watcher polls fast, or
+//! waits for the next send rather than IDLE), at most [`WAIT_AT_MOST`] and
+//! [`AT_MOST`] of them, and are cleaned up together: a STORE and an
+//! EXPUNGE (or a MOVE) for the lot rather than for each. Those resolved in
+//! another folder are cleaned up at once. Whatever waits is cleaned up
+//! before the watcher IDLEs, and before another folder is selected; a stop
 //! waits for them (`InboxHandle::cleanups`, crate::service's drain)
 //! while a session is up to clean them up. A session that fails keeps
 //! them for the next one, which cleans them up
@@ -110,8 +111,9 @@ impl Watcher {
         Busy::start(&self.cleanup_waiting, &mut self.waiting(), n)
     }
 
-    /// Cleans up `uids`, resolved in `folder` (the one selected): at once,
-    /// or with the next ones when more canaries are on their way here.
+    /// Cleans up `uids`, resolved in `folder` (the one selected): at once
+    /// in another folder; in the inbox folder with the next ones, or before
+    /// the watcher IDLEs.
     pub(super) async fn resolved(&self, imap: &mut ImapSession, uids: &[u32], folder: &str) {
         if uids.is_empty() || matches!(self.config.cleanup, Cleanup::Keep) {
             return;
@@ -127,8 +129,8 @@ impl Watcher {
             waiting.uids.extend_from_slice(uids);
             waiting.since.get_or_insert_with(Instant::now);
         }
-        let more_coming = self.shared.matcher.waiting_in(self.name()) > 0;
-        self.clean_waiting(imap, !more_coming).await;
+        // Cleaned up with the next ones, or once the watcher IDLEs.
+        self.clean_waiting(imap, false).await;
     }
 
     /// Cleans up the canaries that wait, if the inbox folder is selected
@@ -154,6 +156,30 @@ impl Watcher {
         };
         let folder = folder.to_string();
         self.cleanup(imap, &uids, &folder).await;
+    }
+
+    /// Waits up to `wait` for the next send into this inbox; whether one
+    /// came, or the answer to a cleanup meanwhile said the folder grew.
+    /// Resolved canaries wait with it for the ones it brings, and are
+    /// cleaned up once they have waited [`WAIT_AT_MOST`].
+    pub(super) async fn wait_for_send(&mut self, imap: &mut ImapSession, wait: Duration) -> bool {
+        let until = tokio::time::Instant::now() + wait;
+        // Once: a cleanup that cannot be done here (another folder is
+        // selected) is done before the watcher IDLEs.
+        let mut due = self.waiting().since.map(|t| tokio::time::Instant::from_std(t + WAIT_AT_MOST));
+        loop {
+            let cleanup_at = due.unwrap_or(until);
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return false,
+                _ = super::next_send(&mut self.sent) => return true,
+                _ = tokio::time::sleep_until(cleanup_at), if due.is_some() => {}
+            }
+            due = None;
+            self.clean_waiting(imap, false).await;
+            if imap.news_pending() {
+                return true;
+            }
+        }
     }
 
     async fn cleanup(&self, imap: &mut ImapSession, uids: &[u32], folder: &str) {

@@ -261,6 +261,13 @@ impl ImapSession {
         news
     }
 
+    /// Whether `news` would say yes but for [`LOOK_AGAIN`], leaving it to
+    /// be asked: a command since the last look (a cleanup, a SELECT) may
+    /// have carried the news, and IDLE would not report it again.
+    pub fn news_pending(&self) -> bool {
+        self.news
+    }
+
     /// UIDVALIDITY and UIDNEXT of `folder`, without selecting it.
     pub async fn status(&mut self, folder: &str) -> Result<FolderState, ImapError> {
         let limit = self.timeout;

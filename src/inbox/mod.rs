@@ -258,24 +258,19 @@ impl Watcher {
                 fast_delay = (fast_delay * 2).min(fast.interval);
                 continue;
             }
-            self.clean_waiting(&mut imap, true).await;
             // Nothing awaited, but canaries come here often: the next send
             // is likely before IDLE would pay for itself (IDLE and DONE, two
             // round trips a canary). Wait for it, or for the window's end
             // (never past `poll_interval`), and then IDLE: entering IDLE
-            // reports what arrived meanwhile. A bounce inbox IDLEs at once:
-            // its bounces come unannounced.
+            // reports what arrived meanwhile. Canaries resolved meanwhile
+            // wait for the next ones to be cleaned up with them. A bounce
+            // inbox IDLEs at once: its bounces come unannounced.
             let window_left = fast.window.saturating_sub(sent.elapsed()).min(self.config.imap.poll_interval);
-            if !window_left.is_zero() && !self.bounces {
-                let sent_again = tokio::select! {
-                    _ = tokio::time::sleep(window_left) => false,
-                    _ = next_send(&mut self.sent) => true,
-                };
-                if sent_again {
-                    just_sent = true;
-                    continue;
-                }
+            if !window_left.is_zero() && !self.bounces && self.wait_for_send(&mut imap, window_left).await {
+                just_sent = true;
+                continue;
             }
+            self.clean_waiting(&mut imap, true).await;
             if imap.selected().map(|(f, _)| f) != Some(self.config.folders.inbox.as_str()) {
                 if refused.contains(&self.config.folders.inbox) {
                     // Nothing to IDLE on: wait, then look again.
@@ -287,6 +282,11 @@ impl Watcher {
                 }
                 imap.select(&self.config.folders.inbox).await?;
                 self.clean_waiting(&mut imap, true).await;
+            }
+            if imap.news_pending() {
+                // A command since the look (a cleanup, the SELECT) said the
+                // folder grew: IDLE would not say it again.
+                continue;
             }
             if imap.capabilities.idle {
                 let woken = imap.idle(self.config.imap.poll_interval, next_send(&mut self.sent)).await?;

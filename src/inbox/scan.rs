@@ -59,6 +59,8 @@ impl Watcher {
                 if uid_next.is_some() {
                     self.clean_waiting(imap, true).await;
                     imap.select(folder).await?;
+                    // Read from the cursor now: the selection is no news.
+                    imap.news();
                 }
                 next
             }
