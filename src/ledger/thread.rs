@@ -12,12 +12,17 @@
 //! A few writes are not worth a sync of their own (a watcher's cursor, a
 //! canary's acceptance): lost in a power cut, they cost a folder read again
 //! or a canary restored as `sending`, which the service handles anyway.
-//! They are committed at once (a crash of the process keeps them) but
-//! synced with the next write that is, or at SQLite's next checkpoint.
+//! They wait up to [`HOLD_BEHIND`] for a write that must be synced, and
+//! are done in its transaction (at a canary a few milliseconds apart, one
+//! commit does for several): else they are committed on their own without
+//! a sync, synced with the next write that is, or at SQLite's next
+//! checkpoint. Nothing queued after them is done before them. A crash of
+//! the process while they wait costs what a power cut would.
 
 use super::Ledger;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// A ledger call that could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,9 @@ type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// At most this many jobs share a transaction.
 const BATCH: usize = 256;
+/// How long writes behind wait for a write that must be synced, to share
+/// its transaction (and its sync) rather than have one of their own.
+const HOLD_BEHIND: Duration = Duration::from_millis(200);
 
 /// The service's way to the ledger: a queue to the thread that owns it.
 #[derive(Clone)]
@@ -53,13 +61,30 @@ pub struct LedgerThread {
 impl LedgerThread {
     /// Moves `ledger` to a thread of its own; it ends once every handle is dropped.
     pub fn spawn(ledger: Ledger) -> LedgerThread {
+        Self::spawn_holding(ledger, HOLD_BEHIND)
+    }
+
+    /// [`LedgerThread::spawn`], writes behind waiting up to `hold_behind`.
+    fn spawn_holding(ledger: Ledger, hold_behind: Duration) -> LedgerThread {
         let ledger = Arc::new(ledger);
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("ledger".into())
             .spawn(move || {
                 for first in queue.iter() {
-                    let batch: Vec<Job> = std::iter::once(first).chain(queue.try_iter().take(BATCH - 1)).collect();
+                    let mut batch: Vec<Job> = std::iter::once(first).chain(queue.try_iter().take(BATCH - 1)).collect();
+                    // Writes behind alone wait for one that must be synced.
+                    let until = Instant::now() + hold_behind;
+                    while batch.len() < BATCH && !batch.iter().any(|job| job.synced) {
+                        match queue.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                            Ok(job) => {
+                                batch.push(job);
+                                batch.extend(queue.try_iter().take(BATCH - batch.len()));
+                            }
+                            // Their time is up, or every handle is gone.
+                            Err(_) => break,
+                        }
+                    }
                     ledger.batch(batch);
                 }
             })
@@ -294,6 +319,24 @@ mod tests {
         drop(release);
         assert_eq!(synced.await.unwrap(), 2);
         assert_eq!(levels.try_recv(), Ok(2), "committed with the synced write of its batch");
+    }
+
+    #[tokio::test]
+    async fn writes_behind_wait_for_a_synced_write_and_share_its_transaction() {
+        // However slow this test runs, they wait for it.
+        let thread = LedgerThread::spawn_holding(Ledger::in_memory().unwrap(), Duration::from_secs(3600));
+        let (tx, seen) = std::sync::mpsc::channel();
+        let behind = move |l: &Ledger| {
+            let level = l.with(|db| db.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0)))?;
+            tx.send((level, l.with(|db| Ok(db.is_autocommit()))?)).unwrap();
+            Ok(())
+        };
+        thread.write_behind("test", |l| l.set_cursor("i", "INBOX", 1, 10), || {});
+        thread.write_behind("test", behind, || {});
+        assert!(seen.try_recv().is_err(), "not done yet: nothing synced came");
+        let cursor = thread.call(|l| l.cursor("i", "INBOX")).await.unwrap();
+        assert_eq!(cursor, Some((1, 10)), "done first, in order");
+        assert_eq!(seen.try_recv(), Ok((2, false)), "inside the synced write's transaction, synced with it");
     }
 
     #[tokio::test]
