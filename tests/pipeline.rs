@@ -143,6 +143,36 @@ fn spam_placement_is_reported() {
     assert!(r["delivered"].as_u64() >= Some(1) && r["delivered"] == r["spam"], "{status}");
 }
 
+/// The spam folders are looked at while a canary is awaited, and at least
+/// every `poll_interval` otherwise (src/inbox/scan.rs): what comes into
+/// them when none is awaited is seen too.
+#[test]
+fn what_comes_into_the_spam_folder_when_no_canary_is_awaited_is_seen() {
+    let s = stack();
+    let dir = temp_dir("junkidle");
+    let port = free_port();
+    let base = "spam-t-junkidle";
+    let config = format!(
+        "{}providers:\n{}inboxes:\n{}probes:\n  - {{ name: junk-idle, provider: relay, inbox: junky }}\n",
+        global("t-junkidle", port, &dir, "1h", "1m"),
+        relay("relay"),
+        inbox("junky", base).replace("tls: tls,", "tls: tls, poll_interval: 2s,"),
+    );
+    let mc = Mailcanary::start(&dir, port, &config);
+    let spam = [route("junk-idle", "relay", "junky").as_slice(), &[("placement", "spam")]].concat();
+    mc.wait_until("the canary in spam", WAIT, |m| m.value("mailcanary_canaries_delivered_total", &spam) >= 1.0);
+    // The next canary is an hour away: none is awaited now.
+    let forged = signed_token("t-junkidle", "junk-idle", "AAAAAAAAAAAAAAAA", "not the instance's key at all");
+    s.inject(
+        &format!("{}@mailcanary.test", user(base)),
+        &format!("Subject: forged\nX-Mailcanary-Token: {forged}\n\nforged\n"),
+    );
+    let forged = [("inbox", "junky"), ("reason", "forged")];
+    mc.wait_until("the forged message in the spam folder counted", WAIT, |m| {
+        m.value("mailcanary_unmatched_messages_total", &forged) >= 1.0
+    });
+}
+
 #[test]
 fn send_failures_carry_their_reason() {
     let s = stack();

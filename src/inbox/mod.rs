@@ -224,10 +224,11 @@ impl Watcher {
         let mut imap = ImapSession::connect(&self.config.imap, self.tls.clone(), self.tokens.as_deref()).await?;
         self.logged_in = Some(Instant::now());
         tracing::info!(inbox = %self.name(), idle = imap.capabilities.idle, "inbox connected");
-        // Spam folders first, so the inbox folder stays selected for IDLE.
-        let mut folders: Vec<(String, Placement)> =
-            self.config.folders.spam.iter().map(|f| (f.clone(), Placement::Spam)).collect();
-        folders.push((self.config.folders.inbox.clone(), Placement::Inbox));
+        // The inbox folder first: once the canaries awaited are found
+        // there, the spam folders can wait (scan.rs).
+        let mut folders = vec![(self.config.folders.inbox.clone(), Placement::Inbox)];
+        folders.extend(self.config.folders.spam.iter().map(|f| (f.clone(), Placement::Spam)));
+        let mut spam_looked = None;
         // Folders the server refuses (deleted, renamed): counted, skipped, retried.
         let mut refused: Vec<String> = Vec::new();
         let mut last_send = *self.sent.borrow();
@@ -239,7 +240,7 @@ impl Watcher {
             if std::mem::take(&mut just_sent) {
                 tokio::time::sleep(FAST_START.min(self.shared.fast_poll.interval)).await;
             }
-            self.scan_all(&mut imap, &folders, &mut refused).await?;
+            self.scan_all(&mut imap, &folders, &mut refused, &mut spam_looked).await?;
             // Everything there is has been seen; what comes next will wake us.
             self.shared.matcher.inbox_caught_up(self.name());
             self.shared.metrics.set_inbox_up(self.name(), true);

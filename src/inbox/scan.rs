@@ -6,17 +6,31 @@
 use super::imap::{self, ImapError, ImapSession};
 use super::{TOKEN_HEADER, Watcher, tagged};
 use crate::outcome::Placement;
+use std::time::Instant;
 
 impl Watcher {
     /// Scans every watched folder; a folder the server refuses is counted
-    /// once, skipped, and looked at again at the next round.
+    /// once, skipped, and looked at again at the next round. The spam
+    /// folders are looked at while a canary is awaited here (after the
+    /// inbox folder: a poll that finds the last one there asks no more),
+    /// and at least every `poll_interval` (`spam_looked`: when they were
+    /// last), so that a late canary there is never left unseen longer.
     pub(super) async fn scan_all(
         &self,
         imap: &mut ImapSession,
         folders: &[(String, Placement)],
         refused: &mut Vec<String>,
+        spam_looked: &mut Option<Instant>,
     ) -> Result<(), ImapError> {
+        let spam_due = |looked: &Option<Instant>| {
+            looked.is_none_or(|t| t.elapsed() >= self.config.imap.poll_interval)
+                || self.shared.matcher.waiting_in(self.name()) > 0
+        };
+        let mut spam = None;
         for (folder, placement) in folders {
+            if *placement == Placement::Spam && !*spam.get_or_insert_with(|| spam_due(spam_looked)) {
+                continue;
+            }
             match self.scan(imap, folder, *placement).await {
                 Ok(()) => refused.retain(|f| f != folder),
                 Err(e) if e.refused => {
@@ -29,6 +43,9 @@ impl Watcher {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if spam == Some(true) {
+            *spam_looked = Some(Instant::now());
         }
         Ok(())
     }
