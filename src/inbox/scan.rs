@@ -14,7 +14,8 @@ impl Watcher {
     /// folders are looked at while a canary is awaited here (after the
     /// inbox folder: a poll that finds the last one there asks no more),
     /// and at least every `poll_interval` (`spam_looked`: when they were
-    /// last), so that a late canary there is never left unseen longer.
+    /// last; the watcher's IDLE ends in time for it), so that a late
+    /// canary there is never left unseen longer.
     pub(super) async fn scan_all(
         &self,
         imap: &mut ImapSession,
@@ -83,7 +84,16 @@ impl Watcher {
             }
             _ => return self.first_scan(imap, folder, placement).await,
         };
-        self.read(imap, folder, placement, uid_validity, &format!("{from}:*"), from).await
+        self.read(imap, folder, placement, uid_validity, &format!("{from}:*"), from).await?;
+        // STATUS said UIDNEXT: every message below it is read now, or gone
+        // before it was (removed by someone else). Else the cursor stays
+        // below it, and every look selects the folder for nothing.
+        if let Some(uid_next) = uid_next
+            && self.cursor(folder).await.is_some_and(|(v, next)| v == uid_validity && next < uid_next)
+        {
+            self.save_cursor(folder, uid_validity, uid_next);
+        }
+        Ok(())
     }
 
     /// Reads the messages of the UID `set` from UID `from` on, a batch at a
