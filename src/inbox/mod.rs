@@ -229,6 +229,7 @@ impl Watcher {
         let mut folders = vec![(self.config.folders.inbox.clone(), Placement::Inbox)];
         folders.extend(self.config.folders.spam.iter().map(|f| (f.clone(), Placement::Spam)));
         let mut spam_looked = None;
+        let mut news_skipped = false;
         // Folders the server refuses (deleted, renamed): counted, skipped, retried.
         let mut refused: Vec<String> = Vec::new();
         let mut last_send = *self.sent.borrow();
@@ -271,34 +272,60 @@ impl Watcher {
                 just_sent = true;
                 continue;
             }
-            self.clean_waiting(&mut imap, true).await;
-            if imap.selected().map(|(f, _)| f) != Some(self.config.folders.inbox.as_str()) {
-                if refused.contains(&self.config.folders.inbox) {
-                    // Nothing to IDLE on: wait, then look again.
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.config.imap.poll_interval) => {}
-                        _ = next_send(&mut self.sent) => {}
-                    }
-                    continue;
-                }
-                imap.select(&self.config.folders.inbox).await?;
-                self.clean_waiting(&mut imap, true).await;
-            }
-            if imap.news_pending() {
-                // A command since the look (a cleanup, the SELECT) said the
-                // folder grew: IDLE would not say it again.
-                continue;
-            }
-            if imap.capabilities.idle {
-                let woken = imap.idle(self.config.imap.poll_interval, next_send(&mut self.sent)).await?;
-                just_sent = woken == Woken::Interrupted;
-            } else {
-                just_sent = tokio::select! {
-                    _ = tokio::time::sleep(self.config.imap.poll_interval) => false,
-                    _ = next_send(&mut self.sent) => true,
-                };
-                imap.noop().await?;
-            }
+            // The spam folders are looked at every `poll_interval` (scan.rs).
+            let interval = self.config.imap.poll_interval;
+            let spam_due = match spam_looked {
+                Some(t) if folders.len() > 1 => interval.saturating_sub(t.elapsed()),
+                _ => interval,
+            };
+            just_sent = self.wait_idle(&mut imap, &refused, spam_due, &mut news_skipped).await?;
         }
+    }
+
+    /// Waits on the inbox folder, what waits cleaned up first: in IDLE (or
+    /// a poll, on a server without it) until the folder changes, a canary
+    /// is sent here (true), or `wait` passes. Not at all when a command
+    /// since the last look said the folder grew, unless the last wait was
+    /// skipped for that already (`news_skipped`): a server that says so at
+    /// every answer costs a look per wait, never a loop.
+    async fn wait_idle(
+        &mut self,
+        imap: &mut ImapSession,
+        refused: &[String],
+        wait: Duration,
+        news_skipped: &mut bool,
+    ) -> Result<bool, ImapError> {
+        self.clean_waiting(imap, true).await;
+        if wait.is_zero() {
+            return Ok(false);
+        }
+        let interval = wait;
+        if imap.selected().map(|(f, _)| f) != Some(self.config.folders.inbox.as_str()) {
+            if refused.contains(&self.config.folders.inbox) {
+                // Nothing to IDLE on: wait, then look again.
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = next_send(&mut self.sent) => {}
+                }
+                return Ok(false);
+            }
+            imap.select(&self.config.folders.inbox).await?;
+            self.clean_waiting(imap, true).await;
+        }
+        if imap.news_pending() && !std::mem::replace(news_skipped, true) {
+            // A command since the look (a cleanup, the SELECT) said the
+            // folder grew: IDLE would not say it again.
+            return Ok(false);
+        }
+        *news_skipped = false;
+        if imap.capabilities.idle {
+            return Ok(imap.idle(interval, next_send(&mut self.sent)).await? == Woken::Interrupted);
+        }
+        let sent = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = next_send(&mut self.sent) => true,
+        };
+        imap.noop().await?;
+        Ok(sent)
     }
 }
