@@ -20,6 +20,9 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+/// How long a reload waits for the cleanups of the watchers it stops.
+const CLEANUP_GRACE: Duration = Duration::from_millis(1500);
+
 /// What outlives a reload: the ledger, the metrics, the matcher.
 pub struct Runtime {
     pub instance: String,
@@ -203,7 +206,19 @@ impl Generation {
             r.stop_now();
             stopping.push(r.task);
         }
-        for (_, w) in self.watchers.extract_if(|name, _| !keep_inboxes.contains(name) || restarted.contains(name)) {
+        let leaving: Vec<Watching> = self
+            .watchers
+            .extract_if(|name, _| !keep_inboxes.contains(name) || restarted.contains(name))
+            .map(|(_, w)| w)
+            .collect();
+        // Canaries they resolved wait a second at most for their cleanup
+        // (crate::inbox's cleanup.rs): a watcher stopped first would leave
+        // them in the mailbox, its successor's cursor past them.
+        let until = tokio::time::Instant::now() + CLEANUP_GRACE;
+        while leaving.iter().any(|w| w.handle.cleanups() > 0) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for w in leaving {
             w.stop.send_replace(true);
             stopping.push(w.task);
         }
