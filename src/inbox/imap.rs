@@ -87,6 +87,8 @@ pub struct ImapSession {
     news: bool,
     /// When `news` was last asked.
     asked: Instant,
+    /// How many messages' headers this session has read.
+    headers_read: u64,
 }
 
 /// However quiet the server, the selected folder is read again this often.
@@ -219,6 +221,7 @@ impl ImapSession {
             meter,
             news: true,
             asked: Instant::now(),
+            headers_read: 0,
         };
         let (session, meter) = this.command(Limits::SHORT)?;
         let caps = within(limit, "CAPABILITY", &meter, session.capabilities()).await?;
@@ -266,6 +269,11 @@ impl ImapSession {
     /// have carried the news, and IDLE would not report it again.
     pub fn news_pending(&self) -> bool {
         self.news
+    }
+
+    /// How many messages' headers this session has read.
+    pub fn headers_read(&self) -> u64 {
+        self.headers_read
     }
 
     /// UIDVALIDITY and UIDNEXT of `folder`, without selecting it.
@@ -349,6 +357,7 @@ impl ImapSession {
         match (fetched, big) {
             (Ok(()), _) => {
                 self.drain();
+                self.headers_read += read.len() as u64;
                 let asked_through = uids.last().copied();
                 Ok(Headers { messages: read.into_values().collect(), oversized: None, more, asked_through })
             }

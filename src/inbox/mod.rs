@@ -241,7 +241,12 @@ impl Watcher {
             if std::mem::take(&mut just_sent) {
                 tokio::time::sleep(FAST_START.min(self.shared.fast_poll.interval)).await;
             }
+            let headers_read = imap.headers_read();
             self.scan_all(&mut imap, &folders, &mut refused, &mut spam_looked).await?;
+            if imap.headers_read() != headers_read {
+                // The news was real: the next news may skip IDLE again.
+                news_skipped = false;
+            }
             // Everything there is has been seen; what comes next will wake us.
             self.shared.matcher.inbox_caught_up(self.name());
             self.shared.metrics.set_inbox_up(self.name(), true);
@@ -286,8 +291,9 @@ impl Watcher {
     /// a poll, on a server without it) until the folder changes, a canary
     /// is sent here (true), or `wait` passes. Not at all when a command
     /// since the last look said the folder grew, unless the last wait was
-    /// skipped for that already (`news_skipped`): a server that says so at
-    /// every answer costs a look per wait, never a loop.
+    /// skipped for that already and the look found nothing (`news_skipped`):
+    /// a server that says so at every answer costs a look per wait, never
+    /// a loop.
     async fn wait_idle(
         &mut self,
         imap: &mut ImapSession,
