@@ -1,7 +1,11 @@
 //! Runs each route on its interval, with jitter, until it is stopped: the
 //! first canary soon after start (spread over up to 10 s so a thousand
 //! routes do not fire at once), then one per interval, on a cadence that
-//! does not drift with how long a send takes. A confirmation canary asked
+//! does not drift with how long a send takes. Routes of an interval of
+//! [`TICKED_FROM`] or more send on the process's whole seconds
+//! ([`on_tick`]): the canaries due within a second go together, and share
+//! the ledger's sync to disk, the runtime's wakeups and the watchers'
+//! reads, while the jitter still spreads them over the interval. A confirmation canary asked
 //! for (crate::probe::Confirm) goes at once, beside the schedule, which it
 //! does not move. Submissions are bounded by the probes' shared semaphore.
 
@@ -13,6 +17,21 @@ use tokio::time::Instant;
 
 /// The longest wait before a route's first canary.
 const FIRST_SPREAD: Duration = Duration::from_secs(10);
+
+/// The step of the shared send times.
+const TICK: Duration = Duration::from_secs(1);
+/// Routes of a shorter interval send when they are due: a second is more
+/// than a tenth of their interval.
+const TICKED_FROM: Duration = Duration::from_secs(10);
+
+/// The first of the shared send times ([`TICK`] apart, counted from the
+/// process's first call) at or after `due`.
+fn on_tick(due: Instant) -> Instant {
+    static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let first = Instant::from_std(*FIRST.get_or_init(std::time::Instant::now));
+    let ticks = due.saturating_duration_since(first).as_nanos().div_ceil(TICK.as_nanos());
+    first + TICK * u32::try_from(ticks).unwrap_or(u32::MAX)
+}
 
 /// `interval` moved by up to ±`jitter` of itself.
 pub fn jittered(interval: Duration, jitter: f64) -> Duration {
@@ -42,9 +61,11 @@ pub async fn run(probe: Arc<Probe>, ctx: Arc<ProbeContext>, mut stop: Stop) {
     // asked for a confirmation again.
     probe.confirm.done();
     let mut next = Instant::now() + probe.route.interval.min(FIRST_SPREAD).mul_f64(crate::random::unit());
+    let ticked = probe.route.interval >= TICKED_FROM;
     loop {
+        let send_at = if ticked { on_tick(next) } else { next };
         let confirmation = tokio::select! {
-            _ = tokio::time::sleep_until(next) => false,
+            _ = tokio::time::sleep_until(send_at) => false,
             _ = probe.confirm.asked() => true,
             _ = stopped(&mut stop.schedule) => return,
         };
@@ -65,6 +86,18 @@ pub async fn run(probe: Arc<Probe>, ctx: Arc<ProbeContext>, mut stop: Stop) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sends_due_within_a_tick_go_at_its_end() {
+        let ms = Duration::from_millis;
+        let due = Instant::now() + ms(100);
+        let tick = on_tick(due);
+        assert!(tick >= due && tick < due + TICK, "{:?}", tick - due);
+        for earlier in [ms(0), ms(1), ms(500), ms(999)] {
+            assert_eq!(on_tick(tick - earlier), tick, "due {earlier:?} before the tick");
+        }
+        assert_eq!(on_tick(tick + ms(1)), tick + TICK);
+    }
 
     #[test]
     fn jitter_stays_within_bounds() {
