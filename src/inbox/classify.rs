@@ -43,9 +43,16 @@ impl Watcher {
         let _seen = self.cleanup_pending(messages.len());
         let mut resolved = Vec::new();
         let mut result = Ok(());
-        for message in messages {
+        // Judged together: the matcher queues the verdicts of the canaries
+        // among them at once (in their order), and the ledger commits them
+        // in one transaction, one sync to disk, rather than one each. What
+        // needs more of the server (a bounce, an application canary's body)
+        // is read after, in order: a canary's own arrival in this batch
+        // counts before a bounce of it read here.
+        let kinds = futures::future::join_all(messages.iter().map(|m| self.classify(m, placement, at))).await;
+        for (message, kind) in messages.iter().zip(kinds) {
             let uid = message.uid;
-            let kind = match self.classify(message, placement, at).await {
+            let kind = match kind {
                 Kind::Report => match imap.message(uid, BOUNCE_LIMIT).await {
                     Ok(Some(raw)) => self.classify_report(uid, &raw).await,
                     Ok(None) => Kind::LeftAlone,
