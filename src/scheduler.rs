@@ -29,8 +29,12 @@ const TICKED_FROM: Duration = Duration::from_secs(10);
 fn on_tick(due: Instant) -> Instant {
     static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let first = Instant::from_std(*FIRST.get_or_init(std::time::Instant::now));
-    let ticks = due.saturating_duration_since(first).as_nanos().div_ceil(TICK.as_nanos());
-    first + TICK * u32::try_from(ticks).unwrap_or(u32::MAX)
+    // (Due before the first tick: only on another clock, as in tests.)
+    let Some(since) = due.checked_duration_since(first) else { return due };
+    match (since.as_nanos() % TICK.as_nanos()) as u64 {
+        0 => due,
+        into => due + (TICK - Duration::from_nanos(into)),
+    }
 }
 
 /// `interval` moved by up to ±`jitter` of itself.
