@@ -3,10 +3,11 @@
 //! routes do not fire at once), then one per interval, on a cadence that
 //! does not drift with how long a send takes. Routes of an interval of
 //! [`TICKED_FROM`] or more send on the process's whole seconds
-//! ([`on_tick`]): the canaries due within a second go together, and share
-//! the ledger's sync to disk, the runtime's wakeups and the watchers'
-//! reads, while the jitter still spreads them over the interval. A confirmation canary asked
-//! for (crate::probe::Confirm) goes at once, beside the schedule, which it
+//! ([`on_tick`], less than a second after they are due): the canaries due
+//! within a second go together, and share the ledger's sync to disk, the
+//! runtime's wakeups and the watchers' reads, while the jitter still
+//! spreads them over the interval. A confirmation canary asked for
+//! (crate::probe::Confirm) goes at once, beside the schedule, which it
 //! does not move. Submissions are bounded by the probes' shared semaphore.
 
 use crate::probe::{Probe, ProbeContext, run_once};
@@ -29,7 +30,8 @@ const TICKED_FROM: Duration = Duration::from_secs(10);
 fn on_tick(due: Instant) -> Instant {
     static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     let first = Instant::from_std(*FIRST.get_or_init(std::time::Instant::now));
-    // (Due before the first tick: only on another clock, as in tests.)
+    // Due before the first tick (computed just before it, or on another
+    // clock, as in tests): when due.
     let Some(since) = due.checked_duration_since(first) else { return due };
     match (since.as_nanos() % TICK.as_nanos()) as u64 {
         0 => due,
@@ -94,6 +96,8 @@ mod tests {
     #[test]
     fn sends_due_within_a_tick_go_at_its_end() {
         let ms = Duration::from_millis;
+        // The ticks count from the first call: made before `due`.
+        on_tick(Instant::now());
         let due = Instant::now() + ms(100);
         let tick = on_tick(due);
         assert!(tick >= due && tick < due + TICK, "{:?}", tick - due);

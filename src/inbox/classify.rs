@@ -43,40 +43,27 @@ impl Watcher {
         let _seen = self.cleanup_pending(messages.len());
         let mut resolved = Vec::new();
         let mut result = Ok(());
-        // Judged together: the matcher queues the verdicts of the canaries
-        // among them at once (in their order), and the ledger commits them
-        // in one transaction, one sync to disk, rather than one each. What
-        // needs more of the server (a bounce, an application canary's body)
-        // is read after, in order: a canary's own arrival in this batch
-        // counts before a bounce of it read here.
-        let kinds = futures::future::join_all(messages.iter().map(|m| self.classify(m, placement, at))).await;
-        for (message, kind) in messages.iter().zip(kinds) {
-            let uid = message.uid;
-            let kind = match kind {
-                Kind::Report => match imap.message(uid, BOUNCE_LIMIT).await {
-                    Ok(Some(raw)) => self.classify_report(uid, &raw).await,
-                    Ok(None) => Kind::LeftAlone,
+        let mut rest = messages;
+        'judging: while !rest.is_empty() {
+            // Judged together, up to the first message that needs the
+            // server again (a bounce, an application canary's body), which
+            // goes alone: the matcher queues the verdicts of the canaries
+            // among them at once, in their order, and the ledger commits
+            // them in one transaction, one sync to disk, rather than one
+            // each. Nothing after a message is judged before it is read.
+            let together = rest.iter().position(|m| self.needs_more(m)).unwrap_or(rest.len()).max(1);
+            let (now, later) = rest.split_at(together);
+            rest = later;
+            let kinds = futures::future::join_all(now.iter().map(|m| self.classify(m, placement, at))).await;
+            for (message, kind) in now.iter().zip(kinds) {
+                match self.read_more(imap, message, kind, placement, at).await {
+                    Ok(Kind::Resolved) => resolved.push(message.uid),
+                    Ok(_) => {}
                     Err(e) => {
-                        // A bounce too large to read is skipped; any other
-                        // failure leaves the cursor on it, to read it again.
-                        result = Err((if e.too_large() { uid + 1 } else { uid }, e));
-                        break;
+                        result = Err(e);
+                        break 'judging;
                     }
-                },
-                Kind::Tagged(tag, expect) => match imap.message(uid, crate::trigger::expect::BODY_LIMIT).await {
-                    Ok(Some(raw)) => {
-                        self.check_body(uid, tag, expect, &raw, self.sighting(message, placement, None, at)).await
-                    }
-                    Ok(None) => Kind::LeftAlone,
-                    Err(e) => {
-                        result = Err((if e.too_large() { uid + 1 } else { uid }, e));
-                        break;
-                    }
-                },
-                kind => kind,
-            };
-            if matches!(kind, Kind::Resolved) {
-                resolved.push(uid);
+                }
             }
         }
         // After a refused FETCH the session still works. After a broken or
@@ -86,6 +73,36 @@ impl Watcher {
             self.resolved(imap, &resolved, folder).await;
         }
         result
+    }
+
+    /// What `message` of `kind` is, once what it needs of the server (a
+    /// bounce's report, an application canary's body) is read; the UID to
+    /// read from again if that failed (past it when it is too large).
+    async fn read_more(
+        &self,
+        imap: &mut ImapSession,
+        message: &Fetched,
+        kind: Kind,
+        placement: Placement,
+        at: Sight,
+    ) -> Result<Kind, (u32, ImapError)> {
+        let uid = message.uid;
+        let failed = |e: ImapError| (if e.too_large() { uid + 1 } else { uid }, e);
+        Ok(match kind {
+            Kind::Report => match imap.message(uid, BOUNCE_LIMIT).await.map_err(failed)? {
+                Some(raw) => self.classify_report(uid, &raw).await,
+                None => Kind::LeftAlone,
+            },
+            Kind::Tagged(tag, expect) => {
+                match imap.message(uid, crate::trigger::expect::BODY_LIMIT).await.map_err(failed)? {
+                    Some(raw) => {
+                        self.check_body(uid, tag, expect, &raw, self.sighting(message, placement, None, at)).await
+                    }
+                    None => Kind::LeftAlone,
+                }
+            }
+            kind => kind,
+        })
     }
 
     /// Verifies one message's token and hands a genuine canary to the matcher.

@@ -46,11 +46,14 @@ impl Matcher {
             let outcome = arrived(latency_seconds);
             return self.settle(id, (c.labels, c.since), outcome, s.insight, now_ms);
         }
+        // Both queued now, in order (the ledger makes it late only once it
+        // is lost): with the other verdicts of the same fetch, not after them.
         let lost = self.settle(id, (c.labels.clone(), c.since), Outcome::Lost, Insight::default(), now_ms);
-        let (id, late) = (id.to_string(), Outcome::Late { placement: s.placement, latency_seconds });
+        let late = Outcome::Late { placement: s.placement, latency_seconds };
+        let late = self.settle(id, (c.labels, c.since), late, s.insight, now_ms);
         Box::pin(async move {
             lost.await;
-            self.settle(&id, (c.labels, c.since), late, s.insight, now_ms).await
+            late.await
         })
     }
 
