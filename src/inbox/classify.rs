@@ -14,6 +14,12 @@ use std::sync::Arc;
 /// first, and a returned body beyond this is not needed.
 const BOUNCE_LIMIT: usize = 256 * 1024;
 
+/// Whether `message` carries a token of its own (or more than one): judged
+/// by its headers alone, never by another read of the server.
+fn has_token(message: &Fetched) -> bool {
+    !matches!(extract_token(&message.headers), Ok(None))
+}
+
 /// What a fetched message turned out to be.
 pub(super) enum Kind {
     /// A canary the matcher resolved: clean it up.
@@ -28,8 +34,9 @@ pub(super) enum Kind {
 
 impl Watcher {
     /// Classifies fetched messages and cleans up the ones the matcher
-    /// resolved. If a bounce cannot be read, stops there with its UID, so
-    /// that the cursor stays on it and it is read again.
+    /// resolved. If a bounce or an application canary's body cannot be
+    /// read, stops there with its UID, so that the cursor stays on it and
+    /// it (and what follows) is read again.
     pub(super) async fn process(
         &self,
         imap: &mut ImapSession,
@@ -45,13 +52,14 @@ impl Watcher {
         let mut result = Ok(());
         let mut rest = messages;
         'judging: while !rest.is_empty() {
-            // Judged together, up to the first message that needs the
-            // server again (a bounce, an application canary's body), which
-            // goes alone: the matcher queues the verdicts of the canaries
-            // among them at once, in their order, and the ledger commits
-            // them in one transaction, one sync to disk, rather than one
-            // each. Nothing after a message is judged before it is read.
-            let together = rest.iter().position(|m| self.needs_more(m)).unwrap_or(rest.len()).max(1);
+            // The messages with a token are judged together: the matcher
+            // queues the verdicts of the canaries among them at once, in
+            // their order, and the ledger commits them in one transaction,
+            // one sync to disk, rather than one each. One without (a
+            // bounce, an application canary's email, someone else's mail)
+            // goes alone, as it may need the server again (its report, its
+            // body): nothing after it is judged before it is read.
+            let together = rest.iter().position(|m| !has_token(m)).unwrap_or(rest.len()).max(1);
             let (now, later) = rest.split_at(together);
             rest = later;
             let kinds = futures::future::join_all(now.iter().map(|m| self.classify(m, placement, at))).await;

@@ -43,16 +43,6 @@ fn any(keys: &[String]) -> String {
     }
 }
 
-/// How an email to an application canary's tag is judged.
-enum TagJudged<'t> {
-    /// No tag of it is in flight.
-    NotInFlight,
-    /// By its headers: the tag, and the expectation they failed (if any).
-    ByHeaders(&'t String, Option<crate::outcome::Expectation>),
-    /// Its body is needed (its headers passed).
-    NeedsBody(&'t String, Arc<Expect>),
-}
-
 impl Watcher {
     /// A message without a token: an application canary if a recipient
     /// header carries a tag (crate::trigger::tag), else someone else's mail.
@@ -60,46 +50,18 @@ impl Watcher {
     /// body only if a link is expected and the headers passed).
     pub(super) async fn classify_tagged(&self, message: &Fetched, placement: Placement, at: Sight) -> Kind {
         let tags = crate::trigger::tag::in_recipients(&message.headers);
-        match self.tag_judged(message, &tags) {
-            TagJudged::NeedsBody(tag, expect) => Kind::Tagged(tag.clone(), expect),
-            TagJudged::ByHeaders(tag, mismatch) => {
-                self.tagged(message.uid, tag, self.sighting(message, placement, mismatch, at)).await
-            }
+        let in_flight = tags.iter().find_map(|t| Some((t, self.shared.matcher.tag_in_flight(t)?)));
+        let Some((tag, expect)) = in_flight else {
             // Stale (settled already) or unknown: the matcher says which.
-            TagJudged::NotInFlight => match tags.first() {
+            return match tags.first() {
                 Some(tag) => self.tagged(message.uid, tag, self.sighting(message, placement, None, at)).await,
                 None => Kind::LeftAlone,
-            },
-        }
-    }
-
-    /// Whether the email to an application canary's tag (one of `tags`,
-    /// read from `message`'s recipients) is judged by its headers, or
-    /// needs its body read first (its headers passed, and a link is
-    /// expected).
-    fn tag_judged<'t>(&self, message: &Fetched, tags: &'t [String]) -> TagJudged<'t> {
-        let Some((tag, expect)) = tags.iter().find_map(|t| Some((t, self.shared.matcher.tag_in_flight(t)?))) else {
-            return TagJudged::NotInFlight;
+            };
         };
         let mismatch = expect.as_ref().and_then(|e| e.check_headers(&message.headers));
         match expect {
-            Some(expect) if mismatch.is_none() && expect.needs_body() => TagJudged::NeedsBody(tag, expect),
-            _ => TagJudged::ByHeaders(tag, mismatch),
-        }
-    }
-
-    /// Whether `message` needs the server again before it can be judged:
-    /// the whole of a delivery status report, or an application canary's
-    /// body. The others are judged from their headers alone.
-    pub(super) fn needs_more(&self, message: &Fetched) -> bool {
-        let headers = &message.headers;
-        match crate::canary::extract_token(headers) {
-            Ok(None) if self.bounces && crate::bounce::is_report(headers) => true,
-            Ok(None) => {
-                let tags = crate::trigger::tag::in_recipients(headers);
-                matches!(self.tag_judged(message, &tags), TagJudged::NeedsBody(..))
-            }
-            _ => false,
+            Some(expect) if mismatch.is_none() && expect.needs_body() => Kind::Tagged(tag.clone(), expect),
+            _ => self.tagged(message.uid, tag, self.sighting(message, placement, mismatch, at)).await,
         }
     }
 
